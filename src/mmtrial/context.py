@@ -1,0 +1,67 @@
+"""The objects that flow through the pipeline: a read study and an analysis in progress.
+
+Normalised SDTM conventions (what every derivation may rely on after ``sdtm.read_study``):
+
+* each domain is a pandas DataFrame keyed by its lower-case name (``dm``, ``ex``, ``lb`` ...);
+* ``ROWNUM`` is the 1-based data row of the source file (for messages and traceability);
+* ``USUBJID`` and character variables are ``str`` (missing as ``""`` is never used: missing is NA);
+* every ``--DTC`` variable present gets a date column named without the trailing ``C``
+  (``LBDTC`` -> ``LBDT``, ``RFXSTDTC`` -> ``RFXSTDT``; pandas ``datetime64[ns]``, NaT if missing)
+  and an imputation flag with ``F`` in place of ``C`` (``LBDTF``: ``""`` none, ``"D"`` day,
+  ``"M"`` month and day imputed; see ``sdtm/dates.py``);
+* ``lb``: ``LBSTRESN`` is in the contract's default unit for known tests and ``LBSTRESU`` names
+  it; the values as given are kept in ``LBSTRESN_RAW`` and ``LBSTRESU_RAW``; ``LBSTRESC``,
+  ``LBSPEC``, ``LBTESTCD`` and ``LBCAT`` are upper-case;
+* numeric variables of the contract (AGE, EXDOSE, AETOXGR, LBSTNRLO, LBSTNRHI, CMDOSE) are float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmtrial.protocol.model import Protocol
+from mmtrial.report.model import Section
+from mmtrial.sdtm.issues import InputIssue
+
+
+@dataclass
+class Study:
+    """SDTM domains of one study, normalised (see module docstring)."""
+
+    domains: dict[str, pd.DataFrame]
+    path: Path | None = None
+    synthetic: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checksum: str = ""
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        return self.domains.get(name)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.domains[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.domains
+
+
+@dataclass
+class Analysis:
+    """An analysis in progress: each step in ``mmtrial.steps`` adds datasets, results, sections.
+
+    ``adam`` holds ADaM-style datasets by lower-case name (``adsl``, ``adrs`` ...);
+    ``results`` is what becomes ``results.json``; ``sections`` what the report shows;
+    ``methods`` records every method choice in force (printed in the report's footnotes).
+    """
+
+    study: Study
+    protocol: Protocol
+    adam: dict[str, pd.DataFrame] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    sections: list[Section] = field(default_factory=list)
+    issues: list[InputIssue] = field(default_factory=list)
+    methods: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)

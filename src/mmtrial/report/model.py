@@ -1,0 +1,73 @@
+"""What the analysis hands to the renderer: sections made of tables, figures and text.
+
+Every analysis step builds :class:`Section` objects from typed results; the renderer
+(``report/render.py``) only lays them out. Numbers are formatted before they get here
+(``tables/format.py``), so a table is a frame of display strings plus its footnotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Table:
+    """A display table.
+
+    ``data`` holds display strings; its index is ignored, its columns are the headers.
+    ``cell_subjects`` maps (row position, column name) to the USUBJIDs behind that count, so the
+    renderer can link the cell to the listing (traceability, issue 7).
+    ``stub`` names the column that labels rows (rendered as row headers); ``groups`` optionally
+    gives a row-group label per row.
+    """
+
+    id: str
+    title: str
+    data: pd.DataFrame
+    footnotes: list[str] = field(default_factory=list)
+    population: str = ""
+    source: str = ""
+    stub: str | None = None
+    groups: list[str] | None = None
+    cell_subjects: dict[tuple[int, str], list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class Figure:
+    """A figure as an SVG string (preferred) or PNG bytes, with alt text for accessibility."""
+
+    id: str
+    title: str
+    alt: str
+    svg: str | None = None
+    png: bytes | None = None
+    footnotes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Text:
+    """A paragraph (plain text; the renderer escapes it)."""
+
+    text: str
+
+
+@dataclass
+class Listing(Table):
+    """A per-subject listing; rows get anchors ``subj-<USUBJID>`` when ``anchor_column`` is set."""
+
+    anchor_column: str | None = None
+
+
+Block = Table | Figure | Text
+
+
+@dataclass
+class Section:
+    """A report section. ``order`` places it (see ``report/render.py`` SECTION_ORDER)."""
+
+    id: str
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    order: int = 50

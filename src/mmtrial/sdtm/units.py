@@ -1,0 +1,110 @@
+"""Unit conversion of laboratory results to the data contract's default units.
+
+Rules are data: ``data/units.toml`` lists each test's default unit and accepted alternatives
+with their factors. A known test in a unit that is not listed is an error naming the subject,
+test, unit and row (data contract: "never guessed"); tests not in the table (biomarkers,
+cytogenetics) are kept as given.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from mmtrial.sdtm.issues import InputIssue
+
+
+def normalise_unit(u: pd.Series) -> pd.Series:
+    """Canonical spelling for comparison: upper case, no spaces, ``^`` for ``*``/``E`` powers."""
+    s = u.astype("string").str.upper().str.replace(" ", "", regex=False)
+    s = s.str.replace("X10", "10", regex=False).str.replace("10*", "10^", regex=False)
+    s = s.str.replace(r"10E(\d)", r"10^\1", regex=True).str.replace("µ", "U", regex=False)
+    s = s.str.replace("MCL", "UL", regex=False).str.replace("/D", "/24H", regex=False)
+    return s
+
+
+@dataclass(frozen=True)
+class UnitTable:
+    """Default units and conversion factors per (LBTESTCD, LBSPEC)."""
+
+    frame: pd.DataFrame  # LBTESTCD, LBSPEC, UNIT_DEFAULT, UNIT_KEY, FACTOR
+    version: str
+
+    @classmethod
+    def load(cls) -> UnitTable:
+        return _load_units()
+
+    def default_units(self) -> pd.DataFrame:
+        return self.frame.loc[self.frame["FACTOR"] == 1.0].drop_duplicates(["LBTESTCD", "LBSPEC"])
+
+
+@lru_cache(maxsize=1)
+def _load_units() -> UnitTable:
+    text = resources.files("mmtrial.data").joinpath("units.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    rows = []
+    for t in data["test"]:
+        rows.append((t["testcd"], t["spec"], t["unit"], t["unit"], 1.0))
+        for alt, f in t["alternatives"].items():
+            rows.append((t["testcd"], t["spec"], t["unit"], alt, float(f)))
+    frame = pd.DataFrame(rows, columns=["LBTESTCD", "LBSPEC", "UNIT_DEFAULT", "UNIT", "FACTOR"])
+    frame["UNIT_KEY"] = normalise_unit(frame["UNIT"])
+    frame = frame.drop_duplicates(["LBTESTCD", "LBSPEC", "UNIT_KEY"])
+    return UnitTable(frame=frame, version=str(data.get("version", "")))
+
+
+def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple[pd.DataFrame, list[InputIssue]]:
+    """Convert LBSTRESN (and LBSTNRLO/LBSTNRHI) of known tests to the default unit.
+
+    Keeps the values as given in ``LBSTRESN_RAW`` / ``LBSTRESU_RAW``. Rows of a known test whose
+    unit is unknown are reported (error) and left unconverted; nothing is dropped.
+    Matching on LBSPEC is used when the test is known for the record's specimen; a test known
+    for one specimen only (e.g. PLAT/BLOOD) matches whatever LBSPEC says.
+    """
+    table = table or UnitTable.load()
+    out = lb.copy()
+    out["LBSTRESN_RAW"] = out["LBSTRESN"]
+    out["LBSTRESU_RAW"] = out["LBSTRESU"]
+    t = table.frame
+    spec_count = t.drop_duplicates(["LBTESTCD", "LBSPEC"]).groupby("LBTESTCD").size()
+    single = spec_count[spec_count == 1].index
+    spec_key = out["LBSPEC"].where(~out["LBTESTCD"].isin(single))
+    single_spec = t.drop_duplicates("LBTESTCD").set_index("LBTESTCD")["LBSPEC"]
+    spec_key = spec_key.fillna(out["LBTESTCD"].map(single_spec))
+    key = pd.DataFrame({
+        "LBTESTCD": out["LBTESTCD"].to_numpy(),
+        "LBSPEC": spec_key.to_numpy(),
+        "UNIT_KEY": normalise_unit(out["LBSTRESU"]).to_numpy(),
+    })
+    merged = key.merge(t[["LBTESTCD", "LBSPEC", "UNIT_KEY", "UNIT_DEFAULT", "FACTOR"]],
+                       on=["LBTESTCD", "LBSPEC", "UNIT_KEY"], how="left")
+    known_test = pd.MultiIndex.from_frame(key[["LBTESTCD", "LBSPEC"]]).isin(
+        pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates()))
+    has_value = out["LBSTRESN"].notna().to_numpy()
+    factor = merged["FACTOR"].to_numpy(dtype=float)
+    bad = known_test & has_value & np.isnan(factor)
+    conv = known_test & ~np.isnan(factor)
+    f = np.where(conv, factor, 1.0)
+    for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
+        if col in out:
+            out[col] = out[col].astype(float) * f
+    out.loc[conv, "LBSTRESU"] = merged.loc[conv, "UNIT_DEFAULT"].to_numpy()
+    issues: list[InputIssue] = []
+    if bad.any():
+        sub = out.loc[bad]
+        defaults = merged.loc[bad]
+        expected = t.groupby(["LBTESTCD", "LBSPEC"])["UNIT"].agg(lambda s: ", ".join(s))
+        for r, (_, row) in zip(defaults.itertuples(index=False), sub.iterrows(), strict=True):
+            exp = expected.get((r.LBTESTCD, r.LBSPEC), "")
+            issues.append(InputIssue(
+                domain="lb", variable="LBSTRESU", row=int(row["ROWNUM"]), usubjid=row["USUBJID"],
+                value=None if pd.isna(row["LBSTRESU"]) else str(row["LBSTRESU"]),
+                problem=f"unit unknown for {row['LBTESTCD']} {row.get('LBSPEC', '')}; expected one of: {exp}",
+                hint="Fix LBSTRESU or add the unit with its factor to data/units.toml.",
+                rule="UNIT_UNKNOWN"))
+    return out, issues

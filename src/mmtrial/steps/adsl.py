@@ -1,0 +1,14 @@
+"""Step ``adsl``: the base ADSL (treatment dates, SAFFL, death, last alive, disposition)."""
+
+from __future__ import annotations
+
+from mmtrial.context import Analysis
+from mmtrial.derive.adsl import derive_adsl
+
+
+def run(a: Analysis) -> None:
+    a.adam["adsl"] = derive_adsl(a.study.domains)
+    a.methods["populations"] = {
+        "safety": a.protocol.populations.safety,
+        "efficacy": a.protocol.populations.efficacy,
+    }

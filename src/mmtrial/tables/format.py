@@ -1,0 +1,71 @@
+"""Consistent number formats for every table (issue 7).
+
+SAS rounds half away from zero (12.5 -> 13; ../shared/reference/validation.md section 2);
+Python's and R's ``round`` round half to even. Tables that must match SAS use
+:func:`round_half_up`, which works on the decimal string so 0.125 -> 0.13 as SAS prints it.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+
+NE = "NE"
+
+
+def round_half_up(x: float, digits: int = 0) -> float:
+    """Round half away from zero, as SAS's ROUND and PUT do (CAMIS rounding page)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return float("nan")
+    q = Decimal(1).scaleb(-digits)
+    d = Decimal(repr(float(x))).quantize(q, rounding=ROUND_HALF_UP)
+    return float(d)
+
+
+def fmt_num(x: float | None, digits: int = 1) -> str:
+    """A number with fixed decimals, half-up; ``NE`` for None/NaN (not estimable)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return NE
+    return f"{round_half_up(x, digits):.{digits}f}"
+
+
+def fmt_pct(x: int, n: int, digits: int = 1) -> str:
+    """Percent of n to one decimal: ``26.2``; ``NE`` when n is 0."""
+    if n == 0:
+        return NE
+    return fmt_num(100.0 * x / n, digits)
+
+
+def fmt_n_pct(x: int, n: int, digits: int = 1) -> str:
+    """``32 (26.2)``: the count and its percent of n, as in NEJM and TLG tables."""
+    if n == 0:
+        return f"{x}"
+    return f"{x} ({fmt_pct(x, n, digits)})"
+
+
+def fmt_ci(ci: tuple[float | None, float | None] | None, digits: int = 1, scale: float = 1.0) -> str:
+    """``(18.7, 35.0)``; a limit that is not estimable prints ``NE``."""
+    if ci is None:
+        return f"({NE}, {NE})"
+    lo, hi = ci
+    f = [fmt_num(None if v is None else v * scale, digits) for v in (lo, hi)]
+    return f"({f[0]}, {f[1]})"
+
+
+def fmt_estimate_ci(
+    est: float | None, ci: tuple[float | None, float | None] | None, digits: int = 1, scale: float = 1.0
+) -> str:
+    """``3.7 (3.0, 5.3)``: an estimate with its interval; NE where not estimable."""
+    e = fmt_num(None if est is None else est * scale, digits)
+    return f"{e} {fmt_ci(ci, digits, scale)}"
+
+
+def fmt_median_range(values, digits: int = 1) -> str:
+    """``9.0 (1.0-60.0)``: median and range of a numeric vector; NE when empty."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return NE
+    return f"{fmt_num(float(np.median(v)), digits)} ({fmt_num(float(v.min()), digits)}-{fmt_num(float(v.max()), digits)})"
