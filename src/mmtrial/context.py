@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mmtrial.protocol.model import Protocol
-from mmtrial.report.model import Section
-from mmtrial.sdtm.issues import InputIssue
+if TYPE_CHECKING:
+    from mmtrial.protocol.model import Protocol
+    from mmtrial.report.model import Section
+    from mmtrial.sdtm.issues import InputIssue
 
 
 @dataclass

@@ -90,7 +90,7 @@ def _json_default(o: Any) -> Any:
 
 
 def _clean_nan(o: Any) -> Any:
-    if isinstance(o, float) and math.isnan(o):
+    if (isinstance(o, float) and math.isnan(o)) or o is pd.NaT or o is pd.NA:
         return None
     if isinstance(o, dict):
         return {str(k): _clean_nan(v) for k, v in o.items()}

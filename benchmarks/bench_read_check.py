@@ -1,0 +1,46 @@
+"""Benchmark: simulate + write + read + check at 1,000 and 100,000 subjects (issue 2).
+
+Prints subjects/second and peak memory (tracemalloc, Python allocations incl. numpy/pandas) per
+stage. Run: ``.venv/bin/python benchmarks/bench_read_check.py [N ...]`` (default 1000 100000).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from mmtrial.sdtm import load_study
+from mmtrial.simulate import simulate_study, write_study
+
+
+def _measure(label: str, n: int, fn):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{label:<28} n={n:>7,}  {dt:7.2f} s  {n / dt:>10,.0f} subjects/s  peak {peak / 2**20:8.1f} MiB")
+    return out
+
+
+def main(sizes: list[int]) -> None:
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "study"
+            sim = _measure("simulate", n, lambda: simulate_study(n=n, seed=1))  # noqa: B023
+            rows = sum(len(d) for d in sim.domains.values())
+            for fmt in ("parquet", "csv"):
+                f = folder.with_name(f"study-{fmt}")
+                _measure(f"write ({fmt})", n, lambda: write_study(sim, f, fmt=fmt))  # noqa: B023
+                study, issues = _measure(f"read + check ({fmt})", n, lambda: load_study(f))  # noqa: B023
+                errors = [i for i in issues if i.severity == "error"]
+                assert study is not None and not errors, errors[:5]
+            print(f"  ({rows:,} SDTM rows)")
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1000, 100_000])
