@@ -1,0 +1,399 @@
+"""Lines of therapy (Rajkumar, Richardson, San Miguel, Blood 2015;126:921-922).
+
+Regimens (cm PRIOR ANTI-MYELOMA THERAPY rows grouped by CMGRPID) and stem-cell transplants
+(pr) are ordered in time per subject; each item either starts a new line or continues the
+current one. The decision for every item looks only at the item before it (and, for
+transplants, at the subject's earlier transplants), so the whole derivation is a handful of
+vectorised column operations and one cumulative sum per subject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmtrial.sdtm.issues import InputIssue
+
+RAJKUMAR_2015 = "Rajkumar SV, Richardson P, San Miguel JF. Blood 2015;126(7):921-922"
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """Options for counting lines of therapy (protocol section ``[lines]``).
+
+    Parameters
+    ----------
+    same_regimen_gap_days : int, default 30
+        A regimen whose drugs are a subset of the previous regimen's (a drug dropped, a dose
+        changed, the same regimen recorded in two pieces) continues the previous line when it
+        starts at most this many days after the previous regimen ended and the previous one did
+        not stop for progression. Longer gaps are a "planned period of observation off therapy
+        interrupted by a need for additional treatment" (Rajkumar 2011): a new line.
+    planned_gap_days : int, default 120
+        Longest gap between a planned step of a sequential program (induction -> transplant ->
+        consolidation -> maintenance) and the next one when the plan is inferred from phases
+        or reasons rather than declared by CMLNKGRP/PRLNKGRP.
+    infer_planned : bool, default True
+        Infer planned continuation without a link group when the previous item stopped with a
+        reason in ``planned_reasons``, or the item's phase (CMSCAT) is in ``continuation_phases``,
+        or the item is a transplant following an ``INDUCTION`` regimen; and the previous item did
+        not stop for a reason in ``unplanned_reasons``. ``False``: only link groups declare plans.
+    tandem_max_days : int, default 180
+        Longest interval between two transplants for the second to be a planned tandem (the
+        letter gives "e.g. 3 months" as a predefined interval; 180 days allows for delays).
+    tandem_requires_link : bool, default False
+        Also require both transplants to share a PRLNKGRP to count as a tandem.
+    planned_reasons, unplanned_reasons, progression_reasons, continuation_phases,
+    transplant_terms : tuple of str
+        Controlled terms (upper case) for CMRSDISC, CMSCAT and PRTRT.
+    """
+
+    same_regimen_gap_days: int = 30
+    planned_gap_days: int = 120
+    infer_planned: bool = True
+    tandem_max_days: int = 180
+    tandem_requires_link: bool = False
+    planned_reasons: tuple[str, ...] = ("PLANNED", "PLANNED TRANSPLANT")
+    progression_reasons: tuple[str, ...] = (
+        "PROGRESSIVE DISEASE", "DISEASE PROGRESSION", "PROGRESSION", "RELAPSE",
+        "INADEQUATE RESPONSE", "LACK OF EFFICACY", "REFRACTORY",
+    )
+    unplanned_reasons: tuple[str, ...] = (
+        "PROGRESSIVE DISEASE", "DISEASE PROGRESSION", "PROGRESSION", "RELAPSE",
+        "INADEQUATE RESPONSE", "LACK OF EFFICACY", "REFRACTORY", "TOXICITY", "ADVERSE EVENT",
+        "INTOLERANCE",
+    )
+    continuation_phases: tuple[str, ...] = ("CONSOLIDATION", "MAINTENANCE")
+    transplant_terms: tuple[str, ...] = (
+        "AUTOLOGOUS STEM CELL TRANSPLANT", "ALLOGENEIC STEM CELL TRANSPLANT",
+    )
+    source: str = RAJKUMAR_2015
+
+    def __post_init__(self) -> None:
+        for name in ("same_regimen_gap_days", "planned_gap_days", "tandem_max_days"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"LineRule.{name}: expected an integer >= 0; got {v!r}")
+        for name in ("planned_reasons", "progression_reasons", "unplanned_reasons",
+                     "continuation_phases", "transplant_terms"):
+            object.__setattr__(self, name, tuple(str(s).upper().strip() for s in getattr(self, name)))
+
+    @classmethod
+    def from_protocol(cls, section: dict[str, Any]) -> LineRule:
+        """Build from the protocol's ``[lines]`` table; unknown keys are an error."""
+        allowed = set(cls.__dataclass_fields__)
+        unknown = set(section) - allowed
+        if unknown:
+            raise ValueError(f"[lines]: unknown option(s) {sorted(unknown)}; allowed {sorted(allowed)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
+        return cls(**kw)
+
+    def describe(self) -> str:
+        return (f"Lines of therapy per {self.source}: a new line when a regimen stops and a different one "
+                f"starts, a drug is added or substituted unplanned, or a transplant follows an earlier one "
+                f"(except a planned tandem within {self.tandem_max_days} days); planned induction, "
+                f"transplant, consolidation and maintenance are one line (declared by CMLNKGRP/PRLNKGRP"
+                + (f", or inferred from phase/reason within {self.planned_gap_days} days" if self.infer_planned else "")
+                + f"); a regimen restarted or reduced within {self.same_regimen_gap_days} days continues its line.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+DEFAULT_LINE_RULE = LineRule()
+
+ITEM_COLUMNS = [
+    "USUBJID", "ITEMID", "ITEMTYPE", "STDT", "ENDT", "STDTF", "ENDTF", "REASON", "PHASE",
+    "LNKGRP", "DRUGS", "NDRUGS", "SRCDOM", "SRCROWS",
+]
+
+
+def _string_agg(df: pd.DataFrame, keys: list[str], value: str, order: str, out: str,
+                distinct: bool = False, sep: str = ";") -> pd.DataFrame:
+    """``sep``-joined values per key group, in ``order`` (sorted frame + ``np.add.reduceat``:
+    one C-level pass over the rows, no Python loop per group)."""
+    cols = list(dict.fromkeys([*keys, value, order]))
+    x = df[cols]
+    if distinct:
+        x = x.drop_duplicates([*keys, value])
+    x = x.sort_values(list(dict.fromkeys([*keys, order])), kind="stable")
+    if len(x) == 0:
+        res = x[keys].copy()
+        res[out] = pd.Series(dtype="string")
+        return res.reset_index(drop=True)
+    new = np.zeros(len(x), dtype=bool)
+    new[0] = True
+    for c in keys:
+        arr = x[c].to_numpy(dtype=object)
+        new[1:] |= arr[1:] != arr[:-1]
+    starts = np.flatnonzero(new)
+    vals = (sep + x[value].astype("string").fillna("").astype(object)).to_numpy(dtype=object)
+    joined = np.add.reduceat(vals, starts)
+    res = x.iloc[starts][keys].reset_index(drop=True)
+    res[out] = pd.Series(joined, dtype="string").str.slice(len(sep))
+    return res
+
+
+def derive_transplants(pr: pd.DataFrame | None, *, rule: LineRule = DEFAULT_LINE_RULE) -> pd.DataFrame:
+    """Stem-cell transplants from pr: USUBJID, ROWNUM, PRTRT, PRSTDT, PRSTDTF, PRLNKGRP, SCTTYPE.
+
+    Rule: data-contract.md pr: PRTRT ``AUTOLOGOUS STEM CELL TRANSPLANT`` or ``ALLOGENEIC STEM
+    CELL TRANSPLANT`` (``LineRule.transplant_terms``); other procedures are not therapy lines.
+    """
+    cols = ["USUBJID", "ROWNUM", "PRTRT", "PRSTDT", "PRSTDTF", "PRLNKGRP", "SCTTYPE"]
+    if pr is None or len(pr) == 0 or "PRTRT" not in pr:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    x = pr.copy()
+    trt = x["PRTRT"].astype("string").str.upper().str.strip()
+    x = x.loc[trt.isin(rule.transplant_terms).fillna(False)].copy()
+    x["PRTRT"] = x["PRTRT"].astype("string").str.upper().str.strip()
+    if "ROWNUM" not in x:
+        x["ROWNUM"] = np.arange(1, len(x) + 1)
+    for c in ("PRLNKGRP", "PRSTDTF"):
+        if c not in x:
+            x[c] = pd.NA
+    if "PRSTDT" not in x:
+        x["PRSTDT"] = pd.NaT
+    x["PRSTDT"] = pd.to_datetime(x["PRSTDT"])
+    x["PRSTDTF"] = x["PRSTDTF"].astype("string").fillna("")
+    x["PRLNKGRP"] = x["PRLNKGRP"].astype("string").str.strip().replace("", pd.NA)
+    x["SCTTYPE"] = np.where(x["PRTRT"].str.startswith("ALLO"), "ALLOGENEIC", "AUTOLOGOUS")
+    x["USUBJID"] = x["USUBJID"].astype("string")
+    return x[cols].reset_index(drop=True)
+
+
+def derive_regimens(exposure: pd.DataFrame, transplants: pd.DataFrame) -> pd.DataFrame:
+    """Therapy items per subject: one row per regimen (CMGRPID) and one per transplant.
+
+    A regimen starts at its earliest drug start and ends at its latest drug end (all its drugs
+    stopped: Rajkumar 2015, "a regimen is discontinued only when all drugs are stopped");
+    its reason (CMRSDISC) is the one recorded on the drug that ended last; its phase (CMSCAT)
+    and link group (CMLNKGRP) the first recorded. A transplant is an item that starts and ends
+    on PRSTDT. Columns: see ``ITEM_COLUMNS``.
+    """
+    e = exposure.sort_values(["USUBJID", "CMGRPID", "CMENDT"], na_position="first")
+    g = e.groupby(["USUBJID", "CMGRPID"], sort=False, observed=True)
+    reg = g.agg(STDT=("CMSTDT", "min"), ENDT=("CMENDT", "max"), REASON=("CMRSDISC", "last"),
+                PHASE=("CMSCAT", "first"), LNKGRP=("CMLNKGRP", "first"),
+                NDRUGS=("DRUG", "nunique")).reset_index()
+    # imputation flag of the date that defines the start and the end (for partial-date rules)
+    st = e.loc[e["CMSTDT"].notna()].sort_values("CMSTDT").drop_duplicates(["USUBJID", "CMGRPID"])
+    en = e.loc[e["CMENDT"].notna()].sort_values("CMENDT").drop_duplicates(["USUBJID", "CMGRPID"], keep="last")
+    reg = reg.merge(st[["USUBJID", "CMGRPID", "CMSTDTF"]].rename(columns={"CMSTDTF": "STDTF"}),
+                    on=["USUBJID", "CMGRPID"], how="left")
+    reg = reg.merge(en[["USUBJID", "CMGRPID", "CMENDTF"]].rename(columns={"CMENDTF": "ENDTF"}),
+                    on=["USUBJID", "CMGRPID"], how="left")
+    anynoend = e["CMENDT"].isna().groupby([e["USUBJID"], e["CMGRPID"]], observed=True).any()
+    anynoend = anynoend.rename("NOEND").reset_index()
+    reg = reg.merge(anynoend, on=["USUBJID", "CMGRPID"], how="left")
+    reg.loc[reg["NOEND"], "ENDT"] = pd.NaT  # a drug with no end date: the regimen's end is unknown
+    if len(e):
+        drugs = _string_agg(e.drop_duplicates(["USUBJID", "CMGRPID", "DRUG"]), ["USUBJID", "CMGRPID"],
+                            "DRUG", "DRUG", "DRUGS")
+        rows = _string_agg(e, ["USUBJID", "CMGRPID"], "ROWNUM", "ROWNUM", "SRCROWS", sep=",")
+        reg = reg.merge(drugs, on=["USUBJID", "CMGRPID"], how="left").merge(
+            rows, on=["USUBJID", "CMGRPID"], how="left")
+    else:
+        reg["DRUGS"] = pd.Series(dtype="string")
+        reg["SRCROWS"] = pd.Series(dtype="string")
+    reg = reg.rename(columns={"CMGRPID": "ITEMID"})
+    reg["ITEMTYPE"] = "REGIMEN"
+    reg["SRCDOM"] = "cm"
+    t = transplants
+    sct = pd.DataFrame({
+        "USUBJID": t["USUBJID"].astype("string"),
+        "ITEMID": "SCT" + t["ROWNUM"].astype("string"),
+        "ITEMTYPE": "SCT",
+        "STDT": pd.to_datetime(t["PRSTDT"]),
+        "ENDT": pd.to_datetime(t["PRSTDT"]),
+        "STDTF": t["PRSTDTF"].astype("string"),
+        "ENDTF": t["PRSTDTF"].astype("string"),
+        "REASON": pd.Series(pd.NA, index=t.index, dtype="string"),
+        "PHASE": pd.Series(pd.NA, index=t.index, dtype="string"),
+        "LNKGRP": t["PRLNKGRP"].astype("string"),
+        "DRUGS": t["SCTTYPE"].astype("string").str.lower() + " sct",
+        "NDRUGS": 0,
+        "SRCDOM": "pr",
+        "SRCROWS": t["ROWNUM"].astype("string"),
+    })
+    items = pd.concat([reg[ITEM_COLUMNS], sct[ITEM_COLUMNS]], ignore_index=True)
+    items["USUBJID"] = items["USUBJID"].astype("string")
+    for c in ("REASON", "PHASE", "LNKGRP", "STDTF", "ENDTF"):
+        items[c] = items[c].astype("string")
+    items["STDTF"] = items["STDTF"].fillna("")
+    items["ENDTF"] = items["ENDTF"].fillna("")
+    items["NDRUGS"] = items["NDRUGS"].astype("int64")
+    items["STDT"] = pd.to_datetime(items["STDT"])
+    items["ENDT"] = pd.to_datetime(items["ENDT"])
+    return items
+
+
+def derive_lines_of_therapy(
+    items: pd.DataFrame,
+    exposure: pd.DataFrame,
+    *,
+    rule: LineRule = DEFAULT_LINE_RULE,
+) -> pd.DataFrame:
+    """Assign a line number to every therapy item (regimen or transplant).
+
+    Rule
+    ----
+    Rajkumar, Richardson, San Miguel. Blood 2015;126:921-922 (domain.md 2.7): a line is one or
+    more complete cycles of a single agent, a combination, or a planned sequential therapy
+    (induction -> SCT -> consolidation -> maintenance = 1 line). A new line starts when
+    (1) a regimen is discontinued (all its drugs stopped) and a different regimen is started;
+    (2) one or more drugs are added or substituted, unplanned; (3) each SCT in a patient with
+    more than one SCT, except a planned tandem with a predefined interval.
+
+    Algorithm
+    ---------
+    Items are sorted per subject by start date (missing last), regimens before transplants on
+    the same day, then item id. Item *i* continues the line of item *i-1* (its predecessor) when
+    any of these hold, else it starts a new line:
+
+    a. same start date as the predecessor (one combination recorded as two regimens);
+    b. same non-missing link group (CMLNKGRP / PRLNKGRP: a declared planned program);
+    c. continuation: both regimens, *i*'s drugs a subset of *i-1*'s, *i-1* did not stop for
+       progression, and *i* starts <= ``same_regimen_gap_days`` after *i-1* ended;
+    d. inferred plan (``infer_planned``): *i-1* stopped with a planned reason, or *i*'s phase is
+       consolidation/maintenance, or *i* is an SCT after an induction regimen; *i-1* did not
+       stop for progression or toxicity; gap <= ``planned_gap_days``.
+
+    A transplant after an earlier transplant of the same subject overrides a-d: it continues
+    the line only as a planned tandem (<= ``tandem_max_days`` after the previous transplant,
+    sharing its link group when ``tandem_requires_link``). The first item is line 1.
+
+    Returns
+    -------
+    The items with ``ITEMSEQ`` (order within subject), ``NEWLNFL`` ("Y" when the item starts a
+    line), ``LNRULE`` (which condition joined it: ``SAME START``, ``LINKED``, ``CONTINUATION``,
+    ``PLANNED``, ``TANDEM``; ``NEW`` for line starts) and ``LINENUM``.
+
+    Examples
+    --------
+    Rd stopped for inadequate response, then bortezomib added (RVd): 2 lines (Rajkumar 2015).
+    """
+    if len(items) == 0:
+        out = items.copy()
+        for c in ("ITEMSEQ", "LINENUM"):
+            out[c] = pd.Series(dtype="int64")
+        out["NEWLNFL"] = pd.Series(dtype="string")
+        out["LNRULE"] = pd.Series(dtype="string")
+        return out
+    x = items.copy()
+    x["_isSCT"] = x["ITEMTYPE"].eq("SCT")
+    x["_nodate"] = x["STDT"].isna()
+    x = x.sort_values(["USUBJID", "_nodate", "STDT", "_isSCT", "ITEMID"], kind="mergesort").reset_index(drop=True)
+    g = x.groupby("USUBJID", sort=False)
+    x["ITEMSEQ"] = g.cumcount() + 1
+    first = x["ITEMSEQ"].eq(1)
+    prev = g[["STDT", "ENDT", "REASON", "PHASE", "LNKGRP", "_isSCT", "NDRUGS"]].shift(1)
+    gap = (x["STDT"] - prev["ENDT"]).dt.days
+    prev_reason = prev["REASON"].astype("string")
+    same_start = (x["STDT"] == prev["STDT"]).fillna(False)
+    linked = (x["LNKGRP"].notna() & (x["LNKGRP"] == prev["LNKGRP"].astype("string"))).fillna(False)
+
+    # c. continuation: i's drugs a subset of i-1's (vectorised by a merge on the shifted sequence)
+    dr = exposure[["USUBJID", "CMGRPID", "DRUG"]].drop_duplicates()
+    seq = x.loc[~x["_isSCT"], ["USUBJID", "ITEMID", "ITEMSEQ"]].rename(columns={"ITEMID": "CMGRPID"})
+    dseq = dr.merge(seq, on=["USUBJID", "CMGRPID"], how="inner")[["USUBJID", "ITEMSEQ", "DRUG"]]
+    prevd = dseq.assign(ITEMSEQ=dseq["ITEMSEQ"] + 1)
+    match = dseq.merge(prevd, on=["USUBJID", "ITEMSEQ", "DRUG"], how="inner")
+    nmatch = match.groupby(["USUBJID", "ITEMSEQ"]).size().rename("_nmatch").reset_index()
+    x = x.merge(nmatch, on=["USUBJID", "ITEMSEQ"], how="left")
+    x["_nmatch"] = x["_nmatch"].fillna(0).astype("int64")
+    subset = (x["NDRUGS"] > 0) & (x["_nmatch"] == x["NDRUGS"])
+    both_reg = ~x["_isSCT"] & ~prev["_isSCT"].astype("boolean").fillna(True)
+    not_pd = ~prev_reason.isin(rule.progression_reasons).fillna(False)
+    continuation = (both_reg & subset & not_pd & (gap <= rule.same_regimen_gap_days)).fillna(False)
+
+    # d. inferred planned continuation
+    cue = (prev_reason.isin(rule.planned_reasons).fillna(False)
+           | x["PHASE"].isin(rule.continuation_phases).fillna(False)
+           | (x["_isSCT"] & prev["PHASE"].astype("string").eq("INDUCTION").fillna(False)))
+    not_unplanned = ~prev_reason.isin(rule.unplanned_reasons).fillna(False)
+    planned = (cue & not_unplanned & (gap <= rule.planned_gap_days)).fillna(False)
+    if not rule.infer_planned:
+        planned = pd.Series(False, index=x.index)
+
+    # transplants after an earlier transplant: only a planned tandem continues the line
+    sct_date = x["STDT"].where(x["_isSCT"])
+    sct_link = x["LNKGRP"].where(x["_isSCT"])
+    last_sct = sct_date.groupby(x["USUBJID"]).shift(1)
+    last_sct = last_sct.groupby(x["USUBJID"]).ffill()
+    last_link = sct_link.groupby(x["USUBJID"]).shift(1).astype("string")
+    last_link = last_link.groupby(x["USUBJID"]).ffill()
+    n_prev_sct = x["_isSCT"].astype("int64").groupby(x["USUBJID"]).cumsum() - x["_isSCT"].astype("int64")
+    later_sct = x["_isSCT"] & (n_prev_sct > 0)
+    tandem = ((x["STDT"] - last_sct).dt.days <= rule.tandem_max_days).fillna(False)
+    if rule.tandem_requires_link:
+        tandem = tandem & (x["LNKGRP"] == last_link).fillna(False)
+
+    rule_lbl = np.select(
+        [first, later_sct & tandem, later_sct, same_start, linked, planned, continuation],
+        ["NEW", "TANDEM", "NEW", "SAME START", "LINKED", "PLANNED", "CONTINUATION"],
+        default="NEW",
+    )
+    x["LNRULE"] = pd.Series(rule_lbl, index=x.index, dtype="string")
+    x["NEWLNFL"] = np.where(x["LNRULE"].eq("NEW"), "Y", "N")
+    x["LINENUM"] = x["NEWLNFL"].eq("Y").astype("int64").groupby(x["USUBJID"]).cumsum()
+    return x.drop(columns=["_isSCT", "_nodate", "_nmatch"])
+
+
+ADLOT_COLUMNS = [
+    "USUBJID", "LINENUM", "LOTSTDT", "LOTENDT", "REGIMENS", "DRUGS", "NITEMS", "NSCT",
+    "LOTRSDSC", "LNRULES",
+]
+
+
+def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
+    """ADLOT: one row per subject per line (start, end, regimens, drugs, transplants, reason ended).
+
+    ``LOTENDT`` is the latest end of its items (NaT when any item's end is unknown); ``LOTRSDSC``
+    the reason recorded on the item that ended last; ``REGIMENS`` the item ids in order
+    (transplants as ``SCT<pr row>``); ``LNRULES`` why each item joined the line.
+    """
+    if len(lines) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in ADLOT_COLUMNS})
+    k = ["USUBJID", "LINENUM"]
+    x = lines.copy()
+    g = x.groupby(k, sort=False)
+    lot = g.agg(LOTSTDT=("STDT", "min"), LOTENDT=("ENDT", "max"), NITEMS=("ITEMID", "size")).reset_index()
+    noend = x["ENDT"].isna().groupby([x["USUBJID"], x["LINENUM"]]).any().rename("_noend").reset_index()
+    nsct = x["ITEMTYPE"].eq("SCT").groupby([x["USUBJID"], x["LINENUM"]]).sum().rename("NSCT").reset_index()
+    last = x.sort_values(["USUBJID", "LINENUM", "ENDT", "ITEMSEQ"], na_position="first").drop_duplicates(k, keep="last")
+    lot = lot.merge(noend, on=k).merge(nsct, on=k).merge(
+        last[[*k, "REASON"]].rename(columns={"REASON": "LOTRSDSC"}), on=k, how="left")
+    lot.loc[lot["_noend"], "LOTENDT"] = pd.NaT
+    regs = _string_agg(x, k, "ITEMID", "ITEMSEQ", "REGIMENS")
+    rules = _string_agg(x, k, "LNRULE", "ITEMSEQ", "LNRULES")
+    # distinct drugs of the line, alphabetical
+    dl = x[[*k, "DRUGS"]].assign(DRUG=x["DRUGS"].astype("string").str.split(";")).explode("DRUG")
+    dl = dl.loc[dl["DRUG"].notna() & ~dl["DRUG"].astype("string").str.endswith(" sct")]
+    if len(dl):
+        drugs = _string_agg(dl, k, "DRUG", "DRUG", "DRUGS", distinct=True)
+    else:
+        drugs = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "LINENUM": pd.Series(dtype="int64"),
+                              "DRUGS": pd.Series(dtype="string")})
+    lot = lot.merge(regs, on=k).merge(rules, on=k).merge(drugs, on=k, how="left")
+    lot["NSCT"] = lot["NSCT"].astype("int64")
+    lot["NITEMS"] = lot["NITEMS"].astype("int64")
+    for c in ("REGIMENS", "DRUGS", "LNRULES", "LOTRSDSC"):
+        lot[c] = lot[c].astype("string")
+    return lot.sort_values(k).reset_index(drop=True)[ADLOT_COLUMNS]
+
+
+def compute_line_issues(lines: pd.DataFrame) -> list[InputIssue]:
+    """Warnings for items whose dates make the line order uncertain (start after end)."""
+    bad = lines.loc[(lines["ENDT"] < lines["STDT"]).fillna(False)]
+    return [
+        InputIssue(domain=str(d), variable="CMENDTC" if d == "cm" else "PRSTDTC",
+                   problem=f"regimen {i} ends before it starts", severity="warning", usubjid=str(u),
+                   row=int(str(r).split(",")[0]), value=str(e.date()),
+                   hint="Check the regimen's start and end dates.", rule="lines of therapy")
+        for u, i, d, r, e in zip(bad["USUBJID"], bad["ITEMID"], bad["SRCDOM"], bad["SRCROWS"], bad["ENDT"],
+                                 strict=True)
+    ]

@@ -1,0 +1,117 @@
+"""Kaplan-Meier plot (TLG catalog KMG01): curves with censor marks, number-at-risk table and
+median (CI) annotation, as an SVG string for the report.
+
+Rule
+----
+KMG01 (insightsengineering/tlg-catalog graphs/efficacy/kmg01): step curve, "+" at censored
+times, number at risk under the x axis at the tick times, median with its CI in a box; no Cox
+annotation for a single arm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from mmtrial.stats.survival import KaplanMeier
+
+_COLOURS = ("#1f4e79", "#c0504d", "#4f8a3c", "#8064a2", "#d98c1f")
+
+
+def _fmt(v: float | None) -> str:
+    from mmtrial.tables.format import fmt_num
+
+    return fmt_num(v, 1)
+
+
+def compute_km_steps(km: KaplanMeier) -> tuple[np.ndarray, np.ndarray]:
+    """x, y of the step curve starting at (0, 1), with a point at each distinct time."""
+    x = np.concatenate([[0.0], km.time])
+    y = np.concatenate([[1.0], km.surv])
+    return x, y
+
+
+def km_figure(
+    curves: Mapping[str, KaplanMeier],
+    *,
+    xlabel: str = "Months",
+    ylabel: str = "Probability of survival",
+    tick_step: float | None = None,
+    at_risk_times: Sequence[float] | None = None,
+    show_ci: bool = True,
+    title: str = "",
+):
+    """A matplotlib figure of one or more KM curves with a number-at-risk table.
+
+    The curves must already be on the plotting time scale (e.g. months).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    tmax = max((float(km.time[-1]) for km in curves.values() if km.time.size), default=1.0)
+    if tick_step is None:
+        raw = tmax / 8
+        mag = 10 ** np.floor(np.log10(raw)) if raw > 0 else 1
+        tick_step = float(min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw))
+    ticks = np.arange(0, tmax + tick_step, tick_step) if at_risk_times is None else np.asarray(at_risk_times, float)
+    n_rows = len(curves)
+    fig = plt.figure(figsize=(7.5, 4.6 + 0.25 * n_rows))
+    left, width = 0.22, 0.74  # room on the left for the number-at-risk row labels
+    ax = fig.add_axes((left, 0.18 + 0.05 * n_rows, width, 0.72 - 0.05 * n_rows))
+    lines = []
+    for k, (label, km) in enumerate(curves.items()):
+        col = _COLOURS[k % len(_COLOURS)]
+        x, y = compute_km_steps(km)
+        (ln,) = ax.step(x, y, where="post", color=col, lw=1.6, label=f"{label} (n={km.n})")
+        lines.append(ln)
+        if show_ci and km.time.size:
+            lo = np.concatenate([[1.0], np.nan_to_num(km.lower, nan=np.nan)])
+            hi = np.concatenate([[1.0], km.upper])
+            ax.fill_between(x, lo, hi, step="post", color=col, alpha=0.12, lw=0)
+        cens = km.n_censor > 0
+        if cens.any():
+            ax.plot(km.time[cens], km.surv[cens], "+", color=col, ms=7, mew=1.2)
+        med = km.median
+        lo_m, hi_m = km.median_ci
+        ax.text(
+            0.98,
+            0.97 - 0.07 * k,
+            f"{label}: median {_fmt(med)} ({_fmt(lo_m)}, {_fmt(hi_m)})",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=8.5,
+            color=col,
+        )
+        if med is not None:
+            ax.plot([0, med, med], [0.5, 0.5, 0], ls=":", color=col, lw=0.8)
+    ax.set_xlim(0, float(ticks[-1]) if len(ticks) else tmax)
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(ticks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25)
+    ax.legend(handles=lines, loc="lower left", fontsize=8.5, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    # number at risk table
+    fig.text(0.01, 0.05 + 0.05 * n_rows, "Number at risk", fontsize=8.5, weight="bold")
+    xmin, xmax = ax.get_xlim()
+    for k, (label, km) in enumerate(curves.items()):
+        yy = 0.03 + 0.05 * (n_rows - 1 - k)
+        fig.text(0.01, yy, label[:24], fontsize=8, color=_COLOURS[k % len(_COLOURS)])
+        risk = km.number_at_risk(ticks) if km.time.size else np.zeros(len(ticks), int)
+        for t, r in zip(ticks, risk, strict=True):
+            fx = left + width * (t - xmin) / (xmax - xmin)
+            fig.text(fx, yy, str(int(r)), fontsize=8, ha="center")
+    return fig
+
+
+def km_svg(curves: Mapping[str, KaplanMeier], alt: str, **kw) -> str:
+    """The KM figure as a reproducible SVG string (see ``figures/svg.py``)."""
+    from mmtrial.figures.svg import figure_to_svg
+
+    return figure_to_svg(km_figure(curves, **kw), alt)

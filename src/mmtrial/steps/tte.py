@@ -1,0 +1,401 @@
+"""Step ``tte``: ADTTE (OS, PFS, DOR, TTR, TTNT), Kaplan-Meier statistics, OS by response without
+guarantee-time bias, ORR by subgroup, the exact binomial test, and the "efficacy-tte" section.
+
+Reads the ``[tte]`` protocol section (:class:`TteConfig`); the method profile comes from
+``a.options["profile"]``, else ``[tte] profile``, else ``[methods] profile`` (default "sas").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmtrial.context import Analysis
+from mmtrial.derive.tte import derive_adtte, endpoint_specs_from_config
+from mmtrial.report.model import Figure, Section, Text
+from mmtrial.stats.compare import (
+    compute_landmark_comparison,
+    compute_mantel_byar,
+    compute_naive_comparison,
+    compute_time_dependent_cox,
+)
+from mmtrial.stats.proportion import CI_METHOD_LABELS, compute_binomial_test, compute_proportion
+from mmtrial.stats.survival import KaplanMeier, kaplan_meier, km_options
+from mmtrial.tables.efficacy import (
+    binomial_test_table,
+    os_by_response_table,
+    subgroup_table,
+    tte_rules_table,
+    tte_summary_table,
+    ttr_table,
+)
+
+SECTION_ID = "efficacy-tte"
+SECTION_ORDER = 45
+
+_LABELS = {
+    "OS": "Overall survival",
+    "PFS": "Progression-free survival",
+    "DOR": "Duration of response",
+    "TTR": "Time to response",
+    "TTNT": "Time to next treatment",
+}
+
+
+class TteConfig(BaseModel):
+    """The ``[tte]`` protocol section (see storm.toml and docs/statistics.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile: Literal["sas", "r"] | None = None
+    ci_transform: Literal["log-log", "log", "plain", "arcsine", "logit"] | None = None
+    median_rule: Literal["sas", "r"] | None = None
+    level: float = Field(0.95, gt=0, lt=1)
+    add_one: bool = True
+    days_per_month: float = Field(30.4375, gt=0)
+    quantiles: list[float] = [0.25, 0.5, 0.75]
+    landmark_months: list[float] = [6.0, 12.0]
+    cox_ties: Literal["breslow", "efron"] | None = None
+    os_by_response_landmark_months: float = Field(2.0, gt=0)
+    os_by_response_flag: str = "RSPFL"
+    os_by_response_date: str = "RSPDT"
+    binomial_null: float = Field(0.10, gt=0, lt=1)
+    binomial_alpha: float = Field(0.025, gt=0, lt=0.5)
+    binomial_alternatives: list[float] = []
+    binomial_design_source: str = "protocol [tte] section"
+    subgroup_nlines_cutoff: int = 7
+    proportion_ci: str | None = None
+    endpoints: dict[str, dict[str, Any]]
+
+
+def _profile(a: Analysis, cfg: TteConfig) -> str:
+    p = a.options.get("profile") or cfg.profile or a.protocol.methods.get("profile", "sas")
+    if p not in ("sas", "r"):
+        raise ValueError(f"tte step: method profile must be 'sas' or 'r'; got {p!r}")
+    return p
+
+
+#: Which step provides each ADSL variable the endpoints use (docs/adam.md), for error messages.
+_PROVIDER = {
+    "TRTSDT": "adsl", "DTHFL": "adsl", "DTHDT": "adsl", "LSTALVDT": "adsl",
+    "EFFFL": "response", "RSPFL": "response", "RSPDT": "response", "PDDT": "response", "NACTDT": "response",
+}
+
+
+def _check_variables(adsl: pd.DataFrame, cfg: TteConfig) -> None:
+    """Every variable the endpoint sources name must be in ADSL (engine variables excepted)."""
+    need: set[str] = set()
+    for e in cfg.endpoints.values():
+        need.add(e.get("start", ""))
+        need |= set(e.get("population", {}))
+        if e.get("new_therapy_var"):
+            need.add(e["new_therapy_var"])
+        for src in [*e.get("events", []), *e.get("censors", [])]:
+            need.add(src.get("date", ""))
+            need |= set(src.get("where", {}))
+    need = {v for v in need if v and not v.startswith("_") and v != "STARTDT"}
+    missing = sorted(need - set(adsl.columns))
+    if missing:
+        who = ", ".join(f"{v} (step {_PROVIDER.get(v, '?')})" for v in missing)
+        raise ValueError(
+            f"tte step: ADSL lacks variables that the [tte] endpoint sources use: {who}. "
+            "Run the steps that derive them first (pipeline.STEPS order), or change the [tte] sources."
+        )
+
+
+def _rule_summary(spec) -> str:
+    """One line per endpoint for the methods table (the full rules are table TTERULES)."""
+    ev = ", ".join(f"{e.name} ({e.date})" for e in spec.events)
+    cen = ", ".join(f"{c.name} ({c.date})" for c in spec.censors)
+    extra = []
+    if spec.rules.new_therapy_var:
+        extra.append(f"events after {spec.rules.new_therapy_var} censored")
+    if spec.rules.max_gap_days is not None:
+        extra.append(f"events > {spec.rules.max_gap_days} d after last adequate assessment censored")
+    tail = f"; {'; '.join(extra)}" if extra else ""
+    return f"origin {spec.start}; events: {ev}; censoring (first that applies): {cen}{tail}"
+
+
+def _none(v):
+    return None if v is None or (isinstance(v, float) and not np.isfinite(v)) else float(v)
+
+
+def _km_result(km: KaplanMeier, quantiles, landmarks) -> dict:
+    est, lo, hi = km.quantile(0.5)
+    out = {
+        "n": km.n,
+        "events": km.events,
+        "censored": km.censored,
+        "median": est,
+        "ci": [lo, hi],
+        "unit": "months",
+        "ci_transform": km.options.ci_transform,
+        "level": km.options.level,
+        "median_rule": km.options.median_rule,
+        "quantiles": {f"{q:g}": {"estimate": km.quantile(q)[0], "ci": list(km.quantile(q)[1:])} for q in quantiles},
+        "landmarks": [],
+    }
+    tab = km.survival_table(list(landmarks))
+    for r in tab.itertuples():
+        out["landmarks"].append(
+            {"time": float(r.time), "n_risk": int(r.n_risk), "surv": _none(r.surv), "ci": [_none(r.lower), _none(r.upper)]}
+        )
+    return out
+
+
+def run(a: Analysis) -> None:
+    cfg = TteConfig.model_validate(a.protocol.section("tte"))
+    profile = _profile(a, cfg)
+    over = {k: v for k, v in (("ci_transform", cfg.ci_transform), ("median_rule", cfg.median_rule)) if v is not None}
+    if cfg.level != 0.95:
+        over["level"] = cfg.level
+    opts = km_options(profile, **over)
+    ties = cfg.cox_ties or ("breslow" if profile == "sas" else "efron")
+    dpm = cfg.days_per_month
+    ci_method = cfg.proportion_ci or a.protocol.methods.get("proportion_ci", "clopper-pearson")
+
+    if "adsl" not in a.adam:
+        raise ValueError("tte step: a.adam['adsl'] is missing; the adsl and response steps must run first")
+    adsl = a.adam["adsl"]
+    if not ({"EFFFL", "RSPFL", "PDDT"} & set(adsl.columns)):
+        # the response step has not run at all (a pipeline configuration, not a data problem):
+        # say so in the report and results instead of failing every other step's output
+        reason = (
+            "ADSL has none of the response step's variables (EFFFL, RSPFL, PDDT ...): "
+            "the 'response' step must run before 'tte' (pipeline.STEPS)."
+        )
+        a.results["tte_status"] = {"run": False, "reason": reason}
+        a.methods["tte"] = {"not_run": reason}
+        a.sections.append(
+            Section(id=SECTION_ID, title="Efficacy: time-to-event endpoints",
+                    blocks=[Text(f"Time-to-event analyses not run: {reason}")], order=SECTION_ORDER)
+        )
+        return
+    _check_variables(adsl, cfg)
+    adrs = a.adam.get("adrs")
+    ovr = None
+    if adrs is not None and len(adrs):
+        ovr = adrs.loc[adrs["PARAMCD"] == "OVR", ["USUBJID", "ADT", "AVALC"]]
+    elif adrs is not None:
+        ovr = pd.DataFrame({"USUBJID": pd.Series(dtype=str), "ADT": pd.Series(dtype="datetime64[ns]"), "AVALC": pd.Series(dtype=str)})
+    specs = endpoint_specs_from_config(
+        cfg.endpoints,
+        interval_days=a.protocol.visits.response_assessment_days,
+        window_days=a.protocol.visits.assessment_window_days,
+        add_one=cfg.add_one,
+    )
+    adtte = derive_adtte(adsl, ovr, specs=specs)
+    a.adam["adtte"] = adtte
+
+    # -- Kaplan-Meier per parameter (months) -----------------------------------------------
+    kms: dict[str, KaplanMeier] = {}
+    blocks_src: dict[str, pd.DataFrame] = {}
+    results_tte: dict[str, Any] = {}
+    for spec in specs:
+        rows = adtte.loc[adtte["PARAMCD"] == spec.paramcd].copy()
+        rows["AVAL_DISPLAY"] = rows["AVAL"] / dpm
+        km = kaplan_meier(rows["AVAL_DISPLAY"].to_numpy(), (rows["CNSR"] == 0).to_numpy(), options=opts)
+        kms[spec.paramcd] = km
+        blocks_src[spec.paramcd] = rows
+        results_tte[spec.paramcd] = _km_result(km, cfg.quantiles, cfg.landmark_months)
+        results_tte[spec.paramcd]["param"] = spec.param
+    a.results["time_to_event"] = results_tte
+
+    # -- OS by response ----------------------------------------------------------------------
+    blocks: list = []
+    footnote_km = opts.describe()
+    footnote_months = (
+        f"Months = days / {dpm:g}; AVAL = ADT - STARTDT{' + 1' if cfg.add_one else ''} days."
+    )
+    footnote_cens = (
+        "PFS and DOR: events are IMWG progression or death; an event after new anti-myeloma therapy or after two or "
+        "more missed assessments is censored at the last adequate assessment before it (FDA 2018 endpoints guidance); "
+        "OS is censored at the last date known alive. All rules: table TTERULES."
+    )
+    os_by = None
+    flag, rdate = cfg.os_by_response_flag, cfg.os_by_response_date
+    if "OS" in kms and {flag, rdate, "TRTSDT"} <= set(adsl.columns):
+        os_rows = blocks_src["OS"].merge(adsl[["USUBJID", flag, rdate, "TRTSDT"]], on="USUBJID", how="left")
+        t = os_rows["AVAL_DISPLAY"].to_numpy(float)
+        e = (os_rows["CNSR"] == 0).to_numpy()
+        resp = (os_rows[flag].astype("string") == "Y").fillna(False).to_numpy(dtype=bool)
+        rdays = (pd.to_datetime(os_rows[rdate]) - pd.to_datetime(os_rows["TRTSDT"])).dt.days.astype(float)
+        rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
+        L = cfg.os_by_response_landmark_months
+        naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
+        land = compute_landmark_comparison(t, e, rt, L, options=opts, ties=ties)
+        mb = compute_mantel_byar(t, e, rt)
+        tdc = compute_time_dependent_cox(t, e, rt, ties=ties, level=opts.level)
+        os_by = {
+            "responder_flag": flag,
+            "unit": "months",
+            "naive": naive.as_dict(),
+            "landmark": land.as_dict(),
+            "mantel_byar": mb.as_dict(),
+            "time_dependent_cox": tdc.as_dict(),
+        }
+        a.results["os_by_response"] = os_by
+    else:
+        missing = sorted({flag, rdate, "TRTSDT"} - set(adsl.columns))
+        a.results["os_by_response"] = {"unavailable": f"ADSL lacks {missing}"}
+
+    # -- subgroups and the binomial test -------------------------------------------------------
+    sub_rows: list[dict] = []
+    unavailable: list[str] = []
+    if {"EFFFL", "RSPFL"} <= set(adsl.columns):
+        eff = adsl.loc[(adsl["EFFFL"].astype("string") == "Y").fillna(False).to_numpy(dtype=bool)]
+        is_r = (eff["RSPFL"].astype("string") == "Y").fillna(False).to_numpy(dtype=bool)
+
+        def add(subgroup: str, level: str, mask: np.ndarray) -> None:
+            res = compute_proportion(int((is_r & mask).sum()), int(mask.sum()), ci_method, opts.level)
+            sub_rows.append(
+                {"subgroup": subgroup, "level": level, "result": res,
+                 "subjects": eff.loc[mask, "USUBJID"].tolist(), "responders": eff.loc[mask & is_r, "USUBJID"].tolist()}
+            )
+
+        add("All patients", "", np.ones(len(eff), dtype=bool))
+        for var, name in (("PENTAFL", "Penta-refractory"), ("HRCYTOFL", "High-risk cytogenetics")):
+            if var in eff.columns:
+                v = eff[var].astype("string")
+                add(name, "Yes", (v == "Y").fillna(False).to_numpy(dtype=bool))
+                add(name, "No", (v == "N").fillna(False).to_numpy(dtype=bool))
+                nmiss = int(v.isna().sum())
+                if nmiss:
+                    add(name, "Missing", v.isna().to_numpy(dtype=bool))
+            else:
+                unavailable.append(var)
+        if "NLINES" in eff.columns:
+            nl = pd.to_numeric(eff["NLINES"], errors="coerce")
+            c = cfg.subgroup_nlines_cutoff
+            add("Prior lines", f"< {c}", (nl < c).to_numpy(dtype=bool))
+            add("Prior lines", f">= {c}", (nl >= c).to_numpy(dtype=bool))
+            if nl.isna().any():
+                add("Prior lines", "Missing", nl.isna().to_numpy(dtype=bool))
+        else:
+            unavailable.append("NLINES")
+        a.results["subgroups"] = {
+            "endpoint": "ORR (PR or better)",
+            "method": ci_method,
+            "level": opts.level,
+            "rows": [{"subgroup": r["subgroup"], "category": r["level"], **r["result"].as_dict()} for r in sub_rows],
+            "unavailable": unavailable,
+        }
+        bt = compute_binomial_test(
+            int(is_r.sum()), len(eff), cfg.binomial_null, alpha=cfg.binomial_alpha, alternatives=tuple(cfg.binomial_alternatives)
+        )
+        a.results["binomial_test"] = {**bt.as_dict(), "design_source": cfg.binomial_design_source}
+    else:
+        bt = None
+        unavailable = ["EFFFL", "RSPFL"]
+        a.results["subgroups"] = {"unavailable": unavailable}
+
+    # -- methods ---------------------------------------------------------------------------------
+    rule_rows = [r for s in specs for r in s.rule_rows()]
+    a.methods["tte"] = {
+        "profile": profile,
+        "km": kms[next(iter(kms))].methods if kms else opts.describe(),
+        "cox_ties": ties,
+        "days_per_month": dpm,
+        "add_one": cfg.add_one,
+        "proportion_ci": ci_method,
+        "os_by_response_landmark_months": cfg.os_by_response_landmark_months,
+        "missed_visit_gap_days": {s.paramcd: s.rules.max_gap_days for s in specs if s.rules.max_gap_days is not None},
+        "rules": {s.paramcd: _rule_summary(s) for s in specs},
+        "rules_table": "TTERULES (section efficacy-tte)",
+    }
+
+    # -- report section ----------------------------------------------------------------------------
+    from mmtrial.figures.forest import forest_svg
+    from mmtrial.figures.km import km_svg
+
+    fn_common = [footnote_km, footnote_months, footnote_cens]
+    main = {k: (_LABELS.get(k, k), kms[k], blocks_src[k]) for k in ("PFS", "OS", "DOR", "TTNT") if k in kms}
+    if main:
+        blocks.append(
+            tte_summary_table(
+                main,
+                landmarks=cfg.landmark_months,
+                quantiles=cfg.quantiles,
+                footnotes=fn_common,
+                population="Efficacy population (EFFFL = Y); DOR: responders (RSPFL = Y)",
+            )
+        )
+    for code in ("PFS", "OS", "DOR"):
+        if code in kms and kms[code].n:
+            km = kms[code]
+            alt = (
+                f"Kaplan-Meier curve of {_LABELS[code].lower()} in months for {km.n} patients with {km.events} events; "
+                f"median {km.median if km.median is None else round(km.median, 1)} months; number at risk below the axis."
+            )
+            blocks.append(
+                Figure(
+                    id=f"km-{code.lower()}",
+                    title=f"Kaplan-Meier plot: {_LABELS[code]} (KMG01)",
+                    alt=alt,
+                    svg=km_svg({_LABELS[code]: km}, alt, ylabel="Probability event-free"),
+                    footnotes=[footnote_km, "+ = censored."],
+                )
+            )
+    bias_note = (
+        "Guarantee-time (immortal-time) bias: patients must survive long enough to respond, so comparing survival by best "
+        "response from the start of treatment (the naive row) favours responders even when response has no effect "
+        "(Anderson, Cain & Gelber, J Clin Oncol 1983). The landmark analysis (only patients alive and in follow-up at the "
+        "landmark, grouped by response by then, time from the landmark) and the time-dependent analyses (Mantel-Byar test; "
+        "Cox model with response as a time-dependent covariate) avoid it."
+    )
+    if os_by is not None:
+        blocks.append(
+            os_by_response_table(
+                [naive, land],
+                mantel_byar=mb,
+                td_cox=tdc,
+                scale=1.0,
+                footnotes=[
+                    bias_note,
+                    f"Responder: {flag} = Y (from {rdate}); landmark {cfg.os_by_response_landmark_months:g} months.",
+                    f"Cox models: Wald 95% CI; ties {ties.capitalize()}. Log-rank and Mantel-Byar with the hypergeometric variance.",
+                    footnote_km,
+                ],
+            )
+        )
+        alt = (
+            f"Kaplan-Meier curves of overall survival from the {cfg.os_by_response_landmark_months:g}-month landmark for "
+            "responders and non-responders at the landmark, with number at risk."
+        )
+        blocks.append(
+            Figure(
+                id="km-os-landmark",
+                title=f"Overall survival by response at the {cfg.os_by_response_landmark_months:g}-month landmark",
+                alt=alt,
+                svg=km_svg(land.groups, alt, xlabel="Months from landmark"),
+                footnotes=[bias_note, footnote_km],
+            )
+        )
+    if "TTR" in kms:
+        blocks.append(ttr_table(kms["TTR"], blocks_src["TTR"], days_per_month=dpm, footnotes=[footnote_km]))
+    ci_label = f"{opts.level * 100:g}% CI: {CI_METHOD_LABELS.get(ci_method, ci_method)}."
+    if sub_rows:
+        blocks.append(subgroup_table(sub_rows, footnotes=[ci_label, "Responder: confirmed PR or better (IMWG)."]))
+        frows = [
+            {"label": f"{r['subgroup']} {r['level']}".strip(), "n": r["result"].n, "x": r["result"].x,
+             "estimate": r["result"].estimate, "ci": r["result"].ci}
+            for r in sub_rows
+        ]
+        alt = "Forest plot of overall response rate with exact 95% CI by subgroup; dashed line at the overall rate."
+        blocks.append(
+            Figure(
+                id="forest-orr",
+                title="Overall response rate by subgroup (FSTG01)",
+                alt=alt,
+                svg=forest_svg(frows, alt, overall=sub_rows[0]["result"].estimate),
+                footnotes=[ci_label],
+            )
+        )
+    if unavailable:
+        blocks.append(Text(f"Subgroups not shown: ADSL lacks {', '.join(unavailable)} (prior-therapy or response step output)."))
+    if bt is not None:
+        blocks.append(binomial_test_table(bt, design_source=cfg.binomial_design_source))
+    blocks.append(tte_rules_table(rule_rows))
+    a.sections.append(Section(id=SECTION_ID, title="Efficacy: time-to-event endpoints", blocks=blocks, order=SECTION_ORDER))
