@@ -1,0 +1,127 @@
+"""Swimmer plot (mmtrial-F02): study-drug dose level over time, with AEs and responses marked.
+
+Layout after osprey ``g_swimlane`` (tlg-catalog section 7): one lane per patient, bar segments
+coloured by dose level along the protocol's ladder (gaps = interruptions), markers for grade >= 3
+TEAE onsets, the first response of PR or better, progression and death.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+RESPONSE_OK = ("sCR", "CR", "VGPR", "PR")
+
+
+def compute_swimmer_data(
+    adexlvl: pd.DataFrame,
+    adsl: pd.DataFrame,
+    *,
+    study_drug: str,
+    adae: pd.DataFrame | None = None,
+    adrs: pd.DataFrame | None = None,
+    max_subjects: int = 60,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segments (USUBJID, START, END in days from first dose, DOSELVL) and markers
+    (USUBJID, DAY, KIND) for the lanes shown.
+
+    With more than ``max_subjects`` patients, responders (first PR or better in ADRS) come first,
+    then the longest treated; lanes are ordered by treatment duration.
+    """
+    lv = adexlvl.loc[adexlvl["EXTRT"] == study_drug.upper()]
+    if lv.empty:
+        return pd.DataFrame(columns=["USUBJID", "START", "END", "DOSELVL", "LANE"]), pd.DataFrame(
+            columns=["USUBJID", "DAY", "KIND", "LANE"])
+    first = lv.groupby("USUBJID")["ASTDT"].transform("min")
+    seg = pd.DataFrame({
+        "USUBJID": lv["USUBJID"].to_numpy(),
+        "START": (lv["ASTDT"] - first).dt.days.to_numpy(),
+        "END": (lv["AENDT"] - first).dt.days.to_numpy() + 1,
+        "DOSELVL": lv["DOSELVL"].to_numpy(dtype=float),
+    })
+    t0 = lv.groupby("USUBJID")["ASTDT"].min().rename("T0")
+    dur = seg.groupby("USUBJID")["END"].max()
+    marks: list[pd.DataFrame] = []
+
+    def add(df: pd.DataFrame, datecol: str, kind: str) -> None:
+        d = df.merge(t0, left_on="USUBJID", right_index=True)
+        if d.empty:
+            return
+        day = (pd.to_datetime(d[datecol]) - d["T0"]).dt.days
+        marks.append(pd.DataFrame({"USUBJID": d["USUBJID"].to_numpy(), "DAY": day.to_numpy(), "KIND": kind}))
+
+    if adae is not None and len(adae):
+        a = adae.loc[(adae["TRTEMFL"] == "Y") & (adae["ATOXGR"] >= 3) & adae["ASTDT"].notna()]
+        add(a[["USUBJID", "ASTDT"]], "ASTDT", "Grade >=3 AE")
+    responders: set[str] = set()
+    if adrs is not None and len(adrs) and {"PARAMCD", "AVALC", "ADT"} <= set(adrs.columns):
+        ovr = adrs.loc[(adrs["PARAMCD"] == "OVR") & adrs["ADT"].notna()].sort_values("ADT")
+        r = ovr.loc[ovr["AVALC"].isin(RESPONSE_OK)].drop_duplicates("USUBJID")
+        responders = set(r["USUBJID"])
+        add(r[["USUBJID", "ADT"]], "ADT", "First response >= PR")
+        p = ovr.loc[ovr["AVALC"] == "PD"].drop_duplicates("USUBJID")
+        add(p[["USUBJID", "ADT"]], "ADT", "Progression")
+    if "DTHDT" in adsl:
+        add(adsl.loc[adsl["DTHDT"].notna(), ["USUBJID", "DTHDT"]], "DTHDT", "Death")
+    mk = pd.concat(marks, ignore_index=True) if marks else pd.DataFrame(columns=["USUBJID", "DAY", "KIND"])
+    subjects = pd.DataFrame({"USUBJID": dur.index, "DUR": dur.to_numpy()})
+    subjects["RESP"] = subjects["USUBJID"].isin(responders)
+    if len(subjects) > max_subjects:
+        subjects = subjects.sort_values(["RESP", "DUR", "USUBJID"], ascending=[False, False, True]).head(max_subjects)
+    subjects = subjects.sort_values(["DUR", "USUBJID"], ascending=[True, True]).reset_index(drop=True)
+    lane = pd.Series(np.arange(len(subjects)), index=subjects["USUBJID"])
+    seg = seg.loc[seg["USUBJID"].isin(lane.index)].assign(LANE=lambda x: x["USUBJID"].map(lane))
+    mk = mk.loc[mk["USUBJID"].isin(lane.index)].assign(LANE=lambda x: x["USUBJID"].map(lane))
+    return seg.reset_index(drop=True), mk.reset_index(drop=True)
+
+
+MARKER_STYLE = {
+    "Grade >=3 AE": dict(marker="v", color="#c0392b", s=22),
+    "First response >= PR": dict(marker="*", color="#1e8449", s=60),
+    "Progression": dict(marker="X", color="#000000", s=30),
+    "Death": dict(marker="D", color="#6c3483", s=24),
+}
+
+
+def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[int, str],
+                 title: str = "") -> str:
+    """Render the swimmer plot as an SVG string (matplotlib, deterministic ids)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    plt.rcParams["svg.hashsalt"] = "mmtrial-swimmer"
+    nl = int(seg["LANE"].max()) + 1 if len(seg) else 1
+    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.16 * nl + 1.5)))
+    levels = sorted(ladder_labels, reverse=True)
+    cmap = plt.get_cmap("Blues")
+    colors = {lvl: cmap(0.9 - 0.6 * i / max(len(levels) - 1, 1)) for i, lvl in enumerate(levels)}
+    if len(seg):
+        lv = seg["DOSELVL"].to_numpy(dtype=float)
+        col = [colors.get(int(v), "#999999") if not np.isnan(v) else "#999999" for v in lv]
+        ax.barh(seg["LANE"].to_numpy(), (seg["END"] - seg["START"]).to_numpy() / 7.0,
+                left=seg["START"].to_numpy() / 7.0, height=0.7, color=col, edgecolor="none")
+    for kind, st in MARKER_STYLE.items():
+        m = marks.loc[marks["KIND"] == kind] if len(marks) else marks
+        if len(m):
+            ax.scatter(m["DAY"].to_numpy() / 7.0, m["LANE"].to_numpy(), zorder=3, label=kind,
+                       linewidths=0, **st)
+    ax.set_xlabel("Weeks from first dose")
+    ax.set_ylabel("Patient")
+    ax.set_yticks([])
+    ax.set_ylim(-1, nl)
+    handles = [Patch(color=colors[lvl], label=ladder_labels[lvl]) for lvl in levels]
+    handles.append(Patch(color="#999999", label="off-ladder dose"))
+    h2, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + h2, fontsize=7, loc="lower right", frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()

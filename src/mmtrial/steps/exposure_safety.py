@@ -1,0 +1,327 @@
+"""Step ``exposure_safety`` (issue 6): ADEX, ADLB CTCAE grades, ADAE, dose-rule checks, and
+the disposition, exposure and safety sections of the report.
+
+Protocol sections read: ``[exposure]``, ``[safety]``, ``[dose_rules]`` (docs/safety.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from mmtrial.context import Analysis
+from mmtrial.derive.adae import TeaeOptions, derive_adae
+from mmtrial.derive.doserules import (
+    DoseRuleOptions,
+    DoseRuleSet,
+    derive_rule_checks,
+    derive_rule_events,
+)
+from mmtrial.derive.exposure import ExposureOptions, derive_adex, derive_exposure_intervals
+from mmtrial.derive.toxgrade import AdlbOptions, GradingCriteria, GradingPolicy, derive_adlb
+from mmtrial.figures.swimmer import compute_swimmer_data, plot_swimmer
+from mmtrial.protocol.model import Protocol
+from mmtrial.report.model import Figure, Section, Text
+from mmtrial.tables import exposure as tx
+from mmtrial.tables import safety as ts
+
+
+@dataclass(frozen=True)
+class SafetyOptions:
+    """Protocol ``[safety]`` section.
+
+    Options
+    -------
+    teae_window_days : TEAE window after the last dose (default 30).
+    missing_onset : AE without onset date: ``"emergent"`` (default) or ``"not_emergent"``.
+    common_ae_threshold : AET04_PI cut-off (default 0.10, ">= 10% of patients").
+    ctcae : criteria file in mmtrial/data (default ``ctcae_v5``).
+    hyponatremia_assume_symptomatic : grade 125-129 mmol/L as 3 (True) or 2 (default False).
+    creatinine_baseline_arm : ``above_uln`` (default), ``any`` or ``off``.
+    shift_tests : tests with an LBT14 shift table.
+    swimmer_max_subjects : lanes in the swimmer plot (default 60).
+    """
+
+    teae_window_days: int = 30
+    missing_onset: str = "emergent"
+    common_ae_threshold: float = 0.10
+    ctcae: str = "ctcae_v5"
+    hyponatremia_assume_symptomatic: bool = False
+    creatinine_baseline_arm: str = "above_uln"
+    shift_tests: tuple[str, ...] = ("PLAT", "NEUT", "HGB", "SODIUM", "CREAT", "WBC", "LYM")
+    swimmer_max_subjects: int = 60
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.common_ae_threshold <= 1:
+            raise ValueError(f"[safety] common_ae_threshold: allowed (0, 1]; got {self.common_ae_threshold}")
+        if self.extra:
+            raise ValueError(f"[safety]: unknown keys {sorted(self.extra)}")
+
+    @classmethod
+    def from_protocol(cls, p: Protocol) -> SafetyOptions:
+        raw = dict(p.section("safety"))
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        kw = {k: v for k, v in raw.items() if k in known}
+        if "shift_tests" in kw:
+            kw["shift_tests"] = tuple(kw["shift_tests"])
+        return cls(**kw, extra={k: v for k, v in raw.items() if k not in known})
+
+    def grading_policy(self) -> GradingPolicy:
+        return GradingPolicy(
+            assume=frozenset({"symptomatic"}) if self.hyponatremia_assume_symptomatic else frozenset(),
+            creatinine_baseline_arm=self.creatinine_baseline_arm,  # type: ignore[arg-type]
+        )
+
+
+def exposure_options(p: Protocol) -> ExposureOptions:
+    raw = dict(p.section("exposure"))
+    known = {"frequencies", "duration_end", "min_interruption_days"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"[exposure]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
+    kw: dict[str, Any] = {"cycle_length_days": p.regimen.cycle_length_days}
+    if "frequencies" in raw:
+        kw["frequencies"] = {str(k).upper(): tuple(int(x) for x in v) for k, v in raw["frequencies"].items()}
+    for k in ("duration_end", "min_interruption_days"):
+        if k in raw:
+            kw[k] = raw[k]
+    return ExposureOptions(**kw)
+
+
+def dose_rule_options(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet]:
+    raw = dict(p.section("dose_rules"))
+    known = {"file", "action_window_days", "trigger", "check_recovery"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"[dose_rules]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
+    path = raw.pop("file", "") or None
+    if path is not None and p.source_path and not str(path).startswith("/"):
+        from pathlib import Path
+
+        base = Path(p.source_path).parent
+        if (base / path).exists():
+            path = str(base / path)
+    return DoseRuleOptions(**raw), DoseRuleSet.load(path)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+
+
+def run(a: Analysis) -> None:
+    """Derive ADAE, ADLB, ADEX/ADEXLVL, dose-rule checks; add results, methods and sections."""
+    p = a.protocol
+    adsl = a.adam["adsl"]
+    so = SafetyOptions.from_protocol(p)
+    eo = exposure_options(p)
+    ro, rules = dose_rule_options(p)
+    criteria = GradingCriteria.load(so.ctcae)
+    policy = so.grading_policy()
+    study_drug = p.regimen.study_drug.upper()
+
+    ae = a.study.get("ae")
+    if ae is None:
+        ae = _empty(["USUBJID", "AEDECOD", "AEBODSYS", "AESTDT", "AETOXGR"])
+    adae = derive_adae(ae, adsl, options=TeaeOptions(window_days=so.teae_window_days,
+                                                    missing_onset=so.missing_onset))  # type: ignore[arg-type]
+    lb = a.study.get("lb")
+    if lb is None:
+        lb = _empty(["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDT"])
+    adlb = derive_adlb(lb, adsl, criteria=criteria,
+                       options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
+    ex = a.study["ex"]
+    adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
+                                        end_fallback=adsl)
+    a.issues.extend(adexlvl.attrs.get("issues", []))
+    adexlvl.attrs = {}
+    adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
+    events = derive_rule_events(adlb, adae, rules, options=ro)
+    checks = derive_rule_checks(events, adexlvl, adlb, rules, study_drug=study_drug,
+                                ladder_levels=[lvl.level for lvl in p.dose_ladder.levels], options=ro)
+    a.adam["adae"] = adae
+    a.adam["adlb"] = adlb
+    a.adam["adex"] = adex
+    a.adam["adexlvl"] = adexlvl
+    a.adam["adexchk"] = checks
+
+    # ---- methods and footnotes -------------------------------------------------------------
+    saf_n = int((adsl["SAFFL"] == "Y").sum())
+    pop_note = f"Safety population: {p.populations.safety} (N = {saf_n})."
+    teae_note = (f"Treatment-emergent: onset from the first dose to {so.teae_window_days} days after "
+                 "the last dose; AE grades are the investigator's CTCAE v5.0 grades.")
+    ctcae_note = f"Laboratory grades: NCI CTCAE v{criteria.version} ({criteria.name})."
+    grading_notes = policy.describe()
+    a.methods["safety"] = {
+        "population": p.populations.safety,
+        "teae_window_days": so.teae_window_days,
+        "teae_missing_onset": so.missing_onset,
+        "ctcae_version": criteria.version,
+        "ctcae_file": so.ctcae,
+        "grading_policy": grading_notes,
+        "baseline": "last non-missing value on or before the first dose",
+        "worst_grade": "highest grade after the first dose up to last dose + TEAE window",
+        "common_ae_threshold": so.common_ae_threshold,
+        "dose_rules": {"version": rules.version, "source": rules.source,
+                       "action_window_days": ro.action_window_days, "trigger": ro.trigger,
+                       "check_recovery": ro.check_recovery,
+                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"]},
+    }
+    a.methods["exposure"] = {
+        "study_drug": study_drug,
+        "dose_ladder": p.dose_ladder.source,
+        "frequencies": {k: list(v) for k, v in eo.frequencies.items()},
+        "duration_end": eo.duration_end,
+        "min_interruption_days": eo.min_interruption_days,
+        "cycle_length_days": eo.cycle_length_days,
+        "relative_dose_intensity": "cumulative dose / (planned weekly dose x weeks on treatment)",
+        "interruption": "a gap between consecutive ex intervals of one drug (zero-dose rows included)",
+        "reduction": "an interval with a lower weekly dose than the previous interval",
+    }
+    exp_notes = [
+        pop_note,
+        {"dose_period": "Duration = first dose to the end of the period covered by the last dose "
+                        "(the day before the next scheduled dose), inclusive, in weeks.",
+         "interval_end": "Duration = first dose to the end of the last dosing interval (EXENDT), "
+                         "inclusive, in weeks.",
+         "last_dose": "Duration = first dose to last dose, inclusive, in weeks."}[eo.duration_end],
+        f"Planned weekly dose: the protocol's starting dose ({p.dose_ladder.levels[0].label} for "
+        f"{study_drug.title()}). Relative dose intensity = cumulative dose / (planned weekly dose "
+        "x weeks on treatment).",
+        "Reduction: an interval with a lower weekly dose than the previous one; interruption: days "
+        "without a scheduled dose between two intervals. Cycles started: 28-day cycles from first dose with at least one dose."
+        if eo.cycle_length_days == 28 else
+        f"Cycles started: {eo.cycle_length_days}-day cycles from first dose with at least one dose.",
+    ]
+    rule_notes = [
+        pop_note,
+        f"Rules: {rules.version}. Tag C = confirmed in a retrieved copy of the label; tag U = "
+        "not yet verified against the label (implemented as data; verify before relying on it).",
+        f"Action taken = the study-drug dose in force {ro.action_window_days} days after the "
+        "finding (or the change that follows it); lab rules fire "
+        + ("at the onset of each episode." if ro.trigger == "onset" else "at every qualifying value."),
+        "Restart expected at one dose level lower than the level in force at the finding; below "
+        "the last level of the ladder the label calls for permanent discontinuation.",
+    ]
+    saf_notes = [pop_note, teae_note]
+    lab_notes = [pop_note, ctcae_note, *grading_notes]
+
+    # ---- sections -------------------------------------------------------------------------
+    drugs = [study_drug, *sorted(set(adex["EXTRT"]) - {study_drug})]
+    a.sections.append(Section(id="disposition", title="Patient disposition", order=15, blocks=[
+        ts.table_disposition(adsl, footnotes=[pop_note]),
+    ]))
+    seg, marks = compute_swimmer_data(adexlvl, adsl, study_drug=study_drug, adae=adae,
+                                      adrs=a.adam.get("adrs"), max_subjects=so.swimmer_max_subjects)
+    svg = plot_swimmer(seg, marks, ladder_labels={lvl.level: lvl.label for lvl in p.dose_ladder.levels})
+    n_lanes = seg["USUBJID"].nunique() if len(seg) else 0
+    a.sections.append(Section(id="exposure", title="Exposure and dose modifications", order=30, blocks=[
+        tx.table_exposure(adex, adsl, drugs=drugs, footnotes=exp_notes),
+        tx.table_modification_reasons(adexlvl, adsl, study_drug=study_drug, footnotes=[pop_note]),
+        Figure(id="mmtrial-F02", title=f"{study_drug.title()} dose level over time (swimmer plot)",
+               alt=(f"Swimmer plot of {n_lanes} patients: horizontal bars show weeks on "
+                    f"{study_drug.title()} coloured by dose level, gaps are interruptions; markers "
+                    "show grade 3 or higher adverse events, first response of PR or better, "
+                    "progression and death."),
+               svg=svg, footnotes=[f"Up to {so.swimmer_max_subjects} patients shown (responders "
+                                   "first, then the longest treated), ordered by duration."]),
+        tx.table_dose_rule_summary(checks, rules, adsl, footnotes=rule_notes),
+        tx.listing_dose_rule_deviations(checks, footnotes=rule_notes),
+    ]))
+    blocks: list = [
+        ts.table_teae_overview(adae, adsl, footnotes=saf_notes),
+        ts.table_ae_by_soc_pt(adae, adsl, footnotes=saf_notes),
+        ts.table_common_ae(adae, adsl, threshold=so.common_ae_threshold, footnotes=saf_notes),
+        ts.table_ae_by_soc_pt(adae, adsl, footnotes=saf_notes, id="STF-T10",
+                              title="Serious treatment-emergent adverse events by system organ "
+                              "class and preferred term", subset=adae["AESERFL"] == "Y"),
+        ts.table_ae_actions(adae, adsl, footnotes=saf_notes),
+        ts.table_deaths(adsl, adae, window_days=so.teae_window_days, footnotes=[pop_note]),
+        ts.table_lab_worst_grade(adlb, adsl, footnotes=lab_notes),
+        ts.table_lab_vs_ae(adlb, adae, adsl, ae_terms={t.paramcd: t.ae_terms for t in criteria.terms},
+                           footnotes=[*lab_notes, teae_note]),
+    ]
+    for pc in so.shift_tests:
+        t = ts.table_lab_shift(adlb, adsl, pc, footnotes=lab_notes)
+        if t is not None:
+            blocks.append(t)
+    if a.study.synthetic:
+        blocks.insert(0, Text("Synthetic data: these tables describe a simulated study."))
+    a.sections.append(Section(id="safety", title="Safety", order=60, blocks=blocks))
+
+    # ---- results.json ---------------------------------------------------------------------
+    a.results["safety"] = summarise_safety(adae, adlb, adsl, adex, checks, criteria=criteria,
+                                           study_drug=study_drug, window_days=so.teae_window_days)
+
+
+def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteria, study_drug: str,
+                     window_days: int) -> dict[str, Any]:
+    """The ``safety`` part of results.json (data contract: per PT any grade and grade >= 3;
+    lab-derived worst grades per CTCAE term; exposure, disposition, deaths, rule deviations)."""
+    saf = ts.safety_population(adsl)
+    n = len(saf)
+    te = ts.teae(adae, adsl)
+    w = ts.worst_grade_per_subject_pt(te) if len(te) else te.assign(_G=[])
+    per_pt = w.assign(ANY=1, G3=(w["_G"] >= 3).astype(int)).groupby("AEDECOD").agg(
+        soc=("AEBODSYS", "first"), any_grade=("ANY", "sum"), grade_3_plus=("G3", "sum"))
+    per_pt = per_pt.sort_values(["any_grade"], ascending=False)
+    by_pt = {str(k): {"soc": None if pd.isna(r.soc) else str(r.soc), "any_grade": int(r.any_grade),
+                      "grade_3_plus": int(r.grade_3_plus)} for k, r in per_pt.iterrows()}
+    wl = ts.worst_lab_grades(adlb, adsl)
+    labs: dict[str, Any] = {}
+    for t in criteria.terms:
+        d = wl.loc[wl["PARAMCD"] == t.paramcd]
+        if d.empty:
+            continue
+        g = d["ATOXGR"].astype(float)
+        labs[t.term] = {"paramcd": t.paramcd, "n": len(d),
+                        **{f"grade_{k}": int((g == k).sum()) for k in (0, 1, 2, 3, 4)},
+                        "grade_3_4": int((g >= 3).sum()), "any_grade": int((g >= 1).sum())}
+    eot = saf.get("EOTSTT", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper()
+    dth = (saf.get("DTHFL", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper() == "Y").fillna(False)
+    reas = saf.get("DCTREAS", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper().fillna("NOT RECORDED")
+    disc = (eot == "DISCONTINUED").fillna(False)
+    eos = saf.get("EOSSTT", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper()
+    fu = disc & ~dth & ~eos.isin(["DISCONTINUED", "COMPLETED"]).fillna(False)
+    cause = saf.loc[dth.to_numpy(), "DTHCAUS"].astype("string").str.upper().fillna("") if "DTHCAUS" in saf else pd.Series([], dtype="string")
+    fatal = adae.loc[adae["AEFATFL"] == "Y"]
+    gov = checks.loc[checks["GOVFL"] == "Y"] if len(checks) else checks
+    dev = gov.loc[gov["DEVFL"] == "Y"] if len(gov) else gov
+    return {
+        "population": "safety",
+        "n": n,
+        "ctcae_version": criteria.version,
+        "teae_window_days": window_days,
+        "patients_with_teae": int(te["USUBJID"].nunique()),
+        "patients_with_grade_3_plus_teae": int(te.loc[te["ATOXGR"] >= 3, "USUBJID"].nunique()),
+        "patients_with_serious_teae": int(te.loc[te["AESERFL"] == "Y", "USUBJID"].nunique()),
+        "by_preferred_term": by_pt,
+        "lab_worst_grade": labs,
+        "exposure": tx.summarise_exposure(adex, study_drug),
+        "disposition": {
+            "on_treatment": int((eot == "ONGOING").fillna(False).sum()),
+            "discontinued_treatment": int(disc.sum()),
+            "discontinued_by_reason": {str(k): int(v) for k, v in reas[disc].value_counts().items()},
+            "in_follow_up": int(fu.sum()),
+            "died": int(dth.sum()),
+        },
+        "deaths": {
+            "total": int(dth.sum()),
+            "progressive_disease": int(cause.str.contains("PROGRESS", regex=False).sum()),
+            "adverse_event": int((cause.str.contains("ADVERSE", regex=False)
+                                  & ~cause.str.contains("PROGRESS", regex=False)).sum()),
+            "fatal_teae_related": int(fatal.loc[(fatal["AERELFL"] == "Y") & (fatal["TRTEMFL"] == "Y"),
+                                                "USUBJID"].nunique()),
+        },
+        "dose_rule_deviations": {
+            "events_checked": len(gov),
+            "deviations": len(dev),
+            "patients": int(dev["USUBJID"].nunique()) if len(dev) else 0,
+            "by_type": {str(k): int(v) for k, v in (dev["DEVTYPE"].value_counts().items() if len(dev) else [])},
+        },
+    }
+
+
+__all__ = ["SafetyOptions", "dose_rule_options", "exposure_options", "run", "summarise_safety"]

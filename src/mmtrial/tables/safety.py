@@ -1,0 +1,387 @@
+"""Safety tables: disposition, AE summaries (AET01/02/04/04_PI), SAEs, actions, deaths, labs.
+
+Layouts follow ../shared/reference/tlg-catalog.md sections 1, 4 and 5 (TLG catalog ids
+DST01, AET01, AET02, AET04, AET04_PI, DTHT01, LBT07, LBT14, and mmtrial-LB01), adapted to one arm:
+one column of n (%) per statistic, rows sorted by descending frequency. Every count cell links
+to its subjects (``Table.cell_subjects``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from mmtrial.report.model import Table
+from mmtrial.tables.format import fmt_n_pct
+
+
+class TableBuilder:
+    """Rows of display strings plus the subjects behind each count cell."""
+
+    def __init__(self, stub: str, columns: list[str]):
+        self.stub = stub
+        self.columns = columns
+        self.rows: list[dict[str, str]] = []
+        self.groups: list[str] = []
+        self.cells: dict[tuple[int, str], list[str]] = {}
+
+    def add(self, label: str, values: dict[str, str | tuple[str, Iterable[str]]], group: str = "") -> None:
+        row = {self.stub: label}
+        i = len(self.rows)
+        for c in self.columns:
+            v = values.get(c, "")
+            if isinstance(v, tuple):
+                row[c] = v[0]
+                subj = sorted(map(str, v[1]))
+                if subj:
+                    self.cells[(i, c)] = subj
+            else:
+                row[c] = v
+        self.rows.append(row)
+        self.groups.append(group)
+
+    def count(self, subjects: Iterable[str], n: int) -> tuple[str, list[str]]:
+        s = sorted(set(map(str, subjects)))
+        return fmt_n_pct(len(s), n), s
+
+    def table(self, id: str, title: str, *, footnotes: list[str], population: str, source: str,
+              with_groups: bool = False) -> Table:
+        data = pd.DataFrame(self.rows, columns=[self.stub, *self.columns])
+        return Table(id=id, title=title, data=data, footnotes=footnotes, population=population,
+                     source=source, stub=self.stub, groups=self.groups if with_groups else None,
+                     cell_subjects=self.cells)
+
+
+def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
+    return adsl.loc[adsl["SAFFL"] == "Y"]
+
+
+def teae(adae: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Treatment-emergent AEs of safety-population subjects."""
+    saf = set(safety_population(adsl)["USUBJID"])
+    return adae.loc[(adae["TRTEMFL"] == "Y") & adae["USUBJID"].isin(saf)]
+
+
+def table_disposition(adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
+    """DST01-style disposition: on treatment, discontinued (by reason), in follow-up, died.
+
+    Rule
+    ----
+    On treatment: EOTSTT ONGOING. Discontinued treatment: EOTSTT DISCONTINUED, by DCTREAS.
+    In follow-up: off treatment, alive, and EOSSTT not DISCONTINUED/COMPLETED. Died: DTHFL Y.
+    STORM: 118 (96%) discontinued, 5 (4%) on treatment, 34 (28%) in survival follow-up
+    (domain.md 1.6).
+    """
+    saf = safety_population(adsl)
+    n = len(saf)
+    b = TableBuilder("Category", [f"Safety population (N={n})"])
+    col = b.columns[0]
+    eot = saf.get("EOTSTT", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper()
+    eos = saf.get("EOSSTT", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper()
+    dth = saf.get("DTHFL", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper() == "Y"
+    dth = dth.fillna(False)
+    ids = saf["USUBJID"]
+    b.add("On treatment", {col: b.count(ids[(eot == "ONGOING").fillna(False)], n)})
+    disc = (eot == "DISCONTINUED").fillna(False)
+    b.add("Discontinued treatment", {col: b.count(ids[disc], n)})
+    reas = saf.get("DCTREAS", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper().fillna("NOT RECORDED")
+    counts = reas[disc].value_counts()
+    for r in sorted(counts.index, key=lambda x: (-counts[x], x)):
+        b.add(f"  {r.capitalize()}", {col: b.count(ids[disc & (reas == r)], n)})
+    fu = disc & ~dth & ~eos.isin(["DISCONTINUED", "COMPLETED"]).fillna(False)
+    b.add("Off treatment, in follow-up (alive)", {col: b.count(ids[fu], n)})
+    b.add("Discontinued study", {col: b.count(ids[(eos == "DISCONTINUED").fillna(False)], n)})
+    b.add("Died", {col: b.count(ids[dth], n)})
+    miss = eot.isna()
+    if miss.any():
+        b.add("Treatment status not recorded", {col: b.count(ids[miss], n)})
+    return b.table("DST01", "Patient disposition", footnotes=footnotes,
+                   population="Safety population", source="ADSL (EOTSTT, DCTREAS, EOSSTT, DTHFL)")
+
+
+def table_teae_overview(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
+    """AET01: overview of treatment-emergent adverse events (tlg-catalog section 4)."""
+    saf = safety_population(adsl)
+    n = len(saf)
+    te = teae(adae, adsl)
+    b = TableBuilder("Patients with", [f"All patients (N={n})"])
+    c = b.columns[0]
+    g = te["ATOXGR"]
+    rows = [
+        ("At least one TEAE", te),
+        ("Grade 3-5 TEAE", te.loc[g >= 3]),
+        ("Grade 3 or 4 TEAE", te.loc[g.isin([3, 4])]),
+        ("Grade 4 TEAE", te.loc[g == 4]),
+        ("Grade 5 (fatal) TEAE", te.loc[(g == 5) | (te["AEFATFL"] == "Y")]),
+        ("Serious TEAE", te.loc[te["AESERFL"] == "Y"]),
+        ("Treatment-related TEAE", te.loc[te["AERELFL"] == "Y"]),
+        ("Treatment-related serious TEAE", te.loc[(te["AERELFL"] == "Y") & (te["AESERFL"] == "Y")]),
+        ("TEAE leading to dose reduction", te.loc[te["ARDFL"] == "Y"]),
+        ("TEAE leading to dose interruption", te.loc[te["AINTFL"] == "Y"]),
+        ("TEAE leading to dose reduction or interruption", te.loc[(te["ARDFL"] == "Y") | (te["AINTFL"] == "Y")]),
+        ("TEAE leading to treatment discontinuation", te.loc[te["AWDFL"] == "Y"]),
+        ("TEAE with grade not recorded", te.loc[g.isna()]),
+    ]
+    for label, d in rows:
+        if label.startswith("TEAE with grade not recorded") and d.empty:
+            continue
+        b.add(label, {c: b.count(d["USUBJID"], n)})
+    b.add("Total number of TEAEs", {c: f"{len(te)}"})
+    return b.table("AET01", "Overview of treatment-emergent adverse events", footnotes=footnotes,
+                   population="Safety population", source="ADAE (TRTEMFL, ATOXGR, AESER, AEREL, AEACN)")
+
+
+def _soc_pt_order(te: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    subj_soc = te[["USUBJID", "AEBODSYS"]].drop_duplicates().groupby("AEBODSYS").size()
+    subj_pt = te[["USUBJID", "AEBODSYS", "AEDECOD"]].drop_duplicates().groupby(
+        ["AEBODSYS", "AEDECOD"]).size().rename("n").reset_index()
+    return subj_soc, subj_pt
+
+
+def table_ae_by_soc_pt(
+    adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str], id: str = "AET02",
+    title: str = "Treatment-emergent adverse events by system organ class and preferred term",
+    subset: pd.Series | None = None, min_grade_cols: bool = True,
+) -> Table:
+    """AET02/AET04: SOC then PT, sorted by descending frequency; any grade and grade >= 3."""
+    saf = safety_population(adsl)
+    n = len(saf)
+    te = teae(adae, adsl)
+    if subset is not None:
+        te = te.loc[subset.reindex(te.index).fillna(False).to_numpy(dtype=bool)]
+    te = te.assign(AEBODSYS=te["AEBODSYS"].fillna("UNCODED SOC"))
+    cols = ["Any grade", "Grade >=3"] if min_grade_cols else ["n (%)"]
+    b = TableBuilder("System organ class / Preferred term", cols)
+    b.add("Any event", {cols[0]: b.count(te["USUBJID"], n),
+                        **({cols[1]: b.count(te.loc[te["ATOXGR"] >= 3, "USUBJID"], n)} if min_grade_cols else {})})
+    if te.empty:
+        return b.table(id, title, footnotes=footnotes, population="Safety population",
+                       source="ADAE", with_groups=True)
+    subj_soc, subj_pt = _soc_pt_order(te)
+    socs = sorted(subj_soc.index, key=lambda s: (-subj_soc[s], s))
+    hi = te.loc[te["ATOXGR"] >= 3]
+    for soc in socs:
+        d = te.loc[te["AEBODSYS"] == soc]
+        vals = {cols[0]: b.count(d["USUBJID"], n)}
+        if min_grade_cols:
+            vals[cols[1]] = b.count(hi.loc[hi["AEBODSYS"] == soc, "USUBJID"], n)
+        b.add(str(soc), vals, group=str(soc))
+        pts = subj_pt.loc[subj_pt["AEBODSYS"] == soc].sort_values(["n", "AEDECOD"], ascending=[False, True])
+        for pt in pts["AEDECOD"]:
+            dd = d.loc[d["AEDECOD"] == pt]
+            vals = {cols[0]: b.count(dd["USUBJID"], n)}
+            if min_grade_cols:
+                vals[cols[1]] = b.count(dd.loc[dd["ATOXGR"] >= 3, "USUBJID"], n)
+            b.add(f"  {pt}", vals, group=str(soc))
+    return b.table(id, title, footnotes=footnotes, population="Safety population",
+                   source="ADAE (TRTEMFL, AEBODSYS, AEDECOD, ATOXGR)", with_groups=True)
+
+
+def worst_grade_per_subject_pt(te: pd.DataFrame) -> pd.DataFrame:
+    """One row per subject and PT with the worst grade (NaN grade ranks lowest)."""
+    g = te["ATOXGR"].fillna(0)
+    d = te.assign(_G=g).sort_values(["USUBJID", "AEDECOD", "_G"], ascending=[True, True, False])
+    return d.drop_duplicates(["USUBJID", "AEDECOD"])
+
+
+def table_common_ae(adae: pd.DataFrame, adsl: pd.DataFrame, *, threshold: float, footnotes: list[str]) -> Table:
+    """AET04_PI: PTs reported in >= threshold of patients, by highest CTCAE grade.
+
+    STORM-style columns: any grade, grade 1-2, grade 3, grade 4 (and grade 5) at each patient's
+    worst grade for the PT; rows by descending any-grade frequency.
+    """
+    saf = safety_population(adsl)
+    n = len(saf)
+    te = teae(adae, adsl)
+    w = worst_grade_per_subject_pt(te)
+    cnt = w.groupby("AEDECOD").size()
+    keep = cnt[cnt >= threshold * n] if n else cnt.iloc[:0]
+    cols = ["Any grade", "Grade 1-2", "Grade 3", "Grade 4", "Grade 5"]
+    b = TableBuilder("Preferred term", cols)
+    for pt in sorted(keep.index, key=lambda p: (-keep[p], p)):
+        d = w.loc[w["AEDECOD"] == pt]
+        g = d["_G"]
+        b.add(str(pt), {
+            "Any grade": b.count(d["USUBJID"], n),
+            "Grade 1-2": b.count(d.loc[g.isin([1, 2]), "USUBJID"], n),
+            "Grade 3": b.count(d.loc[g == 3, "USUBJID"], n),
+            "Grade 4": b.count(d.loc[g == 4, "USUBJID"], n),
+            "Grade 5": b.count(d.loc[g == 5, "USUBJID"], n),
+        })
+    pct = f"{threshold * 100:g}%"
+    return b.table("AET04_PI", f"Treatment-emergent adverse events reported in >= {pct} of patients, "
+                   "by highest CTCAE grade", footnotes=[
+                       f"Preferred terms reported in at least {pct} of the safety population; each "
+                       "patient counted once per term at the highest grade.", *footnotes],
+                   population="Safety population", source="ADAE (TRTEMFL, AEDECOD, ATOXGR)")
+
+
+def table_ae_actions(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
+    """TEAEs leading to dose reduction, interruption and discontinuation, by PT (STF T12)."""
+    saf = safety_population(adsl)
+    n = len(saf)
+    te = teae(adae, adsl)
+    cols = ["Dose reduction", "Dose interruption", "Discontinuation"]
+    flags = {"Dose reduction": "ARDFL", "Dose interruption": "AINTFL", "Discontinuation": "AWDFL"}
+    act = te.loc[(te["ARDFL"] == "Y") | (te["AINTFL"] == "Y") | (te["AWDFL"] == "Y")]
+    b = TableBuilder("Preferred term", cols)
+    b.add("Any TEAE", {c: b.count(act.loc[act[f] == "Y", "USUBJID"], n) for c, f in flags.items()})
+    tot = act[["USUBJID", "AEDECOD"]].drop_duplicates().groupby("AEDECOD").size()
+    for pt in sorted(tot.index, key=lambda p: (-tot[p], p)):
+        d = act.loc[act["AEDECOD"] == pt]
+        b.add(f"  {pt}", {c: b.count(d.loc[d[f] == "Y", "USUBJID"], n) for c, f in flags.items()})
+    return b.table("AET-ACN", "Treatment-emergent adverse events leading to dose reduction, "
+                   "interruption or discontinuation", footnotes=[
+                       "Action taken with study treatment as recorded by the investigator (AEACN).",
+                       *footnotes], population="Safety population", source="ADAE (AEACN)")
+
+
+def table_deaths(adsl: pd.DataFrame, adae: pd.DataFrame, *, window_days: int, footnotes: list[str]) -> Table:
+    """DTHT01 / STF T8: deaths by primary cause and relatedness, and by time from last dose.
+
+    Rule
+    ----
+    Cause from ADSL DTHCAUS: progression (PROGRESSIVE DISEASE / DISEASE PROGRESSION), adverse
+    event (ADVERSE EVENT, or a fatal AE recorded), other/unknown. Related: a fatal TEAE with
+    AEREL = Y. STORM: 12 deaths from AEs, 2 judged treatment-related (domain.md 1.6).
+    """
+    saf = safety_population(adsl)
+    n = len(saf)
+    b = TableBuilder("Deaths", [f"All patients (N={n})"])
+    c = b.columns[0]
+    dth = saf.loc[saf.get("DTHFL", pd.Series("", index=saf.index)).astype("string").str.upper() == "Y"]
+    cause = dth.get("DTHCAUS", pd.Series(pd.NA, index=dth.index)).astype("string").str.upper().fillna("")
+    fatal = adae.loc[adae["AEFATFL"] == "Y"]
+    fatal_subj = set(fatal["USUBJID"])
+    rel_subj = set(fatal.loc[fatal["AERELFL"] == "Y", "USUBJID"])
+    is_pd = cause.str.contains("PROGRESS", regex=False)
+    is_ae = (cause.str.contains("ADVERSE", regex=False) | dth["USUBJID"].isin(fatal_subj)) & ~is_pd
+    b.add("All deaths", {c: b.count(dth["USUBJID"], n)})
+    b.add("  Progressive disease", {c: b.count(dth.loc[is_pd.to_numpy(), "USUBJID"], n)})
+    b.add("  Adverse event", {c: b.count(dth.loc[is_ae.to_numpy(), "USUBJID"], n)})
+    b.add("    Related to study treatment", {c: b.count(
+        dth.loc[is_ae.to_numpy() & dth["USUBJID"].isin(rel_subj).to_numpy(), "USUBJID"], n)})
+    b.add("    Not related", {c: b.count(
+        dth.loc[is_ae.to_numpy() & ~dth["USUBJID"].isin(rel_subj).to_numpy(), "USUBJID"], n)})
+    b.add("  Other or unknown", {c: b.count(dth.loc[(~is_pd & ~is_ae).to_numpy(), "USUBJID"], n)})
+    if "DTHDT" in dth and "TRTEDT" in dth:
+        days = (pd.to_datetime(dth["DTHDT"]) - pd.to_datetime(dth["TRTEDT"])).dt.days
+        b.add(f"Within {window_days} days of last dose", {c: b.count(dth.loc[(days <= window_days).fillna(False).to_numpy(), "USUBJID"], n)})
+        b.add(f"More than {window_days} days after last dose", {c: b.count(dth.loc[(days > window_days).fillna(False).to_numpy(), "USUBJID"], n)})
+    return b.table("DTHT01", "Deaths by primary cause and relatedness", footnotes=[
+        "Cause of death from the disposition record (ADSL DTHCAUS); a death with a fatal adverse "
+        "event is counted under adverse event unless the cause is progression. Related = a fatal "
+        "adverse event assessed as related to study treatment (AEREL = Y).", *footnotes],
+        population="Safety population", source="ADSL (DTHFL, DTHCAUS, DTHDT), ADAE (AEOUT, AEREL)")
+
+
+LAB_ORDER = ["PLAT", "NEUT", "HGB", "WBC", "LYM", "SODIUM", "CREAT"]
+
+
+def _lab_terms(adlb: pd.DataFrame) -> list[tuple[str, str, str]]:
+    t = adlb.loc[adlb["ATOXDSCL"].notna(), ["PARAMCD", "ATOXDSCL", "ATOXDIR"]].drop_duplicates()
+    rows = [tuple(map(str, r)) for r in t.itertuples(index=False)]
+    return sorted(rows, key=lambda r: (LAB_ORDER.index(r[0]) if r[0] in LAB_ORDER else 99, r[0]))
+
+
+def worst_lab_grades(adlb: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Per safety subject and graded test: worst post-baseline grade and baseline grade."""
+    saf = set(safety_population(adsl)["USUBJID"])
+    d = adlb.loc[((adlb["WGRLOFL"] == "Y") | (adlb["WGRHIFL"] == "Y")) & adlb["USUBJID"].isin(saf),
+                 ["USUBJID", "PARAMCD", "ATOXDSCL", "ATOXDIR", "ATOXGR", "BTOXGR"]]
+    return d.reset_index(drop=True)
+
+
+def table_lab_worst_grade(adlb: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
+    """LBT07: highest CTCAE grade post-baseline per test and direction."""
+    w = worst_lab_grades(adlb, adsl)
+    cols = ["n", "Grade 1", "Grade 2", "Grade 3", "Grade 4", "Grade 3-4", "Any grade"]
+    b = TableBuilder("CTCAE term (test)", cols)
+    for pc, term, _dir in _lab_terms(adlb):
+        d = w.loc[w["PARAMCD"] == pc]
+        m = len(d)
+        g = d["ATOXGR"].astype(float)
+        b.add(f"{term} ({pc})", {
+            "n": f"{m}",
+            **{f"Grade {k}": b.count(d.loc[(g == k).to_numpy(), "USUBJID"], m) for k in (1, 2, 3, 4)},
+            "Grade 3-4": b.count(d.loc[(g >= 3).to_numpy(), "USUBJID"], m),
+            "Any grade": b.count(d.loc[(g >= 1).to_numpy(), "USUBJID"], m),
+        })
+    return b.table("LBT07", "Laboratory abnormalities: highest CTCAE grade post-baseline",
+                   footnotes=["n = patients with at least one graded post-baseline value on "
+                              "treatment; percentages of n.", *footnotes],
+                   population="Safety population", source="ADLB (ATOXGR, WGRLOFL, WGRHIFL)")
+
+
+def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, footnotes: list[str]) -> Table | None:
+    """LBT14: baseline grade (rows) x highest post-baseline grade (columns) for one test."""
+    w = worst_lab_grades(adlb, adsl)
+    d = w.loc[w["PARAMCD"] == paramcd]
+    if d.empty:
+        return None
+    term = str(d["ATOXDSCL"].iloc[0])
+    cols = ["n", "Grade 0", "Grade 1", "Grade 2", "Grade 3", "Grade 4"]
+    b = TableBuilder("Baseline grade", cols)
+    bg = d["BTOXGR"].astype(float)
+    ag = d["ATOXGR"].astype(float)
+    labels = [("Grade 0 (normal)", bg == 0)] + [(f"Grade {k}", bg == k) for k in (1, 2, 3, 4)] + [
+        ("Missing", bg.isna())]
+    for label, m in labels:
+        m = m.to_numpy(dtype=bool)
+        sub = d.loc[m]
+        k = len(sub)
+        if k == 0 and label == "Missing":
+            continue
+        vals = {"n": (f"{k}", sub["USUBJID"])}
+        for j in range(5):
+            vals[f"Grade {j}"] = b.count(sub.loc[(ag[m] == j).to_numpy(), "USUBJID"], k)
+        b.add(label, vals)
+    total = len(d)
+    vals = {"n": (f"{total}", d["USUBJID"])}
+    for j in range(5):
+        vals[f"Grade {j}"] = b.count(d.loc[(ag == j).to_numpy(), "USUBJID"], total)
+    b.add("Total", vals)
+    return b.table(f"LBT14-{paramcd}", f"Shift from baseline to highest post-baseline CTCAE grade: {term} ({paramcd})",
+                   footnotes=["Rows: baseline grade (baseline graded against the normal range); "
+                              "columns: highest grade post-baseline on treatment; percentages of "
+                              "the row n.", *footnotes],
+                   population="Safety population with a graded post-baseline value",
+                   source="ADLB (BTOXGR, ATOXGR, worst-grade flags)")
+
+
+def table_lab_vs_ae(adlb: pd.DataFrame, adae: pd.DataFrame, adsl: pd.DataFrame, *,
+                    ae_terms: dict[str, tuple[str, ...]], footnotes: list[str]) -> Table:
+    """mmtrial-LB01: lab-derived worst grades beside investigator-reported AE incidence.
+
+    A reviewer reads under-reporting off the gap between the lab columns and the AE columns.
+    """
+    saf = safety_population(adsl)
+    n = len(saf)
+    w = worst_lab_grades(adlb, adsl)
+    te = teae(adae, adsl)
+    wa = worst_grade_per_subject_pt(te) if len(te) else te.assign(_G=[])
+    cols = ["Lab any grade", "Lab grade 3", "Lab grade 4", "AE any grade", "AE grade 3", "AE grade 4"]
+    b = TableBuilder("CTCAE term (test)", cols)
+    for pc, term, _dir in _lab_terms(adlb):
+        d = w.loc[w["PARAMCD"] == pc]
+        g = d["ATOXGR"].astype(float)
+        terms = ae_terms.get(pc, ())
+        a = wa.loc[wa["AEDECOD"].astype("string").str.upper().isin(list(terms)).fillna(False).to_numpy()]
+        a = a.sort_values("_G", ascending=False).drop_duplicates("USUBJID")
+        ag = a["_G"]
+        b.add(f"{term} ({pc})", {
+            "Lab any grade": b.count(d.loc[(g >= 1).to_numpy(), "USUBJID"], n),
+            "Lab grade 3": b.count(d.loc[(g == 3).to_numpy(), "USUBJID"], n),
+            "Lab grade 4": b.count(d.loc[(g == 4).to_numpy(), "USUBJID"], n),
+            "AE any grade": b.count(a["USUBJID"], n),
+            "AE grade 3": b.count(a.loc[(ag == 3).to_numpy(), "USUBJID"], n),
+            "AE grade 4": b.count(a.loc[(ag == 4).to_numpy(), "USUBJID"], n),
+        })
+    return b.table("mmtrial-LB01", "Myeloma laboratory toxicities: lab-derived CTCAE grade beside "
+                   "investigator-reported adverse events", footnotes=[
+                       "Lab columns: highest post-baseline CTCAE grade derived from values; AE "
+                       "columns: treatment-emergent AEs reported under the matching preferred "
+                       "terms (e.g. Thrombocytopenia, Platelet count decreased), highest grade. "
+                       "Percentages of the safety population.", *footnotes],
+                   population="Safety population", source="ADLB (ATOXGR), ADAE (AEDECOD, ATOXGR)")

@@ -1,0 +1,150 @@
+"""The exposure_safety step end to end (mmtrial.steps.exposure_safety).
+
+Expected values are hand-worked from the small studies below (dates, doses and grades chosen so
+each count can be checked by eye) with CTCAE v5.0 thresholds (domain.md section 3).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmtrial.context import Analysis, Study
+from mmtrial.protocol.model import Protocol
+from mmtrial.report.model import Figure, Listing, Table
+from mmtrial.steps import exposure_safety
+
+
+def _analysis() -> Analysis:
+    ex = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S1", "S2", "S2", "S3"], "EXTRT": ["SELINEXOR"] * 6,
+        "EXDOSE": [80, 100, 80.0, 80, 80, 80], "EXDOSU": "mg",
+        "EXDOSFRQ": ["BIW", "QW", "QW", "BIW", "BIW", "BIW"],
+        "EXSTDT": pd.to_datetime(["2020-01-01", "2020-01-15", "2020-02-12", "2020-01-01", "2020-01-29", "2020-01-06"]),
+        "EXENDT": pd.to_datetime(["2020-01-14", "2020-02-04", "2020-03-10", "2020-01-21", "2020-02-25", "2020-01-19"]),
+        "EXADJ": [None, "ADVERSE EVENT", "ADVERSE EVENT", None, "ADVERSE EVENT", None],
+        "ROWNUM": np.arange(1, 7),
+    })
+    lb = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S1", "S2", "S2", "S2", "S3", "S3"],
+        "LBTESTCD": ["PLAT", "PLAT", "PLAT", "PLAT", "PLAT", "SODIUM", "HGB", "HGB"],
+        "LBSTRESN": [180, 60, 20, 200, 70, 128, 11, 7.5],
+        "LBSTRESU": ["10^9/L"] * 5 + ["mmol/L", "g/dL", "g/dL"],
+        "LBSTNRLO": [150] * 5 + [135, 12, 12], "LBSTNRHI": [400] * 5 + [145, 16, 16],
+        "LBDT": pd.to_datetime(["2020-01-01", "2020-01-13", "2020-02-03", "2020-01-01", "2020-01-20",
+                                "2020-02-10", "2020-01-06", "2020-01-13"]),
+        "LBCAT": "HEMATOLOGY", "ROWNUM": np.arange(1, 9),
+    })
+    ae = pd.DataFrame({
+        "USUBJID": ["S1", "S2", "S3"], "AEDECOD": ["Thrombocytopenia", "Nausea", "Fatigue"],
+        "AEBODSYS": ["Blood and lymphatic system disorders", "Gastrointestinal disorders",
+                     "General disorders and administration site conditions"],
+        "AESTDT": pd.to_datetime(["2020-01-13", "2020-01-10", "2020-01-08"]),
+        "AEENDT": pd.to_datetime(["2020-02-20", None, "2020-01-30"]),
+        "AETOXGR": [3.0, 2, 3], "AESER": ["N", "N", "Y"], "AEREL": ["Y", "Y", "N"],
+        "AEACN": ["DOSE REDUCED", "DOSE NOT CHANGED", "DRUG WITHDRAWN"],
+        "AEOUT": ["RECOVERED/RESOLVED", "NOT RECOVERED/NOT RESOLVED", "FATAL"], "ROWNUM": [1, 2, 3],
+    })
+    adsl = pd.DataFrame({
+        "USUBJID": ["S1", "S2", "S3"], "SAFFL": ["Y"] * 3,
+        "TRTSDT": pd.to_datetime(["2020-01-01", "2020-01-01", "2020-01-06"]),
+        "TRTEDT": pd.to_datetime(["2020-03-10", "2020-02-25", "2020-01-19"]),
+        "DTHFL": ["", "", "Y"], "DTHDT": pd.to_datetime([None, None, "2020-02-01"]),
+        "DTHCAUS": [None, None, "ADVERSE EVENT"],
+        "EOTSTT": ["ONGOING", "DISCONTINUED", "DISCONTINUED"],
+        "DCTREAS": [None, "PROGRESSIVE DISEASE", "ADVERSE EVENT"],
+        "EOSSTT": ["ONGOING", "ONGOING", "DISCONTINUED"], "DCSREAS": [None, None, "DEATH"],
+    })
+    study = Study(domains={"ex": ex, "lb": lb, "ae": ae, "ds": pd.DataFrame()}, synthetic=True)
+    return Analysis(study=study, protocol=Protocol.load(), adam={"adsl": adsl})
+
+
+@pytest.fixture(scope="module")
+def done() -> Analysis:
+    a = _analysis()
+    exposure_safety.run(a)
+    return a
+
+
+def test_step_adds_datasets_sections_results_and_methods(done):
+    assert {"adae", "adlb", "adex", "adexlvl", "adexchk"} <= set(done.adam)
+    orders = {s.id: s.order for s in done.sections}
+    assert orders == {"disposition": 15, "exposure": 30, "safety": 60}
+    assert {"safety", "exposure"} <= set(done.methods)
+    json.dumps(done.results["safety"])  # serialisable
+
+
+def test_results_safety_hand_worked(done):
+    s = done.results["safety"]
+    # per PT: Thrombocytopenia grade 3, Nausea grade 2, Fatigue grade 3
+    assert s["by_preferred_term"]["Thrombocytopenia"] == {
+        "soc": "Blood and lymphatic system disorders", "any_grade": 1, "grade_3_plus": 1}
+    assert s["by_preferred_term"]["Nausea"]["grade_3_plus"] == 0
+    # platelets: S1 worst 20 (grade 4), S2 worst 70 (grade 2); sodium 128 grade 2; Hb 7.5 grade 3
+    assert s["lab_worst_grade"]["Platelet count decreased"]["grade_4"] == 1
+    assert s["lab_worst_grade"]["Platelet count decreased"]["grade_2"] == 1
+    assert s["lab_worst_grade"]["Hyponatremia"]["grade_2"] == 1
+    assert s["lab_worst_grade"]["Anemia"]["grade_3"] == 1
+    assert s["disposition"] == {"on_treatment": 1, "discontinued_treatment": 2,
+                                "discontinued_by_reason": {"PROGRESSIVE DISEASE": 1, "ADVERSE EVENT": 1},
+                                "in_follow_up": 1, "died": 1}
+    assert s["deaths"]["adverse_event"] == 1
+    # S2 restarted at level 0 after platelets 70 (WRONG LEVEL) and kept dosing with sodium 128
+    # (NOT INTERRUPTED); S3 kept dosing with grade 3 fatigue (NOT INTERRUPTED)
+    assert s["dose_rule_deviations"]["deviations"] == 3
+    assert s["dose_rule_deviations"]["by_type"] == {"NOT INTERRUPTED": 2, "WRONG LEVEL": 1}
+    # S1: 8 x 80... durations 10, 8 and 2 weeks -> median 8.0, range 2-10
+    assert s["exposure"]["duration_weeks"] == {"median": 8.0, "min": 2.0, "max": 10.0}
+
+
+def test_tables_link_counts_to_subjects_and_carry_footnotes(done):
+    tables = [b for s in done.sections for b in s.blocks if isinstance(b, Table)]
+    ids = {t.id for t in tables}
+    assert {"DST01", "mmtrial-EX02", "AET01", "AET02", "AET04_PI", "STF-T10", "AET-ACN", "DTHT01",
+            "LBT07", "mmtrial-LB01", "LBT14-PLAT", "EX-RULES", "EX-RULES-L"} <= ids
+    aet01 = next(t for t in tables if t.id == "AET01")
+    col = aet01.data.columns[1]
+    assert aet01.data.iloc[0, 1] == "3 (100.0)"
+    assert aet01.cell_subjects[(0, col)] == ["S1", "S2", "S3"]
+    assert any("CTCAE v5.0" in f for f in next(t for t in tables if t.id == "LBT07").footnotes)
+    assert any("30 days" in f for f in aet01.footnotes)
+    listing = next(t for t in tables if isinstance(t, Listing))
+    assert len(listing.data) == 3
+    fig = next(b for s in done.sections for b in s.blocks if isinstance(b, Figure))
+    assert fig.svg.startswith("<?xml") and fig.alt
+
+
+def test_step_runs_on_the_shared_three_subject_study_through_reader_and_adsl(tmp_path):
+    support = pytest.importorskip("support.sdtm_study")
+    from mmtrial.sdtm.check import read_study
+    from mmtrial.sdtm.write import write_study_folder
+    from mmtrial.steps import adsl as adsl_step
+
+    folder = write_study_folder(tmp_path / "s", support.valid_raw_domains())
+    a = Analysis(study=read_study(folder), protocol=Protocol.load())
+    adsl_step.run(a)
+    exposure_safety.run(a)
+    # S-002 hemoglobin 95 g/L -> 9.5 g/dL after the reader's conversion: anemia grade 2
+    hgb = a.adam["adlb"].loc[a.adam["adlb"]["PARAMCD"] == "HGB"]
+    assert hgb["AVAL"].tolist() == [pytest.approx(9.5)]
+    assert hgb["ATOXGR"].tolist() == [2]
+    assert a.results["safety"]["patients_with_teae"] >= 1
+
+
+def test_step_runs_on_simulated_study(tmp_path):
+    sim = pytest.importorskip("mmtrial.simulate")
+    if not hasattr(sim, "simulate_study"):
+        pytest.skip("mmtrial.simulate.simulate_study not available yet")
+    from mmtrial.pipeline import run_steps
+    from mmtrial.sdtm.check import read_study
+
+    folder = sim.write_study(sim.simulate_study(n=60, seed=7), tmp_path / "sim")
+    a = Analysis(study=read_study(folder), protocol=Protocol.load())
+    steps = ("adsl", "exposure_safety")
+    run_steps(a, steps)
+    s = a.results["safety"]
+    assert s["n"] > 0 and s["exposure"]["n"] > 0
+    assert s["lab_worst_grade"]
