@@ -1,0 +1,82 @@
+"""Waterfall plot of the best percent change in the route's myeloma marker (mmtrial-F01).
+
+Rule
+----
+TLG catalog mmtrial-F01 (after osprey ``g_waterfall`` and tern ``g_waterfall``): one bar per
+patient, sorted from the largest increase to the largest decrease; the marker is serum M-protein
+when measurable, else urine M-protein, else dFLC (marrow plasma cells for the marrow route); bar
+colour = confirmed best overall response; reference lines at -25% (MR), -50% (PR), -90% (VGPR)
+and +25% (PD); increases above +100% are drawn at +100% and marked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmtrial.derive.response import CATEGORIES
+
+#: Colour per BOR category (colour-blind-safe ordering from dark blue to red/grey).
+BOR_COLOURS: dict[str, str] = {
+    "sCR": "#08306b", "CR": "#2171b5", "VGPR": "#4292c6", "PR": "#6baed6", "MR": "#9ecae1",
+    "SD": "#bdbdbd", "PD": "#cb181d", "NE": "#737373",
+}
+REFERENCE_LINES: tuple[tuple[float, str], ...] = ((-25.0, "MR"), (-50.0, "PR"), (-90.0, "VGPR"), (25.0, "PD"))
+CAP = 100.0
+
+
+def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Best (lowest) percent change per efficacy subject over assessments before new therapy.
+
+    Returns USUBJID, BOR, PCHGPARM (marker), BEST_PCHG; subjects without a post-baseline value
+    of their marker are left out (the footnote gives their number).
+    """
+    o = adrs[(adrs["PARAMCD"] == "OVR") & (adrs["ANL01FL"] == "Y") & adrs["PCHG"].notna()]
+    best = o.groupby("USUBJID", sort=False).agg(BEST_PCHG=("PCHG", "min"), PCHGPARM=("PCHGPARM", "first"))
+    eff = adsl.loc[(adsl["EFFFL"].astype("string") == "Y").fillna(False).to_numpy(dtype=bool), ["USUBJID", "BOR"]]
+    out = eff.merge(best, left_on="USUBJID", right_index=True, how="inner")
+    return out.reset_index(drop=True)
+
+
+def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
+    """The matplotlib figure and its alt text for :func:`derive_best_change` output."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    d = best.sort_values(["BEST_PCHG", "USUBJID"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    y = d["BEST_PCHG"].to_numpy(dtype=float)
+    capped = y > CAP
+    yc = np.minimum(y, CAP)
+    colours = d["BOR"].astype("string").fillna("NE").map(BOR_COLOURS).fillna(BOR_COLOURS["NE"]).to_numpy()
+    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=100)
+    x = np.arange(len(d))
+    ax.bar(x, yc, width=0.85, color=colours, edgecolor="none")
+    if capped.any():
+        ax.scatter(x[capped], np.full(capped.sum(), CAP + 4), marker="^", s=14, color="#cb181d", zorder=3)
+    for v, lab in REFERENCE_LINES:
+        ax.axhline(v, color="#404040", lw=0.7, ls="--")
+        ax.text(len(d) - 0.5 if len(d) else 0.5, v, f" {v:+.0f}% ({lab})", va="center", ha="left", fontsize=7)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylim(-105, CAP + 10)
+    ax.set_xlim(-1, max(len(d), 1))
+    ax.set_xticks([])
+    ax.set_xlabel("Patients (one bar each), sorted by best change")
+    ax.set_ylabel("Best change from baseline (%)")
+    present = [c for c in CATEGORIES if (d["BOR"] == c).any()]
+    ax.legend(handles=[Patch(color=BOR_COLOURS[c], label=c) for c in present], title="Confirmed BOR",
+              fontsize=7, title_fontsize=7, loc="lower left", ncol=4, frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    n = len(d)
+    n_resp = int((y <= -50).sum())
+    markers = ", ".join(f"{k} {int(v)}" for k, v in d["PCHGPARM"].astype("string").value_counts().items() if v > 0)
+    alt = (f"Waterfall plot of the best percent change from baseline in the myeloma marker for {n} patients"
+           + (f" of {n_eligible} in the efficacy population" if n_eligible is not None else "")
+           + f" (markers: {markers or 'none'}). {n_resp} bars reach -50% or lower; "
+           f"{int(capped.sum())} increases exceed +100% and are drawn at +100%. "
+           "Dashed lines at -25%, -50%, -90% and +25%. Bars are coloured by confirmed best overall response.")
+    return fig, alt
