@@ -6,11 +6,11 @@ import json
 
 import pandas as pd
 import pytest
-from support.sdtm_study import valid_raw_domains
 
 from mmtrial.pipeline import analyze, results_to_json
 from mmtrial.sdtm import StudyInputError
 from mmtrial.sdtm.write import write_study_folder
+from support.sdtm_study import valid_raw_domains
 
 
 def test_input_errors_write_only_issues_csv_and_remove_a_previous_report(tmp_path):
@@ -33,3 +33,19 @@ def test_input_errors_write_only_issues_csv_and_remove_a_previous_report(tmp_pat
 def test_results_json_writes_nan_and_nat_as_null_never_a_number():
     text = results_to_json({"median": float("nan"), "ci": [1.5, float("nan")], "d": pd.NaT, "n": 3})
     assert json.loads(text) == {"median": None, "ci": [1.5, None], "d": None, "n": 3}
+
+
+def test_a_tiny_study_without_responders_goes_through_every_step(tmp_path):
+    # 3 hand-made subjects, no post-baseline response, one never dosed: every step must cope
+    study = write_study_folder(tmp_path / "s", valid_raw_domains())
+    out = analyze(study, tmp_path / "out", run_date="2026-01-01")
+    assert out.report_html.exists() and out.results_json.exists()
+    res = json.loads(out.results_json.read_text())
+    assert res["populations"]["enrolled"] == 3 and res["populations"]["safety"] == 2
+    assert {p.stem for p in (tmp_path / "out" / "adam").iterdir()} >= {"adsl", "adrs", "adtte", "adex", "adlb", "adae"}
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "out" / "mmtrial.duckdb"), read_only=True)
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    con.close()
+    assert {"adsl", "adrs", "sdtm_dm", "sdtm_lb"} <= tables

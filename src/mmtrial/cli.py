@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,17 +19,17 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     csv = "csv"
     parquet = "parquet"
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     sas = "sas"
     r = "r"
 
 
-class Only(str, Enum):
+class Only(StrEnum):
     biomarker = "biomarker"
 
 
@@ -122,7 +122,8 @@ def analyze(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
 ) -> None:
     """Analyse a study: input checks, ADaM datasets, statistics, results.json and report.html."""
-    from mmtrial.pipeline import STEPS, analyze as run_analysis
+    from mmtrial.pipeline import STEPS
+    from mmtrial.pipeline import analyze as run_analysis
     from mmtrial.sdtm import StudyInputError
 
     options = {"profile": profile.value} if profile else {}

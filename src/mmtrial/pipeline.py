@@ -30,8 +30,8 @@ from mmtrial.sdtm.issues import StudyInputError, issues_frame
 
 STEPS: tuple[str, ...] = (
     "adsl",  # populations, demographics, disposition, deaths (steps/adsl.py)
-    "prior_therapy",  # lines of therapy, refractory status, eligibility (issue 4)
-    "response",  # IMWG response, confirmation, BOR, EFFFL (issue 3)
+    "response",  # IMWG response, confirmation, BOR, MEASFL, EFFFL (issue 3)
+    "prior_therapy",  # lines of therapy, refractory status, eligibility, Table 1 (issue 4)
     "tte",  # ADTTE and efficacy statistics (issue 5)
     "exposure_safety",  # ADEX, ADLB grades, ADAE tables, dose rules (issue 6)
     "biomarker",  # response classifier (issue 8)

@@ -394,3 +394,11 @@ def test_differential_r_flat_segment_cases_sas_rule_differs_only_at_final_flat(t
     med_r = ref.query("kind == 'q' and x == 0.5 and ct == 'log'").set_index("id")["est"]
     assert kaplan_meier(*datasets["mid"], profile="sas").median == med_r["mid"] == 2.5
     assert kaplan_meier(*datasets["end"], profile="sas").median is None and med_r["end"] == 102.5
+
+
+def test_km_with_no_subjects_estimates_nothing_and_has_nobody_at_risk():
+    # an empty group (e.g. no responders for DOR): S(t) is not estimable, never 1.0
+    km = kaplan_meier(np.array([], dtype=float), np.array([], dtype=int))
+    assert km.median is None
+    assert km.survival_at(30.0) == (None, None, None)
+    assert list(km.number_at_risk([0.0, 30.0])) == [0, 0]

@@ -319,6 +319,10 @@ class KaplanMeier:
         Number at risk at t counts subjects with time >= t (R ``summary.survfit``; SAS).
         """
         t = np.atleast_1d(np.asarray(times, dtype=float))
+        if self.time.size == 0:  # no subjects: nothing is estimable, nobody is at risk
+            nan = np.full(t.shape, np.nan)
+            return pd.DataFrame({"time": t, "n_risk": np.zeros(t.shape, dtype=int), "surv": nan,
+                                 "lower": nan, "upper": nan})
         i = self._index(t)
         before = i < 0
         j = np.clip(i, 0, max(self.time.size - 1, 0))

@@ -173,7 +173,11 @@ def run(a: Analysis) -> None:
 
     # results
     full = a.adam["adsl"]
-    pop = full.loc[full["SAFFL"].eq("Y").fillna(False)] if "SAFFL" in full else full
+    # Table 1 population: the efficacy (mITT) population once the response step has run, as in
+    # STORM's baseline table of the 122 mITT patients; else the safety population.
+    pop_flag, pop_label = ("EFFFL", "Efficacy population (mITT)") if "EFFFL" in full else ("SAFFL", "Safety population")
+    pop_desc = f"{pop_label.lower()} ({pop_flag} = Y)"
+    pop = full.loc[full[pop_flag].eq("Y").fillna(False)] if pop_flag in full else full
     n = len(pop)
 
     def npct(var: str) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def run(a: Analysis) -> None:
         return float(v.median()) if len(v) else None
 
     a.results["baseline"] = {
-        "population": "safety (SAFFL = Y)", "n": n,
+        "population": pop_desc, "n": n,
         "median_age": med("AGE"), "median_prior_lines": med("NLINES"),
         "median_years_since_diagnosis": med("DIAGYRS"),
         "tcr": npct("TCRFL"), "penta": npct("PENTAFL"), "quad": npct("QUADFL"), "tce": npct("TCEFL"),
@@ -205,7 +209,7 @@ def run(a: Analysis) -> None:
         "eligibility": elig_rule.as_dict(),
         "drug_dictionary": {"path": dictionary.path, "version": dictionary.version, "source": dictionary.source},
         "measurable_disease": meas_src,
-        "baseline_population": "safety (SAFFL = Y)",
+        "baseline_population": pop_desc,
         "time_since_diagnosis": "(TRTSDT - DIAGDT) / 365.25 years",
     }
 
@@ -218,7 +222,7 @@ def run(a: Analysis) -> None:
         f"Drug dictionary {dictionary.path} version {dictionary.version}.",
     ]
     table = build_baseline_table(full, derive_baseline_lab_values(a.study.get("lb"), full),
-                                 population_flag="SAFFL", population_label="Safety population",
+                                 population_flag=pop_flag, population_label=pop_label,
                                  footnotes=notes)
     blocks: list = [table]
     nfail = int((full["ELIGFL"] == "N").sum())
