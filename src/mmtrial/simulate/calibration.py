@@ -1,0 +1,114 @@
+"""Aggregates of a simulated study, for calibration against STORM (docs/simulator.md).
+
+Computed from the simulator's ground truth and its own domains with small self-contained
+estimators (simulate/ never imports stats/): proportions over the efficacy population and
+Kaplan-Meier medians (the smallest time at which S(t) <= 0.5; 'not reached' is NaN).
+Months are days / 30.4375 (validation.md section 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmtrial.simulate.params import SimulationParams
+
+DAYS_PER_MONTH = 30.4375
+
+#: published STORM Part 2 values (domain.md sections 1.2-1.6 and 5; tag C unless noted)
+PUBLISHED: dict[str, float] = {
+    "orr_pct": 26.2, "cbr_pct": 39.3, "scr_n": 2, "vgpr_n": 6, "pr_n": 24, "mr_n": 16,
+    "median_pfs_months": 3.7, "median_os_months": 8.6, "median_dor_months": 4.4,
+    "median_ttr_weeks": 4.1, "g34_thrombocytopenia_pct": 59.0, "g34_anemia_pct": 44.0,
+    "g34_hyponatremia_pct": 22.0, "g34_neutropenia_pct": 21.0, "median_treatment_weeks": 9.0,
+    "dose_modified_pct": 80.0, "penta_pct": 68.0, "median_prior_regimens": 7.0,
+    "median_years_since_diagnosis": 6.6, "high_risk_cyto_pct": 53.0,
+}
+
+
+def km_median(time: np.ndarray, event: np.ndarray) -> float:
+    """Kaplan-Meier median: smallest event time with S(t) <= 0.5 (NaN when not reached)."""
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    ok = ~np.isnan(t)
+    t, e = t[ok], e[ok]
+    if len(t) == 0:
+        return float("nan")
+    times = np.unique(t[e])
+    at_risk = (t[None, :] >= times[:, None]).sum(axis=1)
+    deaths = ((t[None, :] == times[:, None]) & e[None, :]).sum(axis=1)
+    surv = np.cumprod(1.0 - deaths / at_risk)
+    below = np.flatnonzero(surv <= 0.5)
+    return float(times[below[0]]) if len(below) else float("nan")
+
+
+def summarize(sim: Any) -> dict[str, float]:
+    """STORM-comparable aggregates of one simulated study (efficacy population n = measurable)."""
+    tr = sim.truth
+    eff = tr[tr["TRUE_MEASURABLE"] == "Y"]
+    n = len(eff)
+    bor = eff["TRUE_BOR"]
+    out: dict[str, float] = {"n_efficacy": n, "n_safety": len(tr)}
+    for cat in ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "NE"):
+        out[f"{cat.lower()}_n"] = float((bor == cat).sum())
+    out["orr_pct"] = 100.0 * (eff["TRUE_RESPONDER"] == "Y").mean()
+    out["cbr_pct"] = 100.0 * (eff["TRUE_CBR"] == "Y").mean()
+    out["median_pfs_months"] = km_median(eff["TRUE_PFS_DAYS"], eff["TRUE_PFS_EVENT"]) / DAYS_PER_MONTH
+    out["median_os_months"] = km_median(tr["TRUE_OS_DAYS"], tr["TRUE_OS_EVENT"]) / DAYS_PER_MONTH
+    resp = eff[eff["TRUE_RESPONDER"] == "Y"]
+    rdt = pd.to_datetime(resp["TRUE_RESP_DT"])
+    pdt = pd.to_datetime(resp["TRUE_PD_DT"])
+    ddt = pd.to_datetime(resp["TRUE_DTH_DT"])
+    ntx = pd.to_datetime(resp["TRUE_NEWTX_DT"])
+    last = pd.to_datetime(resp["TRUE_LAST_ADEQ_DT"])
+    death_evt = ddt.notna() & pdt.isna() & (ntx.isna() | (ddt < ntx))
+    end = pdt.where(pdt.notna(), ddt.where(death_evt, last))
+    dor = (end - rdt).dt.days + 1
+    out["median_dor_months"] = km_median(dor.to_numpy(float), (pdt.notna() | death_evt).to_numpy()) / DAYS_PER_MONTH
+    out["median_ttr_weeks"] = float(np.nanmedian(resp["TRUE_TTR_DAYS"])) / 7.0 if len(resp) else float("nan")
+
+    lb = sim.domains["lb"]
+    ae = sim.domains["ae"]
+    saf = len(tr)
+    for key, term, code, thr in (("thrombocytopenia", "THROMBOCYTOPENIA", "PLAT", 50.0),
+                                 ("neutropenia", "NEUTROPENIA", "NEUT", 1.0),
+                                 ("hyponatremia", "HYPONATRAEMIA", "SODIUM", 125.0),
+                                 ("anemia", "ANAEMIA", "HGB", 8.0)):
+        a = ae[(ae["AEDECOD"] == term) & (ae["AETOXGR"] >= 3)]
+        out[f"g34_{key}_pct"] = 100.0 * a["USUBJID"].nunique() / saf
+        x = lb[lb["LBTESTCD"] == code]
+        v = np.where(x["LBSTRESU"] == "g/L", x["LBSTRESN"] / 10.0, x["LBSTRESN"])
+        out[f"lab_g34_{key}_pct"] = 100.0 * x.loc[v < thr, "USUBJID"].nunique() / saf
+    ex = sim.domains["ex"]
+    sel = ex[ex["EXTRT"] == "SELINEXOR"]
+    first = pd.to_datetime(sel.groupby("USUBJID")["EXSTDTC"].min())
+    lastd = pd.to_datetime(sel.groupby("USUBJID")["EXENDTC"].max())
+    out["median_treatment_weeks"] = float(((lastd - first).dt.days + 1).median() / 7.0)
+    out["dose_modified_pct"] = 100.0 * (tr["TRUE_DOSE_MODIFIED"] == "Y").mean()
+    out["penta_pct"] = 100.0 * (eff["TRUE_PENTA"] == "Y").mean()
+    out["median_prior_regimens"] = float(tr["TRUE_NREG"].median())
+    mh = sim.domains["mh"]
+    dx = pd.to_datetime(mh.set_index("USUBJID")["MHSTDTC"])
+    fd = pd.to_datetime(sim.domains["dm"].set_index("USUBJID")["RFXSTDTC"])
+    out["median_years_since_diagnosis"] = float(((fd - dx).dt.days / 365.25).median())
+    cy = lb[(lb["LBCAT"] == "CYTOGENETICS") & lb["LBTESTCD"].isin(["DEL17P", "T414", "T1416"])]
+    hr = cy.loc[cy["LBSTRESC"] == "POSITIVE", "USUBJID"].nunique()
+    out["high_risk_cyto_pct"] = 100.0 * hr / saf
+    return out
+
+
+def calibration_table(n: int = 122, seeds: range = range(50),
+                      params: SimulationParams | None = None) -> pd.DataFrame:
+    """Mean (and SD) of each aggregate over ``seeds`` simulated studies beside STORM's value."""
+    from mmtrial.simulate.study import simulate_study
+
+    rows = [summarize(simulate_study(n=n, seed=s, params=params)) for s in seeds]
+    df = pd.DataFrame(rows)
+    out = pd.DataFrame({"simulated_mean": df.mean(), "simulated_sd": df.std(ddof=1)})
+    out["published"] = pd.Series(PUBLISHED)
+    return out
+
+
+__all__ = ["PUBLISHED", "calibration_table", "km_median", "summarize"]

@@ -1,0 +1,53 @@
+"""Calibration: 50 simulated 122-subject studies land near STORM's published aggregates.
+
+Published values: domain.md sections 1.3-1.5 and 5 (Chari NEJM 2019; tag C). Tolerances are
+stated per quantity: they bound the mean over 50 studies (its Monte Carlo SD is about 1/7 of
+the per-study SD), so a drift of the model's defaults fails the test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmtrial.simulate.calibration import calibration_table, km_median
+
+# quantity: (published STORM value, tolerance on the mean of 50 studies)
+TARGETS = {
+    "orr_pct": (26.2, 3.0),  # ORR 32/122 (NEJM abstract)
+    "cbr_pct": (39.3, 3.0),  # >= MR 48/122
+    "median_pfs_months": (3.7, 0.4),
+    "median_os_months": (8.6, 0.8),
+    "median_dor_months": (4.4, 0.8),
+    "median_ttr_weeks": (4.1, 0.5),
+    "g34_thrombocytopenia_pct": (59.0, 6.0),
+    "g34_anemia_pct": (44.0, 6.0),
+    "g34_hyponatremia_pct": (22.0, 5.0),
+    "g34_neutropenia_pct": (21.0, 5.0),
+    "median_treatment_weeks": (9.0, 1.5),
+    "penta_pct": (68.0, 4.0),
+    "median_prior_regimens": (7.0, 0.5),
+    "median_years_since_diagnosis": (6.6, 0.5),
+    "high_risk_cyto_pct": (53.0, 5.0),
+}
+
+
+@pytest.mark.slow
+def test_mean_over_50_studies_matches_storm_within_tolerance():
+    table = calibration_table(n=122, seeds=range(50))
+    mean = table["simulated_mean"]
+    for key, (published, tol) in TARGETS.items():
+        assert abs(mean[key] - published) <= tol, f"{key}: simulated {mean[key]:.2f} vs {published} +- {tol}"
+    # category counts: sCR 2, VGPR 6, PR 24, MR 16 of 122 (domain.md 1.3)
+    for key, published in (("scr_n", 2), ("vgpr_n", 6), ("pr_n", 24), ("mr_n", 16)):
+        assert abs(mean[key] - published) <= max(1.5, 0.15 * published), key
+    assert abs(mean["n_efficacy"] - 122 * 0.99) < 1.0
+
+
+def test_km_median_hand_worked():
+    # times 1..6 all events: S = 5/6, 4/6, 3/6 at t=3 -> median 3 (first S(t) <= 0.5)
+    assert km_median(np.arange(1, 7), np.ones(6)) == 3
+    # censoring at 2: S(1)=5/6, S(3)=5/6*3/4=0.625, S(4)=0.4167 -> median 4
+    assert km_median(np.array([1, 2, 3, 4, 5, 6]), np.array([1, 0, 1, 1, 1, 1])) == 4
+    # never below 0.5 -> not reached
+    assert np.isnan(km_median(np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0])))
