@@ -2,8 +2,8 @@
 
 Public API (heavy modules load on first use)::
 
-    from mmtrial import simulate, read_study, analyze
-    sim = simulate(n=123, seed=7)               # synthetic STORM-like study (in memory)
+    from mmtrial import simulate_study, read_study, analyze
+    sim = simulate_study(n=123, seed=7)         # synthetic STORM-like study (in memory)
     study = read_study("study/")                # checked, normalised SDTM domains
     out = analyze("study/", "out/")             # ADaM, results.json, report.html
 """
@@ -32,7 +32,7 @@ _LAZY = {
     "analyze": ("mmtrial.pipeline", "analyze"),
     "derive": ("mmtrial.pipeline", "run_steps"),
     "render": ("mmtrial.report.render", "render_html"),
-    "simulate": ("mmtrial.simulate", "simulate_study"),
+    "simulate_study": ("mmtrial.simulate", "simulate_study"),
     "write_study": ("mmtrial.simulate", "write_study"),
 }
 

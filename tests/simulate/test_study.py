@@ -177,6 +177,17 @@ def test_every_subject_is_triple_class_refractory_from_cm_and_rs(sim):
     assert (strict.map(lambda s: all(d in s for d in PENTA)).reindex(truth.index) == truth).all()
 
 
+def test_every_subject_meets_storm_prior_exposure_criteria(sim):
+    # STORM eligibility (Chari NEJM 2019; domain.md 1.1, C): prior bortezomib, carfilzomib,
+    # lenalidomide, pomalidomide, daratumumab, glucocorticoids and an alkylating agent
+    prior = sim.domains["cm"]
+    prior = prior[prior["CMCAT"] == "PRIOR ANTI-MYELOMA THERAPY"]
+    exposed = prior.groupby("USUBJID")["CMTRT"].agg(set)
+    needed = [{d} for d in PENTA] + [{"DEXAMETHASONE", "PREDNISONE"}, {"MELPHALAN", "CYCLOPHOSPHAMIDE", "BENDAMUSTINE"}]
+    ok = exposed.map(lambda s: all(s & group for group in needed))
+    assert set(exposed.index) == set(sim.domains["dm"]["USUBJID"]) and ok.all()
+
+
 def test_prior_therapy_structure(sim):
     cm, pr = sim.domains["cm"], sim.domains["pr"]
     prior = cm[cm["CMCAT"] == "PRIOR ANTI-MYELOMA THERAPY"]

@@ -33,6 +33,7 @@ CATALOGUE: tuple[tuple[str, ...], ...] = (
     ("THALIDOMIDE", DEX), ("ELOTUZUMAB", DEX), ("DOXORUBICIN", DEX),  # 12-14
     (D, V, DEX), (K, P, DEX), (K, DEX), (D, P, DEX), (P, V, DEX), (D, K, DEX),  # 15-20 keys
     (D, R, DEX), (K, CY, DEX),  # 21-22 keys
+    (P, DEX),  # 23: pomalidomide exposure (coverage filler)
 )
 INDUCTION_IDS, INDUCTION_P = np.array([0, 1, 2]), np.array([0.6, 0.25, 0.15])
 FILLER_IDS = np.arange(5, 15)
@@ -47,6 +48,21 @@ TEMPLATES = np.array([
 ])
 PENTA_TEMPLATE = np.array([False, False, False, True, True, True])
 N_KEYS = (TEMPLATES >= 0).sum(axis=1)
+#: STORM eligibility (NEJM 2019; domain.md 1.1) requires prior *exposure* to bortezomib,
+#: carfilzomib, lenalidomide, pomalidomide, daratumumab, glucocorticoids and an alkylator. The
+#: first filler regimens of each template cover the exposures its key regimens miss; they end for
+#: toxicity (no progression within 60 days), so they add exposure without refractoriness.
+#: -2 stands for an alkylator filler drawn per subject (MP, CyDex or bendamustine-dex).
+COVERAGE = np.array([
+    [22, 23],  # 0 DVd: carfilzomib + cyclophosphamide (KCd), pomalidomide (Pd)
+    [-2, -1],  # 1 Kd, DPd: an alkylator
+    [23, -1],  # 2 DRd, KCd: pomalidomide
+    [-2, -1],  # 3 DVd, KPd: an alkylator
+    [-2, -1],  # 4 PVd, DKd: an alkylator
+    [-1, -1],  # 5 VCd, Kd, DPd: all exposures already
+])
+N_COV = (COVERAGE != -1).sum(axis=1)
+ALKYLATOR_FILLERS = np.array([5, 6, 7])
 PRIOR_RESPONSES = np.array(["VGPR", "PR", "MR", "SD"], dtype=object)
 
 
@@ -82,6 +98,7 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
     t_non = np.where(m_avail >= 2, rng.choice([0, 1, 2], n, p=[0.4, 0.35, 0.25]), 0)
     template = np.where(penta, t_pen, t_non)
     m_key = N_KEYS[template]
+    n_reg = np.minimum(np.maximum(n_reg, 2 + N_COV[template] + m_key), p.prior_regimens_max)
     transplant = rng.random(n) < p.transplant_fraction
 
     owner, pos = explode_index(n_reg)
@@ -95,11 +112,17 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
          np.where(transplant[owner], 3, 4),
          TEMPLATES[template[owner], np.clip(key_pos, 0, 2)]],
         default=rng.choice(FILLER_IDS, rows))
+    cov_pos = pos - 2
+    is_cov = (kind == 2) & (cov_pos < N_COV[template[owner]])
+    cov_id = COVERAGE[template[owner], np.clip(cov_pos, 0, 1)]
+    cov_id = np.where(cov_id == -2, rng.choice(ALKYLATOR_FILLERS, n)[owner], cov_id)
+    cat_id = np.where(is_cov, cov_id, cat_id)
     last = pos == r_of - 1
     # how the regimen ended: 0 planned/completed, 1 PD on therapy, 2 PD within 60 days, 3 toxicity
     filler_pd = rng.random(rows) < 0.6
     within60 = (rng.random(rows) < p.refractory_within_60_fraction) & ~last
-    end_kind = np.select([kind == 0, (kind == 2) & ~filler_pd], [0, 3], default=np.where(within60, 2, 1))
+    end_kind = np.select([kind == 0, is_cov | ((kind == 2) & ~filler_pd)], [0, 3],
+                         default=np.where(within60, 2, 1))
 
     dur = np.select([kind == 0, kind == 1],
                     [rng.uniform(100, 180, rows),

@@ -155,6 +155,10 @@ class SimulationParams:
     biomarker_n_markers: int = 50
     biomarker_planted: tuple[tuple[str, float], ...] = (
         ("IRF3", 1.0), ("ARL2BP", 1.0), ("ZBTB17", -1.0), ("ATRX", 1.0))  # names U
+    #: each planted marker measures the common response score with this loading (the rest is the
+    #: marker's own signal): proteins of one pathway move together, so each alone is informative
+    #: (per-marker correlation with response about 0.6 at the default; 0 gives independent markers)
+    biomarker_marker_loading: float = 0.8
     biomarker_training_n: int = 35  # C
     biomarker_training_responders: int = 16  # 16 responders + 19 non-responders (issue 8)
     biomarker_validation_n: int = 12  # C

@@ -532,7 +532,11 @@ def _biomarkers(rng, p, b, usubjid, truth, screen) -> None:
     m = len(names)
     latent = rng.standard_normal((len(subj), m))
     planted = truth[[f"PLANTED_{x}" for x in planted_names]].to_numpy()[subj]
-    latent[:, : len(planted_names)] = planted + 0.25 * latent[:, : len(planted_names)]
+    signs = np.array([sg for _, sg in p.biomarker_planted])
+    load = p.biomarker_marker_loading
+    common = signs[None, :] * truth["PLANTED_SCORE"].to_numpy()[subj][:, None]
+    marker = load * common + np.sqrt(1.0 - load**2) * planted
+    latent[:, : len(planted_names)] = marker + 0.25 * latent[:, : len(planted_names)]
     centre = rng.uniform(2.0, 9.0, m)
     spread = rng.uniform(0.5, 1.5, m)
     vals = np.round(centre[None, :] + spread[None, :] * latent, 3)
