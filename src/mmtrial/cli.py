@@ -140,8 +140,8 @@ def analyze(
         console.print(f"[red]Input errors: no report written. All issues: {out / 'issues.csv'}")
         raise typer.Exit(1) from None
     a = result.analysis
-    _show_issues(a.issues, limit=10)
     if not quiet:
+        _show_issues(a.issues, limit=10)
         pops = a.results.get("populations", {})
         label = " (synthetic data)" if a.study.synthetic else ""
         console.print(f"[green]Analysed {pops.get('enrolled')} subjects{label}: safety {pops.get('safety')}, "

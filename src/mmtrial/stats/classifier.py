@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import sklearn
 from scipy import stats
 
 from mmtrial.stats import proportion as _proportion_module
@@ -752,7 +753,10 @@ def compute_permutation_test(
     rng = np.random.default_rng(seeds.permutation)
     perms = rng.permuted(np.tile(y, (B, 1)), axis=1)
     if options.n_jobs == 1:
-        null = [_permutation_statistic(X, perms[b], options, impute, seeds) for b in range(B)]
+        # The inputs were validated once above; skipping scikit-learn's per-call validation of
+        # the same arrays (a public, documented setting) halves the time and changes no result.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            null = [_permutation_statistic(X, perms[b], options, impute, seeds) for b in range(B)]
     else:
         from joblib import Parallel, delayed
 
