@@ -1,0 +1,176 @@
+"""The report's study and methods summary: protocol, regimen, populations, method choices in force.
+
+Built from ``a.protocol`` (the protocol file, data not code) and ``a.methods`` (what each analysis
+step recorded as the method it applied: option dataclasses, pydantic models or plain dicts), so the
+reader sees in one place every choice that the table footnotes refer to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from mmtrial.report.model import Section, Table, Text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmtrial.context import Analysis
+
+#: Section order of the methods summary (first in the report).
+METHODS_ORDER = 10
+
+
+def _scalar_text(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    return str(v)
+
+
+def flatten_settings(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten nested settings into ``(dotted.name, text)`` pairs, in their given order.
+
+    Dicts, dataclasses and pydantic models recurse; lists of scalars become comma-separated text;
+    lists of mappings recurse with ``[i]`` in the name. Used for ``a.methods`` and protocol sections.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    elif hasattr(value, "model_dump") and callable(value.model_dump):
+        value = value.model_dump()
+    if isinstance(value, Mapping):
+        out: list[tuple[str, str]] = []
+        for k, v in value.items():
+            out.extend(flatten_settings(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list | tuple):
+        if any(
+            isinstance(x, Mapping) or dataclasses.is_dataclass(x) or hasattr(x, "model_dump")
+            for x in value
+        ):
+            out = []
+            for i, x in enumerate(value):
+                out.extend(flatten_settings(x, f"{prefix}[{i}]"))
+            return out
+        return [(prefix, ", ".join(_scalar_text(x) for x in value))]
+    return [(prefix, _scalar_text(value))]
+
+
+def build_methods_table(a: Analysis) -> Table:
+    """Every method choice in force: protocol ``[methods]`` then each step's ``a.methods`` entry."""
+    rows: list[tuple[str, str, str]] = []
+    for name, text in flatten_settings(a.protocol.methods):
+        rows.append((name, text, "protocol [methods]"))
+    for step, value in a.methods.items():
+        for name, text in flatten_settings(value, str(step)):
+            rows.append((name, text, f"analysis step: {step}"))
+    for name, text in flatten_settings(a.options):
+        rows.append((name, text, "run options"))
+    data = pd.DataFrame(rows, columns=["Setting", "Value", "Set by"])
+    return Table(
+        id="methods-in-force",
+        title="Method choices in force",
+        data=data,
+        footnotes=[
+            "Each table's footnote names the methods it applied; this table lists them all."
+        ],
+        source=f"protocol file {a.protocol.source_path or '(bundled)'}; analysis steps",
+        stub="Setting",
+    )
+
+
+def _populations_table(a: Analysis) -> Table:
+    p = a.protocol
+    counts = a.results.get("populations", {}) if isinstance(a.results, dict) else {}
+    pops = pd.DataFrame(
+        {
+            "Population": ["Safety", "Efficacy (mITT)"],
+            "Definition": [p.populations.safety, p.populations.efficacy],
+            "N": [
+                _scalar_text(counts["safety"]) if "safety" in counts else "not computed",
+                _scalar_text(counts["efficacy"]) if "efficacy" in counts else "not computed",
+            ],
+        }
+    )
+    return Table(
+        id="populations",
+        title="Analysis populations",
+        data=pops,
+        footnotes=[],
+        population="as defined in the protocol [populations]",
+        source="protocol [populations]; ADSL (SAFFL, EFFFL); results.json populations",
+        stub="Population",
+    )
+
+
+def build_methods_section(a: Analysis) -> Section:
+    """The study and methods summary section (order :data:`METHODS_ORDER`)."""
+    p = a.protocol
+    s = p.study
+    blocks: list = [
+        Text(
+            f"{s.id}: {s.title}."
+            + (f" Phase {s.phase}." if s.phase else "")
+            + f" Study drug: {s.drug}."
+            + (f" Reference: {s.reference}." if s.reference else "")
+        ),
+        Text(f"Protocol file: {p.source_path or '(bundled)'}."),
+    ]
+    reg = pd.DataFrame(
+        {
+            "Drug": [d.name for d in p.regimen.drugs],
+            "Dose per administration (mg)": [f"{d.dose_mg:g}" for d in p.regimen.drugs],
+            "Days of each week": [
+                ", ".join(str(x) for x in d.days_of_week) for d in p.regimen.drugs
+            ],
+            "Weekly dose (mg)": [f"{d.weekly_dose_mg:g}" for d in p.regimen.drugs],
+        }
+    )
+    blocks.append(
+        Table(
+            id="regimen",
+            title="Treatment regimen",
+            data=reg,
+            footnotes=[
+                f"Cycles of {p.regimen.cycle_length_days} days; dose ladder applies to "
+                f"{p.regimen.study_drug}."
+            ],
+            source="protocol [regimen]",
+            stub="Drug",
+        )
+    )
+    ladder = pd.DataFrame(
+        {
+            "Level": [str(lv.level) for lv in p.dose_ladder.levels],
+            "Dose": [lv.label for lv in p.dose_ladder.levels],
+            "Weekly dose (mg)": [f"{lv.weekly_mg:g}" for lv in p.dose_ladder.levels],
+        }
+    )
+    blocks.append(
+        Table(
+            id="dose-ladder",
+            title="Dose reduction ladder",
+            data=ladder,
+            footnotes=[f"Source: {p.dose_ladder.source}."],
+            source="protocol [dose_ladder]",
+            stub="Level",
+        )
+    )
+    if not any(sec.id == "populations" for sec in a.sections):  # a step may show them itself
+        blocks.append(_populations_table(a))
+    v = p.visits
+    blocks.append(
+        Text(
+            f"Visit schedule: disease assessment every {v.response_assessment_days} days, "
+            f"laboratory tests every {v.lab_interval_days} days, window +/- "
+            f"{v.assessment_window_days} days."
+        )
+    )
+    blocks.append(build_methods_table(a))
+    return Section(
+        id="methods", title="Study and methods summary", blocks=blocks, order=METHODS_ORDER
+    )

@@ -1,0 +1,592 @@
+"""Lay out an analysis as one self-contained HTML report (and, optionally, a PDF).
+
+The analysis steps hand over :class:`~mmtrial.report.model.Section` objects whose tables already
+hold display strings (``tables/format.py``); this module only lays them out:
+
+* a run header (mmtrial version, input checksum, protocol, method profile, options, date line) and
+  a "SYNTHETIC DATA" banner on screen and on every printed page when the study is synthetic;
+* a table of contents, then the sections ordered by ``Section.order`` (:data:`SECTION_ORDER`),
+  with the renderer's own sections: methods summary (10), data issues found at input (90),
+  published versus computed (95), subjects behind linked counts (98) and the listings (99);
+* tables as real ``<table>`` markup: ``<caption>`` = title, ``<th scope="col">`` headers,
+  ``<th scope="row">`` row labels, ``<th scope="rowgroup">`` groups, footnotes below with
+  population, methods and source. Tables are written here rather than with great-tables: the
+  measured reasons are in docs/report.md ("Why not great-tables");
+* traceability: every count with ``Table.cell_subjects`` links to the subjects behind it
+  (one subject: the listing row ``#subj-<USUBJID>``; several: an index entry listing them, each
+  linking to its row) and carries a tooltip naming them, so a number is checked in two clicks;
+* figures as ``<img>`` with an SVG (or PNG) data URI and alt text.
+
+Nothing is fetched: no external URL, script or font (a Content-Security-Policy forbids them), so
+the file opens offline. The same analysis gives the same bytes apart from the date line.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import pandas as pd
+from markupsafe import Markup
+
+from mmtrial.report.listings import SUBJECT_LISTING_ID, build_listings_section
+from mmtrial.report.methods import build_methods_section, flatten_settings
+from mmtrial.report.model import Figure, Listing, Section, Table, Text
+from mmtrial.report.published import build_published_section
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmtrial.context import Analysis
+
+#: Where each section goes (``Section.order``); steps set their own order, these are the defaults.
+SECTION_ORDER: dict[str, int] = {
+    "methods": 10,
+    "disposition": 15,
+    "baseline": 20,
+    "exposure": 30,
+    "efficacy-response": 40,
+    "efficacy-tte": 45,
+    "safety": 60,
+    "biomarker": 70,
+    "input-issues": 90,
+    "published": 95,
+    "traceability": 98,
+    "listings": 99,
+}
+
+#: Tables with more columns than this print on a landscape page.
+WIDE_TABLE_COLUMNS = 8
+#: At most this many USUBJIDs are named in a count's tooltip (the index entry names all).
+TOOLTIP_MAX_SUBJECTS = 40
+#: At most this many input issues are shown (all are in issues.csv).
+MAX_ISSUE_ROWS = 1000
+
+#: A word longer than this gets break opportunities (``<wbr>``), so print layout can wrap it.
+LONG_WORD = 20
+
+_ID_BAD = re.compile(r"[^A-Za-z0-9_.:-]+")
+_LONG_WORD = re.compile(rf"\S{{{LONG_WORD + 1},}}")
+_SOFT_BREAK = re.compile(r"(?<=[._/,;:=+])")
+#: A column whose every non-empty cell matches this is numeric-like (centred); otherwise left-aligned.
+NUMERIC_CELL = r"^(?:[-+\d\s.,:;()%<>=/\u2264\u2265\u2013\u2014xX]|NE|NA|NR)*$"
+_FRAGMENT_SAFE = "-_.:~!$&'()*+,;=@/?"
+
+
+def mmtrial_version() -> str:
+    """The installed mmtrial version (package metadata)."""
+    try:
+        return version("mmtrial")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "unknown"
+
+
+def subject_anchor(usubjid: str) -> str:
+    """The listing-row anchor id for a subject: ``subj-<USUBJID>`` (whitespace as ``_``)."""
+    return "subj-" + re.sub(r"\s", "_", str(usubjid))
+
+
+def _href(anchor_id: str) -> str:
+    return "#" + quote(anchor_id, safe=_FRAGMENT_SAFE)
+
+
+def _slug(text: str) -> str:
+    s = _ID_BAD.sub("-", str(text)).strip("-")
+    return s or "x"
+
+
+class _Ids:
+    """Unique HTML ids, deterministic: a repeated id gets ``-2``, ``-3`` ..."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def take(self, wanted: str) -> str:
+        base = _slug(wanted)
+        cand, i = base, 1
+        while cand in self.used:
+            i += 1
+            cand = f"{base}-{i}"
+        self.used.add(cand)
+        return cand
+
+
+@dataclass
+class _Raw:
+    """Renderer-made HTML inside a section (the traceability index)."""
+
+    html: str
+
+
+@dataclass
+class _TraceEntry:
+    anchor: str
+    table_anchor: str
+    table_label: str
+    row_label: str
+    column: str
+    value: str
+    subjects: list[str]
+
+
+@dataclass
+class _Ctx:
+    ids: _Ids
+    subject_anchors: set[str]
+    anchor_owner: int | None  # id() of the listing whose rows own subj- anchors
+    trace: list[_TraceEntry] = field(default_factory=list)
+    n_tables: int = 0
+    n_figures: int = 0
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def _split_long_word(word: str) -> list[str]:
+    parts = []
+    for piece in _SOFT_BREAK.split(word):
+        parts.extend(piece[i : i + LONG_WORD] for i in range(0, len(piece), LONG_WORD))
+    return [p for p in parts if p]
+
+
+def cell_html(text: str) -> str:
+    """Escape a cell's text; words longer than :data:`LONG_WORD` get ``<wbr>`` break points.
+
+    Break points go after ``. _ / , ; : = +`` and at least every ``LONG_WORD`` characters, so a
+    column's narrowest width stays small and printed tables wrap instead of overflowing the page;
+    the text itself (and its copy) is unchanged.
+    """
+    if len(text) <= LONG_WORD:
+        return escape(text)
+    out, last = [], 0
+    for m in _LONG_WORD.finditer(text):
+        out.append(escape(text[last : m.start()]))
+        out.append("<wbr>".join(escape(p) for p in _split_long_word(m.group(0))))
+        last = m.end()
+    out.append(escape(text[last:]))
+    return "".join(out)
+
+
+def _paragraphs(text: str) -> str:
+    parts = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{escape(p)}</p>" for p in parts)
+
+
+def _notes(table: Table) -> list[str]:
+    notes = list(table.footnotes)
+    if table.population:
+        notes.append(f"Population: {table.population}.")
+    if table.source:
+        notes.append(f"Source: {table.source}.")
+    return notes
+
+
+def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
+    ctx.n_tables += 1
+    number = f"Table {ctx.n_tables}."
+    df = t.data
+    cols = [str(c) for c in df.columns]
+    ncol = len(cols)
+    is_listing = isinstance(t, Listing)
+    wide = ncol > WIDE_TABLE_COLUMNS
+    stub_idx = cols.index(t.stub) if t.stub is not None and t.stub in cols else None
+    classes = "tlg-table" + (" listing" if is_listing else "")
+    notes = _notes(t)
+    notes_id = f"{tid}-notes"
+    out = [f'<div class="tlg{" wide" if wide else ""}" id="{tid}">', '<div class="tlg-scroll">']
+    described = f' aria-describedby="{notes_id}"' if notes else ""
+    out.append(f'<table class="{classes}"{described}>')
+    out.append(f'<caption><span class="tlg-num">{number}</span> {escape(t.title)}</caption>')
+    out.append(
+        "<thead><tr>" + "".join(f'<th scope="col">{escape(c)}</th>' for c in cols) + "</tr></thead>"
+    )
+
+    anchors_col = None
+    if is_listing and t.anchor_column is not None and t.anchor_column in df.columns:
+        anchors_col = [_text(v) for v in df[t.anchor_column].tolist()]
+    owner = id(t) == ctx.anchor_owner
+    seen_subj: set[str] = set()
+
+    links: dict[tuple[int, int], tuple[str, str]] = {}
+    for (r, c), subjects in sorted(
+        t.cell_subjects.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
+    ):
+        if str(c) not in cols or not 0 <= r < len(df):
+            raise ValueError(
+                f"table {t.id!r}: cell_subjects key (row {r}, column {c!r}) is not a cell of the "
+                f"table ({len(df)} rows; columns {cols})"
+            )
+        subs = list(dict.fromkeys(str(s) for s in subjects))
+        if not subs:
+            continue
+        ci = cols.index(str(c))
+        entry_id = f"trace-{tid}-r{r}-c{ci}"
+        value = _text(df.iat[r, ci])
+        row_label = _text(df.iat[r, stub_idx]) if stub_idx is not None else f"row {r + 1}"
+        ctx.trace.append(
+            _TraceEntry(entry_id, tid, f"{number[:-1]}: {t.title}", row_label, str(c), value, subs)
+        )
+        only = subject_anchor(subs[0])
+        target = only if len(subs) == 1 and only in ctx.subject_anchors else entry_id
+        shown = ", ".join(subs[:TOOLTIP_MAX_SUBJECTS])
+        more = (
+            f" and {len(subs) - TOOLTIP_MAX_SUBJECTS} more"
+            if len(subs) > TOOLTIP_MAX_SUBJECTS
+            else ""
+        )
+        noun = "subject" if len(subs) == 1 else "subjects"
+        links[(r, ci)] = (target, f"{len(subs)} {noun}: {shown}{more}")
+
+    groups = t.groups if t.groups is not None and len(t.groups) == len(df) else None
+    values = df.to_numpy(dtype=object)
+    text_cols = set()
+    for ci, col in enumerate(df.columns):
+        cells = df[col].astype("string").fillna("").str.strip()
+        if not cells.str.match(NUMERIC_CELL).fillna(True).all():
+            text_cols.add(ci)
+    current_group: object = object()
+    body_open = False
+    for r in range(len(df)):
+        if groups is not None and groups[r] != current_group:
+            current_group = groups[r]
+            if body_open:
+                out.append("</tbody>")
+            out.append("<tbody>")
+            body_open = True
+            if _text(current_group):
+                out.append(
+                    f'<tr class="group"><th scope="rowgroup" colspan="{ncol}">{escape(_text(current_group))}</th></tr>'
+                )
+        elif not body_open:
+            out.append("<tbody>")
+            body_open = True
+        row_id = ""
+        if anchors_col is not None and anchors_col[r]:
+            subj = anchors_col[r]
+            if subj not in seen_subj:
+                seen_subj.add(subj)
+                aid = subject_anchor(subj) if owner else f"{tid}-{subject_anchor(subj)}"
+                row_id = f' id="{escape(aid)}"'
+        cells = []
+        for ci in range(ncol):
+            txt = cell_html(_text(values[r, ci]))
+            link = links.get((r, ci))
+            if link is not None and txt:
+                target, tip = link
+                txt = f'<a class="trace" href="{escape(_href(target))}" title="{escape(tip)}">{txt}</a>'
+            if ci == stub_idx:
+                cells.append(f'<th scope="row">{txt}</th>')
+            elif ci in text_cols:
+                cells.append(f'<td class="txt">{txt}</td>')
+            else:
+                cells.append(f"<td>{txt}</td>")
+        out.append(f"<tr{row_id}>" + "".join(cells) + "</tr>")
+    if not body_open:
+        out.append(f'<tbody><tr><td colspan="{max(ncol, 1)}">No rows.</td></tr>')
+    out.append("</tbody></table></div>")
+    if notes:
+        out.append(
+            f'<div class="notes" id="{notes_id}">'
+            + "".join(f"<p>{escape(n)}</p>" for n in notes)
+            + "</div>"
+        )
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def _render_figure(f: Figure, ctx: _Ctx, fid: str) -> str:
+    ctx.n_figures += 1
+    if f.svg is not None:
+        data = base64.b64encode(f.svg.encode("utf-8")).decode("ascii")
+        src = f"data:image/svg+xml;base64,{data}"
+    elif f.png is not None:
+        src = "data:image/png;base64," + base64.b64encode(f.png).decode("ascii")
+    else:
+        raise ValueError(f"figure {f.id!r} has neither svg nor png")
+    if not f.alt or not f.alt.strip():
+        raise ValueError(f"figure {f.id!r}: alt text is required (accessibility)")
+    notes = "".join(f"<p>{escape(n)}</p>" for n in f.footnotes)
+    return (
+        f'<figure class="tlg-figure" id="{fid}">\n'
+        f'<figcaption><span class="tlg-num">Figure {ctx.n_figures}.</span> {escape(f.title)}</figcaption>\n'
+        f'<img src="{src}" alt="{escape(f.alt.strip())}">\n'
+        + (f'<div class="notes">{notes}</div>\n' if notes else "")
+        + "</figure>"
+    )
+
+
+def _render_trace_index(ctx: _Ctx) -> str:
+    out = ['<div class="trace-index">']
+    out.append(
+        "<p>Each entry lists the subjects behind one count of a table; each subject links to its "
+        "row in the subject listing.</p>"
+    )
+    item_html: dict[str, str] = {}  # one <li> per subject, built once
+    for e in ctx.trace:
+        items = []
+        for s in e.subjects:
+            li = item_html.get(s)
+            if li is None:
+                a = subject_anchor(s)
+                if a in ctx.subject_anchors:
+                    li = f'<li><a href="{escape(_href(a))}">{escape(s)}</a></li>'
+                else:
+                    li = f"<li>{escape(s)}</li>"
+                item_html[s] = li
+            items.append(li)
+        out.append(
+            f'<div class="trace-entry" id="{e.anchor}">'
+            f"<h3>{escape(e.table_label)} &rsaquo; {escape(e.row_label)} &rsaquo; {escape(e.column)}: "
+            f"{escape(e.value)} ({len(e.subjects)} {'subject' if len(e.subjects) == 1 else 'subjects'})</h3>"
+            f"<ul>{''.join(items)}</ul>"
+            f'<p><a href="{escape(_href(e.table_anchor))}">Back to the table</a></p></div>'
+        )
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def build_issues_section(a: Analysis) -> Section:
+    """Data issues found at input (warnings that did not stop the analysis), order 90."""
+    issues = list(a.issues)
+    blocks: list = []
+    if not issues:
+        blocks.append(Text("No problems were found in the input."))
+        return Section(
+            id="input-issues", title="Data issues found at input", blocks=blocks, order=90
+        )
+    sev = pd.Series([i.severity for i in issues]).value_counts()
+    summary = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(sev.items()))
+    blocks.append(
+        Text(
+            f"{len(issues)} issue(s) were found when the input was read and checked ({summary}). "
+            "Each names the domain, the data row (1-based, header excluded), the subject, the "
+            "variable and the value; nothing was dropped without being listed here."
+        )
+    )
+    shown = issues[:MAX_ISSUE_ROWS]
+    data = pd.DataFrame(
+        {
+            "Severity": [i.severity for i in shown],
+            "Domain": [i.domain for i in shown],
+            "Row": ["" if i.row is None else str(i.row) for i in shown],
+            "USUBJID": [i.usubjid or "" for i in shown],
+            "Variable": [i.variable for i in shown],
+            "Value": ["" if i.value is None else str(i.value) for i in shown],
+            "Problem": [i.problem for i in shown],
+            "Hint": [i.hint for i in shown],
+            "Rule": [i.rule for i in shown],
+        }
+    )
+    if not data["Rule"].astype(bool).any():
+        data = data.drop(columns="Rule")
+    notes = []
+    if len(issues) > MAX_ISSUE_ROWS:
+        notes.append(
+            f"The first {MAX_ISSUE_ROWS} of {len(issues)} issues are shown; all are in issues.csv."
+        )
+    blocks.append(
+        Table(
+            id="input-issues-table",
+            title="Input issues",
+            data=data,
+            footnotes=notes,
+            source="the study folder as read by mmtrial (issues.csv)",
+        )
+    )
+    return Section(id="input-issues", title="Data issues found at input", blocks=blocks, order=90)
+
+
+def report_sections(a: Analysis) -> list[Section]:
+    """The analysis's sections plus the renderer's own, in report order (stable for equal orders)."""
+    own = [build_methods_section(a), build_issues_section(a)]
+    pub = build_published_section(a)
+    if pub is not None:
+        own.append(pub)
+    own.append(build_listings_section(a))
+    allsec = [*a.sections, *own]
+    return [s for _, s in sorted(enumerate(allsec), key=lambda p: (p[1].order, p[0]))]
+
+
+@functools.lru_cache(maxsize=1)
+def _env():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(
+        loader=PackageLoader("mmtrial.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _css_string(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9 ._()-]", "", text)
+
+
+def _options_text(a: Analysis) -> str:
+    pairs = flatten_settings(a.options)
+    return "; ".join(f"{k} = {v}" for k, v in pairs) if pairs else "defaults"
+
+
+def render_html(a: Analysis, *, run_date: str | None = None) -> str:
+    """The whole report as one self-contained HTML document.
+
+    Parameters
+    ----------
+    a
+        The finished analysis (sections, results, ADaM datasets, methods, input issues).
+    run_date
+        The text of the date line; default: now, UTC, ISO 8601 to the second. It is the only
+        part of the document that changes when the same analysis is re-run.
+    """
+    sections = report_sections(a)
+    ids = _Ids()
+    # pre-pass: which listing owns the subj- anchors, and which subjects have one
+    owner: Listing | None = None
+    listings = [b for s in sections for b in s.blocks if isinstance(b, Listing) and b.anchor_column]
+    for b in listings:
+        if b.id == SUBJECT_LISTING_ID:
+            owner = b
+            break
+    if owner is None and listings:
+        owner = listings[0]
+    subject_anchors: set[str] = set()
+    if owner is not None and owner.anchor_column in owner.data.columns:
+        subject_anchors = {
+            subject_anchor(_text(v)) for v in owner.data[owner.anchor_column] if _text(v)
+        }
+        ids.used |= subject_anchors
+    ctx = _Ctx(ids=ids, subject_anchors=subject_anchors, anchor_owner=id(owner) if owner else None)
+    has_trace = any(isinstance(b, Table) and b.cell_subjects for s in sections for b in s.blocks)
+    if has_trace:
+        trace_sec = Section(
+            id="traceability",
+            title="Appendix: subjects behind linked counts",
+            blocks=[],
+            order=SECTION_ORDER["traceability"],
+        )
+        sections = [
+            s
+            for _, s in sorted(enumerate([*sections, trace_sec]), key=lambda p: (p[1].order, p[0]))
+        ]
+
+    rendered = []
+    toc = []
+    trace_slot: dict | None = None
+    for n, s in enumerate(sections, start=1):
+        sid = ids.take(f"sec-{s.id}")
+        items = []
+        parts = []
+        for b in s.blocks:
+            if isinstance(b, Table):
+                bid = ids.take(f"tbl-{b.id}")
+                parts.append(_render_table(b, ctx, bid))
+                items.append({"id": bid, "label": f"Table {ctx.n_tables}.", "title": b.title})
+            elif isinstance(b, Figure):
+                bid = ids.take(f"fig-{b.id}")
+                parts.append(_render_figure(b, ctx, bid))
+                items.append({"id": bid, "label": f"Figure {ctx.n_figures}.", "title": b.title})
+            elif isinstance(b, Text):
+                parts.append(_paragraphs(b.text))
+            elif isinstance(b, _Raw):
+                parts.append(b.html)
+            else:
+                raise TypeError(f"section {s.id!r}: unknown block type {type(b).__name__}")
+        entry = {"id": sid, "number": n, "title": s.title, "body": Markup("\n".join(parts))}
+        if has_trace and s.id == "traceability" and trace_slot is None:
+            trace_slot = entry
+        rendered.append(entry)
+        toc.append({"id": sid, "number": n, "title": s.title, "entries": items})
+    if trace_slot is not None:
+        trace_slot["body"] = Markup(_render_trace_index(ctx))
+
+    p = a.protocol
+    synthetic = bool(a.study is not None and a.study.synthetic)
+    if run_date is None:
+        run_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    profile = p.methods.get("profile", "default") if isinstance(p.methods, dict) else "default"
+    html = (
+        _env()
+        .get_template("report.html.j2")
+        .render(
+            version=mmtrial_version(),
+            study_id=p.study.id,
+            css_study_id=_css_string(p.study.id),
+            study_title=p.study.title,
+            input_path=str(a.study.path)
+            if a.study is not None and a.study.path is not None
+            else "(not given)",
+            checksum=(
+                a.study.checksum if a.study is not None and a.study.checksum else "(not computed)"
+            ),
+            protocol=f"{p.study.id} ({p.source_path or 'bundled'})",
+            profile=str(profile),
+            options=_options_text(a),
+            synthetic=synthetic,
+            run_date=run_date,
+            toc=toc,
+            sections=rendered,
+        )
+    )
+    return html
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open`` (0o666 less the umask); ``mkstemp`` would give 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_report(
+    a: Analysis,
+    out_dir: Path | str,
+    *,
+    pdf: bool = False,
+    run_date: str | None = None,
+    page_size: str = "A4",
+) -> Path:
+    """Write ``report.html`` (and ``report.pdf`` when ``pdf``) into ``out_dir``, atomically.
+
+    Each file is written to a temporary file in ``out_dir`` and moved into place with
+    ``os.replace``, so a reader never sees a half-written report. Returns the HTML path.
+    """
+    out = Path(out_dir)
+    html = render_html(a, run_date=run_date)
+    html_path = out / "report.html"
+    _atomic_write_bytes(html_path, html.encode("utf-8"))
+    if pdf:
+        from mmtrial.report.pdf import render_pdf
+
+        render_pdf(html, out / "report.pdf", page_size=page_size)
+    return html_path
