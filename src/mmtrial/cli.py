@@ -16,7 +16,6 @@ from rich.table import Table as RichTable
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Analyse single-arm multiple-myeloma trials from SDTM to a CSR-style report.")
 console = Console(stderr=True)
-out_console = Console()
 
 
 class Format(StrEnum):
@@ -88,7 +87,7 @@ def simulate(
         rows = sum(len(df) for df in sim.domains.values())
         console.print(f"[green]Simulated {n} subjects ({rows:,} rows, synthetic data) in "
                       f"{time.perf_counter() - t0:.1f} s -> {out}")
-    out_console.print(str(out))
+    typer.echo(str(out))
 
 
 @app.command()
@@ -147,7 +146,7 @@ def analyze(
         console.print(f"[green]Analysed {pops.get('enrolled')} subjects{label}: safety {pops.get('safety')}, "
                       f"efficacy {pops.get('efficacy')}; {len(a.sections)} report sections in "
                       f"{time.perf_counter() - t0:.1f} s")
-    out_console.print(str(result.report_html))
+    typer.echo(str(result.report_html))
 
 
 @app.command()
