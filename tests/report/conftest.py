@@ -32,11 +32,15 @@ def crafted_analysis() -> Analysis:
     return make_analysis()
 
 
-@pytest.fixture
-def built_report(tmp_path: Path) -> tuple[Path, dict]:
-    """``(report.html path, results dict)``; swap for the real pipeline's output when it exists."""
+@pytest.fixture(params=["crafted", "demo"])
+def built_report(request, tmp_path: Path) -> tuple[Path, dict]:
+    """``(report.html path, results dict)``: a crafted analysis with known counts, and the real
+    pipeline's output on the bundled synthetic demo study (tests/conftest.py ``demo``)."""
     from mmtrial.report.render import write_report
 
+    if request.param == "demo":
+        demo = request.getfixturevalue("demo")
+        return demo.output.report_html, json.loads(demo.output.results_json.read_text(encoding="utf-8"))
     a = make_analysis()
     out = tmp_path / "out"
     html_path = write_report(a, out, run_date="2026-01-01T00:00:00Z")
