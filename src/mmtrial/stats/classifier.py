@@ -752,17 +752,21 @@ def compute_permutation_test(
     B = options.permutations
     rng = np.random.default_rng(seeds.permutation)
     perms = rng.permuted(np.tile(y, (B, 1)), axis=1)
-    if options.n_jobs == 1:
-        # The inputs were validated once above; skipping scikit-learn's per-call validation of
-        # the same arrays (a public, documented setting) halves the time and changes no result.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+    # The inputs were validated once above; skipping scikit-learn's per-call validation of the
+    # same arrays (a public, documented setting) halves the time and changes no result.
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        if options.n_jobs == 1:
             null = [_permutation_statistic(X, perms[b], options, impute, seeds) for b in range(B)]
-    else:
-        from joblib import Parallel, delayed
+        else:
+            from joblib import Parallel, delayed
 
-        null = Parallel(n_jobs=options.n_jobs)(
-            delayed(_permutation_statistic)(X, perms[b], options, impute, seeds) for b in range(B)
-        )
+            # forked worker processes (joblib "multiprocessing" backend): they start in
+            # milliseconds with everything imported, where spawned (loky) workers re-import
+            # scikit-learn for seconds; each permutation carries its own seed, so the result
+            # does not depend on n_jobs.
+            null = Parallel(n_jobs=options.n_jobs, backend="multiprocessing")(
+                delayed(_permutation_statistic)(X, perms[b], options, impute, seeds) for b in range(B)
+            )
     null_a = np.asarray(null, dtype=float)
     p = (1 + int((null_a >= observed - 1e-12).sum())) / (1 + B)
     return PermutationTest(options.permutation_statistic, float(observed), float(p), B,
