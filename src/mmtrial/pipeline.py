@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial._io import replace_dir
 from mmtrial.context import Analysis
 from mmtrial.protocol.model import Protocol
 from mmtrial.sdtm.check import ReadOptions, load_study
@@ -137,17 +137,6 @@ def write_duckdb(a: Analysis, path: Path) -> None:
         con.close()
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move a finished temporary folder into place (the old output is removed only after)."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def analyze(
     study_dir: str | Path,
     out_dir: str | Path,
@@ -173,7 +162,7 @@ def analyze(
     try:
         issues_frame(issues).to_csv(tmp / "issues.csv", index=False)
         if study is None or any(i.severity == "error" for i in issues):
-            _replace_dir(tmp, out_dir)
+            replace_dir(tmp, out_dir)
             raise StudyInputError(issues)
         study.metadata["issues"] = issues
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
@@ -192,7 +181,7 @@ def analyze(
         from mmtrial.report.render import write_report
 
         write_report(a, tmp, pdf=pdf, run_date=run_date)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

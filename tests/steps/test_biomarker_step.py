@@ -265,17 +265,7 @@ def test_project_simulator_planted_markers_selected_most_often_and_accuracy_high
                                       biomarker_validation_n=40, biomarker_validation_responders=15,
                                       biomarker_effect=6.0)
     sim = sim_mod.simulate_study(n=400, seed=11, params=params)
-    lb = sim.domains["lb"].copy()
-    lb["LBDT"] = pd.to_datetime(lb["LBDTC"])
-    lb["ROWNUM"] = np.arange(1, len(lb) + 1)
-    dm = sim.domains["dm"]
-    truth = sim.truth.set_index("USUBJID").loc[dm["USUBJID"]]
-    adsl = pd.DataFrame({
-        "USUBJID": dm["USUBJID"].to_numpy(), "TRTSDT": pd.to_datetime(dm["RFXSTDTC"]).to_numpy(),
-        "EFFFL": np.where(truth["TRUE_MEASURABLE"].to_numpy() == "Y", "Y", "N"),
-        "BOR": np.where(truth["TRUE_RESPONDER"].to_numpy() == "Y", "PR", "SD"),
-    })
-    panel = derive_biomarker_panel(lb, adsl)
+    panel = _panel_from_simulation(sim)
     assert panel.split is not None and panel.counts["rows_after_first_dose"] == 0
     Xtr, ytr = panel.training()
     Xv, yv = panel.validation()
@@ -300,6 +290,16 @@ def test_project_simulator_at_storm_size_planted_markers_selected_and_accuracy_h
     from mmtrial.stats.classifier import ClassifierOptions, fit_response_classifier
 
     sim = simulate_study(n=123, seed=seed)
+    panel = _panel_from_simulation(sim)
+    Xtr, ytr = panel.training()
+    res = fit_response_classifier(Xtr, ytr, options=ClassifierOptions(permutations=0))
+    assert res.n == 35
+    assert set(res.selection_counts.index[:4]) == set(PLANTED)
+    assert res.cv.accuracy.ci[0] > 0.5
+
+
+def _panel_from_simulation(sim):
+    """The biomarker panel of a simulated study, with responders from the simulator's truth."""
     lb = sim.domains["lb"].copy()
     lb["LBDT"] = pd.to_datetime(lb["LBDTC"])
     lb["ROWNUM"] = np.arange(1, len(lb) + 1)
@@ -310,9 +310,4 @@ def test_project_simulator_at_storm_size_planted_markers_selected_and_accuracy_h
         "EFFFL": np.where(truth["TRUE_MEASURABLE"].to_numpy() == "Y", "Y", "N"),
         "BOR": np.where(truth["TRUE_RESPONDER"].to_numpy() == "Y", "PR", "SD"),
     })
-    panel = derive_biomarker_panel(lb, adsl)
-    Xtr, ytr = panel.training()
-    res = fit_response_classifier(Xtr, ytr, options=ClassifierOptions(permutations=0))
-    assert res.n == 35
-    assert set(res.selection_counts.index[:4]) == set(PLANTED)
-    assert res.cv.accuracy.ci[0] > 0.5
+    return derive_biomarker_panel(lb, adsl)

@@ -10,7 +10,6 @@ disposition; subsequent therapy; the biomarker panel; and the ground truth.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial._io import replace_dir
 from mmtrial.simulate import disease as dz
 from mmtrial.simulate._builder import FrameBuilder
 from mmtrial.simulate._frames import constcol, datecol, explode_index, strcol
@@ -838,13 +838,7 @@ def write_study(sim: SimulatedStudy, out_dir: str | Path, fmt: str = "csv",
         meta["domains"] = {k: len(v) for k, v in sim.domains.items()}
         meta["format"] = fmt
         (tmp / "study.json").write_text(json.dumps(meta, indent=2, default=_json) + "\n", "utf-8")
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out_dir)
         if progress:
             progress("written", 1.0)
     finally:
