@@ -132,3 +132,18 @@ def test_concordance_with_assessor_responses():
     lst = next(b for b in sec.blocks if isinstance(b, Listing))
     row = lst.data.iloc[0]
     assert row["USUBJID"] == "S012" and "SPEP 0.90" in row["Assessments (derived category and values)"]
+
+
+def test_confirmed_nadir_footnote_states_the_rule_implemented():
+    # The footnote must describe compute_prior_nadir(basis="confirmed") (docs/imwg-response.md,
+    # "Nadir reading"): an earlier value counts as the higher of it and the next value. Values
+    # 2.0, 0.5, 1.0 (baseline 2.0): the confirmed nadir before the third is max(0.5, 1.0) = 1.0
+    # only once both are in the past, so it is 2.0 there, never 0.5 (the lower of the pair).
+    from mmtrial.derive.response import compute_prior_nadir
+
+    nad = compute_prior_nadir(np.zeros(4, dtype="int64"), np.array([2.0, 0.5, 1.0, 1.0]), np.full(4, 2.0),
+                              basis="confirmed")
+    assert list(nad) == [2.0, 2.0, 2.0, 1.0]
+    cfg = step.ResponseConfig(nadir_basis="confirmed")
+    text = " ".join(step.method_footnotes(cfg, "95% CI", "mITT"))
+    assert "higher of it and the next value" in text and "lower of two" not in text

@@ -109,8 +109,9 @@ class ResponseOptions:
     nadir_basis : "all"
         The "lowest response value" for PD: over ``all`` prior values including baseline (Kumar
         2016 footnote, Rajkumar 2011) or over ``confirmed`` values only (Kumar 2016 table text:
-        "lowest confirmed response value"; a value counts when the next value is no higher, i.e.
-        the lower of two consecutive values). domain.md 2.2 recommends ``all``.
+        "lowest confirmed response value"; each earlier value counts as the higher of it and the
+        next value, i.e. a level held at two assessments in a row; see
+        :func:`compute_prior_nadir`). domain.md 2.2 recommends ``all``.
     missing_marker : "ne"
         When a marker measurable at baseline is missing at an assessment (and no PD is shown):
         ``ne`` makes the assessment NE (never a guess); ``use_available`` judges the response on

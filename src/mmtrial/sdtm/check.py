@@ -84,13 +84,18 @@ def _issues_for_rows(
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Character variable as text with missing preserved (numbers from Parquet/XPT as text)."""
-    if pd.api.types.is_float_dtype(s):
-        whole = s.notna() & (s == np.floor(s.fillna(0)))
-        txt = s.astype(object).where(~whole, s.fillna(0).astype("int64").astype(str))
-        return txt.where(s.notna()).astype("string").astype(object).where(s.notna(), None)
-    t = s.astype("string").str.strip()
-    return t.astype(object).where(t.notna() & (t != ""), None)
+    """Character variable as pandas text (``str`` dtype), stripped; empty and missing are NA.
+
+    Numbers from Parquet/XPT character columns become their text (``3.0`` -> ``"3"``).
+    """
+    if pd.api.types.is_float_dtype(s) or pd.api.types.is_integer_dtype(s):
+        f = s.astype(float)
+        whole = f.notna() & (f == np.floor(f.fillna(0)))
+        txt = f.astype(str).where(~whole, f.fillna(0).astype("int64").astype(str))
+        return txt.where(f.notna()).astype("str")
+    t = s if pd.api.types.is_string_dtype(s) and s.dtype != object else s.astype("str")
+    t = t.str.strip()
+    return t.where(t != "")
 
 
 def check_structure(raw: dict[str, pd.DataFrame], schema: dict[str, Any]) -> list[InputIssue]:
@@ -139,7 +144,7 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
               "DSCAT", "DSSCAT", "DSDECOD", "EXTRT", "CMTRT", "AEDECOD", "AEBODSYS", "AEACN", "AEOUT",
               "PRTRT", "TUSTRESC", "TRTESTCD", "MHCAT", "MHTERM", "AESER", "AEREL", "DTHFL", "SEX", "EXDOSFRQ"):
         if c in out.columns:
-            out[c] = out[c].where(out[c].isna(), out[c].astype(str).str.upper())
+            out[c] = out[c].str.upper()
     if dom == "rs" and "RSSTRESC" in out:
         out["RSSTRESC"] = out["RSSTRESC"].replace({"SCR": "sCR"})
     return out, issues

@@ -18,7 +18,12 @@ import pandas as pd
 
 Imputation = Literal["first", "mid", "last", "none"]
 
-_ISO = r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2}))?)?(?:T[0-9:.+\-Z]*)?$"
+# YYYY, YYYY-MM or YYYY-MM-DD, optionally followed by a time part (ignored): SDTM IG 4.4
+_ISO_ARROW = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9:.+\-Z]*)?)?)?$"
+
+
+def _np(a, dtype) -> np.ndarray:
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,30 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     >>> list(r.flags), list(r.invalid)
     (['', 'D', 'M', '', ''], [False, False, False, False, True])
     """
-    s = values.astype("string").str.strip()
-    present = s.notna() & (s != "")
-    parts = s.str.extract(_ISO)
-    matched = parts["y"].notna()
-    y = pd.to_numeric(parts["y"], errors="coerce")
-    m = pd.to_numeric(parts["m"], errors="coerce")
-    d = pd.to_numeric(parts["d"], errors="coerce")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    obj = values.astype(object).where(values.notna(), None)
+    arr = pc.utf8_trim_whitespace(pa.array(obj.to_numpy(), type=pa.string(), from_pandas=True))
+    length = pc.utf8_length(arr)
+    present = _np(pc.fill_null(pc.greater(length, 0), False), bool)
+    matched = _np(pc.fill_null(pc.match_substring_regex(arr, _ISO_ARROW), False), bool)
+    n_chars = _np(pc.fill_null(length, 0), "int64")
+
+    def part(a: int, b: int, ok: np.ndarray) -> pd.Series:
+        sl = pc.utf8_slice_codeunits(arr, a, b)
+        sl = pc.if_else(pa.array(ok), sl, pa.scalar(None, pa.string()))
+        return pd.Series(pc.cast(sl, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+
+    y = part(0, 4, matched)
+    m = part(5, 7, matched & (n_chars >= 7))
+    d = part(8, 10, matched & (n_chars >= 10))
     has_m = m.notna()
     has_d = d.notna()
     flags = pd.Series(np.where(~present | ~matched, "", np.where(has_d, "", np.where(has_m, "D", "M"))),
                       index=values.index, dtype=object)
+    present = pd.Series(present, index=values.index)
+    matched = pd.Series(matched, index=values.index)
 
     if imputation == "none":
         m_imp = m.where(has_d)

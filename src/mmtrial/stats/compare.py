@@ -180,7 +180,8 @@ def compute_time_dependent_cox(
     Counting-process Cox model (Therneau & Grambsch 2000, section 3.7; R ``coxph(Surv(start,
     stop, event) ~ state)``; SAS PHREG with a programming-statement covariate), fitted by
     statsmodels ``PHReg`` with entry times; Wald CI and p-value. Ties: Efron (R default) or
-    Breslow (SAS default).
+    Breslow (SAS default). Risk set as R: a row is at risk at t when start < t <= stop (a subject
+    who becomes a responder on the day another dies is counted as a non-responder then).
     """
     cp = compute_counting_process(time, event, switch_time)
     n_subjects = int(np.asarray(time).size)
@@ -200,7 +201,15 @@ def _cox(stop, event, x, entry, ties, level, method, n_subjects) -> CoxResult:
     n_events = int(np.sum(event))
     if n_events == 0 or np.all(x == x[0]):
         return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events)
-    kw = {} if entry is None else {"entry": np.asarray(entry, dtype=float)}
+    kw = {}
+    if entry is not None:
+        # R (start, stop]: at risk at t only when start < t. statsmodels counts entry <= t (Stata's
+        # convention), so a subject entering (e.g. switching to "responder") on a day another
+        # subject has the event would be counted at that event. Moving each positive entry to the
+        # next float makes "entry <= t" equal "start < t" exactly; never past the row's own stop.
+        en = np.asarray(entry, dtype=float)
+        st = np.asarray(stop, dtype=float)
+        kw["entry"] = np.where(en > 0, np.minimum(np.nextafter(en, np.inf), st), en)
     fit = PHReg(np.asarray(stop, float), np.asarray(x, float)[:, None], status=np.asarray(event, float), ties=ties, **kw).fit()
     b = float(fit.params[0])
     se = float(fit.bse[0])

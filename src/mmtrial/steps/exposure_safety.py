@@ -285,7 +285,7 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     disc = (eot == "DISCONTINUED").fillna(False)
     eos = saf.get("EOSSTT", pd.Series(pd.NA, index=saf.index)).astype("string").str.upper()
     fu = disc & ~dth & ~eos.isin(["DISCONTINUED", "COMPLETED"]).fillna(False)
-    cause = saf.loc[dth.to_numpy(), "DTHCAUS"].astype("string").str.upper().fillna("") if "DTHCAUS" in saf else pd.Series([], dtype="string")
+    deaths = ts.compute_death_causes(adsl, adae)  # the same rule as the deaths table (DTHT01)
     fatal = adae.loc[adae["AEFATFL"] == "Y"]
     gov = checks.loc[checks["GOVFL"] == "Y"] if len(checks) else checks
     dev = gov.loc[gov["DEVFL"] == "Y"] if len(gov) else gov
@@ -309,9 +309,8 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
         },
         "deaths": {
             "total": int(dth.sum()),
-            "progressive_disease": int(cause.str.contains("PROGRESS", regex=False).sum()),
-            "adverse_event": int((cause.str.contains("ADVERSE", regex=False)
-                                  & ~cause.str.contains("PROGRESS", regex=False)).sum()),
+            "progressive_disease": int(deaths["DTHCAT"].eq("PROGRESSIVE DISEASE").sum()),
+            "adverse_event": int(deaths["DTHCAT"].eq("ADVERSE EVENT").sum()),
             "fatal_teae_related": int(fatal.loc[(fatal["AERELFL"] == "Y") & (fatal["TRTEMFL"] == "Y"),
                                                 "USUBJID"].nunique()),
         },

@@ -105,7 +105,8 @@ def method_footnotes(cfg: ResponseConfig, ci_label: str, population: str) -> lis
     if c.consecutive == 2 and c.accept_unconfirmed_last_pd:
         conf += "; a PD at the last assessment before new therapy counts unconfirmed"
     nadir = ("all prior values including baseline" if cfg.nadir_basis == "all"
-             else "confirmed values only (the lower of two consecutive values)")
+             else "confirmed values only (each earlier value counts as the higher of it and the next value: "
+             "a level held at two assessments in a row)")
     return [
         f"Population: {population}.",
         f"Response derived from laboratory values by {cfg.criteria}, as confirmed best overall response. "

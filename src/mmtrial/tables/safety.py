@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Table
@@ -237,6 +238,37 @@ def table_ae_actions(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[
                        *footnotes], population="Safety population", source="ADAE (AEACN)")
 
 
+def compute_death_causes(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame:
+    """Deaths of the safety population with their primary-cause category and relatedness.
+
+    Rule
+    ----
+    docs/safety.md "deaths by cause" (TLG DTHT01, STF T8): DTHCAT = ``PROGRESSIVE DISEASE`` when
+    ADSL DTHCAUS contains PROGRESS; else ``ADVERSE EVENT`` when DTHCAUS contains ADVERSE or the
+    subject has a fatal AE (AEFATFL = Y); else ``OTHER OR UNKNOWN``. DTHRELFL = Y for an
+    adverse-event death with a fatal AE assessed as related (AERELFL = Y). The deaths table and
+    results.json ``safety.deaths`` both count from this one frame.
+
+    Returns
+    -------
+    The safety-population rows with DTHFL = Y (all ADSL columns) plus DTHCAT and DTHRELFL.
+    """
+    saf = safety_population(adsl)
+    dth = saf.loc[(saf.get("DTHFL", pd.Series("", index=saf.index)).astype("string").str.upper()
+                   == "Y").fillna(False).to_numpy()]
+    cause = dth.get("DTHCAUS", pd.Series(pd.NA, index=dth.index)).astype("string").str.upper().fillna("")
+    fatal = adae.loc[adae["AEFATFL"] == "Y"] if len(adae) else adae
+    fatal_subj = set(fatal["USUBJID"]) if len(fatal) else set()
+    rel_subj = set(fatal.loc[fatal["AERELFL"] == "Y", "USUBJID"]) if len(fatal) else set()
+    is_pd = cause.str.contains("PROGRESS", regex=False).to_numpy(dtype=bool)
+    is_ae = ((cause.str.contains("ADVERSE", regex=False).to_numpy(dtype=bool)
+              | dth["USUBJID"].isin(fatal_subj).to_numpy(dtype=bool)) & ~is_pd)
+    out = dth.copy()
+    out["DTHCAT"] = np.select([is_pd, is_ae], ["PROGRESSIVE DISEASE", "ADVERSE EVENT"], default="OTHER OR UNKNOWN")
+    out["DTHRELFL"] = np.where(is_ae & dth["USUBJID"].isin(rel_subj).to_numpy(dtype=bool), "Y", "N")
+    return out
+
+
 def table_deaths(adsl: pd.DataFrame, adae: pd.DataFrame, *, window_days: int, footnotes: list[str]) -> Table:
     """DTHT01 / STF T8: deaths by primary cause and relatedness, and by time from last dose.
 
@@ -250,21 +282,16 @@ def table_deaths(adsl: pd.DataFrame, adae: pd.DataFrame, *, window_days: int, fo
     n = len(saf)
     b = TableBuilder("Deaths", [f"All patients (N={n})"])
     c = b.columns[0]
-    dth = saf.loc[saf.get("DTHFL", pd.Series("", index=saf.index)).astype("string").str.upper() == "Y"]
-    cause = dth.get("DTHCAUS", pd.Series(pd.NA, index=dth.index)).astype("string").str.upper().fillna("")
-    fatal = adae.loc[adae["AEFATFL"] == "Y"]
-    fatal_subj = set(fatal["USUBJID"])
-    rel_subj = set(fatal.loc[fatal["AERELFL"] == "Y", "USUBJID"])
-    is_pd = cause.str.contains("PROGRESS", regex=False)
-    is_ae = (cause.str.contains("ADVERSE", regex=False) | dth["USUBJID"].isin(fatal_subj)) & ~is_pd
+    dth = compute_death_causes(adsl, adae)
+    is_pd = dth["DTHCAT"].eq("PROGRESSIVE DISEASE").to_numpy()
+    is_ae = dth["DTHCAT"].eq("ADVERSE EVENT").to_numpy()
+    rel = dth["DTHRELFL"].eq("Y").to_numpy()
     b.add("All deaths", {c: b.count(dth["USUBJID"], n)})
-    b.add("  Progressive disease", {c: b.count(dth.loc[is_pd.to_numpy(), "USUBJID"], n)})
-    b.add("  Adverse event", {c: b.count(dth.loc[is_ae.to_numpy(), "USUBJID"], n)})
-    b.add("    Related to study treatment", {c: b.count(
-        dth.loc[is_ae.to_numpy() & dth["USUBJID"].isin(rel_subj).to_numpy(), "USUBJID"], n)})
-    b.add("    Not related", {c: b.count(
-        dth.loc[is_ae.to_numpy() & ~dth["USUBJID"].isin(rel_subj).to_numpy(), "USUBJID"], n)})
-    b.add("  Other or unknown", {c: b.count(dth.loc[(~is_pd & ~is_ae).to_numpy(), "USUBJID"], n)})
+    b.add("  Progressive disease", {c: b.count(dth.loc[is_pd, "USUBJID"], n)})
+    b.add("  Adverse event", {c: b.count(dth.loc[is_ae, "USUBJID"], n)})
+    b.add("    Related to study treatment", {c: b.count(dth.loc[is_ae & rel, "USUBJID"], n)})
+    b.add("    Not related", {c: b.count(dth.loc[is_ae & ~rel, "USUBJID"], n)})
+    b.add("  Other or unknown", {c: b.count(dth.loc[~is_pd & ~is_ae, "USUBJID"], n)})
     if "DTHDT" in dth and "TRTEDT" in dth:
         days = (pd.to_datetime(dth["DTHDT"]) - pd.to_datetime(dth["TRTEDT"])).dt.days
         b.add(f"Within {window_days} days of last dose", {c: b.count(dth.loc[(days <= window_days).fillna(False).to_numpy(), "USUBJID"], n)})
