@@ -51,6 +51,16 @@ def _progress(quiet: bool):
         yield on_stage, on_fraction
 
 
+def _problem_text(problem: str, hint: str | None) -> str:
+    """The problem and its hint as two sentences ("unit unknown ... GI/L. Fix LBSTRESU ...")."""
+    problem = (problem or "").rstrip()
+    if not hint:
+        return problem
+    if problem and problem[-1] not in ".;:!?":
+        problem += "."
+    return f"{problem} {hint.strip()}".strip()
+
+
 def _show_issues(issues, limit: int = 40) -> None:
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity != "error"]
@@ -62,7 +72,7 @@ def _show_issues(issues, limit: int = 40) -> None:
         t.add_column(col, overflow="fold")
     for i in shown:
         t.add_row(i.severity, i.domain, "" if i.row is None else str(i.row), i.usubjid or "", i.variable,
-                  "" if i.value is None else str(i.value), i.problem + (f" {i.hint}" if i.hint else ""))
+                  "" if i.value is None else str(i.value), _problem_text(i.problem, i.hint))
     console.print(t)
     if len(errors) + len(warnings) > limit:
         console.print(f"... {len(errors) + len(warnings) - limit} more in issues.csv")
@@ -86,7 +96,7 @@ def simulate(
     if not quiet:
         rows = sum(len(df) for df in sim.domains.values())
         console.print(f"[green]Simulated {n} subjects ({rows:,} rows, synthetic data) in "
-                      f"{time.perf_counter() - t0:.1f} s -> {out}")
+                      f"{time.perf_counter() - t0:.1f} s -> {out}", soft_wrap=True)
     typer.echo(str(out))
 
 
@@ -145,7 +155,9 @@ def analyze(
         label = " (synthetic data)" if a.study.synthetic else ""
         console.print(f"[green]Analysed {pops.get('enrolled')} subjects{label}: safety {pops.get('safety')}, "
                       f"efficacy {pops.get('efficacy')}; {len(a.sections)} report sections in "
-                      f"{time.perf_counter() - t0:.1f} s")
+                      f"{time.perf_counter() - t0:.1f} s", soft_wrap=True)
+    if result.report_pdf is not None and not quiet:
+        console.print(f"PDF: {result.report_pdf}", soft_wrap=True, highlight=False)
     typer.echo(str(result.report_html))
 
 

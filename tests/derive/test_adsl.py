@@ -18,9 +18,10 @@ def adsl(tmp_path):
 
 
 def test_treatment_dates_are_first_and_last_dosed_days(adsl):
-    # S-001: ex 2019-01-07..02-03 then 02-11..03-31 -> TRTSDT 01-07, TRTEDT 03-31
+    # S-001: ex 2019-01-07..02-03 BIW then 02-11..03-31 QW (Mondays from 02-11) -> TRTSDT 01-07,
+    # TRTEDT = the last Monday dose 2019-03-25 (not the end of its dosing week, 03-31)
     assert adsl.loc["S-001", "TRTSDT"] == pd.Timestamp("2019-01-07")
-    assert adsl.loc["S-001", "TRTEDT"] == pd.Timestamp("2019-03-31")
+    assert adsl.loc["S-001", "TRTEDT"] == pd.Timestamp("2019-03-25")
     assert pd.isna(adsl.loc["S-003", "TRTSDT"])
 
 
@@ -46,3 +47,16 @@ def test_disposition_status_and_reason(adsl):
     assert (adsl.loc["S-002", "EOTSTT"], adsl.loc["S-002", "DCTREAS"]) == ("DISCONTINUED", "ADVERSE EVENT")
     assert adsl.loc["S-003", "EOTSTT"] == "ONGOING"
     assert adsl.loc["S-002", "EOSSTT"] == "ONGOING"
+
+
+def test_last_dose_is_the_last_scheduled_dosing_day_of_the_interval():
+    # BIW = days 1 and 3 of each week from EXSTDT (docs/data-contract.md): 2019-01-07 (Mon) to
+    # 2019-01-20 (Sun) doses on 01-07, 01-09, 01-14, 01-16 -> last dose 2019-01-16, not 01-20.
+    # QW from 2019-02-04 to 2019-02-17 doses 02-04 and 02-11 -> 2019-02-11.
+    from mmtrial.derive.adsl import compute_last_dose_dates
+
+    ex = pd.DataFrame({"EXSTDT": pd.to_datetime(["2019-01-07", "2019-02-04", "2019-03-01"]),
+                       "EXENDT": pd.to_datetime(["2019-01-20", "2019-02-17", "2019-03-05"]),
+                       "EXDOSFRQ": ["BIW", "QW", "QD"]})
+    got = compute_last_dose_dates(ex)
+    assert list(got.dt.strftime("%Y-%m-%d")) == ["2019-01-16", "2019-02-11", "2019-03-05"]

@@ -148,3 +148,37 @@ def test_step_runs_on_simulated_study(tmp_path):
     s = a.results["safety"]
     assert s["n"] > 0 and s["exposure"]["n"] > 0
     assert s["lab_worst_grade"]
+
+
+def test_deaths_in_results_follow_the_deaths_table_rule_fatal_ae_without_cause():
+    # docs/safety.md "deaths by cause" (TLG DTHT01): a death whose DTHCAUS is not recorded but
+    # with a fatal AE (S3: fatigue, AEOUT FATAL, not related) is an adverse-event death. The
+    # deaths table and results.json safety.deaths must count it the same way: 1 AE death, 0 PD,
+    # 0 other (hand count from the fixture).
+    a = _analysis()
+    a.adam["adsl"]["DTHCAUS"] = [None, None, None]
+    exposure_safety.run(a)
+    d = a.results["safety"]["deaths"]
+    assert (d["total"], d["progressive_disease"], d["adverse_event"]) == (1, 0, 1)
+    t = next(b for s in a.sections for b in s.blocks if isinstance(b, Table) and b.id == "DTHT01")
+    rows = dict(zip(t.data.iloc[:, 0].str.strip(), t.data.iloc[:, 1], strict=True))
+    assert rows["Adverse event"] == "1 (33.3)"
+    assert rows["Not related"] == "1 (33.3)"
+    assert rows["Other or unknown"] == "0 (0.0)"
+
+
+def test_lbt15_shifts_to_grade_3_4_hand_worked(done):
+    # tlg-catalog.md section 5 LBT15: n/N (%), N = patients not grade 3-4 at baseline (tern
+    # count_abnormal_by_baseline: missing baseline excluded from that row, kept in Total).
+    # CTCAE v5.0 (domain.md 3), hand-graded from the fixture:
+    #   PLAT S1 baseline 180 (LLN 150: grade 0) -> worst 20 (< 25: grade 4); S2 200 (0) -> 70 (2)
+    #   HGB  S3 baseline 11.0 (LLN 12: grade 1) -> worst 7.5 (< 8.0: grade 3)
+    #   SODIUM S2 128 post-baseline only: no baseline grade -> Total only, 128 is grade 2
+    t = next(b for s in done.sections for b in s.blocks if isinstance(b, Table) and b.id == "LBT15")
+    rows = {r[0]: list(r[1:]) for r in t.data.itertuples(index=False)}
+    assert rows["Platelet count decreased (PLAT)"] == ["1/2 (50.0%)", "0/0", "1/2 (50.0%)"]
+    assert rows["Anemia (HGB)"] == ["1/1 (100.0%)", "0/0", "1/1 (100.0%)"]
+    assert rows["Hyponatremia (SODIUM)"] == ["0/0", "0/0", "0/1 (0.0%)"]
+    col = t.data.columns[1]
+    plat = list(t.data.iloc[:, 0]).index("Platelet count decreased (PLAT)")
+    assert t.cell_subjects[(plat, col)] == ["S1"]

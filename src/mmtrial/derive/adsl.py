@@ -20,13 +20,37 @@ def derive_adsl_base(dm: pd.DataFrame) -> pd.DataFrame:
     return dm[cols].copy().reset_index(drop=True)
 
 
+def compute_last_dose_dates(ex: pd.DataFrame) -> pd.Series:
+    """The last dosing day of each ex interval.
+
+    An interval with a weekly schedule (EXDOSFRQ ``BIW`` = days 1 and 3, ``QW`` = day 1 of each
+    week from EXSTDT; docs/data-contract.md) ends on its last scheduled dosing day, which may be
+    before EXENDT (the end of the dosing week); other intervals end on EXENDT, else EXSTDT.
+    """
+    from mmtrial.derive.exposure import ExposureOptions, compute_last_dose_offset
+
+    start = ex["EXSTDT"]
+    end = ex["EXENDT"].fillna(start) if "EXENDT" in ex else start
+    last = end.copy()
+    if "EXDOSFRQ" in ex:
+        ndays = ((end - start).dt.days + 1).to_numpy()
+        for code, days in ExposureOptions().frequencies.items():
+            m = (ex["EXDOSFRQ"] == code).fillna(False).to_numpy() & ~np.isnan(ndays.astype(float))
+            if m.any():
+                off = compute_last_dose_offset(ndays[m].astype(np.int64), tuple(days))
+                last.loc[m] = start[m] + pd.to_timedelta(off, unit="D")
+    return last
+
+
 def derive_vars_trt_dates(adsl: pd.DataFrame, ex: pd.DataFrame, dm: pd.DataFrame | None = None) -> pd.DataFrame:
     """TRTSDT/TRTEDT: first and last dose date over ex records with EXDOSE > 0.
 
+    Rule: ADaM IG TRTEDT is the date of the last exposure; for a weekly schedule that is the
+    interval's last dosing day (:func:`compute_last_dose_dates`), not the end of its dosing week.
     Falls back to dm RFXSTDTC/RFXENDTC when a subject has no dosed ex record but dm has dates.
     """
     dosed = ex.loc[ex["EXDOSE"].fillna(0) > 0]
-    end = dosed["EXENDT"].fillna(dosed["EXSTDT"]) if "EXENDT" in dosed else dosed["EXSTDT"]
+    end = compute_last_dose_dates(dosed)
     g = pd.DataFrame({"USUBJID": dosed["USUBJID"], "S": dosed["EXSTDT"], "E": end}).groupby("USUBJID")
     dates = pd.DataFrame({"TRTSDT": g["S"].min(), "TRTEDT": g["E"].max()}).reset_index()
     out = adsl.merge(dates, on="USUBJID", how="left")

@@ -10,6 +10,7 @@ annotation for a single arm.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -23,6 +24,30 @@ def _fmt(v: float | None) -> str:
     from mmtrial.tables.format import fmt_num
 
     return fmt_num(v, 1)
+
+
+#: Characters of a number-at-risk row label that fit left of the first count at fontsize 8; a
+#: longer label is set at fontsize 7 (room for :data:`RISK_LABEL_CHARS_SMALL` characters).
+RISK_LABEL_CHARS = 22
+RISK_LABEL_CHARS_SMALL = 26
+
+
+def _risk_row_label(label: str) -> tuple[str, float]:
+    """The curve label for its number-at-risk row and its font size, never cut mid-word.
+
+    Up to :data:`RISK_LABEL_CHARS` characters at fontsize 8; up to
+    :data:`RISK_LABEL_CHARS_SMALL` at fontsize 7 (so "Progression-free survival" stays whole);
+    longer labels are shortened at a word boundary with "..." (the full label is in the legend).
+    """
+    label = str(label)
+    if len(label) <= RISK_LABEL_CHARS:
+        return label, 8.0
+    if len(label) <= RISK_LABEL_CHARS_SMALL:
+        return label, 7.0
+    short = textwrap.shorten(label, width=RISK_LABEL_CHARS_SMALL, placeholder=" ...")
+    if short == "...":  # one long word: cut it
+        short = label[: RISK_LABEL_CHARS_SMALL - 3] + "..."
+    return short, 7.0
 
 
 def compute_km_steps(km: KaplanMeier) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +127,8 @@ def km_figure(
     xmin, xmax = ax.get_xlim()
     for k, (label, km) in enumerate(curves.items()):
         yy = 0.03 + 0.05 * (n_rows - 1 - k)
-        fig.text(0.01, yy, label[:24], fontsize=8, color=_COLOURS[k % len(_COLOURS)])
+        row_label, row_size = _risk_row_label(label)
+        fig.text(0.01, yy, row_label, fontsize=row_size, color=_COLOURS[k % len(_COLOURS)])
         risk = km.number_at_risk(ticks) if km.time.size else np.zeros(len(ticks), int)
         for t, r in zip(ticks, risk, strict=True):
             fx = left + width * (t - xmin) / (xmax - xmin)

@@ -36,6 +36,7 @@ def flatten_settings(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """Flatten nested settings into ``(dotted.name, text)`` pairs, in their given order.
 
     Dicts, dataclasses and pydantic models recurse; lists of scalars become comma-separated text;
+    lists of sentences (any item ending in ".") are joined with a space;
     lists of mappings recurse with ``[i]`` in the name. Used for ``a.methods`` and protocol sections.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -56,7 +57,10 @@ def flatten_settings(value: Any, prefix: str = "") -> list[tuple[str, str]]:
             for i, x in enumerate(value):
                 out.extend(flatten_settings(x, f"{prefix}[{i}]"))
             return out
-        return [(prefix, ", ".join(_scalar_text(x) for x in value))]
+        texts = [_scalar_text(x) for x in value]
+        # a list of sentences (e.g. footnotes) reads as prose, not as "a., b."
+        sep = " " if any(isinstance(x, str) and x.rstrip().endswith(".") for x in value) else ", "
+        return [(prefix, sep.join(texts))]
     return [(prefix, _scalar_text(value))]
 
 

@@ -191,7 +191,12 @@ def _paragraphs(text: str) -> str:
 def _notes(table: Table) -> list[str]:
     notes = list(table.footnotes)
     if table.population:
-        notes.append(f"Population: {table.population}.")
+        line = f"Population: {table.population}."
+        # a table whose own footnotes already state this population (the same text, or a longer
+        # statement containing it) gets no second, repeated "Population:" line
+        said = [n for n in notes if n.startswith("Population:")]
+        if not any(line == n or table.population in n for n in said):
+            notes.append(line)
     if table.source:
         notes.append(f"Source: {table.source}.")
     return notes
@@ -520,7 +525,15 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     synthetic = bool(a.study is not None and a.study.synthetic)
     if run_date is None:
         run_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    profile = p.methods.get("profile", "default") if isinstance(p.methods, dict) else "default"
+    protocol_profile = (
+        p.methods.get("profile", "default") if isinstance(p.methods, dict) else "default"
+    )
+    run_profile = a.options.get("profile") if isinstance(a.options, dict) else None
+    if run_profile and str(run_profile) != str(protocol_profile):
+        # the run option wins (steps read a.options["profile"] first); say so in the header
+        profile = f"{run_profile} (run option; protocol: {protocol_profile})"
+    else:
+        profile = protocol_profile
     html = (
         _env()
         .get_template("report.html.j2")

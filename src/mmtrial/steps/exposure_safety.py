@@ -40,7 +40,7 @@ class SafetyOptions:
     ctcae : criteria file in mmtrial/data (default ``ctcae_v5``).
     hyponatremia_assume_symptomatic : grade 125-129 mmol/L as 3 (True) or 2 (default False).
     creatinine_baseline_arm : ``above_uln`` (default), ``any`` or ``off``.
-    shift_tests : tests with an LBT14 shift table.
+    shift_tests : tests with an LBT14 shift table and a row in LBT15 (shifts to grade 3-4).
     swimmer_max_subjects : lanes in the swimmer plot (default 60).
     """
 
@@ -247,6 +247,9 @@ def run(a: Analysis) -> None:
         t = ts.table_lab_shift(adlb, adsl, pc, footnotes=lab_notes)
         if t is not None:
             blocks.append(t)
+    t15 = ts.table_lab_shift_to_grade34(adlb, adsl, so.shift_tests, footnotes=lab_notes)
+    if t15 is not None:
+        blocks.append(t15)
     if a.study.synthetic:
         blocks.insert(0, Text("Synthetic data: these tables describe a simulated study."))
     a.sections.append(Section(id="safety", title="Safety", order=60, blocks=blocks))

@@ -1,7 +1,7 @@
 """Safety tables: disposition, AE summaries (AET01/02/04/04_PI), SAEs, actions, deaths, labs.
 
 Layouts follow ../shared/reference/tlg-catalog.md sections 1, 4 and 5 (TLG catalog ids
-DST01, AET01, AET02, AET04, AET04_PI, DTHT01, LBT07, LBT14, and mmtrial-LB01), adapted to one arm:
+DST01, AET01, AET02, AET04, AET04_PI, DTHT01, LBT07, LBT14, LBT15 and mmtrial-LB01), adapted to one arm:
 one column of n (%) per statistic, rows sorted by descending frequency. Every count cell links
 to its subjects (``Table.cell_subjects``).
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Table
-from mmtrial.tables.format import fmt_n_pct
+from mmtrial.tables.format import fmt_n_pct, fmt_pct
 
 
 class TableBuilder:
@@ -373,6 +373,60 @@ def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, foo
                    footnotes=["Rows: baseline grade (baseline graded against the normal range); "
                               "columns: highest grade post-baseline on treatment; percentages of "
                               "the row n.", *footnotes],
+                   population="Safety population with a graded post-baseline value",
+                   source="ADLB (BTOXGR, ATOXGR, worst-grade flags)")
+
+
+def table_lab_shift_to_grade34(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Iterable[str], *,
+                               footnotes: list[str]) -> Table | None:
+    """LBT15: shifts to CTCAE grade 3-4 post-baseline, one row per test (and its direction).
+
+    Rule
+    ----
+    tlg-catalog.md section 5, LBT15 (TLG catalog ``tables/lab-results/lbt15``; tern
+    ``count_abnormal_by_baseline`` with abnormal = grade 3-4): for each test, n/N (%) where n =
+    patients whose highest post-baseline on-treatment grade is 3 or 4, and N = patients with a
+    graded post-baseline value whose baseline grade is not 3-4 (baseline grade 0-2; a missing
+    baseline grade is excluded, as in tern). Beside it, the same for patients already grade 3-4
+    at baseline, and the total (N = all patients with a graded post-baseline value).
+    """
+    w = worst_lab_grades(adlb, adsl)
+    want = [str(t) for t in tests]
+    w = w.loc[w["PARAMCD"].astype(str).isin(want)]
+    if w.empty:
+        return None
+    cols = ["Baseline not grade 3-4", "Baseline grade 3-4", "Total"]
+    b = TableBuilder("CTCAE term (test)", cols)
+
+    def frac(sub: pd.DataFrame, hit: np.ndarray) -> tuple[str, list[str]]:
+        k = len(sub)
+        subj = sorted(map(str, sub.loc[hit, "USUBJID"]))
+        x = len(subj)
+        return (f"{x}/{k} ({fmt_pct(x, k)}%)" if k else "0/0"), subj
+
+    for pc, term, _dir in _lab_terms(adlb):
+        if pc not in want:
+            continue
+        d = w.loc[w["PARAMCD"] == pc]
+        if d.empty:
+            continue
+        bg = d["BTOXGR"].astype(float).to_numpy()
+        ag = d["ATOXGR"].astype(float).to_numpy()
+        hit = ag >= 3
+        not34 = ~np.isnan(bg) & (bg < 3)
+        is34 = bg >= 3
+        b.add(f"{term} ({pc})", {
+            cols[0]: frac(d.loc[not34], hit[not34]),
+            cols[1]: frac(d.loc[is34], hit[is34]),
+            cols[2]: frac(d, hit),
+        })
+    if not b.rows:
+        return None
+    return b.table("LBT15", "Laboratory test shifts to CTCAE grade 3-4 post-baseline",
+                   footnotes=["n/N (%): n = patients whose highest post-baseline grade on treatment "
+                              "is 3 or 4; N = patients with a graded post-baseline value and the "
+                              "baseline grade of the column (baseline graded against the normal "
+                              "range; a missing baseline grade counts only in Total).", *footnotes],
                    population="Safety population with a graded post-baseline value",
                    source="ADLB (BTOXGR, ATOXGR, worst-grade flags)")
 
