@@ -131,6 +131,9 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
             continue
         if c in numeric:
             orig = out[c]
+            if pd.api.types.is_numeric_dtype(orig):
+                out[c] = orig.astype(float)
+                continue
             num = pd.to_numeric(orig, errors="coerce")
             txt = orig.astype("string").str.strip()
             bad = num.isna() & orig.notna() & (txt != "")

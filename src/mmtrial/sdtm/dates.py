@@ -65,8 +65,9 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    obj = values.astype(object).where(values.notna(), None)
-    arr = pc.utf8_trim_whitespace(pa.array(obj.to_numpy(), type=pa.string(), from_pandas=True))
+    if not (pd.api.types.is_string_dtype(values) and values.dtype != object):
+        values = values.astype("str")
+    arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string(), from_pandas=True))
     length = pc.utf8_length(arr)
     present = _np(pc.fill_null(pc.greater(length, 0), False), bool)
     matched = _np(pc.fill_null(pc.match_substring_regex(arr, _ISO_ARROW), False), bool)
