@@ -149,3 +149,15 @@ def test_lab_row_with_no_result_is_a_warning_and_kept(tmp_path, raw_domains):
     study = read_study(write_study_folder(tmp_path / "s", raw_domains))
     assert len(study["lb"]) == 5
     assert any(i.rule == "MISSING_VALUE" and i.severity == "warning" for i in study.metadata["issues"])
+
+
+def test_a_missing_variable_does_not_hide_other_problems(tmp_path, raw_domains):
+    # the new-user trial: dropping ex.EXDOSE hid a bad date and an unknown unit elsewhere
+    raw_domains["ex"] = raw_domains["ex"].drop(columns=["EXDOSE"])
+    _bad_date(raw_domains)
+    _bad_unit(raw_domains)
+    study, issues = load_study(write_study_folder(tmp_path / "s", raw_domains))
+    assert study is None
+    rules = {(i.rule, i.domain, i.variable) for i in issues if i.severity == "error"}
+    assert {("MISSING_VARIABLE", "ex", "EXDOSE"), ("DATE_INVALID", "lb", "LBDTC"),
+            ("UNIT_UNKNOWN", "lb", "LBSTRESU")} <= rules

@@ -271,8 +271,8 @@ def load_study(
     raw, issues = read_raw_domains(study_dir, on_file=(lambda d: on_stage(f"read {d}")) if on_stage else None)
     structural = check_structure(raw, schema)
     issues += structural
-    if any(i.severity == "error" for i in issues):
-        return None, issues
+    # A missing file or variable does not stop the other checks: every problem is reported at
+    # once (each check below skips what is absent); the study is withheld at the end.
     if on_stage:
         on_stage("check")
     domains: dict[str, pd.DataFrame] = {}
@@ -285,7 +285,7 @@ def load_study(
         issues += found
         issues += check_duplicates(dom, df, spec)
         domains[dom] = df
-    if "lb" in domains:
+    if "lb" in domains and {"USUBJID", "LBTESTCD", "LBSTRESU"} <= set(domains["lb"].columns):
         for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
             if c not in domains["lb"]:
                 domains["lb"][c] = np.nan
@@ -297,6 +297,8 @@ def load_study(
     issues += check_terms(domains, schema)
     issues += check_date_order(domains, schema)
     issues += check_subjects(domains)
+    if any(i.severity == "error" for i in structural) or any(i.rule == "FILE_UNREADABLE" for i in issues):
+        return None, issues
     meta = read_study_metadata(study_dir)
     study = Study(domains=domains, path=Path(study_dir), synthetic=bool(meta.get("synthetic", False)),
                   metadata=meta, checksum=compute_study_checksum(study_dir))
