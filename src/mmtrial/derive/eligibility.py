@@ -19,9 +19,8 @@ from mmtrial.derive.lines import _string_agg
 from mmtrial.derive.refractory import RefractoryRule, Term, compute_term, parse_term
 from mmtrial.sdtm.issues import InputIssue
 
-STORM_SOURCE = ("Chari A, et al. N Engl J Med 2019;381:727-738 (STORM Part 2 eligibility; "
-                "domain.md 1.1, tag C)")
-LABEL_SOURCE = "XPOVIO (selinexor) prescribing information 2019, section 1.1 (domain.md 1.9, tag C)"
+STORM_SOURCE = "Chari A, et al. N Engl J Med 2019;381:727-738 (STORM Part 2 eligibility)"
+LABEL_SOURCE = "XPOVIO (selinexor) prescribing information 2019, section 1.1 (indication)"
 
 
 @dataclass(frozen=True)

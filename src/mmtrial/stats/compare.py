@@ -275,8 +275,11 @@ def compute_landmark_comparison(
     options: KMOptions,
     ties: Ties = "efron",
     labels=("responder", "non-responder"),
+    unit: str = "",
 ) -> GroupComparison:
     """Landmark analysis: OS from the landmark by response status at the landmark.
+
+    ``unit`` names the time unit in the comparison's label ("landmark at 2 months").
 
     Rule
     ----
@@ -295,7 +298,7 @@ def compute_landmark_comparison(
         labels[1]: kaplan_meier(tl[~rl], el[~rl], options=options),
     }
     return GroupComparison(
-        f"landmark at {landmark:g}",
+        f"landmark at {landmark:g} {unit}".rstrip(),
         groups,
         int((~keep).sum()),
         compute_logrank(tl, el, rl),

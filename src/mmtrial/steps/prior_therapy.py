@@ -217,7 +217,7 @@ def run(a: Analysis) -> None:
     notes = [
         line_rule.describe(), ref_rule.describe(),
         "Triple-class refractory: refractory to >= 1 PI, >= 1 IMiD and an anti-CD38 antibody; penta-refractory: "
-        "bortezomib, carfilzomib, lenalidomide, pomalidomide and an anti-CD38 antibody (domain.md 2.6).",
+        "bortezomib, carfilzomib, lenalidomide, pomalidomide and an anti-CD38 antibody (Gandhi et al., Leukemia 2019;33:2266, MAMMOTH).",
         "High-risk cytogenetics: " + ", ".join(elig_rule.high_risk_cytogenetics) + " positive before first dose.",
         f"Drug dictionary {dictionary.path} version {dictionary.version}.",
     ]

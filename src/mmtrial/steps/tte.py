@@ -225,7 +225,7 @@ def run(a: Analysis) -> None:
         rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
         L = cfg.os_by_response_landmark_months
         naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
-        land = compute_landmark_comparison(t, e, rt, L, options=opts, ties=ties)
+        land = compute_landmark_comparison(t, e, rt, L, options=opts, ties=ties, unit="months")
         mb = compute_mantel_byar(t, e, rt)
         tdc = compute_time_dependent_cox(t, e, rt, ties=ties, level=opts.level)
         os_by = {
