@@ -6,10 +6,10 @@ tracemalloc was not used: it slows pandas/pyarrow work many-fold and so distorts
 
 from __future__ import annotations
 
+import resource
 import sys
 import tempfile
 import time
-import resource
 from pathlib import Path
 
 from mmtrial.sdtm import load_study
@@ -31,12 +31,16 @@ def main(sizes: list[int]) -> None:
             folder = Path(tmp) / "study"
             sim = _measure("simulate", n, lambda: simulate_study(n=n, seed=1))  # noqa: B023
             rows = sum(len(d) for d in sim.domains.values())
+            folders = {}
             for fmt in ("parquet", "csv"):
-                f = folder.with_name(f"study-{fmt}")
-                _measure(f"write ({fmt})", n, lambda: write_study(sim, f, fmt=fmt))  # noqa: B023
+                folders[fmt] = folder.with_name(f"study-{fmt}")
+                _measure(f"write ({fmt})", n, lambda: write_study(sim, folders[fmt], fmt=fmt))  # noqa: B023
+            del sim  # free the simulated frames before reading
+            for fmt, f in folders.items():
                 study, issues = _measure(f"read + check ({fmt})", n, lambda: load_study(f))  # noqa: B023
                 errors = [i for i in issues if i.severity == "error"]
                 assert study is not None and not errors, errors[:5]
+                del study
             print(f"  ({rows:,} SDTM rows)")
 
 

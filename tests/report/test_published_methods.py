@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import pytest
 from report_testkit import make_analysis
 
-from mmtrial.report.methods import build_methods_section, flatten_settings
+from mmtrial.report.methods import (
+    build_methods_section,
+    build_settings_appendix_section,
+    flatten_settings,
+)
+from mmtrial.report.model import SectionLink
 from mmtrial.report.published import (
     PUBLISHED_ITEMS,
     PublishedItem,
@@ -101,12 +106,18 @@ def test_flatten_settings_handles_dataclasses_dicts_and_lists():
     ]
 
 
-def test_methods_section_lists_protocol_and_step_method_choices():
+def test_methods_appendix_lists_protocol_and_step_method_choices():
     a = make_analysis()
     a.methods["tte"] = _Opt()
     sec = build_methods_section(a)
     assert sec.order == 10
-    table = next(b for b in sec.blocks if getattr(b, "id", "") == "methods-in-force")
+    # the full table is in the appendix (order 97); the methods section links to it
+    assert not any(getattr(b, "id", "") == "methods-in-force" for b in sec.blocks)
+    link = next(b for b in sec.blocks if isinstance(b, SectionLink))
+    assert link.section_id == "methods-settings"
+    appendix = build_settings_appendix_section(a)
+    assert (appendix.id, appendix.order) == ("methods-settings", 97)
+    table = next(b for b in appendix.blocks if getattr(b, "id", "") == "methods-in-force")
     rows = {r.Setting: (r.Value, r._2) for r in table.data.itertuples(index=False)}
     assert rows["proportion_ci"] == ("clopper-pearson", "protocol [methods]")
     assert rows["tte.transform"] == ("log-log", "analysis step: tte")

@@ -50,7 +50,9 @@ def _ids(tree) -> list[str]:
 
 def test_every_table_has_caption_column_headers_with_scope(tree):
     tables = tree.find_all("table")
-    assert len(tables) == 9  # 4 methods + BOR + AE + issues + published + listing
+    # 4 methods-section tables (regimen, ladder, populations, key choices) + BOR + AE + issues +
+    # published + every method setting (appendix) + listing
+    assert len(tables) == 10
     for t in tables:
         caps = t.find_all("caption")
         assert len(caps) == 1 and re.match(r"Table \d+\. \S", caps[0].text)
@@ -221,6 +223,7 @@ def test_sections_follow_their_order(tree):
         "Safety",  # 60
         "Data issues found at input",  # 90
         "Appendix: published versus computed results",  # 95
+        "Appendix: every method setting in force",  # 97
         "Appendix: subjects behind linked counts",  # 98
         "Appendix: subject listings",  # 99
     ]
@@ -363,6 +366,7 @@ def test_empty_analysis_renders_with_renderer_sections_only():
         "Study and methods summary",
         "Data issues found at input",
         "Appendix: published versus computed results",
+        "Appendix: every method setting in force",
         "Appendix: subject listings",
     ]
     assert "No problems were found in the input." in tree.text

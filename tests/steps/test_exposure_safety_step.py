@@ -182,3 +182,23 @@ def test_lbt15_shifts_to_grade_3_4_hand_worked(done):
     col = t.data.columns[1]
     plat = list(t.data.iloc[:, 0]).index("Platelet count decreased (PLAT)")
     assert t.cell_subjects[(plat, col)] == ["S1"]
+
+
+def test_aet02_shows_each_soc_once_with_its_total_under_the_group_header(done):
+    # presentation rule (AET02 layout, tern/rtables): the SOC name is the row-group header only;
+    # its total row reads "Any preferred term". Hand count: S1 thrombocytopenia grade 3 -> 1 (33.3)
+    aet02 = next(b for s in done.sections for b in s.blocks if getattr(b, "id", "") == "AET02")
+    labels = aet02.data[aet02.stub].tolist()
+    socs = {g for g in aet02.groups if g}
+    assert socs and not socs & set(labels)  # no SOC repeated as a row
+    i = aet02.groups.index("Blood and lymphatic system disorders")
+    assert labels[i] == "Any preferred term"
+    assert aet02.data.iloc[i, 1:].tolist() == ["1 (33.3)", "1 (33.3)"]
+    assert labels[i + 1] == "  Thrombocytopenia"
+
+
+def test_laboratory_grade_footnote_names_ctcae_without_nested_brackets(done):
+    # data/ctcae_v5.json name "Common Terminology Criteria for Adverse Events (CTCAE)", version 5.0
+    notes = {f for s in done.sections for b in s.blocks for f in getattr(b, "footnotes", [])}
+    lab = [f for f in notes if f.startswith("Laboratory grades: NCI")]
+    assert lab == ["Laboratory grades: NCI Common Terminology Criteria for Adverse Events (CTCAE) v5.0."]

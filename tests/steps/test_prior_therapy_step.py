@@ -160,3 +160,15 @@ def test_step_is_idempotent_and_keeps_other_adsl_columns():
     prior_therapy.run(a)
     pd.testing.assert_frame_equal(first, a.adam["adsl"])
     assert "RACE" in a.adam["adsl"] and len([s for s in a.sections if s.id == "baseline"]) == 1
+
+
+def test_eligibility_sentence_has_no_nested_brackets():
+    # the sources carry their own brackets ("... (STORM Part 2 eligibility)"), so the sentence
+    # names them after a colon: no "((" or "))" in the text
+    a = _study()
+    prior_therapy.run(a)
+    sec = next(s for s in a.sections if s.id == "baseline")
+    text = next(b.text for b in sec.blocks if getattr(b, "text", "").startswith("Eligibility"))
+    assert "))" not in text and "((" not in text
+    assert text.startswith("Eligibility by the protocol inclusion criteria: 1 of 3 subjects meet all")
+    assert "Criteria source: Chari A, et al." in text

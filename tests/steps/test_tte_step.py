@@ -195,3 +195,22 @@ def test_response_step_not_run_is_stated_in_report_and_results():
     assert "adtte" not in a.adam
     texts = [b.text for s in a.sections for b in s.blocks if isinstance(b, Text)]
     assert any("'response' step must run before 'tte'" in t for t in texts)
+
+
+def test_event_and_censoring_reasons_are_indented_sub_rows_in_sentence_case(run_sas):
+    # display only: ADTTE keeps "DEATH"; the table shows "  Death" (one indent level) under its parent
+    ttet = next(b for s in run_sas.sections for b in s.blocks if isinstance(b, Table) and b.id == "TTET01")
+    os_rows = ttet.data.loc[[g == "Overall survival" for g in ttet.groups], "Statistic"].tolist()
+    i = os_rows.index("With an event, n (%)")
+    assert os_rows[i + 1] == "  Death"
+    j = os_rows.index("Censored, n (%)")
+    assert os_rows[j + 1] == "  Last known alive date"
+    assert set(run_sas.adam["adtte"].query("PARAMCD == 'OS' and CNSR == 0")["EVNTDESC"]) == {"DEATH"}
+
+
+def test_km_plots_label_the_y_axis_with_the_endpoint(run_sas):
+    figs = {b.id: b.svg for s in run_sas.sections for b in s.blocks if isinstance(b, Figure)}
+    assert "Overall survival probability" in figs["km-os"]
+    assert "Progression-free survival probability" in figs["km-pfs"]
+    assert "Probability of remaining in response" in figs["km-dor"]
+    assert "Probability event-free" not in figs["km-os"]

@@ -50,6 +50,34 @@ def _risk_row_label(label: str) -> tuple[str, float]:
     return short, 7.0
 
 
+#: Y-axis wording per endpoint (ADTTE PARAMCD): the survival function of each endpoint said in
+#: its own words (OS: probability of being alive; DOR: of remaining in response ...).
+KM_YLABELS: dict[str, str] = {
+    "OS": "Overall survival probability",
+    "PFS": "Progression-free survival probability",
+    "DOR": "Probability of remaining in response",
+    "TTNT": "Probability of no next treatment or death",
+    "TTR": "Probability of not yet responding",
+    "EFS": "Event-free survival probability",
+}
+
+
+def km_ylabel(paramcd: str, param: str | None = None) -> str:
+    """The KM plot's y-axis label for an endpoint.
+
+    Looks the PARAMCD up in :data:`KM_YLABELS`; an endpoint not listed gets
+    ``"<PARAM> probability"`` from its ADTTE PARAM (e.g. "Time to Progression" ->
+    "Time to progression probability"), else "Probability event-free".
+    """
+    code = str(paramcd).strip().upper()
+    if code in KM_YLABELS:
+        return KM_YLABELS[code]
+    if param and str(param).strip():
+        text = str(param).strip()
+        return f"{text[0].upper()}{text[1:].lower()} probability"
+    return "Probability event-free"
+
+
 def compute_km_steps(km: KaplanMeier) -> tuple[np.ndarray, np.ndarray]:
     """x, y of the step curve starting at (0, 1), with a point at each distinct time."""
     x = np.concatenate([[0.0], km.time])

@@ -23,6 +23,9 @@ BOR_COLOURS: dict[str, str] = {
 }
 REFERENCE_LINES: tuple[tuple[float, str], ...] = ((-25.0, "MR"), (-50.0, "PR"), (-90.0, "VGPR"), (25.0, "PD"))
 CAP = 100.0
+#: Legend placement: its lower centre just above the axes (axes coordinates), outside the data.
+LEGEND_LOC = "lower center"
+LEGEND_ANCHOR = (0.5, 1.0)
 
 
 def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +69,10 @@ def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
     ax.set_xlabel("Patients (one bar each), sorted by best change")
     ax.set_ylabel("Best change from baseline (%)")
     present = [c for c in CATEGORIES if (d["BOR"] == c).any()]
+    # legend outside the plot area (one row above it), so it never covers bars or reference lines
     ax.legend(handles=[Patch(color=BOR_COLOURS[c], label=c) for c in present], title="Confirmed BOR",
-              fontsize=7, title_fontsize=7, loc="lower left", ncol=4, frameon=False)
+              fontsize=7, title_fontsize=7, loc=LEGEND_LOC, bbox_to_anchor=LEGEND_ANCHOR,
+              ncol=max(len(present), 1), frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()

@@ -1,8 +1,11 @@
-"""The report's study and methods summary: protocol, regimen, populations, method choices in force.
+"""The report's study and methods summary: protocol, regimen, populations, key method choices,
+and an appendix listing every method setting in force.
 
 Built from ``a.protocol`` (the protocol file, data not code) and ``a.methods`` (what each analysis
-step recorded as the method it applied: option dataclasses, pydantic models or plain dicts), so the
-reader sees in one place every choice that the table footnotes refer to.
+step recorded as the method it applied: option dataclasses, pydantic models or plain dicts). The
+methods section shows the headline choices (:func:`build_methods_summary_table`) and links to the
+appendix (:func:`build_settings_appendix_section`), where the reader sees in one place every
+choice that the table footnotes refer to.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mmtrial.report.model import Section, Table, Text
+from mmtrial.report.model import Section, SectionLink, Table, Text
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmtrial.context import Analysis
 
 #: Section order of the methods summary (first in the report).
 METHODS_ORDER = 10
+#: Section id, order and title of the appendix with every method setting in force.
+SETTINGS_APPENDIX_ID = "methods-settings"
+SETTINGS_APPENDIX_ORDER = 97
+SETTINGS_APPENDIX_TITLE = "Appendix: every method setting in force"
 
 
 def _scalar_text(v: Any) -> str:
@@ -87,6 +94,106 @@ def build_methods_table(a: Analysis) -> Table:
     )
 
 
+def _first(settings: Mapping[str, str], *names: str) -> str | None:
+    """The first of ``names`` recorded in ``settings`` with a non-empty value."""
+    for n in names:
+        v = settings.get(n)
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def summary_rows(a: Analysis) -> list[tuple[str, str]]:
+    """The headline method choices, ``(label, text)``, read from the recorded settings.
+
+    Profile, confidence intervals for proportions, Kaplan-Meier (CI transform, variance, median
+    rule, quantile CIs), IMWG response options, CTCAE version, TEAE window and the populations.
+    A row whose step did not run (nothing recorded) is left out.
+    """
+    proto = dict(flatten_settings(a.protocol.methods))
+    steps = dict(flatten_settings(dict(a.methods)))
+    opts = dict(flatten_settings(a.options))
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, text: str | None) -> None:
+        if text:
+            rows.append((label, text))
+
+    profile = _first(opts, "profile") or _first(proto, "profile")
+    add("Method profile", profile)
+    ci = _first(steps, "response.ci.label")
+    if ci is None and _first(proto, "proportion_ci"):
+        level = _first(proto, "level")
+        ci = (f"{float(level) * 100:g}% CI, " if level else "") + str(proto["proportion_ci"])
+    add("Confidence intervals for proportions", ci)
+    km = []
+    if _first(steps, "tte.km.variance"):
+        km.append(f"{steps['tte.km.variance'].capitalize()} variance")
+    if _first(steps, "tte.km.ci_transform"):
+        km.append(f"{steps['tte.km.ci_transform']} CI transform")
+    if _first(steps, "tte.km.median_rule"):
+        km.append(f"median rule: {steps['tte.km.median_rule']}")
+    if _first(steps, "tte.km.quantile_ci"):
+        km.append(f"quantile CIs: {steps['tte.km.quantile_ci']}")
+    add("Kaplan-Meier", "; ".join(km) or None)
+    crit = _first(steps, "response.criteria", "response.options.criteria")
+    if crit is not None:
+        imwg = [crit]
+        k = _first(steps, "response.confirmation.consecutive")
+        if k is not None:
+            imwg.append(f"response confirmed by {k} consecutive assessments")
+        pd_conf = _first(steps, "response.confirmation.confirm_pd")
+        if pd_conf is not None:
+            imwg.append(f"PD confirmed: {pd_conf}")
+        win = _first(steps, "response.options.visit_window_days")
+        if win is not None:
+            imwg.append(f"visit window {win} days")
+        add("Response criteria (IMWG options)", "; ".join(imwg))
+    ctcae = _first(steps, "safety.ctcae_version")
+    add("CTCAE version", f"v{ctcae}" if ctcae else None)
+    window = _first(steps, "safety.teae_window_days")
+    add(
+        "Treatment-emergent AE window",
+        f"first dose to {window} days after the last dose" if window else None,
+    )
+    p = a.protocol.populations
+    add("Safety population", _first(steps, "populations.safety") or p.safety)
+    add("Efficacy population", _first(steps, "populations.efficacy") or p.efficacy)
+    return rows
+
+
+def build_methods_summary_table(a: Analysis) -> Table:
+    """The key method choices (:func:`summary_rows`); the appendix lists every setting."""
+    data = pd.DataFrame(summary_rows(a), columns=["Setting", "Value"])
+    return Table(
+        id="methods-summary",
+        title="Key method choices",
+        data=data,
+        footnotes=[
+            "Each table's footnote names the methods it applied; every setting in force, with "
+            f"where it was set, is listed in the section {SETTINGS_APPENDIX_TITLE!r}."
+        ],
+        source=f"protocol file {a.protocol.source_path or '(bundled)'}; analysis steps; run options",
+        stub="Setting",
+    )
+
+
+def build_settings_appendix_section(a: Analysis) -> Section:
+    """The appendix with the full method-choices table (order :data:`SETTINGS_APPENDIX_ORDER`)."""
+    return Section(
+        id=SETTINGS_APPENDIX_ID,
+        title=SETTINGS_APPENDIX_TITLE,
+        blocks=[
+            Text(
+                "Every method choice in force for this run: the protocol [methods] section, then "
+                "each analysis step's recorded settings, then the run options."
+            ),
+            build_methods_table(a),
+        ],
+        order=SETTINGS_APPENDIX_ORDER,
+    )
+
+
 def _populations_table(a: Analysis) -> Table:
     p = a.protocol
     counts = a.results.get("populations", {}) if isinstance(a.results, dict) else {}
@@ -112,7 +219,11 @@ def _populations_table(a: Analysis) -> Table:
 
 
 def build_methods_section(a: Analysis) -> Section:
-    """The study and methods summary section (order :data:`METHODS_ORDER`)."""
+    """The study and methods summary section (order :data:`METHODS_ORDER`).
+
+    It holds the headline method choices and links to the appendix with every setting
+    (:func:`build_settings_appendix_section`), so the report does not open on a long table.
+    """
     p = a.protocol
     s = p.study
     blocks: list = [
@@ -174,7 +285,14 @@ def build_methods_section(a: Analysis) -> Section:
             f"{v.assessment_window_days} days."
         )
     )
-    blocks.append(build_methods_table(a))
+    blocks.append(build_methods_summary_table(a))
+    blocks.append(
+        SectionLink(
+            text="Every method setting in force, with where it was set: {link}.",
+            section_id=SETTINGS_APPENDIX_ID,
+            label=SETTINGS_APPENDIX_TITLE,
+        )
+    )
     return Section(
         id="methods", title="Study and methods summary", blocks=blocks, order=METHODS_ORDER
     )

@@ -54,13 +54,27 @@ class Text:
 
 
 @dataclass
+class SectionLink:
+    """A paragraph that links to another section of the report.
+
+    ``text`` holds ``{link}`` where the link goes; the link reads ``label`` and points at the
+    section whose :attr:`Section.id` is ``section_id`` (the renderer knows its HTML id). If no
+    such section is in the report the label is shown without a link.
+    """
+
+    text: str
+    section_id: str
+    label: str
+
+
+@dataclass
 class Listing(Table):
     """A per-subject listing; rows get anchors ``subj-<USUBJID>`` when ``anchor_column`` is set."""
 
     anchor_column: str | None = None
 
 
-Block = Table | Figure | Text
+Block = Table | Figure | Text | SectionLink
 
 
 @dataclass

@@ -7,7 +7,8 @@ hold display strings (``tables/format.py``); this module only lays them out:
   a "SYNTHETIC DATA" banner on screen and on every printed page when the study is synthetic;
 * a table of contents, then the sections ordered by ``Section.order`` (:data:`SECTION_ORDER`),
   with the renderer's own sections: methods summary (10), data issues found at input (90),
-  published versus computed (95), subjects behind linked counts (98) and the listings (99);
+  published versus computed (95), every method setting in force (97), subjects behind linked
+  counts (98) and the listings (99);
 * tables as real ``<table>`` markup: ``<caption>`` = title, ``<th scope="col">`` headers,
   ``<th scope="row">`` row labels, ``<th scope="rowgroup">`` groups, footnotes below with
   population, methods and source. Tables are written here rather than with great-tables: the
@@ -40,8 +41,12 @@ import pandas as pd
 from markupsafe import Markup
 
 from mmtrial.report.listings import SUBJECT_LISTING_ID, build_listings_section
-from mmtrial.report.methods import build_methods_section, flatten_settings
-from mmtrial.report.model import Figure, Listing, Section, Table, Text
+from mmtrial.report.methods import (
+    build_methods_section,
+    build_settings_appendix_section,
+    flatten_settings,
+)
+from mmtrial.report.model import Figure, Listing, Section, SectionLink, Table, Text
 from mmtrial.report.published import build_published_section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +64,7 @@ SECTION_ORDER: dict[str, int] = {
     "biomarker": 70,
     "input-issues": 90,
     "published": 95,
+    "methods-settings": 97,
     "traceability": 98,
     "listings": 99,
 }
@@ -69,6 +75,11 @@ WIDE_TABLE_COLUMNS = 8
 TOOLTIP_MAX_SUBJECTS = 40
 #: At most this many input issues are shown (all are in issues.csv).
 MAX_ISSUE_ROWS = 1000
+
+#: A text column with a cell longer than this gets class ``long`` (a minimum width on screen).
+LONG_TEXT = 30
+#: Deepest indent level of a row label (see :func:`indent_level`).
+MAX_INDENT = 4
 
 #: A word longer than this gets break opportunities (``<wbr>``), so print layout can wrap it.
 LONG_WORD = 20
@@ -183,6 +194,16 @@ def cell_html(text: str) -> str:
     return "".join(out)
 
 
+def indent_level(text: str) -> int:
+    """The indent level of a row label: two leading spaces per level, at most :data:`MAX_INDENT`.
+
+    Table builders mark sub-rows with leading spaces (``"  Grade >=3"``); HTML collapses them, so
+    the renderer keeps the text and adds a class ``indent-<level>`` that indents the cell.
+    """
+    lead = len(text) - len(text.lstrip(" "))
+    return min(lead // 2, MAX_INDENT)
+
+
 def _paragraphs(text: str) -> str:
     parts = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "".join(f"<p>{escape(p)}</p>" for p in parts)
@@ -261,10 +282,13 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
     groups = t.groups if t.groups is not None and len(t.groups) == len(df) else None
     values = df.to_numpy(dtype=object)
     text_cols = set()
+    long_cols = set()  # text columns with long cells: a minimum width, so they wrap in lines
     for ci, col in enumerate(df.columns):
         cells = df[col].astype("string").fillna("").str.strip()
         if not cells.str.match(NUMERIC_CELL).fillna(True).all():
             text_cols.add(ci)
+            if len(cells) and int(cells.str.len().max()) > LONG_TEXT:
+                long_cols.add(ci)
     current_group: object = object()
     body_open = False
     for r in range(len(df)):
@@ -290,15 +314,19 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
                 row_id = f' id="{escape(aid)}"'
         cells = []
         for ci in range(ncol):
-            txt = cell_html(_text(values[r, ci]))
+            raw = _text(values[r, ci])
+            txt = cell_html(raw)
             link = links.get((r, ci))
             if link is not None and txt:
                 target, tip = link
                 txt = f'<a class="trace" href="{escape(_href(target))}" title="{escape(tip)}">{txt}</a>'
+            level = indent_level(raw) if ci == stub_idx or ci in text_cols else 0
             if ci == stub_idx:
-                cells.append(f'<th scope="row">{txt}</th>')
+                cls = f' class="indent-{level}"' if level else ""
+                cells.append(f'<th scope="row"{cls}>{txt}</th>')
             elif ci in text_cols:
-                cells.append(f'<td class="txt">{txt}</td>')
+                cls = "txt" + (" long" if ci in long_cols else "") + (f" indent-{level}" if level else "")
+                cells.append(f'<td class="{cls}">{txt}</td>')
             else:
                 cells.append(f"<td>{txt}</td>")
         out.append(f"<tr{row_id}>" + "".join(cells) + "</tr>")
@@ -334,6 +362,15 @@ def _render_figure(f: Figure, ctx: _Ctx, fid: str) -> str:
         + (f'<div class="notes">{notes}</div>\n' if notes else "")
         + "</figure>"
     )
+
+
+def _section_link_html(b: SectionLink, sid_of: dict[str, str]) -> str:
+    """A paragraph with a link to the section ``b.section_id`` (plain label if it is absent)."""
+    target = sid_of.get(b.section_id)
+    label = escape(b.label)
+    link = f'<a href="{escape(_href(target))}">{label}</a>' if target else label
+    before, _, after = b.text.partition("{link}")
+    return f'<p class="section-link">{escape(before)}{link}{escape(after)}</p>'
 
 
 def _render_trace_index(ctx: _Ctx) -> str:
@@ -423,6 +460,7 @@ def report_sections(a: Analysis) -> list[Section]:
     pub = build_published_section(a)
     if pub is not None:
         own.append(pub)
+    own.append(build_settings_appendix_section(a))
     own.append(build_listings_section(a))
     allsec = [*a.sections, *own]
     return [s for _, s in sorted(enumerate(allsec), key=lambda p: (p[1].order, p[0]))]
@@ -494,8 +532,12 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     rendered = []
     toc = []
     trace_slot: dict | None = None
-    for n, s in enumerate(sections, start=1):
-        sid = ids.take(f"sec-{s.id}")
+    # section ids first, so a block can link to a later section (SectionLink)
+    sids = [ids.take(f"sec-{s.id}") for s in sections]
+    sid_of: dict[str, str] = {}
+    for s, sid in zip(sections, sids, strict=True):
+        sid_of.setdefault(s.id, sid)
+    for n, (s, sid) in enumerate(zip(sections, sids, strict=True), start=1):
         items = []
         parts = []
         for b in s.blocks:
@@ -509,6 +551,8 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
                 items.append({"id": bid, "label": f"Figure {ctx.n_figures}.", "title": b.title})
             elif isinstance(b, Text):
                 parts.append(_paragraphs(b.text))
+            elif isinstance(b, SectionLink):
+                parts.append(_section_link_html(b, sid_of))
             elif isinstance(b, _Raw):
                 parts.append(b.html)
             else:

@@ -152,7 +152,8 @@ def run(a: Analysis) -> None:
     pop_note = f"Safety population: {p.populations.safety} (N = {saf_n})."
     teae_note = (f"Treatment-emergent: onset from the first dose to {so.teae_window_days} days after "
                  "the last dose; AE grades are the investigator's CTCAE v5.0 grades.")
-    ctcae_note = f"Laboratory grades: NCI CTCAE v{criteria.version} ({criteria.name})."
+    # the criteria's name already ends "(CTCAE)": name, then version, with no nested brackets
+    ctcae_note = f"Laboratory grades: NCI {criteria.name} v{criteria.version}."
     grading_notes = policy.describe()
     a.methods["safety"] = {
         "population": p.populations.safety,

@@ -227,9 +227,11 @@ def run(a: Analysis) -> None:
     blocks: list = [table]
     nfail = int((full["ELIGFL"] == "N").sum())
     blocks.append(Text(
-        f"Eligibility (protocol inclusion criteria, {elig_rule.source}): {len(full) - nfail} of {len(full)} "
-        f"subjects meet all criteria; {nfail} fail at least one. Label population ({elig_rule.label_source}): "
-        f"{int(full['LABELFL'].eq('Y').sum())} subject(s). Measurable disease: {meas_src}."))
+        # sources carry their own brackets, so they follow a colon rather than sit inside brackets
+        f"Eligibility by the protocol inclusion criteria: {len(full) - nfail} of {len(full)} "
+        f"subjects meet all criteria; {nfail} fail at least one. Criteria source: {elig_rule.source}. "
+        f"Label population: {int(full['LABELFL'].eq('Y').sum())} subject(s); source: "
+        f"{elig_rule.label_source}. Measurable disease: {meas_src}."))
     blocks.append(_listing("eligibility-failures", "Subjects failing an inclusion criterion, with the evidence",
                            listing, [f"{c.id}: {c.label} ({'; '.join(c.terms)})" for c in elig_rule.criteria]))
     blocks.append(_listing("label-population-failures",

@@ -45,6 +45,14 @@ _LABELS = {
 }
 
 
+def _param_of(adtte: pd.DataFrame) -> str | None:
+    """The endpoint's ADTTE PARAM (first non-missing), for labels of endpoints not in a mapping."""
+    if "PARAM" not in adtte.columns:
+        return None
+    vals = adtte["PARAM"].dropna()
+    return str(vals.iloc[0]) if len(vals) else None
+
+
 class TteConfig(BaseModel):
     """The ``[tte]`` protocol section (see storm.toml and docs/statistics.md)."""
 
@@ -308,7 +316,7 @@ def run(a: Analysis) -> None:
 
     # -- report section ----------------------------------------------------------------------------
     from mmtrial.figures.forest import forest_svg
-    from mmtrial.figures.km import km_svg
+    from mmtrial.figures.km import km_svg, km_ylabel
 
     fn_common = [footnote_km, footnote_months, footnote_cens]
     main = {k: (_LABELS.get(k, k), kms[k], blocks_src[k]) for k in ("PFS", "OS", "DOR", "TTNT") if k in kms}
@@ -334,7 +342,7 @@ def run(a: Analysis) -> None:
                     id=f"km-{code.lower()}",
                     title=f"Kaplan-Meier plot: {_LABELS[code]} (KMG01)",
                     alt=alt,
-                    svg=km_svg({_LABELS[code]: km}, alt, ylabel="Probability event-free"),
+                    svg=km_svg({_LABELS[code]: km}, alt, ylabel=km_ylabel(code, _param_of(blocks_src[code]))),
                     footnotes=[footnote_km, "+ = censored."],
                 )
             )
@@ -369,7 +377,7 @@ def run(a: Analysis) -> None:
                 id="km-os-landmark",
                 title=f"Overall survival by response at the {cfg.os_by_response_landmark_months:g}-month landmark",
                 alt=alt,
-                svg=km_svg(land.groups, alt, xlabel="Months from landmark"),
+                svg=km_svg(land.groups, alt, xlabel="Months from landmark", ylabel=km_ylabel("OS")),
                 footnotes=[bias_note, footnote_km],
             )
         )

@@ -23,6 +23,32 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+#: Words kept in capitals when an upper-case ADaM description is shown in sentence case.
+ACRONYMS: frozenset[str] = frozenset({
+    "IMWG", "CR", "SCR", "VGPR", "PR", "MR", "SD", "PD", "NE", "AE", "SAE", "CTCAE", "ASCT", "OS",
+    "PFS", "DOR", "TTR", "TTNT", "PI", "IMID", "CD38", "ANTI-CD38", "ECOG", "ISS", "R-ISS",
+})
+
+
+def display_sentence_case(text: str) -> str:
+    """An upper-case description (EVNTDESC, CNSDTDSC) in sentence case, for display only.
+
+    Each word is lower-cased except the acronyms in :data:`ACRONYMS`; the first letter is then
+    capitalised: ``"PROGRESSIVE DISEASE (IMWG)"`` -> ``"Progressive disease (IMWG)"``. Text that is
+    not all upper case is returned unchanged (someone chose its capitals). ADTTE keeps its values.
+    """
+    if text != text.upper():
+        return text
+
+    def word(w: str) -> str:
+        core = w.strip("()[],.;:")
+        return w if core in ACRONYMS else w.lower()
+
+    out = " ".join(word(w) for w in text.split(" "))
+    i = next((k for k, ch in enumerate(out) if ch.isalpha()), None)
+    return out if i is None else out[:i] + out[i].upper() + out[i + 1 :]
+
+
 def tte_summary_table(
     endpoints: Mapping[str, tuple[str, KaplanMeier, pd.DataFrame]],
     *,
@@ -56,11 +82,12 @@ def tte_summary_table(
         cen = adtte.loc[adtte["CNSR"] != 0]
         add(label, "Patients", str(n), adtte["USUBJID"])
         add(label, "With an event, n (%)", fmt_n_pct(len(ev), n), ev["USUBJID"])
+        # reasons: sub-rows of their parent (two leading spaces = one indent level in the report)
         for desc, g in ev.groupby("EVNTDESC", sort=True):
-            add(label, f"    {desc}", fmt_n_pct(len(g), n), g["USUBJID"])
+            add(label, f"  {display_sentence_case(str(desc))}", fmt_n_pct(len(g), n), g["USUBJID"])
         add(label, "Censored, n (%)", fmt_n_pct(len(cen), n), cen["USUBJID"])
         for desc, g in cen.groupby("CNSDTDSC", sort=True):
-            add(label, f"    {desc}", fmt_n_pct(len(g), n), g["USUBJID"])
+            add(label, f"  {display_sentence_case(str(desc))}", fmt_n_pct(len(g), n), g["USUBJID"])
         for q in quantiles:
             est, lo, hi = km.quantile(q)
             name = "Median" if q == 0.5 else f"{q * 100:g}th percentile"

@@ -133,6 +133,11 @@ def table_teae_overview(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: li
                    population="Safety population", source="ADAE (TRTEMFL, ATOXGR, AESER, AEREL, AEACN)")
 
 
+#: Row label of a system organ class's total (patients with any preferred term in the SOC), shown
+#: under the SOC's row-group header (AET02 layout: the SOC once, then its total and its PTs).
+SOC_TOTAL_LABEL = "Any preferred term"
+
+
 def _soc_pt_order(te: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     subj_soc = te[["USUBJID", "AEBODSYS"]].drop_duplicates().groupby("AEBODSYS").size()
     subj_pt = te[["USUBJID", "AEBODSYS", "AEDECOD"]].drop_duplicates().groupby(
@@ -167,7 +172,8 @@ def table_ae_by_soc_pt(
         vals = {cols[0]: b.count(d["USUBJID"], n)}
         if min_grade_cols:
             vals[cols[1]] = b.count(hi.loc[hi["AEBODSYS"] == soc, "USUBJID"], n)
-        b.add(str(soc), vals, group=str(soc))
+        # the SOC name is the row-group header; its total row is not a second copy of the name
+        b.add(SOC_TOTAL_LABEL, vals, group=str(soc))
         pts = subj_pt.loc[subj_pt["AEBODSYS"] == soc].sort_values(["n", "AEDECOD"], ascending=[False, True])
         for pt in pts["AEDECOD"]:
             dd = d.loc[d["AEDECOD"] == pt]
