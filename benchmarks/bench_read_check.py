@@ -10,6 +10,7 @@ import resource
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from mmtrial.sdtm import load_study
@@ -34,10 +35,10 @@ def main(sizes: list[int]) -> None:
             folders = {}
             for fmt in ("parquet", "csv"):
                 folders[fmt] = folder.with_name(f"study-{fmt}")
-                _measure(f"write ({fmt})", n, lambda: write_study(sim, folders[fmt], fmt=fmt))  # noqa: B023
+                _measure(f"write ({fmt})", n, partial(write_study, sim, folders[fmt], fmt=fmt))
             del sim  # free the simulated frames before reading
             for fmt, f in folders.items():
-                study, issues = _measure(f"read + check ({fmt})", n, lambda: load_study(f))  # noqa: B023
+                study, issues = _measure(f"read + check ({fmt})", n, partial(load_study, f))
                 errors = [i for i in issues if i.severity == "error"]
                 assert study is not None and not errors, errors[:5]
                 del study
