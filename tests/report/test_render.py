@@ -194,7 +194,9 @@ def test_synthetic_banner_on_screen_and_on_every_printed_page(html, tree):
     banner = next(n for n in tree.iter("div") if n.attrs.get("id") == "synthetic-banner")
     assert "SYNTHETIC DATA" in banner.text
     assert re.search(r"@top-center \{ content: \"SYNTHETIC DATA", html)
-    assert "<title>STORM results report (SYNTHETIC DATA)</title>" in html
+    # a synthetic study never presents itself as the trial it imitates (DEVELOPERS brief)
+    assert "<title>STORM-like synthetic study results report (SYNTHETIC DATA)</title>" in html
+    assert "<h1>STORM-like synthetic study: results report</h1>" in html
 
 
 def test_real_study_has_no_synthetic_banner():
