@@ -8,11 +8,11 @@ table header rows repeat on each page, rows are not split, cells wrap, and table
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Literal
+
+from mmtrial._io import atomic_write_bytes
 
 PageSize = Literal["A4", "Letter"]
 PAGE_SIZES: tuple[str, ...] = ("A4", "Letter")
@@ -87,17 +87,4 @@ def render_pdf(html: str, path: Path | str, *, page_size: PageSize = "A4") -> No
         ``"A4"`` (default) or ``"Letter"``; wide tables use the same paper in landscape.
     """
     doc = render_pdf_document(html, page_size=page_size)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        doc.write_pdf(tmp)
-        from mmtrial.report.render import file_mode
-
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(Path(path), doc.write_pdf())

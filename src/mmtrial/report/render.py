@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -40,6 +38,7 @@ from urllib.parse import quote
 import pandas as pd
 from markupsafe import Markup
 
+from mmtrial._io import atomic_write_bytes
 from mmtrial.report.listings import SUBJECT_LISTING_ID, build_listings_section
 from mmtrial.report.methods import (
     build_methods_section,
@@ -604,27 +603,6 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     return html
 
 
-def file_mode() -> int:
-    """The mode a new file gets from ``open`` (0o666 less the umask); ``mkstemp`` would give 0o600."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_report(
     a: Analysis,
     out_dir: Path | str,
@@ -641,7 +619,7 @@ def write_report(
     out = Path(out_dir)
     html = render_html(a, run_date=run_date)
     html_path = out / "report.html"
-    _atomic_write_bytes(html_path, html.encode("utf-8"))
+    atomic_write_bytes(html_path, html.encode("utf-8"))
     if pdf:
         from mmtrial.report.pdf import render_pdf
 
