@@ -223,13 +223,29 @@ def test_term_grammar_and_errors():
 @settings(max_examples=15, deadline=None)
 @given(st.integers(min_value=-30, max_value=120), st.integers(min_value=0, max_value=90))
 def test_refractory_iff_pd_between_first_dose_and_window_end(pd_offset, window):
-    # property: with complete dates, REFFL = Y exactly when start <= PD <= last dose + window
+    # property: with complete dates, REFFL = Y exactly when start < PD <= last dose + window
+    # (start <= PD with pd_on_first_day = True); Rajkumar 2011: PD on therapy or within the window
     start, end = pd.Timestamp("2016-01-01"), pd.Timestamp("2016-02-01")
     pdd = end + pd.Timedelta(days=pd_offset)
     cm = cm_rows([("A", "R1", "BORTEZOMIB", start, end)])
     out, _ = refr(cm, rs_rows([("A", "R1", "PD", pdd)]), RefractoryRule(window_days=window))
-    expected = start <= pdd <= end + pd.Timedelta(days=window)
+    expected = start < pdd <= end + pd.Timedelta(days=window)
     assert (out.loc[("A", "bortezomib"), "REFFL"] == "Y") == expected
+    out, _ = refr(cm, rs_rows([("A", "R1", "PD", pdd)]),
+                  RefractoryRule(window_days=window, pd_on_first_day=True))
+    assert (out.loc[("A", "bortezomib"), "REFFL"] == "Y") == (start <= pdd <= end + pd.Timedelta(days=window))
+
+
+def test_progression_dated_on_the_next_regimens_first_day_does_not_make_it_refractory():
+    # Real-world records date a progression on the day the next regimen starts (it is why that
+    # regimen starts). Lenalidomide R1 2016-01-01..2016-06-30; PD 2016-07-01; pomalidomide R2 from
+    # 2016-07-01 to 2016-12-31, no later PD. Lenalidomide: PD 1 day after its last dose ->
+    # refractory (Rajkumar 2011, within 60 days); pomalidomide: the PD is not "on" it.
+    cm = cm_rows([("A", "R1", "LENALIDOMIDE", pd.Timestamp("2016-01-01"), pd.Timestamp("2016-06-30")),
+                  ("A", "R2", "POMALIDOMIDE", pd.Timestamp("2016-07-01"), pd.Timestamp("2016-12-31"))])
+    out, _ = refr(cm, rs_rows([("A", "R1", "PD", pd.Timestamp("2016-07-01"))]), RefractoryRule())
+    assert out.loc[("A", "lenalidomide"), "REFFL"] == "Y"
+    assert out.loc[("A", "pomalidomide"), "REFFL"] == "N"
 
 
 def test_last_line_refractory_item_window_and_missing_end_as_ongoing():

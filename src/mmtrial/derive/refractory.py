@@ -66,6 +66,11 @@ class RefractoryRule:
         the regimen; Rajkumar 2011 wording, failure to achieve MR). Off by default: trial
         eligibility usually reads "progression on or within 60 days".
     nonresponse_values : tuple of str, default ("SD",)
+    pd_on_first_day : bool, default False
+        Whether a progression dated on the drug's first day counts as progression "on" it. Off
+        by default: a progression is usually recorded on the day the next regimen starts (it is
+        why that regimen starts), and with ``pd_link = "any"`` counting it would make the new
+        regimen's drugs refractory from their first dose.
     missing_end : {"ongoing", "exclude"}, default "ongoing"
         A prior drug without an end date is taken as ongoing until the day before first study
         dose (``ongoing``) or does not count toward refractoriness (``exclude``); either way a
@@ -82,6 +87,7 @@ class RefractoryRule:
     partial_dates: PartialDateRule = "imputed"
     nonresponse_is_refractory: bool = False
     nonresponse_values: tuple[str, ...] = ("SD",)
+    pd_on_first_day: bool = False
     missing_end: Literal["ongoing", "exclude"] = "ongoing"
     composites: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_COMPOSITES))
     flag_drugs: tuple[str, ...] = ("bortezomib", "carfilzomib", "lenalidomide", "pomalidomide", "daratumumab")
@@ -347,15 +353,16 @@ def compute_progression_in_window(
     for c in ("pd", "pdlo", "pdhi"):
         p[c] = p[c].astype("Int64")
     link = "AND p.GRP = d.GRP" if rule.pd_link == "regimen" else ""
+    after = ">=" if rule.pd_on_first_day else ">"  # PD on the drug's first day: see RefractoryRule
     cond = {
-        "imputed": f"p.pd >= d.st AND p.pd <= d.en + {w}",
-        "certain": f"p.pdlo >= d.sthi AND p.pdhi <= d.enlo + {w}",
-        "possible": "TRUE",
+        "imputed": f"p.pd {after} d.st AND p.pd <= d.en + {w}",
+        "certain": f"p.pdlo {after} d.sthi AND p.pdhi <= d.enlo + {w}",
+        "possible": f"p.pdhi {after} d.stlo",
     }[rule.partial_dates]
     q = f"""
     WITH j AS (
       SELECT d.IVID, p.pd, p.PDROW,
-             (p.pdlo >= d.sthi AND p.pdhi <= d.enlo + {w}) AS cert,
+             (p.pdlo {after} d.sthi AND p.pdhi <= d.enlo + {w}) AS cert,
              ({cond}) AS chosen
       FROM d JOIN p ON p.USUBJID = d.USUBJID {link}
         AND p.pdhi >= d.stlo AND p.pdlo <= d.enhi + {w}
