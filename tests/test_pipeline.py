@@ -49,3 +49,16 @@ def test_a_tiny_study_without_responders_goes_through_every_step(tmp_path):
     tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
     con.close()
     assert {"adsl", "adrs", "sdtm_dm", "sdtm_lb"} <= tables
+
+
+def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path):
+    # overlapping ex intervals of one drug pass the reader but not the exposure derivation
+    # (derive/exposure.py): the run must still end with issues.csv and no report
+    raw = valid_raw_domains()
+    raw["ex"].loc[1, "EXSTDTC"] = "2019-01-20"  # starts before the previous interval ends (02-03)
+    study = write_study_folder(tmp_path / "s", raw)
+    with pytest.raises(StudyInputError) as exc:
+        analyze(study, tmp_path / "out")
+    assert any("overlap" in i.problem for i in exc.value.issues)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["issues.csv"]
+    assert pd.read_csv(tmp_path / "out" / "issues.csv")["problem"].str.contains("overlap").any()

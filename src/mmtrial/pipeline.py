@@ -167,7 +167,12 @@ def analyze(
         study.metadata["issues"] = issues
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
                      options=dict(options or {}))
-        run_steps(a, tuple(steps if steps is not None else STEPS) + FINAL_STEPS, on_step=on_stage)
+        try:
+            run_steps(a, tuple(steps if steps is not None else STEPS) + FINAL_STEPS, on_step=on_stage)
+        except StudyInputError as exc:  # a derivation found bad input (e.g. overlapping ex rows)
+            issues_frame([*issues, *exc.issues]).to_csv(tmp / "issues.csv", index=False)
+            replace_dir(tmp, out_dir)
+            raise StudyInputError([*issues, *exc.issues]) from None
         if on_stage:
             on_stage("write outputs")
         write_adam(a.adam, tmp / "adam")
