@@ -7,9 +7,13 @@ the per-study SD), so a drift of the model's defaults fails the test.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from mmtrial.simulate import SimulationParams, simulate_study
 from mmtrial.simulate.calibration import calibration_table, km_median
 
 # quantity: (published STORM value, tolerance on the mean of 50 studies)
@@ -18,6 +22,10 @@ TARGETS = {
     "cbr_pct": (39.3, 3.0),  # >= MR 48/122
     "median_pfs_months": (3.7, 0.4),
     "median_os_months": (8.6, 0.8),
+    # median OS among subjects with BOR >= PR and >= MR: 15.6 months each (x-mol; domain.md 1.4,
+    # C). Per-study SD is about 2 months (about 30 and 48 subjects), so +- 2.5 bounds the mean.
+    "median_os_ge_pr_months": (15.6, 2.5),
+    "median_os_ge_mr_months": (15.6, 2.5),
     "median_dor_months": (4.4, 0.8),
     "median_ttr_weeks": (4.1, 0.5),
     "g34_thrombocytopenia_pct": (59.0, 6.0),
@@ -42,6 +50,10 @@ def test_mean_over_50_studies_matches_storm_within_tolerance():
     for key, published in (("scr_n", 2), ("vgpr_n", 6), ("pr_n", 24), ("mr_n", 16)):
         assert abs(mean[key] - published) <= max(1.5, 0.15 * published), key
     assert abs(mean["n_efficacy"] - 122 * 0.99) < 1.0
+    # the responder OS medians are reached in almost every study (STORM reached them), so the
+    # mean above is not an average over a selected few
+    for key in ("median_os_ge_pr_months", "median_os_ge_mr_months"):
+        assert table.loc[key, "n_not_reached"] <= 5, key
 
 
 def test_km_median_hand_worked():
@@ -51,3 +63,34 @@ def test_km_median_hand_worked():
     assert km_median(np.array([1, 2, 3, 4, 5, 6]), np.array([1, 0, 1, 1, 1, 1])) == 4
     # never below 0.5 -> not reached
     assert np.isnan(km_median(np.array([1, 2, 3, 4]), np.array([1, 0, 0, 0])))
+
+
+def _post_progression_median(params: SimulationParams, classes: tuple[str, ...]) -> float:
+    """KM median (days) of death after the first PD among subjects of latent ``classes``."""
+    tr = simulate_study(n=3000, seed=11, params=params).truth
+    sel = tr[tr["TRUE_CLASS"].isin(classes) & tr["TRUE_PD_DT"].notna()]
+    pd_dt = pd.to_datetime(sel["TRUE_PD_DT"])
+    end = pd.to_datetime(sel["TRUE_FIRST_DOSE_DT"]) + pd.to_timedelta(sel["TRUE_OS_DAYS"] - 1, unit="D")
+    return km_median(((end - pd_dt).dt.days).to_numpy(float), sel["TRUE_OS_EVENT"].to_numpy(bool))
+
+
+def test_post_progression_survival_follows_the_response_class():
+    # pps_median_days_by_class: PR 275 / MR 310 days vs 95 for SD (params.py, calibrated to
+    # OS >= PR and >= MR 15.6 months, domain.md 1.4). Counting from the first PD (about 4 weeks
+    # before the confirmation the model's survival starts from), PR-or-MR subjects live about
+    # (290 + 28) / (95 + 28) = 2.6 times longer than SD subjects; with no class entries, 1.
+    p = SimulationParams()
+    ratio = _post_progression_median(p, ("PR", "MR")) / _post_progression_median(p, ("SD",))
+    assert 2.0 < ratio < 3.5, ratio
+    flat = replace(p, pps_median_days_by_class=())
+    ratio_flat = _post_progression_median(flat, ("PR", "MR")) / _post_progression_median(flat, ("SD",))
+    assert 0.75 < ratio_flat < 1.35, ratio_flat
+
+
+def test_post_progression_parameters_are_validated_with_the_value():
+    with pytest.raises(ValueError, match=r"pps_median_days_by_class.*'XR'"):
+        SimulationParams(pps_median_days_by_class=(("XR", 100.0),))
+    with pytest.raises(ValueError, match=r"pps_median_days_by_class.*-5"):
+        SimulationParams(pps_median_days_by_class=(("PR", -5.0),))
+    with pytest.raises(ValueError, match="pps_median_days: allowed > 0; got 0"):
+        SimulationParams(pps_median_days=0.0)

@@ -20,7 +20,8 @@ DAYS_PER_MONTH = 30.4375
 #: published STORM Part 2 values (domain.md sections 1.2-1.6 and 5; tag C unless noted)
 PUBLISHED: dict[str, float] = {
     "orr_pct": 26.2, "cbr_pct": 39.3, "scr_n": 2, "vgpr_n": 6, "pr_n": 24, "mr_n": 16,
-    "median_pfs_months": 3.7, "median_os_months": 8.6, "median_dor_months": 4.4,
+    "median_pfs_months": 3.7, "median_os_months": 8.6, "median_os_ge_pr_months": 15.6,
+    "median_os_ge_mr_months": 15.6, "median_dor_months": 4.4,
     "median_ttr_weeks": 4.1, "g34_thrombocytopenia_pct": 59.0, "g34_anemia_pct": 44.0,
     "g34_hyponatremia_pct": 22.0, "g34_neutropenia_pct": 21.0, "median_treatment_weeks": 9.0,
     "dose_modified_pct": 80.0, "penta_pct": 68.0, "median_prior_regimens": 7.0,
@@ -57,6 +58,10 @@ def summarize(sim: Any) -> dict[str, float]:
     out["cbr_pct"] = 100.0 * (eff["TRUE_CBR"] == "Y").mean()
     out["median_pfs_months"] = km_median(eff["TRUE_PFS_DAYS"], eff["TRUE_PFS_EVENT"]) / DAYS_PER_MONTH
     out["median_os_months"] = km_median(tr["TRUE_OS_DAYS"], tr["TRUE_OS_EVENT"]) / DAYS_PER_MONTH
+    # OS by best overall response (STORM: 15.6 months for >= PR and for >= MR; domain.md 1.4)
+    for key, col in (("median_os_ge_pr_months", "TRUE_RESPONDER"), ("median_os_ge_mr_months", "TRUE_CBR")):
+        grp = eff[eff[col] == "Y"]
+        out[key] = km_median(grp["TRUE_OS_DAYS"], grp["TRUE_OS_EVENT"]) / DAYS_PER_MONTH
     resp = eff[eff["TRUE_RESPONDER"] == "Y"]
     rdt = pd.to_datetime(resp["TRUE_RESP_DT"])
     pdt = pd.to_datetime(resp["TRUE_PD_DT"])
@@ -101,12 +106,17 @@ def summarize(sim: Any) -> dict[str, float]:
 
 def calibration_table(n: int = 122, seeds: range = range(50),
                       params: SimulationParams | None = None) -> pd.DataFrame:
-    """Mean (and SD) of each aggregate over ``seeds`` simulated studies beside STORM's value."""
+    """Mean (and SD) of each aggregate over ``seeds`` simulated studies beside STORM's value.
+
+    A KM median that is not reached in a study (NaN) is left out of that quantity's mean and
+    SD; ``n_not_reached`` counts those studies (it is 0 for every other quantity).
+    """
     from mmtrial.simulate.study import simulate_study
 
     rows = [summarize(simulate_study(n=n, seed=s, params=params)) for s in seeds]
     df = pd.DataFrame(rows)
-    out = pd.DataFrame({"simulated_mean": df.mean(), "simulated_sd": df.std(ddof=1)})
+    out = pd.DataFrame({"simulated_mean": df.mean(), "simulated_sd": df.std(ddof=1),
+                        "n_not_reached": df.isna().sum()})
     out["published"] = pd.Series(PUBLISHED)
     return out
 

@@ -72,9 +72,16 @@ class SimulationParams:
     prog_median_days: tuple[tuple[str, float], ...] = (
         ("sCR", 420.0), ("CR", 380.0), ("VGPR", 220.0), ("PR", 150.0), ("MR", 130.0), ("SD", 95.0))
     prog_sigma: float = 0.62
-    # death: post-progression survival (lognormal; calibrated to median OS 8.6 mo, C)
-    pps_median_days: float = 125.0
-    pps_median_days_responder: float = 210.0  # >= MR (OS >= MR 15.6 mo, C)
+    # death after progression: post-progression survival (days from the PD confirmation),
+    # lognormal with a median by latent response class: the deeper the response, the slower
+    # the disease that returns (and the more subsequent therapy the subject can take), so
+    # survival after progression is longer. Classes not listed use ``pps_median_days``.
+    # Calibrated to median OS 8.6 months overall and 15.6 months for both >= PR and >= MR
+    # (Chari NEJM 2019; domain.md 1.4, C); MR is set near PR because STORM reports the same
+    # median OS for >= MR as for >= PR (the MR subjects' shorter PFS is offset after progression).
+    pps_median_days: float = 95.0  # SD, PD and NE (calibrated: median OS 8.6 mo, C)
+    pps_median_days_by_class: tuple[tuple[str, float], ...] = (
+        ("sCR", 450.0), ("CR", 420.0), ("VGPR", 340.0), ("PR", 275.0), ("MR", 310.0))
     pps_sigma: float = 0.95
     death_hazard_per_year: float = 0.12  # death before progression, other causes
     fatal_ae_hazard_per_year: float = 0.30  # fatal adverse event while on treatment (12/123, C)
@@ -185,6 +192,15 @@ class SimulationParams:
         if not self.prior_regimens_min >= 3:
             raise ValueError("SimulationParams.prior_regimens_min: allowed >= 3 (triple-class "
                              f"refractory needs 3 regimens); got {self.prior_regimens_min}")
+        for name in ("prog_median_days", "pps_median_days_by_class"):
+            for cat, days in getattr(self, name):
+                if cat not in CATEGORIES or not days > 0:
+                    raise ValueError(f"SimulationParams.{name}: expected (category, days > 0) "
+                                     f"with category one of {', '.join(CATEGORIES)}; got "
+                                     f"({cat!r}, {days!r})")
+        if not self.pps_median_days > 0:
+            raise ValueError(f"SimulationParams.pps_median_days: allowed > 0; got "
+                             f"{self.pps_median_days!r}")
         if self.biomarker_n_markers < len(self.biomarker_planted):
             raise ValueError("SimulationParams.biomarker_n_markers: must be >= the planted markers; "
                              f"got {self.biomarker_n_markers}")

@@ -41,7 +41,7 @@ from mmtrial.simulate.treatment import (
 )
 
 GENERATOR = "mmtrial.simulate"
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "1.1"  # 1.1: STORM-eligible exposures, marker loading, OS by response class
 DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh")
 INF = 10**7
 ProgressFn = Callable[[str, float], None]
@@ -144,9 +144,11 @@ def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None 
     # --- events: death, withdrawal, physician decision, cut-off ------------------------------
     is_ne = cls == dz.NE
     t_death_pre = r_evt.exponential(365.0 / p.death_hazard_per_year, n)
-    responder_like = cls <= dz.MR
-    pps = _lognormal(r_evt, 1.0, p.pps_sigma, n) * np.where(
-        responder_like, p.pps_median_days_responder, p.pps_median_days)
+    # post-progression survival: lognormal, median by latent response class (deeper response,
+    # longer survival after progression; docs/simulator.md "Events and follow-up")
+    pps_by_class = dict(p.pps_median_days_by_class)
+    pps_med = np.array([pps_by_class.get(c, p.pps_median_days) for c in CATEGORIES])[cls]
+    pps = _lognormal(r_evt, 1.0, p.pps_sigma, n) * pps_med
     pps = np.where(cls == dz.PD, np.minimum(pps, r_evt.exponential(p.pd_class_death_median_days / np.log(2), n)), pps)
     t_wd = r_evt.exponential(365.0 / max(p.withdrawal_hazard_per_year, 1e-9), n)
     t_phys = r_evt.exponential(365.0 / max(p.physician_decision_hazard_per_year, 1e-9), n)
