@@ -146,19 +146,7 @@ def test_time_dependent_cox_and_mantel_byar_match_r_coxph(tmp_path, tied):
     if tied:
         rt = np.floor(rt) + 0.5
     e = (rng.random(n) < 0.7).astype(float)
-    cp = pd.DataFrame(compute_counting_process(t, e, rt))
-    (tmp_path / "d.csv").write_text(cp.to_csv(index=False))
-    (tmp_path / "c.R").write_text(R_COX)
-    res = subprocess.run([rs, str(tmp_path / "c.R"), str(tmp_path / "d.csv")], capture_output=True, text=True, timeout=120)
-    if res.returncode != 0 and "there is no package called" in res.stderr:
-        pytest.skip("R package 'survival' is not installed")
-    assert res.returncode == 0, res.stderr
-    ref = pd.read_csv(io.StringIO(res.stdout)).set_index("ties")
-    for ties in ("breslow", "efron"):
-        fit = compute_time_dependent_cox(t, e, rt, ties=ties)
-        assert np.log(fit.hr) == pytest.approx(ref.loc[ties, "coef"], rel=1e-6, abs=1e-9)
-        se = (np.log(fit.ci[1]) - np.log(fit.hr)) / stats.norm.ppf(0.975)
-        assert se == pytest.approx(ref.loc[ties, "se"], rel=1e-6)
+    ref = _assert_time_dependent_cox_matches_r(tmp_path, rs, t, e, rt)
     if not tied:
         assert compute_mantel_byar(t, e, rt).chisq == pytest.approx(ref.loc["breslow", "score"], rel=1e-8)
 
@@ -180,18 +168,7 @@ def test_time_dependent_cox_switch_on_an_event_day_matches_r_coxph(tmp_path):
     cp = pd.DataFrame(compute_counting_process(t, e, rt))
     switch_days = set(cp.loc[(cp["state"] == 1) & (cp["start"] > 0), "start"])
     assert switch_days & set(cp.loc[cp["event"] == 1, "stop"])  # the case under test occurs
-    (tmp_path / "d.csv").write_text(cp.to_csv(index=False))
-    (tmp_path / "c.R").write_text(R_COX)
-    res = subprocess.run([rs, str(tmp_path / "c.R"), str(tmp_path / "d.csv")], capture_output=True, text=True, timeout=120)
-    if res.returncode != 0 and "there is no package called" in res.stderr:
-        pytest.skip("R package 'survival' is not installed")
-    assert res.returncode == 0, res.stderr
-    ref = pd.read_csv(io.StringIO(res.stdout)).set_index("ties")
-    for ties in ("breslow", "efron"):
-        fit = compute_time_dependent_cox(t, e, rt, ties=ties)
-        assert np.log(fit.hr) == pytest.approx(ref.loc[ties, "coef"], rel=1e-6, abs=1e-9)
-        se = (np.log(fit.ci[1]) - np.log(fit.hr)) / stats.norm.ppf(0.975)
-        assert se == pytest.approx(ref.loc[ties, "se"], rel=1e-6)
+    _assert_time_dependent_cox_matches_r(tmp_path, rs, t, e, rt)
 
 
 def test_cox_entry_time_equal_to_an_event_time_is_not_at_risk_then():
@@ -209,3 +186,22 @@ def test_cox_entry_time_equal_to_an_event_time_is_not_at_risk_then():
     for ties in ("breslow", "efron"):  # no tied event times: both give the same estimate
         fit = compute_cox(t, e, g, entry=entry, ties=ties)
         assert fit.hr == pytest.approx(1.0, abs=1e-6)
+
+
+def _assert_time_dependent_cox_matches_r(tmp_path, rs, t, e, rt) -> pd.DataFrame:
+    """Fit R coxph(Surv(start, stop, event) ~ state) on the counting-process data (R_COX) and
+    assert mmtrial's coefficient and SE equal R's for Breslow and Efron ties; returns R's table."""
+    cp = pd.DataFrame(compute_counting_process(t, e, rt))
+    (tmp_path / "d.csv").write_text(cp.to_csv(index=False))
+    (tmp_path / "c.R").write_text(R_COX)
+    res = subprocess.run([rs, str(tmp_path / "c.R"), str(tmp_path / "d.csv")], capture_output=True, text=True, timeout=120)
+    if res.returncode != 0 and "there is no package called" in res.stderr:
+        pytest.skip("R package 'survival' is not installed")
+    assert res.returncode == 0, res.stderr
+    ref = pd.read_csv(io.StringIO(res.stdout)).set_index("ties")
+    for ties in ("breslow", "efron"):
+        fit = compute_time_dependent_cox(t, e, rt, ties=ties)
+        assert np.log(fit.hr) == pytest.approx(ref.loc[ties, "coef"], rel=1e-6, abs=1e-9)
+        se = (np.log(fit.ci[1]) - np.log(fit.hr)) / stats.norm.ppf(0.975)
+        assert se == pytest.approx(ref.loc[ties, "se"], rel=1e-6)
+    return ref
