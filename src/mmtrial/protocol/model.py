@@ -15,6 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mmtrial.protocol.regimen import Regimen, RegimenDrug
+
+__all__ = ["DoseLadder", "DoseLevel", "Populations", "Protocol", "Regimen", "RegimenDrug", "StudyInfo",
+           "VisitSchedule", "load_protocol"]
+
 
 class StudyInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,24 +28,6 @@ class StudyInfo(BaseModel):
     reference: str = ""
     drug: str
     phase: str = ""
-
-
-class RegimenDrug(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    dose_mg: float = Field(gt=0)
-    days_of_week: list[int] = Field(description="days of each week the drug is taken (1 = day 1)")
-
-    @property
-    def weekly_dose_mg(self) -> float:
-        return self.dose_mg * len(self.days_of_week)
-
-
-class Regimen(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cycle_length_days: int = Field(gt=0)
-    drugs: list[RegimenDrug]
-    study_drug: str = Field(description="the drug whose dose ladder applies (EXTRT value)")
 
 
 class DoseLevel(BaseModel):
