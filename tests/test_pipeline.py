@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from mmtrial._io import write_marker
 from mmtrial.pipeline import analyze, results_to_json
 from mmtrial.sdtm import StudyInputError
 from mmtrial.sdtm.write import write_study_folder
@@ -19,11 +20,12 @@ def test_input_errors_write_only_issues_csv_and_remove_a_previous_report(tmp_pat
     study = write_study_folder(tmp_path / "bad", raw)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "report.html").write_text("an old report")
+    (out / "report.html").write_text("an old report")  # as an earlier run wrote it (its marker)
+    write_marker(out, kind="analysis", status="complete", files=["report.html"])
     with pytest.raises(StudyInputError) as exc:
         analyze(study, out)
     assert any(i.rule == "CONTROLLED_TERM" for i in exc.value.issues)
-    assert sorted(p.name for p in out.iterdir()) == ["issues.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".mmtrial-output", "issues.csv"]
     issues = pd.read_csv(out / "issues.csv")
     row = issues.loc[issues["rule"] == "CONTROLLED_TERM"].iloc[0]
     assert (row["domain"], row["variable"], row["row"], row["usubjid"], row["value"]) == ("dm", "SEX", 2, "S-002", "FEMALE")
@@ -60,5 +62,5 @@ def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path)
     with pytest.raises(StudyInputError) as exc:
         analyze(study, tmp_path / "out")
     assert any("overlap" in i.problem for i in exc.value.issues)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["issues.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".mmtrial-output", "issues.csv"]
     assert pd.read_csv(tmp_path / "out" / "issues.csv")["problem"].str.contains("overlap").any()

@@ -1,17 +1,33 @@
-"""The ``mmtrial`` command line: thin; parses options, calls the pipeline, shows progress."""
+"""The ``mmtrial`` command line: thin; parses options, calls the pipeline, shows progress.
+
+Exit codes (data contract v2; docs/cli.md): 0 done, 1 input errors (``issues.csv``, no report),
+2 usage errors (one line: bad option, protocol file, output folder, study path), 3 an internal
+error (a bug: a short message and the path of a log with the traceback). Every command is
+wrapped in :func:`reports_errors` so that no user mistake ends in a Python traceback; a new
+command should be too (``@app.command()`` then ``@reports_errors``).
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
+import tempfile
 import time
+import traceback
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
+
+from mmtrial.errors import EXIT_BUG, EXIT_INPUT, EXIT_USAGE, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Analyse single-arm multiple-myeloma trials from SDTM to a CSR-style report.")
@@ -61,34 +77,102 @@ def _problem_text(problem: str, hint: str | None) -> str:
     return f"{problem} {hint.strip()}".strip()
 
 
-def _show_issues(issues, limit: int = 40) -> None:
-    errors = [i for i in issues if i.severity == "error"]
-    warnings = [i for i in issues if i.severity != "error"]
-    shown = (errors + warnings)[:limit]
-    if not shown:
+def _show_issues(issues, limit: int = 12, csv_path: Path | None = None) -> None:
+    """Issues in bulk: one line per kind (rule, domain, variable) with its count, then examples;
+    errors first. At most ``limit`` kinds; every issue is in issues.csv."""
+    from mmtrial.sdtm.issues import describe_example, group_issues, summarise_groups
+
+    groups = group_issues(issues)
+    if not groups:
         return
-    t = RichTable(title=f"Input check: {len(errors)} error(s), {len(warnings)} warning(s)", show_lines=False)
-    for col in ("severity", "domain", "row", "USUBJID", "variable", "value", "problem"):
-        t.add_column(col, overflow="fold")
-    for i in shown:
-        t.add_row(i.severity, i.domain, "" if i.row is None else str(i.row), i.usubjid or "", i.variable,
-                  "" if i.value is None else str(i.value), _problem_text(i.problem, i.hint))
-    console.print(t)
-    if len(errors) + len(warnings) > limit:
-        console.print(f"... {len(errors) + len(warnings) - limit} more in issues.csv")
+    console.print(f"[bold]Input check: {summarise_groups(groups)}", highlight=False)
+    for g in groups[:limit]:
+        colour = "red" if g.severity == "error" else "yellow"
+        rule = f" ({escape(g.rule)})" if g.rule else ""
+        console.print(f"[{colour}]{g.severity:<7}[/] {escape(g.domain)} {escape(g.variable)}{rule}: "
+                      f"{g.count:,} \u00d7 {escape(_problem_text(g.problem, g.hint))}",
+                      soft_wrap=True, highlight=False)
+        shown = [describe_example(e) for e in g.examples[:2]]
+        shown = [e for e in shown if e]
+        if shown:
+            console.print(f"        e.g. {escape('; '.join(shown))}", soft_wrap=True, highlight=False)
+    rest = groups[limit:]
+    where = f" in {csv_path}" if csv_path is not None else " in issues.csv"
+    if rest:
+        console.print(f"... {len(rest)} more kind(s), {sum(g.count for g in rest):,} issue(s); "
+                      f"all are{where}", soft_wrap=True, highlight=False)
+
+
+def _usage_error(message: str) -> None:
+    console.print(f"[red]Error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def _write_bug_log(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected error, in a log file in the temporary folder."""
+    from mmtrial import __version__
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path(tempfile.gettempdir()) / f"mmtrial-error-{stamp}-{os.getpid()}.log"
+    try:
+        path.write_text(f"mmtrial {__version__} failed on an internal error (a bug).\n"
+                        f"command: {' '.join(sys.argv)}\n\n"
+                        + "".join(traceback.format_exception(exc)), "utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def reports_errors(command):
+    """Turn a user's mistake into its exit code and one clear message, never a traceback:
+    :class:`UsageError` exits 2, :class:`StudyInputError` exits 1 (issues shown grouped), any
+    other exception is a bug: a short message naming the log with the traceback, exit 3
+    (``MMTRIAL_DEBUG=1`` raises it instead)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from mmtrial.sdtm.issues import StudyInputError
+
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
+                click.ClickException):
+            raise
+        except UsageError as exc:
+            _usage_error(str(exc))
+            raise typer.Exit(EXIT_USAGE) from None
+        except StudyInputError as exc:
+            _show_issues(exc.issues)
+            console.print("[red]Input errors: nothing analysed.", highlight=False)
+            raise typer.Exit(EXIT_INPUT) from None
+        except Exception as exc:
+            if os.environ.get("MMTRIAL_DEBUG"):
+                raise
+            log = getattr(exc, "mmtrial_log", None) or _write_bug_log(exc)
+            where = f" with the log {log}" if log else ""
+            console.print(f"[red]mmtrial stopped on an internal error:[/] {escape(type(exc).__name__)}: "
+                          f"{escape(str(exc).splitlines()[0] if str(exc) else '')}", soft_wrap=True,
+                          highlight=False)
+            console.print(f"This is a bug in mmtrial, not a mistake of yours. Please report it{where}.",
+                          soft_wrap=True, highlight=False)
+            raise typer.Exit(EXIT_BUG) from None
+
+    return wrapper
 
 
 @app.command()
+@reports_errors
 def simulate(
-    out: Annotated[Path, typer.Option("--out", help="study folder to write")],
+    out: Annotated[Path, typer.Option("--out", help="study folder to write (new, empty, or an earlier simulate's)")],
     n: Annotated[int, typer.Option("--n", min=1, help="number of subjects")] = 123,
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 7,
     format: Annotated[Format, typer.Option("--format", help="file format of the domains")] = Format.csv,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
 ) -> None:
     """Write a synthetic STORM-like study (SDTM-style domains) from mmtrial's simulator."""
+    from mmtrial._io import check_output_folder
     from mmtrial.simulate import simulate_study, write_study
 
+    check_output_folder(out, kind="study")  # before any work
     t0 = time.perf_counter()
     with _progress(quiet) as (_, on_fraction):
         sim = simulate_study(n=n, seed=seed, progress=on_fraction)
@@ -96,37 +180,44 @@ def simulate(
     if not quiet:
         rows = sum(len(df) for df in sim.domains.values())
         console.print(f"[green]Simulated {n} subjects ({rows:,} rows, synthetic data) in "
-                      f"{time.perf_counter() - t0:.1f} s -> {out}", soft_wrap=True)
+                      f"{time.perf_counter() - t0:.1f} s -> {escape(str(out))}", soft_wrap=True)
     typer.echo(str(out))
 
 
 @app.command()
+@reports_errors
 def check(
     study_dir: Annotated[Path, typer.Argument(help="study folder (SDTM-style domains)")],
-    out: Annotated[Path | None, typer.Option("--out", help="write the issues table here (CSV)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="write the issues table here (a new CSV file, or one mmtrial wrote)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
     """Check a study folder against the data contract; exit 1 when there are errors."""
-    from mmtrial.sdtm import issues_frame, load_study
+    from mmtrial._io import check_output_file
+    from mmtrial.pipeline import check_study_folder
+    from mmtrial.sdtm import load_study
+    from mmtrial.sdtm.issues import is_issues_csv, write_issues_csv
 
+    study = check_study_folder(study_dir)
+    target = None if out is None else check_output_file(out, is_mine=is_issues_csv, study=study)
     with _progress(quiet) as (on_stage, _):
-        _, issues = load_study(study_dir, on_stage=on_stage)
-    if out is not None:
-        issues_frame(issues).to_csv(out, index=False)
-    _show_issues(issues)
+        _, issues = load_study(study, on_stage=on_stage)
+    if target is not None:
+        write_issues_csv(issues, target)
+    _show_issues(issues, csv_path=out)
     n_err = sum(i.severity == "error" for i in issues)
     if not quiet:
         console.print(f"{n_err} error(s), {len(issues) - n_err} warning(s)")
-    raise typer.Exit(1 if n_err else 0)
+    raise typer.Exit(EXIT_INPUT if n_err else 0)
 
 
 @app.command()
+@reports_errors
 def analyze(
     study_dir: Annotated[Path, typer.Argument(help="study folder (SDTM-style domains)")],
-    out: Annotated[Path, typer.Option("--out", help="output folder (replaced atomically)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: new, empty, or an earlier analyze's (replaced atomically)")],
     protocol: Annotated[Path | None, typer.Option("--protocol", help="protocol TOML (default: bundled STORM)")] = None,
     profile: Annotated[Profile | None, typer.Option("--profile", help="method profile: sas or r (default: protocol's)")] = None,
-    pdf: Annotated[bool, typer.Option("--pdf", help="also write report.pdf")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also write report.pdf (needs mmtrial[pdf])")] = False,
     only: Annotated[Only | None, typer.Option("--only", help="run only this analysis (after the ADSL and response steps it needs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
 ) -> None:
@@ -145,12 +236,13 @@ def analyze(
             result = run_analysis(study_dir, out, protocol=protocol, options=options, steps=steps,
                                   pdf=pdf, on_stage=on_stage)
     except StudyInputError as exc:
-        _show_issues(exc.issues)
-        console.print(f"[red]Input errors: no report written. All issues: {out / 'issues.csv'}")
-        raise typer.Exit(1) from None
+        _show_issues(exc.issues, csv_path=out / "issues.csv")
+        console.print(f"[red]Input errors: no report written. All issues: {escape(str(out / 'issues.csv'))}",
+                      soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
     a = result.analysis
     if not quiet:
-        _show_issues(a.issues, limit=10)
+        _show_issues(a.issues, limit=10, csv_path=out / "issues.csv")
         pops = a.results.get("populations", {})
         label = " (synthetic data)" if a.study.synthetic else ""
         console.print(f"[green]Analysed {pops.get('enrolled')} subjects{label}: safety {pops.get('safety')}, "
@@ -162,6 +254,7 @@ def analyze(
 
 
 @app.command()
+@reports_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="folder for the synthetic study and its analysis")] = Path("demo"),
     n: Annotated[int, typer.Option("--n", min=1)] = 123,
@@ -169,7 +262,19 @@ def demo(
     pdf: Annotated[bool, typer.Option("--pdf")] = False,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """Simulate the bundled synthetic STORM-like study and analyse it (the README's first command)."""
+    """Simulate the bundled synthetic STORM-like study and analyse it (the README's first command).
+
+    OUT holds ``study/`` and ``output/`` and follows the output-folder rules (docs/cli.md)."""
+    from mmtrial._io import check_output_folder, write_marker
+    from mmtrial.pipeline import require_pdf_renderer
+
+    root = check_output_folder(out, kind="demo")  # every refusal before any work
+    check_output_folder(root / "study", kind="study")
+    check_output_folder(root / "output", kind="analysis", study=root / "study")
+    if pdf:
+        require_pdf_renderer()
+    root.mkdir(parents=True, exist_ok=True)
+    write_marker(root, kind="demo", status="complete", folders=("study", "output"))
     simulate(out=out / "study", n=n, seed=seed, format=Format.csv, quiet=quiet)
     analyze(out / "study", out=out / "output", protocol=None, profile=None, pdf=pdf, only=None, quiet=quiet)
 

@@ -5,7 +5,8 @@
 - :class:`UsageError`: a bad option, a bad protocol file or an unusable output folder; exit 2,
   one line, nothing done.
 
-Anything else that escapes is a bug in mmtrial, never a user's mistake.
+Anything else that escapes is a bug in mmtrial, never a user's mistake: the command line prints
+a short request to report it with the log it wrote, and exits with :data:`EXIT_BUG`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_USAGE = 2
+EXIT_BUG = 3
 
 
 class UsageError(Exception):

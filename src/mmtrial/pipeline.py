@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 import shutil
-import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,11 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmtrial._io import replace_dir
+from mmtrial._io import (
+    MARKER,
+    check_output_folder,
+    finish_dir,
+    new_temp_dir,
+    remove_tree,
+    resolve_path,
+)
 from mmtrial.context import Analysis
+from mmtrial.errors import ProtocolError, UsageError
 from mmtrial.protocol.model import Protocol
 from mmtrial.sdtm.check import ReadOptions, load_study
-from mmtrial.sdtm.issues import StudyInputError, issues_frame
+from mmtrial.sdtm.issues import StudyInputError, write_issues_csv
 
 STEPS: tuple[str, ...] = (
     "adsl",  # populations, demographics, disposition, deaths (steps/adsl.py)
@@ -137,6 +146,103 @@ def write_duckdb(a: Analysis, path: Path) -> None:
         con.close()
 
 
+# --- usage checks: before any work (data contract v2, exit code 2) --------------------------------
+
+#: The log a failed run leaves in its output folder (with the traceback, for a bug report).
+ERROR_LOG = "mmtrial-error.log"
+
+
+def check_study_folder(study_dir: str | Path) -> Path:
+    """The study folder, resolved; :class:`UsageError` when it is missing or not a folder."""
+    p = Path(study_dir).expanduser()
+    if not p.exists():
+        raise UsageError(f"study folder not found: {study_dir}")
+    if not p.is_dir():
+        raise UsageError(f"{study_dir}: is a file; give the folder that holds the domain files")
+    return resolve_path(p)
+
+
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def load_protocol_file(protocol: str | Path | None) -> Protocol:
+    """Load a protocol, turning every way a protocol file can be unusable into one
+    :class:`ProtocolError` (file, key, line): missing or unreadable file, TOML syntax error,
+    unknown key or bad value. A :class:`ProtocolError` raised by ``Protocol.load`` passes as is."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    file = "" if protocol is None else str(protocol)
+    try:
+        return Protocol.load(protocol)
+    except ProtocolError:
+        raise
+    except FileNotFoundError:
+        raise ProtocolError("protocol file not found", file=file) from None
+    except IsADirectoryError:
+        raise ProtocolError("is a folder, not a protocol TOML file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"cannot be read ({type(exc).__name__}: {exc})", file=file) from None
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_LINE.search(str(exc))
+        msg = _TOML_LINE.sub("", str(exc)).strip()
+        raise ProtocolError(f"TOML syntax error: {msg}", file=file,
+                            line=int(m.group(1)) if m else None) from None
+    except ValidationError as exc:
+        # an unknown key first (the likeliest typo), then a bad value, then a missing one
+        errs = sorted(exc.errors(), key=lambda e: (e.get("type") != "extra_forbidden",
+                                                   e.get("type") == "missing"))
+        first = errs[0]
+        key = ".".join(str(part) for part in first.get("loc", ()))
+        msg = first.get("msg", "invalid value")
+        if first.get("type") == "extra_forbidden":
+            msg = "unknown key (check its spelling; docs list every key)"
+        elif "input" in first and not isinstance(first["input"], dict | list):
+            msg += f" (got {first['input']!r})"
+        more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
+        raise ProtocolError(msg + more, file=file, key=key) from None
+
+
+def require_pdf_renderer() -> None:
+    """:class:`UsageError` unless WeasyPrint and its system libraries load (checked before any
+    work, so a missing renderer never costs a finished analysis)."""
+    from mmtrial.report.pdf import PdfUnavailableError, load_weasyprint
+
+    try:
+        load_weasyprint()
+    except PdfUnavailableError as exc:
+        raise UsageError(f"--pdf: {exc}") from None
+
+
+def mmtrial_version() -> str:
+    from mmtrial import __version__
+
+    return __version__
+
+
+def _record_failure(tmp: Path, out: Path, exc: BaseException, study: Path) -> Path | None:
+    """A run that failed on an unexpected error (a bug) replaces its output with the failure:
+    ``issues.csv`` (when written), ``mmtrial-error.log`` and the marker (status ``failed``), so an
+    earlier report never looks current. Returns the log's final path (None if it could not be
+    written)."""
+    try:
+        for entry in tmp.iterdir():
+            if entry.name not in ("issues.csv", MARKER):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        text = "".join(traceback.format_exception(exc))
+        (tmp / ERROR_LOG).write_text(
+            f"mmtrial {mmtrial_version()} failed on an internal error (a bug).\n"
+            f"study: {study}\n\n{text}", "utf-8")
+        finish_dir(tmp, out, kind="analysis", status="failed", study=study)
+    except Exception:  # pragma: no cover - the failure itself could not be recorded
+        return None
+    return out / ERROR_LOG
+
+
 def analyze(
     study_dir: str | Path,
     out_dir: str | Path,
@@ -151,18 +257,29 @@ def analyze(
 ) -> AnalysisOutput:
     """Read, check, derive, analyse and render one study into ``out_dir`` (atomically).
 
+    Before any work, usage errors raise :class:`~mmtrial.errors.UsageError` and nothing is
+    touched: a missing study folder, an output folder mmtrial may not write
+    (:class:`~mmtrial.errors.OutputFolderError`, docs/cli.md "The output folder"), an unusable
+    protocol file (:class:`~mmtrial.errors.ProtocolError`), ``pdf`` without WeasyPrint.
+
     On input errors, ``out_dir`` receives only ``issues.csv`` (never a partial report) and
-    :class:`StudyInputError` is raised with every issue.
+    :class:`StudyInputError` is raised with every issue. On an unexpected error (a bug) it
+    receives ``issues.csv`` and ``mmtrial-error.log`` with the traceback, and the exception is
+    raised again (its ``mmtrial_log`` attribute names the log). Either way an earlier report in
+    ``out_dir`` is removed, so it never looks current.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    proto = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol)
-    study, issues = load_study(study_dir, read_options, on_stage=on_stage)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    study_path = check_study_folder(study_dir)
+    out_user = Path(out_dir)
+    out_path = check_output_folder(out_dir, kind="analysis", study=study_path)
+    proto = protocol if isinstance(protocol, Protocol) else load_protocol_file(protocol)
+    if pdf:
+        require_pdf_renderer()
+    tmp = new_temp_dir(out_path, kind="analysis", study=study_path)
     try:
-        issues_frame(issues).to_csv(tmp / "issues.csv", index=False)
+        study, issues = load_study(study_path, read_options, on_stage=on_stage)
+        write_issues_csv(issues, tmp / "issues.csv")
         if study is None or any(i.severity == "error" for i in issues):
-            replace_dir(tmp, out_dir)
+            finish_dir(tmp, out_path, kind="analysis", status="input-errors", study=study_path)
             raise StudyInputError(issues)
         study.metadata["issues"] = issues
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
@@ -170,8 +287,8 @@ def analyze(
         try:
             run_steps(a, tuple(steps if steps is not None else STEPS) + FINAL_STEPS, on_step=on_stage)
         except StudyInputError as exc:  # a derivation found bad input (e.g. overlapping ex rows)
-            issues_frame([*issues, *exc.issues]).to_csv(tmp / "issues.csv", index=False)
-            replace_dir(tmp, out_dir)
+            write_issues_csv([*issues, *exc.issues], tmp / "issues.csv")
+            finish_dir(tmp, out_path, kind="analysis", status="input-errors", study=study_path)
             raise StudyInputError([*issues, *exc.issues]) from None
         if on_stage:
             on_stage("write outputs")
@@ -186,10 +303,18 @@ def analyze(
         from mmtrial.report.render import write_report
 
         write_report(a, tmp, pdf=pdf, run_date=run_date)
-        replace_dir(tmp, out_dir)
+        finish_dir(tmp, out_path, kind="analysis", status="complete", study=study_path)
+    except (StudyInputError, UsageError):
+        raise
+    except Exception as exc:  # a bug: leave the failure, not an old report, in out_dir
+        log = _record_failure(tmp, out_path, exc, study_path) if tmp.exists() else None
+        if log is not None:
+            exc.mmtrial_log = log  # type: ignore[attr-defined]
+            exc.add_note(f"mmtrial wrote this traceback to {log}")
+        raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return AnalysisOutput(analysis=a, out_dir=out_dir, report_html=out_dir / "report.html",
-                          report_pdf=(out_dir / "report.pdf") if pdf else None,
-                          results_json=out_dir / "results.json")
+            remove_tree(tmp)
+    return AnalysisOutput(analysis=a, out_dir=out_user, report_html=out_user / "report.html",
+                          report_pdf=(out_user / "report.pdf") if pdf else None,
+                          results_json=out_user / "results.json")

@@ -234,14 +234,15 @@ def test_progress_callback_reports_stages_up_to_one():
 def test_write_study_atomically_with_truth_and_metadata(tmp_path, fmt):
     s = simulate_study(40, seed=9)
     out = tmp_path / "study"
-    out.mkdir()
-    (out / "stale.csv").write_text("old")
+    other = "parquet" if fmt == "csv" else "csv"
+    write_study(simulate_study(5, seed=1), out, fmt=other)  # an earlier study mmtrial wrote
     write_study(s, out, fmt=fmt)
     names = sorted(p.name for p in out.iterdir())
-    assert "stale.csv" not in names  # the old folder was replaced whole
+    assert f"dm.{other}" not in names  # the old folder was replaced whole
     assert {f"{d}.{fmt}" for d in s.domains} <= set(names)
     assert "_truth.csv" in names and "study.json" in names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    assert ".mmtrial-output" in names  # marked as mmtrial's (docs/cli.md "The output folder")
     meta = json.loads((out / "study.json").read_text())
     assert meta["synthetic"] is True and meta["seed"] == 9 and meta["n"] == 40
     back = pd.read_csv(out / "lb.csv") if fmt == "csv" else pd.read_parquet(out / "lb.parquet")

@@ -10,8 +10,6 @@ disposition; subsequent therapy; the biomarker panel; and the ground truth.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmtrial._io import replace_dir
+from mmtrial._io import check_output_folder, finish_dir, new_temp_dir, remove_tree
 from mmtrial.simulate import disease as dz
 from mmtrial.simulate._builder import FrameBuilder
 from mmtrial.simulate._frames import constcol, datecol, explode_index, strcol
@@ -814,7 +812,9 @@ def write_study(sim: SimulatedStudy, out_dir: str | Path, fmt: str = "csv",
     """Write the domains, ``_truth.csv`` and ``study.json`` to ``out_dir`` atomically.
 
     Files are written to a temporary folder beside ``out_dir`` and moved into place at the end
-    (an existing folder is replaced only after the new one is complete).
+    (an existing folder is replaced only after the new one is complete). ``out_dir`` follows the
+    output-folder rules (docs/cli.md): absent, empty, or a study folder an earlier
+    ``write_study`` wrote; anything else raises :class:`~mmtrial.errors.OutputFolderError`.
     """
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"write_study: fmt must be 'csv' or 'parquet'; got {fmt!r}")
@@ -822,9 +822,9 @@ def write_study(sim: SimulatedStudy, out_dir: str | Path, fmt: str = "csv",
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    given = Path(out_dir)
+    out_dir = check_output_folder(given, kind="study")
+    tmp = new_temp_dir(out_dir, kind="study")
     try:
         items = [*sim.domains.items(), ("_truth", sim.truth)]
         for i, (name, df) in enumerate(items):
@@ -840,13 +840,13 @@ def write_study(sim: SimulatedStudy, out_dir: str | Path, fmt: str = "csv",
         meta["domains"] = {k: len(v) for k, v in sim.domains.items()}
         meta["format"] = fmt
         (tmp / "study.json").write_text(json.dumps(meta, indent=2, default=_json) + "\n", "utf-8")
-        replace_dir(tmp, out_dir)
+        finish_dir(tmp, out_dir, kind="study", status="complete")
         if progress:
             progress("written", 1.0)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+            remove_tree(tmp)
+    return given
 
 
 def _json(o: Any) -> Any:
