@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 Severity = Literal["error", "warning"]
@@ -88,7 +89,8 @@ def write_issues_csv(issues: Iterable[InputIssue] | pd.DataFrame, path: str | Pa
     for c in _text_columns(df):
         df[c] = df[c].map(lambda v: neutralise_cell(v) if isinstance(v, str) else v)
     path = Path(path)
-    atomic_write_bytes(path, df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    # RFC 4180 line ends (CRLF): the csv writer then quotes every cell holding a CR or LF
+    atomic_write_bytes(path, df.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
     return path
 
 
@@ -100,9 +102,11 @@ def read_issues_csv(path: str | Path) -> pd.DataFrame:
     """
     df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
     for c in df.columns:
-        df[c] = df[c].map(lambda v: None if v == "" else restore_cell(v)).astype(object)
+        text = df[c]
+        text = text.where(~text.str.startswith(CSV_ESCAPE), text.str[1:])
+        df[c] = pd.Series(np.where(df[c] == "", None, text), index=df.index, dtype=object)
     if "row" in df.columns:
-        df["row"] = pd.array([None if v is None else int(v) for v in df["row"]], dtype="Int64")
+        df["row"] = pd.to_numeric(df["row"]).astype("Int64")
     return df
 
 
