@@ -54,7 +54,7 @@ def test_empty_strings_and_missing_values_both_read_back_missing(tmp_path):
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(text, min_size=1, max_size=25))
 def test_any_string_round_trips_through_the_file(tmp_path, values):
     issues = [InputIssue(domain=v, variable=v, problem=v, usubjid=v, value=v, hint=v, rule=v, row=k)
@@ -66,7 +66,7 @@ def test_any_string_round_trips_through_the_file(tmp_path, values):
     assert list(back["row"]) == list(range(len(values)))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(v=text)
 def test_neutralised_cells_never_start_a_formula_and_always_restore(v):
     n = neutralise_cell(v)
