@@ -112,3 +112,15 @@ def test_a_bug_outside_an_output_folder_logs_to_the_temporary_folder(tmp_path, s
     monkeypatch.setenv("MMTRIAL_DEBUG", "1")  # developers get the exception itself
     r = runner.invoke(app, ["check", str(study)])
     assert isinstance(r.exception, KeyError)
+
+
+def test_the_installed_entry_point_prints_one_line_and_no_traceback(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.run([sys.executable, "-m", "mmtrial.cli", "analyze", str(tmp_path / "nope"),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [f"Error: study folder not found: {tmp_path / 'nope'}"]
