@@ -97,7 +97,7 @@ def _show_issues(issues, limit: int = 12, csv_path: Path | None = None) -> None:
         if shown:
             console.print(f"        e.g. {escape('; '.join(shown))}", soft_wrap=True, highlight=False)
     rest = groups[limit:]
-    where = f" in {csv_path}" if csv_path is not None else " in issues.csv"
+    where = f" in {escape(str(csv_path))}" if csv_path is not None else " in issues.csv"
     if rest:
         console.print(f"... {len(rest)} more kind(s), {sum(g.count for g in rest):,} issue(s); "
                       f"all are{where}", soft_wrap=True, highlight=False)
