@@ -72,7 +72,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def resolve_path(path: str | Path) -> Path:
     """Absolute path with ``~`` expanded and symbolic links resolved (the path need not exist)."""
-    return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    try:
+        return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    except (RuntimeError, OSError) as exc:  # a symbolic-link loop, an unreadable folder
+        raise OutputFolderError(f"{path}: cannot be resolved ({exc})") from None
 
 
 def _writable(folder: Path) -> bool:
