@@ -157,7 +157,7 @@ def analyze(
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     proto = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol)
-    study, issues = load_study(study_dir, read_options, on_stage=on_stage)
+    study, issues = load_study(study_dir, read_options, on_stage=on_stage, protocol=proto)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         issues_frame(issues).to_csv(tmp / "issues.csv", index=False)
