@@ -256,6 +256,7 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
         out[flag] = parsed.flags
         issues += _issues_for_rows(df, parsed.invalid, domain=dom, variable=c, rule="DATE_INVALID",
                                    problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
+        outside = np.zeros(len(df), dtype=bool)
         if window is not None and c not in exempt and parsed.days is not None:
             lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
             days = parsed.days.to_numpy()
@@ -266,8 +267,8 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
                                        problem=f"outside the plausible dates {window[0]} to {window[1]}",
                                        hint="A typing error in the year? (ReadOptions date_min/date_max "
                                             "widen the window.)")
-        elif parsed.out_of_range is not None:
-            issues += _issues_for_rows(df, parsed.out_of_range.to_numpy(), domain=dom, variable=c,
+        if parsed.out_of_range is not None:
+            issues += _issues_for_rows(df, parsed.out_of_range.to_numpy() & ~outside, domain=dom, variable=c,
                                        rule=cfg["rule"], severity=cfg["severity"],
                                        problem="outside the dates mmtrial can represent (1678-2261)")
         imputed = (parsed.flags != "").to_numpy()
@@ -314,6 +315,9 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     key_dup = np.zeros(len(df), dtype=bool)
     if keys and required_keys <= set(df.columns):
         key_dup = df.duplicated(subset=keys, keep="first").to_numpy()
+        where = spec.get("keys_where")
+        if where and where["variable"] in df:
+            key_dup = key_dup & df[where["variable"]].isin(where["values"]).to_numpy()
         issues += _issues_for_rows(df, key_dup, domain=dom, variable="+".join(keys), rule="DUPLICATE_KEY",
                                    severity=spec.get("keys_severity", "error"), value_col="USUBJID",
                                    problem="duplicate key: an earlier row has the same " + ", ".join(keys))
