@@ -403,8 +403,17 @@ def _regimens(protocol: Protocol | None) -> list[Any]:
     out = [protocol.regimen] if getattr(protocol, "regimen", None) is not None else []
     arms = getattr(protocol, "arms", None) or {}
     if isinstance(arms, dict):
+        from pydantic import ValidationError
+
+        from mmtrial.protocol.regimen import Regimen
+
         for arm in arms.values():
             reg = getattr(arm, "regimen", None) or (arm.get("regimen") if isinstance(arm, dict) else None)
+            if isinstance(reg, dict):
+                try:
+                    reg = Regimen.model_validate(reg)
+                except ValidationError:  # the protocol loader reports it; no dose check here
+                    reg = None
             if reg is not None and hasattr(reg, "effective_phases"):
                 out.append(reg)
     return out
