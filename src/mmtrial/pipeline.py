@@ -276,7 +276,7 @@ def analyze(
         require_pdf_renderer()
     tmp = new_temp_dir(out_path, kind="analysis", study=study_path)
     try:
-        study, issues = load_study(study_dir, read_options, on_stage=on_stage)  # the path as given, for the report
+        study, issues = load_study(study_dir, read_options, on_stage=on_stage, protocol=proto)  # the path as given, for the report
         write_issues_csv(issues, tmp / "issues.csv")
         if study is None or any(i.severity == "error" for i in issues):
             finish_dir(tmp, out_path, kind="analysis", status="input-errors", study=study_path)

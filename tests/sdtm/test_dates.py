@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_names
@@ -46,6 +46,7 @@ def test_imputation_option_is_validated():
         DateImputation(start="middle")  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # pandas per-call overhead exceeds 200 ms on a loaded 2-core machine
 @given(st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2100, 12, 31)))
 def test_complete_dates_round_trip_and_truncations_bracket_them(d):
     full = compute_iso_dates(pd.Series([d.isoformat()])).dates.iloc[0].date()

@@ -11,22 +11,34 @@ Rules (each has an id carried in ``InputIssue.rule``; docs/input-checks.md lists
 * ``UNIT_UNKNOWN``: a known lab test in a unit with no conversion (``data/units.toml``);
 * ``DUPLICATE_KEY``: two rows with the same natural key;
 * ``DATE_ORDER``: an end before its start, or a death before the first dose;
-* ``UNKNOWN_SUBJECT``: a USUBJID absent from dm.
+* ``UNKNOWN_SUBJECT``: a USUBJID absent from dm;
+* plausibility (``data/plausibility.toml``): ``DATE_OUT_OF_RANGE``, ``NUMBER_NOT_FINITE``,
+  ``AGE_RANGE``, ``EXDOSE_RANGE``, ``AFTER_DEATH``, ``LAB_RANGE``, ``NEAR_MISS``;
+* ``EMPTY_DOMAIN`` (dm without rows: error; other domains: warning), ``DUPLICATE_ROW`` (warning);
+* reading (``sdtm/read.py``): ``NOT_REGULAR_FILE``, ``FILE_EMPTY``, ``FILE_UNREADABLE``,
+  ``ENCODING``, ``CSV_DELIMITER``, ``CSV_FIELDS``, ``DUPLICATE_COLUMN``, ``VALUE_NOT_SCALAR``,
+  ``COLUMN_UNNAMED``, ``RESERVED_COLUMN``, ``STUDY_JSON``.
 
-The schema is data (``data/sdtm_schema.toml``); this module is the one engine that applies it.
+A missing required variable is reported once and the checks that need it are skipped (a
+missing key variable never turns into thousands of duplicate-key errors).
+
+The schema is data (``data/sdtm_schema.toml``, ``data/plausibility.toml``); this module is the
+one engine that applies it.
 All checks are column operations over whole domains; issue records are built only for the rows
 at fault.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,24 +48,57 @@ from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_na
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.read import (
     compute_study_checksum,
+    load_study_metadata,
     read_raw_domains,
-    read_study_metadata,
 )
-from mmtrial.sdtm.units import convert_lab_units
+from mmtrial.sdtm.units import UnitTable, convert_lab_units
+
+if TYPE_CHECKING:
+    from mmtrial.protocol.model import Protocol
 
 MAX_ISSUES_PER_RULE = 10_000  # beyond this, one summary issue says how many more rows failed
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Options for reading a study: date imputation and whether warnings are kept."""
+    """Options for reading a study.
+
+    ``imputation``: partial-date imputation (``sdtm/dates.py``). ``encoding``: the text encoding
+    of CSV files (and of XPT character data) when it is not UTF-8; mmtrial never guesses it.
+    ``date_min``/``date_max``: the plausible date window (``DATE_OUT_OF_RANGE``); default
+    ``data/plausibility.toml``: 1900-01-01 to one year after today.
+    """
 
     imputation: DateImputation = field(default_factory=DateImputation)
+    encoding: str = "utf-8"
+    date_min: _dt.date | None = None
+    date_max: _dt.date | None = None
+
+    def date_window(self) -> tuple[_dt.date, _dt.date]:
+        cfg = load_plausibility()["dates"]
+        lo = self.date_min or _dt.date.fromisoformat(cfg["min"])
+        if self.date_max is not None:
+            hi = self.date_max
+        else:
+            today = _dt.date.today()
+            years = int(cfg["max_years_ahead"])
+            try:
+                hi = today.replace(year=today.year + years)
+            except ValueError:  # 29 February
+                hi = today.replace(year=today.year + years, day=28)
+        return lo, hi
 
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     text = resources.files("mmtrial.data").joinpath("sdtm_schema.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+@lru_cache(maxsize=1)
+def load_plausibility() -> dict[str, Any]:
+    """The plausibility rules (``data/plausibility.toml``): limits, severities and rationale."""
+    text = resources.files("mmtrial.data").joinpath("plausibility.toml").read_text("utf-8")
     return tomllib.loads(text)
 
 
@@ -121,26 +166,52 @@ def check_structure(raw: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
     return issues
 
 
+def missing_variables(raw: dict[str, pd.DataFrame], schema: dict[str, Any]) -> dict[str, set[str]]:
+    """Per domain read, the required variables it lacks (the checks that need them are skipped)."""
+    return {dom: set(schema["domains"][dom]["required"]) - set(df.columns) for dom, df in raw.items()}
+
+
+def _to_number(orig: pd.Series) -> pd.Series:
+    """Text or numbers to float; text that is not a number becomes NaN (reported as TYPE)."""
+    if pd.api.types.is_bool_dtype(orig):
+        return orig.astype(float)
+    if pd.api.types.is_numeric_dtype(orig):
+        return orig.astype(float)
+    txt = orig.astype("str").str.strip()
+    # pandas would read "1,5" as NaN and "0x10" as NaN already; keep its parser for the rest
+    return pd.to_numeric(txt.where(orig.notna()), errors="coerce").astype(float)
+
+
 def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, list[InputIssue]]:
-    """Numeric variables to float (TYPE errors for text), character variables to text."""
+    """Numeric variables to float (TYPE errors for text; NUMBER_NOT_FINITE errors for inf,
+    -inf and magnitudes beyond ``data/plausibility.toml`` ``numbers.max_abs``, set to NaN),
+    character variables to text."""
     issues: list[InputIssue] = []
     out = df.copy()
     numeric = set(spec.get("numeric", []))
+    max_abs = float(load_plausibility()["numbers"]["max_abs"])
     for c in out.columns:
         if c == "ROWNUM":
             continue
         if c in numeric:
             orig = out[c]
-            if pd.api.types.is_numeric_dtype(orig):
-                out[c] = orig.astype(float)
-                continue
-            num = pd.to_numeric(orig, errors="coerce")
-            txt = orig.astype("string").str.strip()
-            bad = num.isna() & orig.notna() & (txt != "")
-            issues += _issues_for_rows(out.assign(**{c: orig}), bad, domain=dom, variable=c,
-                                       problem="not a number", rule="TYPE",
-                                       hint="Numeric variables hold numbers only.")
-            out[c] = num.astype(float)
+            num = _to_number(orig)
+            shown = out.assign(**{c: _as_text(orig) if not pd.api.types.is_numeric_dtype(orig) else orig})
+            if not pd.api.types.is_numeric_dtype(orig):
+                txt = orig.astype("str").str.strip()
+                bad = num.isna() & orig.notna() & (txt != "")
+                decimal_comma = txt.str.fullmatch(r"[-+]?[0-9]+,[0-9]+").fillna(False)
+                hint = ("Numeric variables hold numbers only; a decimal comma ('1,5') must be a point ('1.5')."
+                        if bool((bad & decimal_comma).any()) else "Numeric variables hold numbers only.")
+                issues += _issues_for_rows(shown, bad, domain=dom, variable=c, problem="not a number",
+                                           rule="TYPE", hint=hint)
+            arr = num.to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                absurd = ~np.isnan(arr) & ~(np.abs(arr) < max_abs)
+            issues += _issues_for_rows(shown, absurd, domain=dom, variable=c, rule="NUMBER_NOT_FINITE",
+                                       problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
+                                       hint="An overflow, a sentinel code or a unit error: give the measured value.")
+            out[c] = num.where(~absurd)
         else:
             out[c] = _as_text(out[c])
     for c in ("LBTESTCD", "LBSPEC", "LBCAT", "LBSCAT", "LBSTRESC", "CMCAT", "RSCAT", "RSEVAL", "RSTESTCD",
@@ -168,10 +239,15 @@ def check_nonmissing(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     return issues
 
 
-def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation) -> tuple[pd.DataFrame, list[InputIssue]]:
-    """Add ``--DT``/``--DTF`` for every ``--DTC`` (DATE_INVALID errors, DATE_IMPUTED warnings)."""
+def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
+                 window: tuple[_dt.date, _dt.date] | None = None) -> tuple[pd.DataFrame, list[InputIssue]]:
+    """Add ``--DT``/``--DTF`` for every ``--DTC`` (DATE_INVALID and DATE_OUT_OF_RANGE errors,
+    DATE_IMPUTED warnings). Dates are parsed as calendar days and never overflow: a date outside
+    the plausible ``window`` is an error, and one beyond pandas' nanosecond range is NaT."""
     issues: list[InputIssue] = []
     out = df
+    cfg = load_plausibility()["dates"]
+    exempt = set(cfg.get("exempt", []))
     for c in [c for c in df.columns if c.endswith("DTC")]:
         dt, flag = date_column_names(c)
         rule = imputation.end if is_end_date(c) else imputation.start
@@ -180,6 +256,21 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation) -> tupl
         out[flag] = parsed.flags
         issues += _issues_for_rows(df, parsed.invalid, domain=dom, variable=c, rule="DATE_INVALID",
                                    problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
+        outside = np.zeros(len(df), dtype=bool)
+        if window is not None and c not in exempt and parsed.days is not None:
+            lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
+            days = parsed.days.to_numpy()
+            with np.errstate(invalid="ignore"):
+                outside = ~np.isnat(days) & ((days < lo) | (days > hi))
+            issues += _issues_for_rows(df, outside, domain=dom, variable=c, rule=cfg["rule"],
+                                       severity=cfg["severity"],
+                                       problem=f"outside the plausible dates {window[0]} to {window[1]}",
+                                       hint="A typing error in the year? (ReadOptions date_min/date_max "
+                                            "widen the window.)")
+        if parsed.out_of_range is not None:
+            issues += _issues_for_rows(df, parsed.out_of_range.to_numpy() & ~outside, domain=dom, variable=c,
+                                       rule=cfg["rule"], severity=cfg["severity"],
+                                       problem="outside the dates mmtrial can represent (1678-2261)")
         imputed = (parsed.flags != "").to_numpy()
         if imputed.any():
             n = int(imputed.sum())
@@ -215,13 +306,28 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
 
 
 def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[InputIssue]:
+    """DUPLICATE_KEY on the natural key (skipped when a required key variable is missing: that
+    is one MISSING_VARIABLE error, not one duplicate per row), then DUPLICATE_ROW (warning) for
+    rows identical to an earlier one that the key check did not report."""
     keys = [k for k in spec.get("keys", []) if k in df.columns]
-    if not keys:
-        return []
-    dup = df.duplicated(subset=keys, keep="first")
-    return _issues_for_rows(df, dup, domain=dom, variable="+".join(keys), rule="DUPLICATE_KEY",
-                            severity=spec.get("keys_severity", "error"), value_col="USUBJID",
-                            problem="duplicate key: an earlier row has the same " + ", ".join(keys))
+    required_keys = set(spec.get("keys", [])) & set(spec.get("required", []))
+    issues: list[InputIssue] = []
+    key_dup = np.zeros(len(df), dtype=bool)
+    if keys and required_keys <= set(df.columns):
+        key_dup = df.duplicated(subset=keys, keep="first").to_numpy()
+        where = spec.get("keys_where")
+        if where and where["variable"] in df:
+            key_dup = key_dup & df[where["variable"]].isin(where["values"]).to_numpy()
+        issues += _issues_for_rows(df, key_dup, domain=dom, variable="+".join(keys), rule="DUPLICATE_KEY",
+                                   severity=spec.get("keys_severity", "error"), value_col="USUBJID",
+                                   problem="duplicate key: an earlier row has the same " + ", ".join(keys))
+    cols = [c for c in df.columns if c != "ROWNUM"]
+    if cols and len(df):
+        row_dup = df.duplicated(subset=cols, keep="first").to_numpy() & ~key_dup
+        issues += _issues_for_rows(df, row_dup, domain=dom, variable="(row)", rule="DUPLICATE_ROW",
+                                   severity="warning", value_col="USUBJID",
+                                   problem="the row repeats an earlier row exactly; both are kept")
+    return issues
 
 
 def check_date_order(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> list[InputIssue]:
@@ -259,18 +365,265 @@ def check_subjects(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     return issues
 
 
+#: A domain whose file could not be read at all: the study is withheld.
+UNREAD_RULES = frozenset({"FILE_UNREADABLE", "FILE_EMPTY", "ENCODING", "CSV_FIELDS", "NOT_REGULAR_FILE",
+                          "VALUE_NOT_SCALAR"})
+
+
+def check_empty(dom: str, df: pd.DataFrame) -> list[InputIssue]:
+    """EMPTY_DOMAIN: a header-only file. dm without rows is an error (no subject to analyse);
+    another domain without rows is a warning (the analyses that need it report "not evaluable")."""
+    if len(df):
+        return []
+    severity = "error" if dom == "dm" else "warning"
+    return [InputIssue(domain=dom, variable="(file)", rule="EMPTY_DOMAIN", severity=severity,  # type: ignore[arg-type]
+                       problem="the file has a header but no rows" + ("; no subject to analyse" if dom == "dm" else ""))]
+
+
+def check_age(dm: pd.DataFrame) -> list[InputIssue]:
+    """AGE_RANGE: error outside [error_min, error_max], warning outside [warning_min, warning_max]."""
+    if "AGE" not in dm:
+        return []
+    cfg = load_plausibility()["age"]
+    age = dm["AGE"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        err = (age < cfg["error_min"]) | (age > cfg["error_max"])
+        warn = ~err & ((age < cfg["warning_min"]) | (age > cfg["warning_max"]))
+    return (_issues_for_rows(dm, err, domain="dm", variable="AGE", rule=cfg["rule"],
+                             problem=f"not a human age in years ({cfg['error_min']}-{cfg['error_max']})")
+            + _issues_for_rows(dm, warn, domain="dm", variable="AGE", rule=cfg["rule"], severity="warning",
+                               problem=f"outside the adult range {cfg['warning_min']}-{cfg['warning_max']} "
+                                       "years; kept"))
+
+
+def _regimens(protocol: Protocol | None) -> list[Any]:
+    """The protocol's regimen(s): ``Protocol.regimen`` and, when present, each arm's regimen."""
+    if protocol is None:
+        return []
+    out = [protocol.regimen] if getattr(protocol, "regimen", None) is not None else []
+    arms = getattr(protocol, "arms", None) or {}
+    if isinstance(arms, dict):
+        from pydantic import ValidationError
+
+        from mmtrial.protocol.regimen import Regimen
+
+        for arm in arms.values():
+            reg = getattr(arm, "regimen", None) or (arm.get("regimen") if isinstance(arm, dict) else None)
+            if isinstance(reg, dict):
+                try:
+                    reg = Regimen.model_validate(reg)
+                except ValidationError:  # the protocol loader reports it; no dose check here
+                    reg = None
+            if reg is not None and hasattr(reg, "effective_phases"):
+                out.append(reg)
+    return out
+
+
+def compute_max_planned_mg(protocol: Protocol | None) -> dict[str, float]:
+    """Largest planned dose per administration in mg, per drug (upper-case name), over every
+    phase and step-up dose; mg/m2 and mg/kg doses for a large participant
+    (``data/plausibility.toml`` ``exdose.max_bsa_m2`` / ``max_weight_kg``)."""
+    cfg = load_plausibility()["exdose"]
+    per_unit = {"mg": 1.0, "mg/m2": float(cfg["max_bsa_m2"]), "mg/kg": float(cfg["max_weight_kg"])}
+    out: dict[str, float] = {}
+    for reg in _regimens(protocol):
+        for ph in reg.effective_phases():
+            for d in ph.drugs:
+                doses = [d.dose, *(s.dose for s in d.step_up)]
+                mg = max(doses) * per_unit.get(d.unit, float(cfg["max_weight_kg"]))
+                out[d.name.upper()] = max(out.get(d.name.upper(), 0.0), mg)
+    return out
+
+
+def check_exdose(ex: pd.DataFrame, protocol: Protocol | None) -> list[InputIssue]:
+    """EXDOSE_RANGE: negative, or above max_factor x the regimen's largest planned dose in mg
+    (a drug outside the regimen: above max_any_mg). EXDOSE = 0 (placebo, withheld) is kept."""
+    if not {"EXDOSE", "EXTRT"} <= set(ex.columns):
+        return []
+    cfg = load_plausibility()["exdose"]
+    dose = ex["EXDOSE"].to_numpy(dtype=float)
+    planned = compute_max_planned_mg(protocol)
+    drug = ex["EXTRT"].astype("str").str.upper()
+    limit = drug.map({k: v * float(cfg["max_factor"]) for k, v in planned.items()}).astype(float)
+    limit = limit.fillna(float(cfg["max_any_mg"])).to_numpy()
+    mg = (ex["EXDOSU"].astype("str").str.upper() == "MG").to_numpy() if "EXDOSU" in ex else np.ones(len(ex), bool)
+    with np.errstate(invalid="ignore"):
+        neg = dose < 0
+        high = mg & (dose > limit)
+    issues = _issues_for_rows(ex, neg, domain="ex", variable="EXDOSE", rule=cfg["rule"], severity=cfg["severity"],
+                              problem="a dose cannot be negative")
+    if high.any():
+        lim = pd.Series(limit, index=ex.index)
+        for lv in np.unique(limit[high]):
+            sel = high & (lim.to_numpy() == lv)
+            names = ", ".join(sorted(set(drug[sel])))
+            src = (f"{cfg['max_factor']:g} x the protocol's largest planned dose in mg"
+                   if any(n in planned for n in drug[sel]) else "the limit for a drug not in the regimen")
+            issues += _issues_for_rows(ex, sel, domain="ex", variable="EXDOSE", rule=cfg["rule"],
+                                       severity=cfg["severity"],
+                                       problem=f"above {lv:g} mg per administration for {names} ({src})",
+                                       hint="A unit or typing error? EXDOSE is the dose given, in EXDOSU.")
+    return issues
+
+
+def compute_death_dates(domains: dict[str, pd.DataFrame]) -> pd.Series:
+    """Per subject, the death date used by AFTER_DEATH: the later of dm DTHDTC and ds DSSTDTC
+    where DSDECOD = DEATH, complete dates only (an imputed partial date is not evidence)."""
+    parts = []
+    dm = domains.get("dm")
+    if dm is not None and {"USUBJID", "DTHDT"} <= set(dm.columns):
+        ok = dm["DTHDT"].notna() & (dm.get("DTHDTF", pd.Series("", index=dm.index)).fillna("") == "")
+        parts.append(dm.loc[ok, ["USUBJID", "DTHDT"]].rename(columns={"DTHDT": "DEATH"}))
+    ds = domains.get("ds")
+    if ds is not None and {"USUBJID", "DSDECOD", "DSSTDT"} <= set(ds.columns):
+        ok = (ds["DSDECOD"] == "DEATH") & ds["DSSTDT"].notna() & (ds.get("DSSTDTF", "") == "")
+        parts.append(ds.loc[ok, ["USUBJID", "DSSTDT"]].rename(columns={"DSSTDT": "DEATH"}))
+    if not parts:
+        return pd.Series(dtype="datetime64[ns]")
+    allp = pd.concat(parts, ignore_index=True)
+    return allp.groupby("USUBJID")["DEATH"].max()
+
+
+def check_after_death(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
+    """AFTER_DEATH: records dated after the subject's death (severity per domain and variable,
+    ``data/plausibility.toml``); records on the day of death are accepted."""
+    death = compute_death_dates(domains)
+    if death.empty:
+        return []
+    issues: list[InputIssue] = []
+    for r in load_plausibility()["after_death"]:
+        df = domains.get(r["domain"])
+        dt, flag = date_column_names(r["variable"])
+        if df is None or dt not in df or "USUBJID" not in df:
+            continue
+        d = df["USUBJID"].map(death)
+        complete = df[flag].fillna("") == "" if flag in df else pd.Series(True, index=df.index)
+        bad = (df[dt] > d).fillna(False) & complete
+        if r["domain"] == "ds" and "DSDECOD" in df:
+            bad &= df["DSDECOD"] != "DEATH"
+        if not bad.any():
+            continue
+        issues += _issues_for_rows(df, bad.to_numpy(), domain=r["domain"], variable=r["variable"], rule="AFTER_DEATH",
+                                   severity=r["severity"],
+                                   problem="dated after the subject's death (dm DTHDTC / ds DEATH)"
+                                           + ("" if r["severity"] == "error" else "; kept"),
+                                   hint="Check this date and the death date.")
+    return issues
+
+
+def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
+    """LAB_RANGE: results outside physiological bounds, in the default unit after conversion."""
+    needed = {"LBTESTCD", "LBSTRESN", "LBSTRESU"}
+    if not needed <= set(lb.columns) or lb.empty:
+        return []
+    table = UnitTable.load().default_units()
+    unit_of = {(t, sp): u for t, sp, u in table[["LBTESTCD", "LBSPEC", "UNIT_DEFAULT"]].itertuples(index=False)}
+    issues: list[InputIssue] = []
+    spec = lb["LBSPEC"] if "LBSPEC" in lb else pd.Series(None, index=lb.index, dtype="str")
+    value = lb["LBSTRESN"].to_numpy(dtype=float)
+    raw_v = lb["LBSTRESN_RAW"] if "LBSTRESN_RAW" in lb else lb["LBSTRESN"]
+    raw_u = lb["LBSTRESU_RAW"] if "LBSTRESU_RAW" in lb else lb["LBSTRESU"]
+    shown = lb.assign(_VALUE=_as_text(raw_v.astype(float)).fillna("") + " " + raw_u.fillna("").astype("str"))
+    for r in load_plausibility()["lab_range"]:
+        units = {u for (t, sp), u in unit_of.items() if t == r["testcd"] and (not r["spec"] or sp == r["spec"])}
+        if not units:
+            continue
+        sel = (lb["LBTESTCD"] == r["testcd"]) & lb["LBSTRESU"].isin(units)
+        if r["spec"]:
+            sel &= spec == r["spec"]
+        with np.errstate(invalid="ignore"):
+            bad = sel.to_numpy() & ((value < r["min"]) | (value > r["max"]))
+        unit = sorted(units)[0]
+        issues += _issues_for_rows(shown, bad, domain="lb", variable="LBSTRESN", rule="LAB_RANGE", value_col="_VALUE",
+                                   problem=f"{r['testcd']}{' ' + r['spec'] if r['spec'] else ''} outside "
+                                           f"{r['min']:g}-{r['max']:g} {unit} after conversion: {r['why']}",
+                                   hint="A sign, unit or typing error?")
+    return issues
+
+
+def _known_values(kind: str, protocol: Protocol | None) -> list[str]:
+    if kind == "lab_tests":
+        return sorted(set(UnitTable.load().frame["LBTESTCD"]) | {"IFE", "BMCLONAL"})
+    if kind == "regimen":
+        return sorted({n.upper() for reg in _regimens(protocol) for n in reg.drug_names()})
+    return []
+
+
+def check_near_misses(domains: dict[str, pd.DataFrame], protocol: Protocol | None) -> list[InputIssue]:
+    """NEAR_MISS: an unknown value close to a known one ("MPROTIEN: did you mean MPROTEIN?");
+    one issue per distinct value, with its first row, subject and the number of rows."""
+    issues: list[InputIssue] = []
+    for r in load_plausibility()["near_miss"]:
+        df = domains.get(r["domain"])
+        known = _known_values(r["known"], protocol)
+        var = r["variable"]
+        if df is None or var not in df or not known:
+            continue
+        vals = df[var]
+        cand = vals.notna() & ~vals.isin(known) & ~vals.isin(r.get("allow", []))
+        if r.get("skip_lbcat") and "LBCAT" in df:
+            cand &= ~df["LBCAT"].isin(r["skip_lbcat"]).to_numpy()
+        if not cand.any():
+            continue
+        sub = df.loc[cand]
+        first = sub.drop_duplicates(var)
+        counts = sub.groupby(var).agg(rows=("ROWNUM", "size"), subjects=("USUBJID", "nunique")) \
+            if "USUBJID" in sub else sub.groupby(var).agg(rows=("ROWNUM", "size"))
+        for row in first.itertuples(index=False):  # one per distinct unknown value
+            v = getattr(row, var)
+            match = difflib.get_close_matches(str(v), known, n=1, cutoff=float(r["cutoff"]))
+            if not match:
+                continue
+            err_for = r.get("error_for", [])
+            severity = "error" if not err_for or match[0] in err_for else "warning"
+            c = counts.loc[v]
+            who = f", {int(c['subjects'])} subject(s)" if "subjects" in c else ""
+            issues.append(InputIssue(
+                domain=r["domain"], variable=var, value=str(v), row=int(row.ROWNUM), severity=severity,  # type: ignore[arg-type]
+                usubjid=None if "USUBJID" not in sub or pd.isna(row.USUBJID) else str(row.USUBJID),
+                rule="NEAR_MISS",
+                problem=f"unknown {var} ({int(c['rows'])} row(s){who}); did you mean {match[0]}?",
+                hint=f"Correct the code to {match[0]}, or keep it and ignore this if it is another test."
+                     if severity == "warning" else f"Correct the value to {match[0]}."))
+    return issues
+
+
+def check_plausibility(domains: dict[str, pd.DataFrame], missing: dict[str, set[str]],
+                       protocol: Protocol | None = None) -> list[InputIssue]:
+    """The plausibility rules of ``data/plausibility.toml`` (each skipped where a variable it
+    needs is missing: that is reported once, as MISSING_VARIABLE)."""
+    issues: list[InputIssue] = []
+    if "dm" in domains and "AGE" not in missing.get("dm", set()):
+        issues += check_age(domains["dm"])
+    if "ex" in domains and not {"EXDOSE", "EXTRT"} & missing.get("ex", set()):
+        issues += check_exdose(domains["ex"], protocol)
+    issues += check_after_death(domains)
+    if "lb" in domains and not {"LBTESTCD", "LBSTRESU"} & missing.get("lb", set()):
+        issues += check_lab_ranges(domains["lb"])
+    issues += check_near_misses(domains, protocol)
+    return issues
+
+
 def load_study(
     study_dir: str | Path,
     options: ReadOptions | None = None,
     on_stage: Callable[[str], None] | None = None,
+    protocol: Protocol | None = None,
 ) -> tuple[Study | None, list[InputIssue]]:
     """Read, check and normalise a study. Returns the study (None if a domain could not be
-    read or lacks required variables) and every issue found (errors and warnings)."""
+    read or lacks required variables) and every issue found (errors and warnings).
+
+    ``protocol``: when given, EXDOSE is checked against its regimen's doses and EXTRT near its
+    drug names (``data/plausibility.toml``); without it, only the regimen-free limits apply.
+    Raises :class:`~mmtrial.sdtm.read.StudyFolderError` (a usage error) for a missing folder.
+    """
     options = options or ReadOptions()
     schema = load_schema()
-    raw, issues = read_raw_domains(study_dir, on_file=(lambda d: on_stage(f"read {d}")) if on_stage else None)
+    raw, issues = read_raw_domains(study_dir, on_file=(lambda d: on_stage(f"read {d}")) if on_stage else None,
+                                   encoding=options.encoding)
     structural = check_structure(raw, schema)
     issues += structural
+    missing = missing_variables(raw, schema)
     # A missing file or variable does not stop the other checks: every problem is reported at
     # once (each check below skips what is absent); the study is withheld at the end.
     if on_stage:
@@ -281,9 +634,10 @@ def load_study(
         df, found = normalise_types(dom, df, spec)
         issues += found
         issues += check_nonmissing(dom, df, spec)
-        df, found = derive_dates(dom, df, options.imputation)
+        df, found = derive_dates(dom, df, options.imputation, options.date_window())
         issues += found
         issues += check_duplicates(dom, df, spec)
+        issues += check_empty(dom, df)
         domains[dom] = df
     if "lb" in domains and {"USUBJID", "LBTESTCD", "LBSTRESU"} <= set(domains["lb"].columns):
         for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
@@ -297,9 +651,11 @@ def load_study(
     issues += check_terms(domains, schema)
     issues += check_date_order(domains, schema)
     issues += check_subjects(domains)
-    if any(i.severity == "error" for i in structural) or any(i.rule == "FILE_UNREADABLE" for i in issues):
+    issues += check_plausibility(domains, missing, protocol)
+    meta, found = load_study_metadata(study_dir)
+    issues += found
+    if any(i.severity == "error" for i in structural) or any(i.rule in UNREAD_RULES for i in issues):
         return None, issues
-    meta = read_study_metadata(study_dir)
     study = Study(domains=domains, path=Path(study_dir), synthetic=bool(meta.get("synthetic", False)),
                   metadata=meta, checksum=compute_study_checksum(study_dir))
     return study, issues

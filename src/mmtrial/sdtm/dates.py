@@ -18,6 +18,13 @@ import pandas as pd
 
 Imputation = Literal["first", "mid", "last", "none"]
 
+#: The dates a ``datetime64[ns]`` column can hold without overflow (pandas' nanosecond range is
+#: 1677-09-21 .. 2262-04-11). A calendar date outside it is never converted (it would wrap
+#: around into another date, e.g. 2999-01-01 -> 1829-11-23): it is returned as NaT and flagged
+#: ``out_of_range``. The plausibility window of ``data/plausibility.toml`` is narrower still.
+NS_SAFE_MIN = np.datetime64("1678-01-01", "D")
+NS_SAFE_MAX = np.datetime64("2261-12-31", "D")
+
 # YYYY, YYYY-MM or YYYY-MM-DD, optionally followed by a time part (ignored): SDTM IG 4.4
 _ISO_ARROW = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9:.+\-Z]*)?)?)?$"
 
@@ -49,6 +56,8 @@ class ParsedDates:
     dates: pd.Series  # datetime64[ns], NaT where missing/invalid/not imputed
     flags: pd.Series  # "" complete, "D" day imputed, "M" month and day imputed
     invalid: pd.Series  # bool: a non-empty value that is not ISO 8601 or not a calendar date
+    out_of_range: pd.Series | None = None  # bool: a valid date outside NS_SAFE_MIN..NS_SAFE_MAX
+    days: pd.Series | None = None  # the dates as datetime64[s] (never overflows; NaT as above)
 
 
 def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> ParsedDates:
@@ -61,6 +70,12 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     ['2019-03-14', '2019-03-01', '2019-01-01', None, None]
     >>> list(r.flags), list(r.invalid)
     (['', 'D', 'M', '', ''], [False, False, False, False, True])
+
+    A date outside the nanosecond range is never wrapped around (it is NaT, flagged):
+
+    >>> r = compute_iso_dates(pd.Series(["2999-01-01", "1066-10-14"]))
+    >>> list(r.dates.isna()), list(r.out_of_range), str(r.days.iloc[0].date())
+    ([True, True], [True, True], '2999-01-01')
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -111,11 +126,16 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
         d_imp = d_imp.where(has_d, month_len)
     valid_day = ok_ym & d_imp.notna() & (d_imp >= 1) & (d_imp <= month_len)
     dd = d_imp.where(valid_day, 1).to_numpy(dtype="int64")
-    raw = first + (dd - 1).astype("timedelta64[D]")
-    dates = pd.Series(raw.astype("datetime64[ns]"), index=values.index).where(valid_day)
+    raw = first + (dd - 1).astype("timedelta64[D]")  # datetime64[D]: years 0..9999 cannot overflow
     invalid = present & (~matched | (has_d & ~valid_day) | (has_m & ((m < 1) | (m > 12))))
-    dates = dates.where(~invalid)
-    return ParsedDates(dates=dates.astype("datetime64[ns]"), flags=flags, invalid=invalid)
+    ok = (valid_day & ~invalid).to_numpy(dtype=bool)
+    in_ns = ok & (raw >= NS_SAFE_MIN) & (raw <= NS_SAFE_MAX)
+    out_of_range = pd.Series(ok & ~in_ns, index=values.index)
+    safe = np.where(in_ns, raw, np.datetime64("1970-01-01", "D"))
+    dates = pd.Series(safe.astype("datetime64[ns]"), index=values.index).where(in_ns)
+    days = pd.Series(np.where(ok, raw, np.datetime64("NaT")).astype("datetime64[s]"), index=values.index)
+    return ParsedDates(dates=dates.astype("datetime64[ns]"), flags=flags, invalid=invalid,
+                       out_of_range=out_of_range, days=days)
 
 
 def date_column_names(dtc_var: str) -> tuple[str, str]:

@@ -388,6 +388,23 @@ TESTS = {  # testcd: (name, spec, unit, lo, hi, alt unit, factor to alt, decimal
 
 LAB_DECIMALS = {"PLAT": 0, "NEUT": 2, "HGB": 1, "WBC": 2, "LYM": 2, "SODIUM": 0, "CREAT": 2, "CACORR": 1}
 
+# Physiological floors of the linear lab models (default units): (floor, softness). The dosing
+# model lowers haemoglobin and sodium linearly with exposure, which unbounded reaches values no
+# patient has (Hb -39.7 g/dL). Recorded values pass through a soft floor: unchanged well above
+# it (< 0.001 difference 3.5 softness units above), approaching it smoothly below (in practice
+# transfusion and sodium correction intervene). Both floors lie below every CTCAE v5.0
+# threshold (Hb < 8 g/dL grade 3; Na < 120 mmol/L grade 4), so grades, dose decisions and the
+# STORM calibration are unchanged; data/plausibility.toml LAB_RANGE holds what is plausible.
+LAB_FLOORS = {"HGB": (4.5, 0.5), "SODIUM": (110.0, 1.0)}
+
+
+def bound_lab_values(code: str, values: np.ndarray) -> np.ndarray:
+    """Soft physiological floor ``floor + s * log(1 + exp((x - floor) / s))`` (LAB_FLOORS)."""
+    if code not in LAB_FLOORS:
+        return values
+    floor, s = LAB_FLOORS[code]
+    return floor + s * np.logaddexp(0.0, (values - floor) / s)
+
 
 def _visit_labels(k: int, offset_week: int = 0) -> np.ndarray:
     c = np.arange(k) + 2
@@ -407,7 +424,7 @@ def _lb(rng, p, usubjid, first_dose, male, dis, ratio, course, inc, vday, tx, tr
     for code, (_name, spec, unit, lo, hi, alt_unit, fac, nd) in TESTS.items():
         grid = tx.labs[code]
         si, wi = np.nonzero(~np.isnan(grid))
-        val = np.round(grid[si, wi].astype(np.float64), LAB_DECIMALS[code])
+        val = np.round(bound_lab_values(code, grid[si, wi].astype(np.float64)), LAB_DECIMALS[code])
         lo_v = np.where((code == "HGB") & male[si], 13.0, lo)
         hi_v = np.where((code == "HGB") & male[si], 17.0, hi)
         use_alt = alt[si] if alt_unit else np.zeros(len(si), bool)
