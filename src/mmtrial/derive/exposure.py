@@ -349,31 +349,38 @@ def compute_cycle_lengths(regimen: Regimen, n_cycles: int) -> np.ndarray:
     return out
 
 
-def infer_cycle_starts(subj: np.ndarray, day: np.ndarray, lengths: np.ndarray) -> pd.DataFrame:
+def infer_cycle_starts(subj: np.ndarray, day: np.ndarray, lengths: np.ndarray,
+                       first_day: np.ndarray | None = None) -> pd.DataFrame:
     """Cycle starts inferred from dosing days (vectorised over subjects, one pass per cycle).
 
     Rule: cycle 1 starts at the subject's first dose; cycle k + 1 starts at the first dose on or
-    after (start of cycle k + planned length of cycle k). ``subj`` are integer codes, ``day``
+    after (start of cycle k + planned length of cycle k). When no drug is planned on day 1 of a
+    cycle (``first_day`` = the first planned day of each cycle, index 0 = cycle 1), the cycle
+    starts that many days minus one before its first dose. ``subj`` are integer codes, ``day``
     integer days; both sorted by subject then day. Returns SID, CYCLE, START (day).
     """
+    fday = np.ones(len(lengths), dtype=np.int64) if first_day is None else np.asarray(first_day, np.int64)
     if len(subj) == 0:
         return pd.DataFrame({"SID": np.array([], np.int64), "CYCLE": np.array([], np.int64),
                              "START": np.array([], np.int64)})
     span = int(day.max() - day.min()) + 2
     base = int(day.min())
-    key = subj.astype(np.int64) * span + (day - base)
     first = np.r_[True, subj[1:] != subj[:-1]]
     sid = subj[first].astype(np.int64)
-    cur = day[first].astype(np.int64)
+    cur = day[first].astype(np.int64) - (fday[0] - 1)
+    base -= int(fday.max())
+    span += int(fday.max()) + 1
+    key = subj.astype(np.int64) * span + (day - base)
     out_s, out_c, out_d = [sid], [np.ones(len(sid), np.int64)], [cur]
     k = 1
     while len(sid):
         ln = lengths[min(k, len(lengths)) - 1]
-        target = sid * span + (cur + ln - base)
+        off = fday[min(k + 1, len(fday)) - 1] - 1
+        target = sid * span + (cur + ln + off - base)
         j = np.searchsorted(key, target, side="left")
         ok = j < len(key)
         ok[ok] = subj[j[ok]] == sid[ok]
-        sid, cur = sid[ok], day[j[ok]].astype(np.int64)
+        sid, cur = sid[ok], day[j[ok]].astype(np.int64) - off
         k += 1
         out_s.append(sid)
         out_c.append(np.full(len(sid), k, np.int64))
@@ -430,7 +437,10 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
     lengths = compute_cycle_lengths(regimen, n_len)
     if src == "INFERRED":
         order = np.lexsort((day, subj_codes))
-        starts = infer_cycle_starts(subj_codes[order], day[order], lengths)
+        sch = regimen.schedule(min(n_len, max(ph.cycles[0] for ph in regimen.effective_phases()) + 1))
+        fd = sch.groupby("CYCLE")["CYCLEDY"].min()
+        first_day = fd.reindex(np.arange(1, n_len + 1)).ffill().fillna(1).to_numpy(dtype=np.int64)
+        starts = infer_cycle_starts(subj_codes[order], day[order], lengths, first_day)
         starts["MISSFL"] = ""
     else:
         g = pd.DataFrame({"SID": subj_codes, "CYCLE": given, "START": day})
@@ -624,7 +634,26 @@ def derive_exposure_intervals(
     first_dy = adm["FIRSTDY"].to_numpy(dtype=float)
     pw = np.where(crossed & ~np.isnan(first_dy),
                   np.maximum(np.minimum(u1, s_c + first_dy - 2) - np.maximum(u0, s_c) + 1, 0), 0)
-    intdays = ulen - np.nan_to_num(pw) - (0 if options.delay_is_interruption else delay_in_gap)
+    # cycles passed over entirely: days outside the drug's dosing window (the whole cycle when the
+    # drug is not planned in it, else the days before its first planned day) are not interruptions
+    pairs = adm[["USUBJID", "EXTRT"]].drop_duplicates()
+    grid = cycles[["USUBJID", "CYCLE", "CYCLEN"]].merge(pairs, on="USUBJID").merge(
+        info.rename(columns={"DRUG": "EXTRT"})[["EXTRT", "CYCLE", "FIRSTDY"]], on=["EXTRT", "CYCLE"], how="left")
+    in_regimen = grid["EXTRT"].isin(set(info["DRUG"])).to_numpy()
+    fd = grid["FIRSTDY"].to_numpy(dtype=float)
+    grid["NW"] = np.where(~in_regimen, 0, np.where(np.isnan(fd), grid["CYCLEN"].to_numpy(dtype=float), fd - 1))
+    grid = grid.sort_values(["USUBJID", "EXTRT", "CYCLE"], kind="stable")
+    grid["CNW"] = grid.groupby(["USUBJID", "EXTRT"], sort=False)["NW"].cumsum()
+
+    def at_drug(c: np.ndarray) -> np.ndarray:
+        j = pd.DataFrame({"USUBJID": adm["USUBJID"].to_numpy(), "EXTRT": adm["EXTRT"].to_numpy(),
+                          "CYCLE": c}).merge(grid[["USUBJID", "EXTRT", "CYCLE", "CNW"]],
+                                             on=["USUBJID", "EXTRT", "CYCLE"], how="left")
+        return j["CNW"].to_numpy(dtype=float)
+
+    skipped = np.where(crossed & (cyc - 1 > prev_c), np.nan_to_num(at_drug(cyc - 1) - at_drug(prev_c)), 0)
+    intdays = (ulen - np.nan_to_num(pw) - skipped
+               - (0 if options.delay_is_interruption else delay_in_gap))
     intdays = np.where(same, np.maximum(intdays, 0), 0).astype(np.int64)
     adm["GAPDAYS"] = intdays
     intr = same & (intdays >= options.min_interruption_days)
@@ -740,7 +769,8 @@ def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, bo
     key = ["USUBJID", "EXTRT"]
     g = adm.groupby(key, sort=True)
     s = pd.DataFrame({"FCYCLE": g["CYCLE"].min(), "LCYCLE": g["CYCLE"].max(), "CYCLES": g["CYCLE"].nunique(),
-                      "CUMDOSEU": g["DOSEU"].sum(), "DOSEUNIT": g["UNIT"].first()}).reset_index()
+                      "CUMDOSEU": g["DOSEU"].sum(), "DOSEUNIT": g["UNIT"].first(),
+                      "FCYCSTDT": g["CYCSTDT"].min()}).reset_index()
     s["DOSEUNIT"] = s["DOSEUNIT"].fillna("mg")
     # planned administrations of every subject's cycles
     c = cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN", "DELAYFL", "DELAYD", "MISSFL"]]
@@ -814,7 +844,8 @@ def derive_adex(
     started (CYCLES) = cycles (:func:`derive_cycles`) with at least one dose of the drug.
     Planned weekly dose (PLNWKDOS, mg) = planned dose of the drug's cycles / their planned weeks
     (:func:`_drug_summary`); actual weekly dose (ACTWKDOS, dose intensity) = cumulative dose /
-    duration in weeks; RDI = actual / planned. For a body-size drug the same in its unit:
+    DIDURD weeks, DIDURD = days from the start of the drug's first cycle (its first dose when
+    earlier) to the treatment end; RDI = actual / planned. For a body-size drug the same in its unit:
     CUMDOSEU, PLNWKDU, ACTWKDU (DOSEUNIT mg/m2 or mg/kg). NDELAY/DELAYD: delayed cycle starts;
     NMISSCYC: missed cycles (cycles from ex only). Time to first reduction = days from first dose
     to the start of the first reduced run.
@@ -870,8 +901,13 @@ def derive_adex(
     plndays = agg["PLNDAYS"].to_numpy(dtype=float)
     agg["PLNWKDOS"] = agg["PLNCUM"].to_numpy(dtype=float) / plndays * 7.0
     agg["PLNWKDU"] = agg["PLNCUMU"].to_numpy(dtype=float) / plndays * 7.0
-    agg["ACTWKDOS"] = agg["CUMDOSE"] / agg["TRTDURW"]
-    agg["ACTWKDU"] = agg["CUMDOSEU"].astype(float) / agg["TRTDURW"]
+    # dose intensity over the drug's cycles: from the start of its first cycle (= first dose for a
+    # drug dosed from day 1; a drug first planned on day 8 is not credited 7 extra days)
+    fcs = pd.to_datetime(agg["FCYCSTDT"]).to_numpy(dtype="datetime64[D]")
+    dist = np.where(np.isnat(fcs) | (fcs > sdt), sdt, fcs)
+    agg["DIDURD"] = (edt - dist).astype("int64") + 1
+    agg["ACTWKDOS"] = agg["CUMDOSE"] / (agg["DIDURD"] / 7.0)
+    agg["ACTWKDU"] = agg["CUMDOSEU"].astype(float) / (agg["DIDURD"] / 7.0)
     agg["RDI"] = agg["ACTWKDOS"] / agg["PLNWKDOS"]
     for c in ("CYCLES", "NDELAY", "DELAYD", "NMISSCYC"):
         agg[c] = agg[c].fillna(0).astype(np.int64)
