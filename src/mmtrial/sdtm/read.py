@@ -17,7 +17,7 @@ import pandas as pd
 from mmtrial.sdtm.issues import InputIssue
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".xpt": "xpt", ".json": "json"}
-KNOWN_DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh")
+KNOWN_DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh", "vs")
 
 
 def read_csv_domain(path: Path) -> pd.DataFrame:

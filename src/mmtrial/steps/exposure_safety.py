@@ -78,17 +78,73 @@ class SafetyOptions:
 
 def exposure_options(p: Protocol) -> ExposureOptions:
     raw = dict(p.section("exposure"))
-    known = {"frequencies", "duration_end", "min_interruption_days"}
+    plain = ("duration_end", "min_interruption_days", "cycle_source", "delay_is_interruption", "min_delay_days",
+             "dose_change_tolerance")
+    known = {"frequencies", *plain}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"[exposure]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
     kw: dict[str, Any] = {"cycle_length_days": p.regimen.cycle_length_days}
     if "frequencies" in raw:
         kw["frequencies"] = {str(k).upper(): tuple(int(x) for x in v) for k, v in raw["frequencies"].items()}
-    for k in ("duration_end", "min_interruption_days"):
+    for k in plain:
         if k in raw:
             kw[k] = raw[k]
     return ExposureOptions(**kw)
+
+
+def drug_ladders(p: Protocol) -> dict[str, Any]:
+    """The dose ladder of each drug: ``Protocol.ladder_for(drug)`` when the protocol model has
+    per-drug ladders, else the study drug's ``[dose_ladder]``."""
+    ladder_for = getattr(p, "ladder_for", None)
+    out: dict[str, Any] = {p.regimen.study_drug.upper(): p.dose_ladder}
+    if callable(ladder_for):
+        for d in p.regimen.drug_names():
+            lad = ladder_for(d)
+            if lad is not None:
+                out[d.upper()] = lad
+    return out
+
+
+def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd.DataFrame) -> list[str]:
+    """The rules behind the exposure table, printed as its footnotes (docs/exposure.md)."""
+    reg = p.regimen
+    notes = [{"dose_period": "Duration = first dose to the end of the period covered by the last dose "
+                             "(the day before the next planned dose), inclusive, in weeks.",
+              "interval_end": "Duration = first dose to the end of the last dosing interval (EXENDT), "
+                              "inclusive, in weeks.",
+              "last_dose": "Duration = first dose to last dose, inclusive, in weeks."}[eo.duration_end]]
+    lens = sorted({ph.cycle_length_days for ph in reg.effective_phases()})
+    cyc_len = " or ".join(f"{n}" for n in lens) + "-day"
+    if cycle_source == "INFERRED":
+        notes.append(f"Cycles ({cyc_len}, as the regimen plans them) inferred from dosing: cycle 1 starts at "
+                     "the first dose; a new cycle starts at the first dose on or after the planned cycle "
+                     "length since the previous cycle start; a later start is a delay.")
+    else:
+        notes.append(f"Cycles from ex {'EXCYCLE' if cycle_source == 'EXCYCLE' else 'VISIT'}; a cycle number "
+                     "skipped is a missed cycle; a cycle starting after the previous start + its planned "
+                     "length is delayed.")
+    notes.append("Planned weekly dose = planned dose of the cycles the drug was taken in / their planned "
+                 "weeks (averaged over the cycle, planned rest included). Relative dose intensity = (cumulative "
+                 "dose / weeks from the start of the drug's first cycle to the end of treatment) / planned "
+                 "weekly dose.")
+    notes.append("Interruption: days of a dosing window without the planned dose (each dose covers the days "
+                 "up to the next planned dose); the planned rest of a cycle is not an interruption"
+                 + ("; days delaying a cycle start count as interruption days too (protocol option)."
+                    if eo.delay_is_interruption else "; a delayed cycle start is counted as a delay, not an "
+                    "interruption."))
+    notes.append(f"Reduction: a dose lower than the previous one by more than {eo.dose_change_tolerance:.0%} "
+                 "relative to the dose planned for that cycle and day (planned step-up doses and changes of "
+                 "phase are not modifications).")
+    units = {d.unit for ph in reg.effective_phases() for d in ph.drugs}
+    if "mg/m2" in units:
+        f = {"mosteller": "Mosteller (sqrt(height cm x weight kg / 3600))",
+             "dubois": "DuBois (0.007184 x height cm^0.725 x weight kg^0.425)"}[reg.bsa_formula]
+        notes.append(f"mg/m2 doses: body-surface area by {f} from vs HEIGHT and WEIGHT, the last "
+                     "measurement on or before each planned dose.")
+    if "mg/kg" in units:
+        notes.append("mg/kg doses: vs WEIGHT, the last measurement on or before each planned dose.")
+    return notes
 
 
 def dose_rule_options(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet]:
@@ -134,10 +190,13 @@ def run(a: Analysis) -> None:
                        options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     ex = a.study["ex"]
     adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
-                                        end_fallback=adsl)
+                                        end_fallback=adsl, vs=a.study.get("vs"), ladders=drug_ladders(p))
     a.issues.extend(adexlvl.attrs.get("issues", []))
-    adexlvl.attrs = {}
     adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
+    exp_info = adexlvl.attrs.get("exposure", {})
+    adexlvl.attrs = {}
+    adexcyc = exp_info.get("cycles")
+    cycle_source = str(exp_info.get("cycle_source", "INFERRED"))
     events = derive_rule_events(adlb, adae, rules, options=ro)
     checks = derive_rule_checks(events, adexlvl, adlb, rules, study_drug=study_drug,
                                 ladder_levels=[lvl.level for lvl in p.dose_ladder.levels], options=ro)
@@ -145,6 +204,8 @@ def run(a: Analysis) -> None:
     a.adam["adlb"] = adlb
     a.adam["adex"] = adex
     a.adam["adexlvl"] = adexlvl
+    if adexcyc is not None:
+        a.adam["adexcyc"] = adexcyc
     a.adam["adexchk"] = checks
 
     # ---- methods and footnotes -------------------------------------------------------------
@@ -176,26 +237,23 @@ def run(a: Analysis) -> None:
         "frequencies": {k: list(v) for k, v in eo.frequencies.items()},
         "duration_end": eo.duration_end,
         "min_interruption_days": eo.min_interruption_days,
-        "cycle_length_days": eo.cycle_length_days,
-        "relative_dose_intensity": "cumulative dose / (planned weekly dose x weeks on treatment)",
-        "interruption": "a gap between consecutive ex intervals of one drug (zero-dose rows included)",
-        "reduction": "an interval with a lower weekly dose than the previous interval",
+        "cycle_lengths_days": sorted({ph.cycle_length_days for ph in p.regimen.effective_phases()}),
+        "cycle_source": cycle_source,
+        "cycle_source_option": eo.cycle_source,
+        "delay_is_interruption": eo.delay_is_interruption,
+        "min_delay_days": eo.min_delay_days,
+        "dose_change_tolerance": eo.dose_change_tolerance,
+        "bsa_formula": p.regimen.bsa_formula,
+        "planned_weekly_dose": "planned dose of the drug's cycles (Regimen.schedule, step-up doses "
+                               "included, body-size doses from vs) / their planned weeks",
+        "relative_dose_intensity": "(cumulative dose / weeks from the drug's first cycle start to the "
+                                   "end of treatment) / planned weekly dose",
+        "interruption": "days of a dosing window not covered by a dose (each dose covers up to the next "
+                        "planned dose); planned rest is not an interruption",
+        "delay": "a cycle starting after the previous start + its planned length",
+        "reduction": "a dose lower than the previous one relative to the plan in force",
     }
-    exp_notes = [
-        pop_note,
-        {"dose_period": "Duration = first dose to the end of the period covered by the last dose "
-                        "(the day before the next scheduled dose), inclusive, in weeks.",
-         "interval_end": "Duration = first dose to the end of the last dosing interval (EXENDT), "
-                         "inclusive, in weeks.",
-         "last_dose": "Duration = first dose to last dose, inclusive, in weeks."}[eo.duration_end],
-        f"Planned weekly dose: the protocol's starting dose ({p.dose_ladder.levels[0].label} for "
-        f"{study_drug.title()}). Relative dose intensity = cumulative dose / (planned weekly dose "
-        "x weeks on treatment).",
-        "Reduction: an interval with a lower weekly dose than the previous one; interruption: days "
-        "without a scheduled dose between two intervals. Cycles started: 28-day cycles from first dose with at least one dose."
-        if eo.cycle_length_days == 28 else
-        f"Cycles started: {eo.cycle_length_days}-day cycles from first dose with at least one dose.",
-    ]
+    exp_notes = [pop_note, *exposure_notes(p, eo, cycle_source, adex)]
     rule_notes = [
         pop_note,
         f"Rules: {rules.version}. Tag C = confirmed in a retrieved copy of the label; tag U = "
@@ -327,4 +385,5 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     }
 
 
-__all__ = ["SafetyOptions", "dose_rule_options", "exposure_options", "run", "summarise_safety"]
+__all__ = ["SafetyOptions", "dose_rule_options", "drug_ladders", "exposure_notes", "exposure_options", "run",
+           "summarise_safety"]
