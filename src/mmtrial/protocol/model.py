@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmtrial.errors import ProtocolError
 from mmtrial.protocol.regimen import Regimen, RegimenDrug
 
 __all__ = ["DoseLadder", "LadderSpec", "LadderStep", "LevelSpec", "Populations", "Protocol", "Regimen",
@@ -149,6 +150,29 @@ class Populations(BaseModel):
     efficacy_requires_measurable_disease: bool = True
 
 
+class MethodsConfig(BaseModel):
+    """``[methods]``: the method profile and defaults shared by the statistics."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile: Literal["sas", "r"] = Field("sas", description="sas: log-log CIs, SAS median rule, Breslow ties; "
+                                                            "r: log CIs, midpoint median, Efron ties")
+    proportion_ci: str = Field("clopper-pearson", description="CI method of response rates (docs/statistics.md)")
+    level: float = Field(0.95, gt=0, lt=1, description="confidence level")
+    months_per_day: float = Field(1 / 30.4375, gt=0, description="months per day (1 / 30.4375)")
+
+
+class PublishedConfig(BaseModel):
+    """``[published]``: the trial's published results (number, text or [low, high]) and their source.
+
+    Each key is compared with the computed value in the report (mmtrial.report.published); a
+    key without a mapping is shown as such. ``source`` names the publication(s).
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float | str | list[float]] = Field(init=False)
+    source: str = Field("", description="the publication(s) the values come from")
+
+
 def describe_days(days: tuple[int, ...] | list[int], cycle_length_days: int,
                   days_of_week: tuple[int, ...] | list[int] | None = None) -> str:
     """Human wording of a dosing pattern: ``days 1-21 of 28``, ``days 1, 3 of each week``.
@@ -201,6 +225,7 @@ class Protocol(BaseModel):
     populations: Populations = Populations()
     methods: dict[str, Any] = Field(default_factory=dict)
     published: dict[str, Any] = Field(default_factory=dict)
+    published_source: str = ""
     source_path: str = ""
 
     @model_validator(mode="before")
@@ -208,6 +233,10 @@ class Protocol(BaseModel):
     def _single_ladder(cls, data: Any) -> Any:
         """STORM's single ``[dose_ladder]`` (source + levels) is the study drug's ladder."""
         if isinstance(data, dict):
+            pub = data.get("published")
+            if isinstance(pub, dict) and "source" in pub:
+                pub = dict(pub)
+                data = {**data, "published": pub, "published_source": str(pub.pop("source"))}
             lad = data.get("dose_ladder")
             reg = data.get("regimen")
             if isinstance(lad, dict) and "levels" in lad and isinstance(reg, dict) and "study_drug" in reg:
@@ -313,22 +342,39 @@ class Protocol(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Protocol:
-        """Load a protocol TOML; ``None`` loads the bundled STORM protocol, a bare name
-        (``"stratus"``, not an existing file) a bundled one (:func:`bundled_names`)."""
+        """Load and validate a protocol TOML, every section, before any work.
+
+        ``None`` loads the bundled STORM protocol; a bare name (``"stratus"``, not an existing
+        file) a bundled one (:func:`bundled_names`). Any problem is a
+        :class:`~mmtrial.errors.ProtocolError` (exit 2) naming the file, the dotted key and its line.
+        """
+        from mmtrial.protocol import sections as sec
+
         if path is None:
-            path = bundled("storm")
-            src = "mmtrial/protocol/storm.toml"
+            path = "storm"
+        p = Path(path)
+        if not p.exists() and p.suffix == "" and len(p.parts) == 1 and p.name.lower() in bundled_names():
+            real = bundled(p.name)
+            src = f"mmtrial/protocol/{p.name.lower()}.toml"
         else:
-            p = Path(path)
-            if not p.exists() and p.suffix == "" and len(p.parts) == 1 and p.name.lower() in bundled_names():
-                path = bundled(p.name)
-                src = f"mmtrial/protocol/{p.name.lower()}.toml"
-            else:
-                src = str(p)
-        text = Path(path).read_text("utf-8")
-        data = tomllib.loads(text)
-        data["source_path"] = src
-        return cls.model_validate(data)
+            real, src = p, str(p)
+        try:
+            text = Path(real).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            hint = f" (bundled protocols: {', '.join(bundled_names())})" if isinstance(e, FileNotFoundError) else ""
+            raise ProtocolError(f"cannot read the protocol file: {reason}{hint}", file=src) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise sec.syntax_error(e, file=src) from None
+        sec.check_sections(data, text=text, file=src)
+        try:
+            proto = cls.model_validate({**data, "source_path": src})
+        except ValidationError as e:
+            raise sec.error_from_validation(e, prefix=(), text=text, file=src) from None
+        sec.validate_sections(proto, data, text=text, file=src)
+        return proto
 
 
 def load_protocol(path: str | Path | None = None) -> Protocol:
