@@ -29,7 +29,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mmtrial.errors import ProtocolError
 from mmtrial.protocol.regimen import Regimen, RegimenDrug
@@ -55,7 +63,8 @@ class LevelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     level: int = Field(description="0 = starting dose, -1 = first reduction, ...")
     label: str = Field("", description="shown in the report (default: dose and days, e.g. '3 mg days 1-21')")
-    dose: float = Field(gt=0, alias="dose_mg", description="dose per administration, in the drug's unit")
+    dose: float = Field(gt=0, validation_alias=AliasChoices("dose", "dose_mg"),
+                        description="dose per administration, in the drug's unit (`dose_mg` is an accepted alias)")
     cycle_days: list[int] | None = Field(None, description="dosing days within the cycle (default: the drug's)")
     days_of_week: list[int] | None = Field(None, description="shorthand: days of every week (1-7)")
     weekly_mg: float | None = Field(None, ge=0, description="optional check: planned weekly dose at this level")

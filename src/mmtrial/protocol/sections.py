@@ -447,3 +447,86 @@ def syntax_error(e: tomllib.TOMLDecodeError, *, file: str) -> ProtocolError:
     line = int(m.group(1)) if m else None
     msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
     return ProtocolError(f"TOML syntax error: {msg}", file=file, line=line)
+
+
+# --------------------------------------------------------------------------- JSON Schema
+#: Where the shipped schema lives (tests check it is up to date: ``mmtrial protocol schema``).
+SCHEMA_FILE = "protocol.schema.json"
+
+
+def _schema_of(t: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema of a model/dataclass/type with its $defs merged into ``defs``."""
+    s = TypeAdapter(t).json_schema(ref_template="#/$defs/{model}")
+    for k, v in s.pop("$defs", {}).items():
+        if k in defs and defs[k] != v:
+            raise RuntimeError(f"protocol schema: two different definitions named {k!r}")
+        defs[k] = v
+    return s
+
+
+def _dose_alias(schema: dict[str, Any]) -> None:
+    """``dose_mg`` is accepted for ``dose`` (STORM's first-release files): say so in the schema."""
+    props = schema.get("properties", {})
+    if "dose" in props:
+        props["dose_mg"] = {"type": "number", "exclusiveMinimum": 0, "deprecated": True,
+                            "description": "alias of dose (first-release protocols)"}
+        if "dose" in schema.get("required", []):
+            schema["required"].remove("dose")
+            schema["oneOf"] = [{"required": ["dose"]}, {"required": ["dose_mg"]}]
+
+
+def protocol_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a whole protocol file, for editors (e.g. taplo's
+    ``#:schema`` directive). Generated from the same models that validate the file."""
+    from mmtrial.protocol.model import LadderSpec, Populations, StudyInfo, VisitSchedule
+    from mmtrial.protocol.regimen import Regimen
+
+    defs: dict[str, Any] = {}
+    props: dict[str, Any] = {
+        "study": _schema_of(StudyInfo, defs),
+        "regimen": _schema_of(Regimen, defs),
+        "dose_ladder": {
+            "description": "dose-reduction steps: one table per drug ([dose_ladder.POMALIDOMIDE]), or STORM's "
+                           "single ladder of the study drug ([dose_ladder] with source and levels)",
+            "anyOf": [_schema_of(LadderSpec, defs),
+                      {"type": "object", "additionalProperties": _schema_of(LadderSpec, defs)}],
+        },
+        "visits": _schema_of(VisitSchedule, defs),
+        "populations": _schema_of(Populations, defs),
+    }
+    for name in SECTIONS:
+        if name in props:
+            continue
+        m = section_model(name)
+        if m is None:
+            props[name] = {"type": "object", "description": SECTIONS[name].doc}
+            continue
+        s = _schema_of(m, defs)
+        if dataclasses.is_dataclass(m):
+            docs = _numpy_option_docs(m.__doc__ or "")
+            for k, v in s.get("properties", {}).items():
+                if docs.get(k):
+                    v.setdefault("description", docs[k])
+        for f in SECTIONS[name].exclude:
+            s.get("properties", {}).pop(f, None)
+            if f in s.get("required", []):
+                s["required"].remove(f)
+        s["additionalProperties"] = s.get("additionalProperties", False) if name == "published" else False
+        props[name] = s
+    for name in props:
+        props[name]["description"] = SECTIONS[name].doc
+    for d in defs.values():
+        if d.get("type") == "object" and "additionalProperties" not in d:
+            d["additionalProperties"] = False
+        _dose_alias(d)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mmtrial protocol",
+        "description": "A trial protocol for mmtrial (docs/protocol.md). Only [study] and [regimen] are "
+                       "required; every other section has documented defaults.",
+        "type": "object",
+        "required": ["study", "regimen"],
+        "additionalProperties": False,
+        "properties": props,
+        "$defs": dict(sorted(defs.items())),
+    }
