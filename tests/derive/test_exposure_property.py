@@ -21,7 +21,7 @@ from mmtrial.protocol.model import DoseLadder
 from mmtrial.protocol.regimen import Regimen
 
 D0 = np.datetime64("2024-01-01")
-NO_LADDER = DoseLadder(source="none", levels=[])
+NO_LADDER = DoseLadder(drug="NONE", source="none", levels=())
 
 
 @st.composite

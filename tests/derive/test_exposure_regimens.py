@@ -17,19 +17,18 @@ import pandas as pd
 import pytest
 
 from mmtrial.derive.exposure import ExposureOptions, derive_adex, derive_exposure_intervals
-from mmtrial.protocol.model import DoseLadder
+from mmtrial.protocol.model import DoseLadder, Protocol
 from mmtrial.protocol.regimen import Regimen
 
 D0 = pd.Timestamp("2024-01-01")
 
 POM = Regimen(cycle_length_days=21, study_drug="POMALIDOMIDE", drugs=[
     {"name": "POMALIDOMIDE", "dose": 4, "cycle_days": list(range(1, 15))}])
-# ladder 4 -> 3 -> 2 mg on days 1-14 of 21; weekly = dose x 14 x 7 / 21
-POM_LADDER = DoseLadder(source="test", levels=[
-    {"level": 0, "label": "4 mg", "weekly_mg": 4 * 14 * 7 / 21, "dose_mg": 4, "days_of_week": [1]},
-    {"level": -1, "label": "3 mg", "weekly_mg": 3 * 14 * 7 / 21, "dose_mg": 3, "days_of_week": [1]},
-    {"level": -2, "label": "2 mg", "weekly_mg": 2 * 14 * 7 / 21, "dose_mg": 2, "days_of_week": [1]},
-])
+# ladder 4 -> 3 -> 2 mg on days 1-14 of 21 (weekly = dose x 14 x 7 / 21), through Protocol.ladder_for
+POM_PROTOCOL = Protocol(study={"id": "T", "title": "test"}, regimen=POM, dose_ladder={
+    "POMALIDOMIDE": {"source": "test", "levels": [{"level": 0, "dose": 4}, {"level": -1, "dose": 3},
+                                                  {"level": -2, "dose": 2}]}})
+POM_LADDER = POM_PROTOCOL.dose_ladder
 BOSTON_VD = Regimen(study_drug="BORTEZOMIB", phases=[
     {"cycles": [1, 8], "cycle_length_days": 21, "drugs": [
         {"name": "BORTEZOMIB", "dose": 1.3, "unit": "mg/m2", "route": "SUBCUTANEOUS", "cycle_days": [1, 4, 8, 11]}]},
@@ -37,7 +36,7 @@ BOSTON_VD = Regimen(study_drug="BORTEZOMIB", phases=[
         {"name": "BORTEZOMIB", "dose": 1.3, "unit": "mg/m2", "route": "SUBCUTANEOUS",
          "cycle_days": [1, 8, 15, 22]}]},
 ])
-NO_LADDER = DoseLadder(source="none", levels=[])
+NO_LADDER = DoseLadder(drug="NONE", source="none", levels=())
 
 
 def _d(day: int) -> pd.Timestamp:
@@ -77,8 +76,8 @@ def vs_rows(rows) -> pd.DataFrame:
 DEFAULT = ExposureOptions()
 
 
-def run(ex, regimen=POM, ladder=POM_LADDER, vs=None, options=DEFAULT):
-    lv = derive_exposure_intervals(ex, ladder=ladder, regimen=regimen, options=options, vs=vs)
+def run(ex, regimen=POM, ladder=POM_LADDER, vs=None, options=DEFAULT, ladder_for=None):
+    lv = derive_exposure_intervals(ex, ladder=ladder, regimen=regimen, options=options, vs=vs, ladder_for=ladder_for)
     adex = derive_adex(lv, pd.DataFrame({"USUBJID": ["S1"]}), regimen=regimen, ladder=ladder, options=options)
     return lv, adex
 
@@ -233,6 +232,24 @@ def test_reduction_along_the_ladder():
     assert (r["NREDUC"], r["TTFRED"], r["REDREAS"], r["NINTERR"]) == (1, 21, "ADVERSE EVENT", 0)
     assert r["RDI"] == pytest.approx(98 / 112)
     assert (r["STARTLVL"], r["MINLVL"]) == (0, -1)
+    # the same through the per-drug API Protocol.ladder_for(drug, cycle)
+    lv2, _ = run(ex_runs([(4, "QD", 1, 14), (3, "QD", 22, 35, "ADVERSE EVENT")]), ladder_for=POM_PROTOCOL.ladder_for)
+    assert lv2["DOSELVL"].tolist() == [0, -1] and lv2["DOSELVLC"].tolist()[1] == "3 mg days 1-14 of 21"
+
+
+def test_body_size_ladder_levels_match_in_the_drug_unit():
+    # bortezomib 1.3 -> 1.0 -> 0.7 mg/m2 (a protocol ladder in mg/m2); BSA 1.818119 (170 cm, 70 kg):
+    # 1.3 x 1.818119 = 2.36 mg and 1.0 x 1.818119 = 1.82 mg as recorded (rounded to 0.01 mg)
+    reg = Regimen(cycle_length_days=21, study_drug="BORTEZOMIB", drugs=[
+        {"name": "BORTEZOMIB", "dose": 1.3, "unit": "mg/m2", "cycle_days": [1, 4, 8, 11]}])
+    prot = Protocol(study={"id": "T", "title": "test"}, regimen=reg, dose_ladder={
+        "BORTEZOMIB": {"levels": [{"level": 0, "dose": 1.3}, {"level": -1, "dose": 1.0}, {"level": -2, "dose": 0.7}]}})
+    vs = vs_rows([(1, "HEIGHT", 170, "cm"), (1, "WEIGHT", 70, "kg")])
+    ex = ex_days([1, 4, 8, 11, 22, 25, 29, 32], np.r_[np.full(4, 2.36), np.full(4, 1.82)], "BORTEZOMIB")
+    lv, a = run(ex, reg, prot.dose_ladder, vs, ladder_for=prot.ladder_for)
+    assert lv["DOSELVL"].tolist() == [0, -1]
+    assert lv["CHGTYPE"].tolist() == ["START", "REDUCTION"]
+    assert a["NREDUC"].iloc[0] == 1
 
 
 def test_step_up_doses_are_planned_not_escalations():

@@ -29,9 +29,9 @@ previous one relative to the plan in force (so a planned step-up or a change of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -525,7 +525,7 @@ def derive_exposure_intervals(
     options: ExposureOptions = ExposureOptions(),
     end_fallback: pd.DataFrame | None = None,
     vs: pd.DataFrame | None = None,
-    ladders: Mapping[str, DoseLadder] | None = None,
+    ladder_for: Callable[[str, int], Sequence[Any]] | None = None,
 ) -> pd.DataFrame:
     """Dose level over time: one row per run of administrations (the ``adexlvl`` dataset).
 
@@ -678,7 +678,7 @@ def derive_exposure_intervals(
         "WKDOSE": g["WKDOSE"].first(), "DOSERAT": g["DOSERAT"].first(), "_CMP": g["DOSERAT"].first(),
         "LDOSEDT": g["ADT"].last(), "PERENDT": g["PERENDT"].last(), "GAPDAYS": g["GAPDAYS"].first(),
         "_INT": g["INTRFL"].first(), "CYCLE": g["CYCLE"].first(), "UNIT": g["UNIT"].first(),
-        "_D0": g["_D"].first(),
+        "_D0": g["_D"].first(), "_FAC": g["BODYFAC"].first(),
     }).reset_index(drop=True)
     lv["_CMP"] = np.where(np.isfinite(lv["_CMP"].to_numpy(dtype=float)), lv["_CMP"],
                           np.where(lv["WKDOSE"].notna(), lv["WKDOSE"], lv["EXDOSE"]))
@@ -714,10 +714,10 @@ def derive_exposure_intervals(
         zr = np.where(hit & j["ZR"].notna().to_numpy(), j["ZR"].to_numpy(dtype=object), None)
     lv["INTRREAS"] = np.where(restart, np.where(pd.isna(zr), reason, zr), None)
     lv["CHGREAS"] = np.where((chg != "START") & (chg != "SAME"), reason, None)
-    lv = _ladder_levels(lv, regimen, ladder, ladders)
+    lv = _ladder_levels(lv, regimen, ladder, ladder_for, options)
     lv["INTSEQ"] = lv.groupby(["USUBJID", "EXTRT"], sort=False).cumcount() + 1
     lv["CUMDOSE"] = lv.groupby(["USUBJID", "EXTRT"], sort=False)["INTDOSE"].cumsum()
-    lv = lv.drop(columns=["_CMP", "_INT", "_D0"])
+    lv = lv.drop(columns=["_CMP", "_INT", "_D0", "_FAC"])
     summary, plan_issues = _drug_summary(adm, cycles, sch, body, regimen, options)
     lv.attrs["issues"] = [*warn, *vs_issues, *plan_issues]
     lv.attrs["exposure"] = {"cycles": cycles, "drug": summary, "cycle_source": cyc_src}
@@ -725,28 +725,54 @@ def derive_exposure_intervals(
 
 
 def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
-                   ladders: Mapping[str, DoseLadder] | None) -> pd.DataFrame:
-    """DOSELVL/DOSELVLC/ONLADDFL: the ladder level with this weekly dose and dose per
-    administration (within 0.1%); drugs without a ladder get none."""
-    by_drug = {k.upper(): v for k, v in (ladders or {}).items()}
-    by_drug.setdefault(regimen.study_drug.upper(), ladder)
-    lvl = np.full(len(lv), np.nan)
-    lab = np.full(len(lv), None, dtype=object)
-    has = np.zeros(len(lv), dtype=bool)
-    wk = lv["WKDOSE"].to_numpy(dtype=float)
-    ds = lv["EXDOSE"].to_numpy(dtype=float)
-    for drug, lad in by_drug.items():
-        m = (lv["EXTRT"] == drug).to_numpy()
-        if not m.any() or not lad.levels:
+                   ladder_for: Callable[[str, int], Sequence[Any]] | None, options: ExposureOptions) -> pd.DataFrame:
+    """DOSELVL/DOSELVLC/ONLADDFL: the ladder level with this weekly dose and dose per administration.
+
+    Rule
+    ----
+    The levels are ``ladder_for(drug, cycle)`` of the run's first cycle (per-drug ladders,
+    ``Protocol.ladder_for``), else ``ladder`` for the study drug only. A level matches when the
+    run's dose and weekly dose, in the drug's unit (mg; mg/m2 or mg/kg divided by the body size
+    of the run's first dose), equal the level's within 0.1% (mg) or half the
+    ``dose_change_tolerance`` (body-size units, whose mg doses are rounded). No match: NaN level,
+    ONLADDFL = N; a drug without a ladder: ONLADDFL empty.
+    """
+    n = len(lv)
+    lvl = np.full(n, np.nan)
+    lab = np.full(n, None, dtype=object)
+    has = np.zeros(n, dtype=bool)
+    fac = lv["_FAC"].to_numpy(dtype=float)
+    wk = lv["WKDOSE"].to_numpy(dtype=float) / fac
+    ds = lv["EXDOSE"].to_numpy(dtype=float) / fac
+    unit = lv["UNIT"].fillna("mg").to_numpy(dtype=object)
+    rtol = np.where(unit == "mg", 1e-3, options.dose_change_tolerance / 2)
+    drug = lv["EXTRT"].to_numpy(dtype=object)
+    cyc = lv["CYCLE"].to_numpy(dtype=np.int64)
+    phase_first = np.array([regimen.phase_of(int(c)).cycles[0] for c in range(1, int(cyc.max(initial=1)) + 1)])
+    pf = phase_first[np.clip(cyc, 1, None) - 1] if n else cyc
+    study = regimen.study_drug.upper()
+    for d, c in {(str(x), int(y)) for x, y in zip(drug, pf, strict=True)}:
+        if ladder_for is not None:
+            levels = list(ladder_for(d, c))
+            if len(levels) <= 1 and d != study:
+                continue  # no ladder written for this drug
+        elif d == study:
+            levels = list(ladder.levels)
+        else:
+            continue
+        m = (drug == d) & (pf == c)
+        if not levels:
             continue
         has |= m
-        lw = np.array([x.weekly_mg for x in lad.levels], dtype=float)
-        ld = np.array([x.dose_mg for x in lad.levels], dtype=float)
-        hit = np.isclose(wk[m, None], lw[None, :], rtol=1e-3) & np.isclose(ds[m, None], ld[None, :], rtol=1e-3)
+        lw = np.array([x.weekly_mg for x in levels], dtype=float)
+        ld = np.array([x.dose_mg for x in levels], dtype=float)
+        tol = rtol[m, None]
+        hit = (np.abs(wk[m, None] - lw[None, :]) <= tol * lw[None, :]) & (
+            np.abs(ds[m, None] - ld[None, :]) <= tol * ld[None, :])
         anyhit = hit.any(axis=1)
         first = hit.argmax(axis=1)
-        lvl[m] = np.where(anyhit, np.array([x.level for x in lad.levels], dtype=float)[first], np.nan)
-        lab[m] = np.where(anyhit, np.array([x.label for x in lad.levels], dtype=object)[first], None)
+        lvl[m] = np.where(anyhit, np.array([x.level for x in levels], dtype=float)[first], np.nan)
+        lab[m] = np.where(anyhit, np.array([x.label for x in levels], dtype=object)[first], None)
     lv["DOSELVL"] = lvl
     lv["DOSELVLC"] = lab
     lv["ONLADDFL"] = np.where(has & ~np.isnan(lvl), "Y", np.where(has, "N", ""))

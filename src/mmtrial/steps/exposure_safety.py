@@ -6,14 +6,17 @@ Protocol sections read: ``[exposure]``, ``[safety]``, ``[dose_rules]`` (docs/saf
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmtrial.context import Analysis
 from mmtrial.derive.adae import TeaeOptions, derive_adae
 from mmtrial.derive.doserules import (
+    DoseRule,
     DoseRuleOptions,
     DoseRuleSet,
     derive_rule_checks,
@@ -93,17 +96,18 @@ def exposure_options(p: Protocol) -> ExposureOptions:
     return ExposureOptions(**kw)
 
 
-def drug_ladders(p: Protocol) -> dict[str, Any]:
-    """The dose ladder of each drug: ``Protocol.ladder_for(drug)`` when the protocol model has
-    per-drug ladders, else the study drug's ``[dose_ladder]``."""
-    ladder_for = getattr(p, "ladder_for", None)
-    out: dict[str, Any] = {p.regimen.study_drug.upper(): p.dose_ladder}
-    if callable(ladder_for):
-        for d in p.regimen.drug_names():
-            lad = ladder_for(d)
-            if lad is not None:
-                out[d.upper()] = lad
-    return out
+def drug_ladder_for(p: Protocol):
+    """``Protocol.ladder_for(drug, cycle)`` (per-drug ladders), or ``None`` for a protocol model
+    without it (the study drug's ``[dose_ladder]`` is then the only ladder)."""
+    f = getattr(p, "ladder_for", None)
+    if not callable(f):
+        return None
+    names = {n.upper() for n in p.regimen.drug_names()}
+
+    def ladder_for(drug: str, cycle: int):
+        return f(drug, cycle) if drug.upper() in names else []
+
+    return ladder_for
 
 
 def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd.DataFrame) -> list[str]:
@@ -147,20 +151,60 @@ def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd
     return notes
 
 
+#: Bundled dose-modification tables by study drug (mmtrial/data): the XPOVIO table is STORM's.
+BUNDLED_DOSE_RULES: dict[str, str] = {"SELINEXOR": "dose_rules.toml"}
+
+
+class DoseRulesConfig(BaseModel):
+    """Protocol ``[dose_rules]`` section: the study drug's dose-modification table and how it is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field("", description="the study drug's rule table (TOML, as data/dose_rules.toml; a path "
+                                      "relative to the protocol file); empty: the bundled table for the study "
+                                      "drug when there is one (SELINEXOR: XPOVIO Table 2), else no rule checks")
+    action_window_days: int = Field(7, ge=0, description="the dose in force this many days after the finding "
+                                                         "is the action taken")
+    trigger: Literal["onset", "every"] = Field("onset", description="a lab rule fires at the onset of each "
+                                                                    "episode or at every qualifying value")
+    check_recovery: bool = Field(True, description="flag restarts made before the recovery the rule requires")
+    include_unverified: bool = Field(False, description="also apply rules tagged U (not verified against the "
+                                                        "label); off by default and listed as off in the report")
+
+
 def dose_rule_options(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet]:
-    raw = dict(p.section("dose_rules"))
-    known = {"file", "action_window_days", "trigger", "check_recovery"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"[dose_rules]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
-    path = raw.pop("file", "") or None
-    if path is not None and p.source_path and not str(path).startswith("/"):
+    """The ``[dose_rules]`` options and the rule table in force (rules tagged U dropped unless
+    ``include_unverified``; the dropped ones are in ``rules_off(p)``)."""
+    ro, rules, _ = _dose_rules(p)
+    return ro, rules
+
+
+def rules_off(p: Protocol) -> tuple[DoseRule, ...]:
+    """Rules of the table not applied because they are unverified (tag U) and not switched on."""
+    return _dose_rules(p)[2]
+
+
+def _dose_rules(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet, tuple[DoseRule, ...]]:
+    cfg = DoseRulesConfig.model_validate(p.section("dose_rules"))
+    ro = DoseRuleOptions(action_window_days=cfg.action_window_days, trigger=cfg.trigger,
+                         check_recovery=cfg.check_recovery)
+    drug = p.regimen.study_drug.upper()
+    if cfg.file:
         from pathlib import Path
 
-        base = Path(p.source_path).parent
-        if (base / path).exists():
-            path = str(base / path)
-    return DoseRuleOptions(**raw), DoseRuleSet.load(path)
+        path = Path(cfg.file)
+        if not path.is_absolute() and p.source_path:
+            path = Path(p.source_path).parent / path
+        if not path.exists():
+            raise FileNotFoundError(f"file = {cfg.file!r}: no such dose-rule table ({path})")
+        table = DoseRuleSet.load(path)
+    elif drug in BUNDLED_DOSE_RULES:
+        table = DoseRuleSet.load(None)
+    else:
+        return ro, DoseRuleSet(version="none", source=f"no dose-modification rules for {drug} in the protocol "
+                               "([dose_rules] file)", rules=()), ()
+    keep = tuple(r for r in table.rules if cfg.include_unverified or r.tag == "C")
+    off = tuple(r for r in table.rules if r not in keep)
+    return ro, dataclasses.replace(table, rules=keep), off
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -190,7 +234,7 @@ def run(a: Analysis) -> None:
                        options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     ex = a.study["ex"]
     adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
-                                        end_fallback=adsl, vs=a.study.get("vs"), ladders=drug_ladders(p))
+                                        end_fallback=adsl, vs=a.study.get("vs"), ladder_for=drug_ladder_for(p))
     a.issues.extend(adexlvl.attrs.get("issues", []))
     adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
     exp_info = adexlvl.attrs.get("exposure", {})
@@ -229,7 +273,8 @@ def run(a: Analysis) -> None:
         "dose_rules": {"version": rules.version, "source": rules.source,
                        "action_window_days": ro.action_window_days, "trigger": ro.trigger,
                        "check_recovery": ro.check_recovery,
-                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"]},
+                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"],
+                       "rules_off": [r.id for r in rules_off(p)]},
     }
     a.methods["exposure"] = {
         "study_drug": study_drug,
@@ -264,6 +309,9 @@ def run(a: Analysis) -> None:
         "Restart expected at one dose level lower than the level in force at the finding; below "
         "the last level of the ladder the label calls for permanent discontinuation.",
     ]
+    if rules_off(p):
+        rule_notes.append("Not applied (tag U: not verified against the label; [dose_rules] include_unverified "
+                          "= true turns them on): " + "; ".join(f"{r.id} ({r.reaction})" for r in rules_off(p)) + ".")
     saf_notes = [pop_note, teae_note]
     lab_notes = [pop_note, ctcae_note, *grading_notes]
 
@@ -385,5 +433,5 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     }
 
 
-__all__ = ["SafetyOptions", "dose_rule_options", "drug_ladders", "exposure_notes", "exposure_options", "run",
+__all__ = ["SafetyOptions", "dose_rule_options", "drug_ladder_for", "exposure_notes", "exposure_options", "run",
            "summarise_safety"]
