@@ -413,6 +413,13 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
     """
     day = _days(adm["ADT"])
     src = "INFERRED"
+    if len(adm) == 0:
+        adm["CYCLE"] = np.array([], dtype=np.int64)
+        nat = np.array([], dtype="datetime64[D]")
+        return pd.DataFrame({"USUBJID": np.array([], dtype=object), "CYCLE": np.array([], np.int64),
+                             "CYCSTDT": nat, "PLNSTDT": nat, "CYCLEN": np.array([], np.int64),
+                             "DELAYD": np.array([], np.int64), "DELAYFL": np.array([], dtype=object),
+                             "MISSFL": np.array([], dtype=object), "CYCSRC": np.array([], dtype=object)}), src
     if options.cycle_source != "infer" and len(adm):
         if np.isfinite(adm["EXCYCLE"].to_numpy(dtype=float)).all():
             src = "EXCYCLE"
@@ -517,6 +524,18 @@ def _body_factor(unit: np.ndarray, bsa: np.ndarray, weight: np.ndarray) -> np.nd
     return np.select([u == "mg/m2", u == "mg/kg"], [bsa, weight], default=1.0)
 
 
+#: adexlvl columns and dtypes (an empty adexlvl has them too)
+LVL_COLUMNS: dict[str, str] = {
+    "USUBJID": "object", "EXTRT": "object", "EXDOSE": "float64", "EXDOSU": "object", "EXDOSFRQ": "object",
+    "ASTDT": "datetime64[ns]", "AENDT": "datetime64[ns]", "EXADJ": "object", "ROWNUM": "int64",
+    "NDOSES": "int64", "INTDOSE": "float64", "INTDOSEU": "float64", "WKDOSE": "float64", "DOSERAT": "float64",
+    "LDOSEDT": "datetime64[ns]", "PERENDT": "datetime64[ns]", "GAPDAYS": "int64", "CYCLE": "int64",
+    "UNIT": "object", "AENDTF": "object", "NDAYS": "int64", "CHGTYPE": "object", "RESTFL": "object",
+    "INTRREAS": "object", "CHGREAS": "object", "DOSELVL": "float64", "DOSELVLC": "object",
+    "ONLADDFL": "object", "INTSEQ": "int64", "CUMDOSE": "float64",
+}
+
+
 def derive_exposure_intervals(
     ex: pd.DataFrame,
     *,
@@ -552,6 +571,11 @@ def derive_exposure_intervals(
         raise StudyInputError(vs_issues)
     adm = expand_administrations(rows, options)
     cycles, cyc_src = derive_cycles(adm, regimen, options)
+    if adm.empty:  # no dose given at all: no runs
+        lv = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LVL_COLUMNS.items()})
+        lv.attrs["issues"] = [*warn, *vs_issues]
+        lv.attrs["exposure"] = {"cycles": cycles, "drug": None, "cycle_source": cyc_src}
+        return lv
     n_cyc = int(cycles["CYCLE"].max()) + 1 if len(cycles) else 2
     sch, info = _drug_cycle_plan(regimen, n_cyc)
     # --- administrations joined to their cycle and the schedule -------------------------------
@@ -596,12 +620,12 @@ def derive_exposure_intervals(
     plan_wk = target * npl * 7.0 / clen * fac
     plan_adm = np.where(np.isnan(adm["PLNDAYDS"].to_numpy(dtype=float)), target,
                         adm["PLNDAYDS"].to_numpy(dtype=float)) * fac
-    adm["WKDOSE"] = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen,
-                                                              np.where(adm["EXDOSFRQ"] == "QD", dose * 7, np.nan)))
+    adm["WKDOSE"] = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen, np.nan))
     ratio = np.where(weekly, dose * perwk / plan_wk, dose / plan_adm)
     raw = np.where(weekly, dose * perwk, dose)
     adm["DOSERAT"] = ratio
     cmp_ = np.where(np.isfinite(ratio), ratio, raw)
+    adm["_CMP"] = cmp_
     # --- gaps: interruption days between consecutive administrations of a drug ----------------
     key = _group_key(adm["USUBJID"], adm["EXTRT"])
     same = _same_prev(key)
@@ -675,13 +699,11 @@ def derive_exposure_intervals(
         "EXDOSU": g["EXDOSU"].first(), "EXDOSFRQ": g["EXDOSFRQ"].first(), "ASTDT": g["ADT"].first(),
         "AENDT": g["ROWENDT"].max(), "EXADJ": g["EXADJ"].first(), "ROWNUM": g["ROWNUM"].first(),
         "NDOSES": g["ADT"].size(), "INTDOSE": g["EXDOSE"].sum(), "INTDOSEU": g["DOSEU"].sum(),
-        "WKDOSE": g["WKDOSE"].first(), "DOSERAT": g["DOSERAT"].first(), "_CMP": g["DOSERAT"].first(),
+        "WKDOSE": g["WKDOSE"].first(), "DOSERAT": g["DOSERAT"].first(), "_CMP": g["_CMP"].first(),
         "LDOSEDT": g["ADT"].last(), "PERENDT": g["PERENDT"].last(), "GAPDAYS": g["GAPDAYS"].first(),
         "_INT": g["INTRFL"].first(), "CYCLE": g["CYCLE"].first(), "UNIT": g["UNIT"].first(),
         "_D0": g["_D"].first(), "_FAC": g["BODYFAC"].first(),
     }).reset_index(drop=True)
-    lv["_CMP"] = np.where(np.isfinite(lv["_CMP"].to_numpy(dtype=float)), lv["_CMP"],
-                          np.where(lv["WKDOSE"].notna(), lv["WKDOSE"], lv["EXDOSE"]))
     for c in ("ASTDT", "AENDT", "LDOSEDT", "PERENDT"):
         lv[c] = pd.to_datetime(lv[c].to_numpy(dtype="datetime64[D]"))
     lv["AENDTF"] = ""
@@ -921,8 +943,9 @@ def derive_adex(
     agg["TRTDURW"] = agg["TRTDURD"] / 7.0
     info = lv.attrs.get("exposure", {}).get("drug")
     if info is None:
-        info = pd.DataFrame(columns=[*key, "CYCLES", "FCYCLE", "LCYCLE", "CUMDOSEU", "DOSEUNIT", "PLNCUM",
-                                     "PLNCUMU", "PLNDAYS", "NDELAY", "DELAYD", "NMISSCYC"])
+        info = pd.DataFrame({c: pd.Series(dtype=object) for c in [
+            *key, "CYCLES", "FCYCLE", "LCYCLE", "CUMDOSEU", "DOSEUNIT", "FCYCSTDT", "PLNCUM", "PLNCUMU", "PLNDAYS",
+            "NDELAY", "DELAYD", "NMISSCYC"]})
     agg = agg.merge(info, on=key, how="left")
     plndays = agg["PLNDAYS"].to_numpy(dtype=float)
     agg["PLNWKDOS"] = agg["PLNCUM"].to_numpy(dtype=float) / plndays * 7.0
