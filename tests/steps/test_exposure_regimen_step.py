@@ -112,3 +112,7 @@ def test_table_shows_units_and_footnotes_state_the_rules(done):
     assert "Mosteller" in notes
     ex = done.results["safety"]["exposure"]
     assert ex["planned_weekly_dose_mg"] == pytest.approx(18.6667, abs=1e-4)
+    # bortezomib (S-001 only): 1.3 x 4 x 7 / 21 = 1.7333 mg/m2 per week
+    bz = ex["by_drug"]["BORTEZOMIB"]
+    assert bz["dose_unit"] == "mg/m2" and bz["n"] == 1
+    assert bz["planned_weekly_dose_in_unit"]["median"] == pytest.approx(1.3 * 4 * 7 / 21)

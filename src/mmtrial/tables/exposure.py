@@ -198,4 +198,21 @@ def summarise_exposure(adex: pd.DataFrame, study_drug: str) -> dict:
         "patients_discontinued_for_ae": int((x["AEDISFL"] == "Y").sum()),
         "pct_with_reduction_or_interruption": None if n == 0 else float(
             100.0 * int(((x["NREDUC"] > 0) | (x["NINTERR"] > 0)).sum()) / n),
+        "by_drug": {str(d): _drug_numbers(g, med) for d, g in adex.groupby("EXTRT", sort=True)},
+    }
+
+
+def _drug_numbers(x: pd.DataFrame, med) -> dict:
+    """results.json ``safety.exposure.by_drug[DRUG]``: each drug of the combination."""
+    unit = str(x["DOSEUNIT"].iloc[0]) if "DOSEUNIT" in x and x["DOSEUNIT"].notna().any() else "mg"
+    return {
+        "n": int(x["USUBJID"].nunique()),
+        "dose_unit": unit,
+        "cycles_started": med(x["CYCLES"]),
+        "planned_weekly_dose_mg": med(x["PLNWKDOS"]),
+        "planned_weekly_dose_in_unit": med(x["PLNWKDU"]) if "PLNWKDU" in x else None,
+        "relative_dose_intensity": med(x["RDI"]),
+        "patients_with_reduction": int((x["NREDUC"] > 0).sum()),
+        "patients_with_interruption": int((x["NINTERR"] > 0).sum()),
+        "patients_with_delayed_cycle": int((x["NDELAY"] > 0).sum()) if "NDELAY" in x else 0,
     }
