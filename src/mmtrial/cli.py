@@ -29,9 +29,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from mmtrial.errors import EXIT_BUG, EXIT_INPUT, EXIT_USAGE, UsageError
 
+from mmtrial.cli_protocol import app as protocol_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Analyse single-arm multiple-myeloma trials from SDTM to a CSR-style report.")
 console = Console(stderr=True)
+app.add_typer(protocol_app, name="protocol")
 
 
 class Format(StrEnum):

@@ -1,28 +1,42 @@
-"""ADEX: exposure, dose intensity and dose modifications from constant-dose ex intervals.
+"""ADEX: exposure, dose intensity and dose modifications from ex, against the protocol's regimen.
 
-Input convention (docs/data-contract.md, ex): one row per constant-dose interval,
-EXSTDTC..EXENDTC inclusive, EXDOSE mg per administration, EXDOSFRQ ``BIW`` (days 1 and 3 of each
-week) or ``QW`` (day 1); a gap between consecutive intervals of one drug is an interruption; a
-change of weekly dose is a modification; EXADJ is the reason for the change from the previous
-interval.
+Input convention (docs/data-contract.md, ex): a row is either a **run** of administrations,
+EXSTDTC..EXENDTC inclusive with EXDOSFRQ ``QD`` (every day), ``BIW`` (days 1 and 3 of each week
+counted from EXSTDT), ``QW`` (day 1 of each week) or another weekly pattern of ``[exposure]
+frequencies``, or a **dose day**: EXDOSFRQ ``ONCE`` (or empty on a one-day row). EXDOSE is mg
+per administration. Both forms give the same administration days and so the same results.
 
 Rule
 ----
-Dose levels: the protocol's ladder (XPOVIO label Table 1, Xd: 160 -> 100 -> 80 -> 60 mg/week ->
-discontinue; ../shared/reference/domain.md 1.10, tag C). Relative dose intensity = actual dose
-intensity / planned dose intensity, where dose intensity = cumulative dose / duration of
-treatment (FDA STF IG 2025 section 2.1.6 suggests DI and RDI for oncology exposure tables).
+The regimen (``Regimen.schedule``) gives, per drug and cycle, the planned administrations, the
+planned dose and the cycle length. Cycles are those ex names (EXCYCLE, or VISIT "CYCLE n" /
+"CnDm") or, without them, inferred from dosing: cycle 1 starts at the subject's first dose; a new
+cycle starts at the first dose (of any drug) on or after the planned length of the current cycle
+since its start; a later start is a delay of that cycle. Each administration covers the days up
+to the next planned administration of its drug (its "dose period"): the next planned day of the
+cycle, or the end of the cycle after its last planned day, so the planned rest belongs to the
+last dose; a weekly-pattern run covers at least up to the next day of its own pattern (a
+reduced once-weekly level covers 7 days). Days not covered between two administrations of a drug
+are an interruption, except the part that delays a cycle start (a delay, counted separately,
+unless ``delay_is_interruption``) and the days of a cycle before the drug's first planned day.
+Dose intensity = cumulative dose / duration (FDA STF IG 2025 section 2.1.6 suggests DI and RDI
+for oncology exposure tables); RDI = actual / planned dose intensity, the planned intensity being
+the planned dose of the cycles the subject took the drug in, over their planned length. Dose
+levels: the protocol's ladder (XPOVIO label Table 1 for STORM's Xd: 160 -> 100 -> 80 -> 60
+mg/week; ../shared/reference/domain.md 1.10, tag C); a reduction is a dose lower than the
+previous one relative to the plan in force (so a planned step-up or a change of phase is none).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 
@@ -32,6 +46,10 @@ DEFAULT_FREQUENCIES: Mapping[str, tuple[int, ...]] = {
     "QD": (1, 2, 3, 4, 5, 6, 7),
 }
 
+#: EXDOSFRQ values whose administrations follow the protocol's planned days (their dose period
+#: comes from the schedule, so a run of daily doses before a planned rest is not interrupted)
+SCHEDULE_CODES = ("QD", "ONCE")
+
 
 @dataclass(frozen=True)
 class ExposureOptions:
@@ -39,22 +57,36 @@ class ExposureOptions:
 
     Options
     -------
-    frequencies : EXDOSFRQ -> dosing days of each week, counted from the interval's first day
-        (day 1 = EXSTDT). Default BIW = days 1 and 3, QW = day 1, QD = every day (data contract).
+    frequencies : EXDOSFRQ -> dosing days of each week, counted from the row's first day
+        (day 1 = EXSTDT). Default BIW = days 1 and 3, QW = day 1; QD (every day) and ONCE (one
+        dose on EXSTDT) are always known.
     duration_end : ``"dose_period"`` (default): treatment ends on the last day covered by the
-        last dose (the day before the next scheduled dose: last dose + 6 days for QW; + 4 after a
-        day-3 dose, + 1 after a day-1 dose for BIW), so the result is the same whether EXENDT is
-        recorded as the last dose day or as the end of the dosing week; ``"interval_end"``: on the
-        last interval's EXENDT; ``"last_dose"``: on the last dosing day.
-    min_interruption_days : a gap of at least this many days between intervals is an
-        interruption (default 1: any day without an interval).
-    cycle_length_days : length of a cycle for "cycles started" (protocol regimen; 28 in STORM).
+        last dose (the day before the next planned dose: for a drug on days 1-14 of 21 the end of
+        the cycle; + 6 days for QW; + 4 after a day-3 dose, + 1 after a day-1 dose for BIW), so the
+        result is the same whether EXENDT is recorded as the last dose day or the end of the dosing
+        week; ``"interval_end"``: the last row's EXENDT; ``"last_dose"``: the last dosing day.
+    min_interruption_days : at least this many uncovered days in dosing windows make an
+        interruption (default 1).
+    cycle_length_days : kept for compatibility; cycle lengths come from the regimen.
+    cycle_source : ``"auto"`` (default): ex EXCYCLE, else VISIT ("CYCLE 3 DAY 1", "C3D1") when
+        every dosing row has one, else inferred from dosing; ``"ex"``: EXCYCLE/VISIT required;
+        ``"infer"``: always inferred.
+    delay_is_interruption : count the days that delay a cycle start as interruption days too
+        (default False: a delay is reported separately).
+    min_delay_days : a cycle starting at least this many days late is delayed (default 1).
+    dose_change_tolerance : a dose differing from the previous one by more than this fraction
+        (relative to the plan in force) is a reduction or an escalation (default 0.10, so a
+        body-size dose recomputed for a small weight change is no modification).
     """
 
     frequencies: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: dict(DEFAULT_FREQUENCIES))
     duration_end: Literal["dose_period", "interval_end", "last_dose"] = "dose_period"
     min_interruption_days: int = 1
     cycle_length_days: int = 28
+    cycle_source: Literal["auto", "ex", "infer"] = "auto"
+    delay_is_interruption: bool = False
+    min_delay_days: int = 1
+    dose_change_tolerance: float = 0.10
 
     def __post_init__(self) -> None:
         if self.duration_end not in ("dose_period", "interval_end", "last_dose"):
@@ -62,10 +94,17 @@ class ExposureOptions:
                 "ExposureOptions.duration_end: allowed 'dose_period', 'interval_end', 'last_dose'; "
                 f"got {self.duration_end!r}"
             )
+        if self.cycle_source not in ("auto", "ex", "infer"):
+            raise ValueError(f"ExposureOptions.cycle_source: allowed 'auto', 'ex', 'infer'; got {self.cycle_source!r}")
         if self.min_interruption_days < 1:
             raise ValueError(
                 f"ExposureOptions.min_interruption_days: allowed >= 1; got {self.min_interruption_days}"
             )
+        if self.min_delay_days < 1:
+            raise ValueError(f"ExposureOptions.min_delay_days: allowed >= 1; got {self.min_delay_days}")
+        if not 0 <= self.dose_change_tolerance < 1:
+            raise ValueError(
+                f"ExposureOptions.dose_change_tolerance: allowed [0, 1); got {self.dose_change_tolerance}")
         if self.cycle_length_days < 1:
             raise ValueError(f"ExposureOptions.cycle_length_days: allowed >= 1; got {self.cycle_length_days}")
         for k, days in self.frequencies.items():
@@ -74,7 +113,12 @@ class ExposureOptions:
                     f"ExposureOptions.frequencies[{k!r}]: allowed ascending distinct days 1-7; got {days}"
                 )
 
+    def weekly_codes(self) -> dict[str, tuple[int, ...]]:
+        """The weekly-pattern EXDOSFRQ codes (QD and ONCE excluded: they follow the schedule)."""
+        return {k.upper(): tuple(v) for k, v in self.frequencies.items() if k.upper() not in SCHEDULE_CODES}
 
+    def known_codes(self) -> list[str]:
+        return sorted({*self.weekly_codes(), *SCHEDULE_CODES})
 def compute_doses_in_interval(ndays: np.ndarray, days_of_week: tuple[int, ...]) -> np.ndarray:
     """Number of dosing days in intervals of ``ndays`` days starting on day 1 of a dosing week.
 
@@ -147,73 +191,83 @@ def check_ex(ex: pd.DataFrame, options: ExposureOptions) -> list[InputIssue]:
     add(np.isnat(st), "EXSTDTC", ex.get("EXSTDTC", ex["EXSTDT"]).to_numpy(), "start date missing or invalid")
     dose = pd.to_numeric(ex["EXDOSE"], errors="coerce").to_numpy(dtype=float)
     add(np.isnan(dose) | (dose < 0), "EXDOSE", ex["EXDOSE"].to_numpy(), "dose missing or negative")
-    if "EXENDT" in ex:
-        en = ex["EXENDT"].to_numpy(dtype="datetime64[D]")
-        add(~np.isnat(en) & ~np.isnat(st) & (en < st), "EXENDTC",
-            ex.get("EXENDTC", ex["EXENDT"]).to_numpy(), "end date before start date")
+    en = (ex["EXENDT"].to_numpy(dtype="datetime64[D]") if "EXENDT" in ex
+          else np.full(len(ex), np.datetime64("NaT"), dtype="datetime64[D]"))
+    add(~np.isnat(en) & ~np.isnat(st) & (en < st), "EXENDTC",
+        ex.get("EXENDTC", ex.get("EXENDT", pd.Series([None] * len(ex)))).to_numpy(), "end date before start date")
+    one_day = np.isnat(en) | (en == st)
     if "EXDOSFRQ" in ex:
-        frq = ex["EXDOSFRQ"].astype("string").str.upper()
-        bad = (frq.isna() | ~frq.isin(list(options.frequencies))).to_numpy(dtype=bool) & (dose > 0)
-        add(bad, "EXDOSFRQ", ex["EXDOSFRQ"].to_numpy(), "dosing frequency not known",
-            f"Use one of {sorted(options.frequencies)} or add it to [exposure] frequencies.")
+        frq = ex["EXDOSFRQ"].astype("string").str.upper().str.strip()
+        missing = frq.isna().to_numpy(dtype=bool) | (frq == "").fillna(False).to_numpy(dtype=bool)
+        unknown = ~missing & ~frq.isin(options.known_codes()).fillna(False).to_numpy(dtype=bool)
+        add(unknown & (dose > 0), "EXDOSFRQ", ex["EXDOSFRQ"].to_numpy(), "dosing frequency not known",
+            f"Use one of {options.known_codes()} or add it to [exposure] frequencies.")
+        add(missing & ~one_day & (dose > 0), "EXDOSFRQ", ex["EXDOSFRQ"].to_numpy(),
+            "dosing frequency missing on a row of several days",
+            "Give EXDOSFRQ (QD, BIW, QW, ...) or one row per dose day.")
+    else:
+        add(~one_day & (dose > 0), "EXDOSFRQ", np.full(len(ex), None),
+            "dosing frequency missing on a row of several days",
+            "Give EXDOSFRQ (QD, BIW, QW, ...) or one row per dose day.")
     return issues
 
 
-def derive_exposure_intervals(
-    ex: pd.DataFrame,
-    *,
-    ladder: DoseLadder,
-    regimen: Regimen,
-    options: ExposureOptions = ExposureOptions(),
-    end_fallback: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Dose level over time: one row per dosing interval (the ``adexlvl`` dataset).
+def _group_key(*cols: pd.Series | np.ndarray) -> np.ndarray:
+    k = pd.Series(np.asarray(cols[0]), dtype=object).astype(str)
+    for c in cols[1:]:
+        k = k + "\x00" + pd.Series(np.asarray(c), dtype=object).astype(str).to_numpy()
+    return k.to_numpy()
 
-    Rule
-    ----
-    Doses in an interval: dosing days of each week (EXDOSFRQ) counted from EXSTDT up to EXENDT
-    inclusive. Weekly dose = EXDOSE x dosing days per week. The study drug's dose level is the
-    ladder level with that weekly dose and dose per administration (NaN when off the ladder).
-    Each interval's dose period ends the day before the next scheduled dose after its last dose
-    (PERENDT). Consecutive intervals of one drug: >= ``min_interruption_days`` days between the
-    previous dose period and the next start is an interruption;
-    a lower weekly dose a reduction, a higher one an escalation (docs/data-contract.md, ex).
 
-    Algorithm
-    ---------
-    1. Check ex (:func:`check_ex`); overlapping intervals of one drug are errors.
-    2. Missing EXENDT: the subject's last dose date from ``end_fallback`` (USUBJID, TRTEDT) when
-       later than EXSTDT, else EXSTDT (AENDTF = "Y"; a warning issue is returned in ``attrs``).
-    3. Zero-dose rows are not dosing intervals: they become interruptions, and their EXADJ is
-       the reason of that interruption.
-    4. Count doses, cumulative dose, weekly dose, level, gap before, change type.
-    """
+def _same_prev(key: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(key), dtype=bool)
+    if len(key):
+        out[1:] = key[1:] == key[:-1]
+    return out
+
+
+def _ex_rows(ex: pd.DataFrame, options: ExposureOptions, end_fallback: pd.DataFrame | None):
+    """ex as typed rows (sorted), with missing ends filled and their warnings."""
     issues = check_ex(ex, options)
     if any(i.severity == "error" for i in issues):
         raise StudyInputError(issues)
     n = len(ex)
+    frq = (ex["EXDOSFRQ"].astype("string").str.upper().str.strip() if "EXDOSFRQ" in ex
+           else pd.Series(pd.NA, index=ex.index, dtype="string"))
+    frq = frq.where(frq.notna() & (frq != ""), "ONCE")
+    excyc = (pd.to_numeric(ex["EXCYCLE"], errors="coerce").to_numpy(dtype=float) if "EXCYCLE" in ex
+             else np.full(n, np.nan))
+    if "VISIT" in ex:
+        vis = ex["VISIT"].astype("string").str.upper().str.extract(r"^\s*(?:CYCLE\s*|C)(\d+)")[0]
+        viscyc = pd.to_numeric(vis, errors="coerce").to_numpy(dtype=float)
+    else:
+        viscyc = np.full(n, np.nan)
     df = pd.DataFrame(
         {
             "USUBJID": ex["USUBJID"].to_numpy(),
             "EXTRT": ex["EXTRT"].astype("string").str.upper().to_numpy(),
             "EXDOSE": pd.to_numeric(ex["EXDOSE"]).to_numpy(dtype=float),
             "EXDOSU": ex["EXDOSU"].to_numpy() if "EXDOSU" in ex else np.full(n, "mg"),
-            "EXDOSFRQ": (ex["EXDOSFRQ"].astype("string").str.upper().to_numpy()
-                         if "EXDOSFRQ" in ex else np.full(n, "QW")),
+            "EXDOSFRQ": frq.to_numpy(dtype=object),
             "ASTDT": ex["EXSTDT"].to_numpy(dtype="datetime64[D]"),
             "AENDT": (ex["EXENDT"].to_numpy(dtype="datetime64[D]") if "EXENDT" in ex
                       else np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")),
             "EXADJ": (ex["EXADJ"].astype("string").str.upper().to_numpy() if "EXADJ" in ex
                       else pd.array([pd.NA] * n, dtype="string")),
             "ROWNUM": ex["ROWNUM"].to_numpy() if "ROWNUM" in ex else np.arange(1, n + 1),
+            "EXCYCLE": excyc,
+            "VISCYC": viscyc,
         }
     )
     warn: list[InputIssue] = []
     miss_end = np.isnat(df["AENDT"].to_numpy())
+    once = (df["EXDOSFRQ"] == "ONCE").to_numpy()
+    df.loc[miss_end & once, "AENDT"] = df.loc[miss_end & once, "ASTDT"]
+    miss_end &= ~once
     df["AENDTF"] = np.where(miss_end, "Y", "")
     if miss_end.any():
-        fb = df["ASTDT"].to_numpy()
-        if end_fallback is not None:
+        fb = df["ASTDT"].to_numpy(dtype="datetime64[D]")
+        if end_fallback is not None and "TRTEDT" in end_fallback:
             m = df[["USUBJID"]].merge(end_fallback[["USUBJID", "TRTEDT"]].drop_duplicates("USUBJID"),
                                       on="USUBJID", how="left")
             t = m["TRTEDT"].to_numpy(dtype="datetime64[D]")
@@ -227,12 +281,10 @@ def derive_exposure_intervals(
     df = df.sort_values(["USUBJID", "EXTRT", "ASTDT", "ROWNUM"], kind="stable").reset_index(drop=True)
     st = df["ASTDT"].to_numpy(dtype="datetime64[D]")
     en = df["AENDT"].to_numpy(dtype="datetime64[D]")
-    grp = (df["USUBJID"].astype(str) + "\x00" + df["EXTRT"].astype(str)).to_numpy()
-    same_prev = np.zeros(len(df), dtype=bool)
-    same_prev[1:] = grp[1:] == grp[:-1]
+    same = _same_prev(_group_key(df["USUBJID"], df["EXTRT"]))
     prev_en = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[D]")
     prev_en[1:] = en[:-1]
-    overlap = same_prev & (st <= prev_en)
+    overlap = same & (st <= prev_en)
     if overlap.any():
         errs = [
             InputIssue(domain="ex", variable="EXSTDTC", row=int(df["ROWNUM"].iat[i]),
@@ -242,75 +294,562 @@ def derive_exposure_intervals(
             for i in np.flatnonzero(overlap)[:200]
         ]
         raise StudyInputError(errs)
-    # zero-dose rows -> reasons for the following interruption
-    zero = df["EXDOSE"].to_numpy() == 0
-    zero_reason = pd.Series(np.where(zero, df["EXADJ"].to_numpy(dtype=object), None))
-    prev_zero_reason = zero_reason.shift(1).where(same_prev & np.roll(zero, 1), None)
-    df["ZRREAS"] = prev_zero_reason.to_numpy()
-    df = df.loc[~zero].reset_index(drop=True)
+    return df, warn
 
-    st = df["ASTDT"].to_numpy(dtype="datetime64[D]")
-    en = df["AENDT"].to_numpy(dtype="datetime64[D]")
-    ndays = (en - st).astype("int64") + 1
-    doses = np.zeros(len(df), dtype=np.int64)
-    per_week = np.zeros(len(df), dtype=np.int64)
-    last_off = np.zeros(len(df), dtype=np.int64)
-    cover = np.ones(len(df), dtype=np.int64)
-    frq = df["EXDOSFRQ"].to_numpy(dtype=object)
-    for code, days in options.frequencies.items():
-        m = frq == code
+
+def expand_administrations(rows: pd.DataFrame, options: ExposureOptions) -> pd.DataFrame:
+    """One row per administration day from typed ex rows (run-form or day-form), vectorised.
+
+    Rule
+    ----
+    ``ONCE``: EXSTDT; ``QD``: every day EXSTDT..EXENDT; a weekly code: its days of each week
+    counted from EXSTDT (docs/data-contract.md, ex). Zero-dose rows give no administration.
+    ROWCOV = days the administration covers by the row's own weekly pattern (NaN for QD/ONCE).
+    """
+    r = rows.loc[rows["EXDOSE"].to_numpy() > 0].reset_index(drop=True)
+    st = r["ASTDT"].to_numpy(dtype="datetime64[D]")
+    nd = (r["AENDT"].to_numpy(dtype="datetime64[D]") - st).astype("int64") + 1
+    frq = r["EXDOSFRQ"].to_numpy(dtype=object)
+    nd = np.where(frq == "ONCE", 1, nd)
+    idx = np.repeat(np.arange(len(r)), nd)
+    starts = np.repeat(np.cumsum(nd) - nd, nd)
+    off = np.arange(int(nd.sum()), dtype=np.int64) - starts
+    code = frq[idx]
+    keep = np.isin(code, SCHEDULE_CODES)
+    cover = np.full(len(off), np.nan)
+    perwk = np.full(len(off), np.nan)
+    for c, days in options.weekly_codes().items():
+        m = code == c
         if m.any():
-            doses[m] = compute_doses_in_interval(ndays[m], tuple(days))
-            last_off[m] = compute_last_dose_offset(ndays[m], tuple(days))
-            cover[m] = compute_dose_cover_days(last_off[m], tuple(days))
-            per_week[m] = len(days)
-    df["NDAYS"] = ndays
-    df["NDOSES"] = doses
-    df["INTDOSE"] = df["EXDOSE"].to_numpy() * doses
-    df["WKDOSE"] = df["EXDOSE"].to_numpy() * per_week
-    df["LDOSEDT"] = st + last_off.astype("timedelta64[D]")
-    # end of the period the last dose covers (day before the next scheduled dose)
-    df["PERENDT"] = df["LDOSEDT"].to_numpy(dtype="datetime64[D]") + (cover - 1).astype("timedelta64[D]")
-    # ladder level of the study drug
-    study = regimen.study_drug.upper()
-    lv = pd.DataFrame(
-        [(lvl.level, lvl.label, float(lvl.weekly_mg), float(lvl.dose_mg)) for lvl in ladder.levels],
-        columns=["DOSELVL", "DOSELVLC", "WKDOSE", "EXDOSE"],
-    )
-    is_study = (df["EXTRT"] == study).to_numpy()
-    m = df[["WKDOSE", "EXDOSE"]].merge(lv, on=["WKDOSE", "EXDOSE"], how="left")
-    df["DOSELVL"] = np.where(is_study, m["DOSELVL"].to_numpy(dtype=float), np.nan)
-    df["DOSELVLC"] = np.where(is_study, m["DOSELVLC"].to_numpy(dtype=object), None)
-    df["ONLADDFL"] = np.where(is_study & ~np.isnan(df["DOSELVL"].to_numpy()), "Y",
-                              np.where(is_study, "N", ""))
-    # sequence within subject x drug
-    grp = (df["USUBJID"].astype(str) + "\x00" + df["EXTRT"].astype(str)).to_numpy()
-    same_prev = np.zeros(len(df), dtype=bool)
-    same_prev[1:] = grp[1:] == grp[:-1]
-    per = df["PERENDT"].to_numpy(dtype="datetime64[D]")
-    prev_en = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[D]")
-    prev_en[1:] = per[:-1]
-    prev_wk = np.full(len(df), np.nan)
-    prev_wk[1:] = df["WKDOSE"].to_numpy()[:-1]
-    # interruption: days between the end of the previous dose period and the next start
-    gap = np.where(same_prev, np.maximum((st - prev_en).astype("int64") - 1, 0), 0)
-    df["GAPDAYS"] = gap
-    restart = same_prev & (gap >= options.min_interruption_days)
-    wk = df["WKDOSE"].to_numpy()
-    chg = np.where(~same_prev, "START",
-                   np.where(wk < prev_wk, "REDUCTION", np.where(wk > prev_wk, "ESCALATION", "SAME")))
-    df["CHGTYPE"] = chg
-    df["RESTFL"] = np.where(restart, "Y", "")
-    reason = df["EXADJ"].to_numpy(dtype=object)
-    zr = df["ZRREAS"].to_numpy(dtype=object)
-    df["INTRREAS"] = np.where(restart, np.where(pd.isna(zr), reason, zr), None)
-    df["CHGREAS"] = np.where(chg != "START", np.where(chg == "SAME", None, reason), None)
-    df["INTSEQ"] = df.groupby(["USUBJID", "EXTRT"], sort=False).cumcount() + 1
-    df["CUMDOSE"] = df.groupby(["USUBJID", "EXTRT"], sort=False)["INTDOSE"].cumsum()
-    df = df.drop(columns=["ZRREAS"])
-    df.attrs["issues"] = warn
-    return df
+            keep |= m & np.isin(off % 7 + 1, days)
+            cover[m] = compute_dose_cover_days(off[m], days)
+            perwk[m] = len(days)
+    idx, off = idx[keep], off[keep]
+    adm = r.iloc[idx][["USUBJID", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRQ", "EXADJ", "ROWNUM", "AENDT",
+                       "EXCYCLE", "VISCYC"]].reset_index(drop=True)
+    adm = adm.rename(columns={"AENDT": "ROWENDT"})
+    adm.insert(2, "ADT", st[idx] + off.astype("timedelta64[D]"))
+    adm["ROWCOV"] = cover[keep]
+    adm["PERWK"] = perwk[keep]
+    adm["ROWID"] = idx
+    return adm.sort_values(["USUBJID", "EXTRT", "ADT"], kind="stable").reset_index(drop=True)
 
+
+def compute_cycle_lengths(regimen: Regimen, n_cycles: int) -> np.ndarray:
+    """Planned length of cycles 1..``n_cycles`` (index 0 = cycle 1) from the regimen's phases."""
+    out = np.zeros(n_cycles, dtype=np.int64)
+    phases = regimen.effective_phases()
+    for ph in phases:
+        a, b = ph.cycles[0], min(ph.cycles[1], n_cycles)
+        if a <= n_cycles:
+            out[a - 1:b] = ph.cycle_length_days
+    last = phases[-1]
+    if last.cycles[1] < n_cycles:
+        out[last.cycles[1]:] = last.cycle_length_days
+    return out
+
+
+def infer_cycle_starts(subj: np.ndarray, day: np.ndarray, lengths: np.ndarray,
+                       first_day: np.ndarray | None = None) -> pd.DataFrame:
+    """Cycle starts inferred from dosing days (vectorised over subjects, one pass per cycle).
+
+    Rule: cycle 1 starts at the subject's first dose; cycle k + 1 starts at the first dose on or
+    after (start of cycle k + planned length of cycle k). When no drug is planned on day 1 of a
+    cycle (``first_day`` = the first planned day of each cycle, index 0 = cycle 1), the cycle
+    starts that many days minus one before its first dose. ``subj`` are integer codes, ``day``
+    integer days; both sorted by subject then day. Returns SID, CYCLE, START (day).
+    """
+    fday = np.ones(len(lengths), dtype=np.int64) if first_day is None else np.asarray(first_day, np.int64)
+    if len(subj) == 0:
+        return pd.DataFrame({"SID": np.array([], np.int64), "CYCLE": np.array([], np.int64),
+                             "START": np.array([], np.int64)})
+    span = int(day.max() - day.min()) + 2
+    base = int(day.min())
+    first = np.r_[True, subj[1:] != subj[:-1]]
+    sid = subj[first].astype(np.int64)
+    cur = day[first].astype(np.int64) - (fday[0] - 1)
+    base -= int(fday.max())
+    span += int(fday.max()) + 1
+    key = subj.astype(np.int64) * span + (day - base)
+    out_s, out_c, out_d = [sid], [np.ones(len(sid), np.int64)], [cur]
+    k = 1
+    while len(sid):
+        ln = lengths[min(k, len(lengths)) - 1]
+        off = fday[min(k + 1, len(fday)) - 1] - 1
+        target = sid * span + (cur + ln + off - base)
+        j = np.searchsorted(key, target, side="left")
+        ok = j < len(key)
+        ok[ok] = subj[j[ok]] == sid[ok]
+        sid, cur = sid[ok], day[j[ok]].astype(np.int64) - off
+        k += 1
+        out_s.append(sid)
+        out_c.append(np.full(len(sid), k, np.int64))
+        out_d.append(cur)
+    return pd.DataFrame({"SID": np.concatenate(out_s), "CYCLE": np.concatenate(out_c),
+                         "START": np.concatenate(out_d)})
+
+
+def _days(s: pd.Series | np.ndarray) -> np.ndarray:
+    """Dates as integer days since 1970-01-01."""
+    return np.asarray(s).astype("datetime64[D]").astype(np.int64)
+
+
+def _date(d: np.ndarray) -> np.ndarray:
+    return np.asarray(d, dtype=np.int64).astype("datetime64[D]")
+
+
+def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions) -> tuple[pd.DataFrame, str]:
+    """Cycles per subject: one row per cycle (started or missed) and the administration's CYCLE.
+
+    Returns the cycles table (USUBJID, CYCLE, CYCSTDT, PLNSTDT, CYCLEN, DELAYD, DELAYFL, MISSFL,
+    CYCSRC) and the source used (``"EXCYCLE"``, ``"VISIT"`` or ``"INFERRED"``); ``adm`` gets CYCLE.
+
+    Rule
+    ----
+    From ex (EXCYCLE or VISIT): cycle k starts on its first administration; a cycle number
+    skipped between two given ones is a missed cycle (planned start = previous start + planned
+    length). Inferred: :func:`infer_cycle_starts`. The planned start of a cycle is the previous
+    cycle's start + its planned length; DELAYD = start - planned start (>= 0).
+    """
+    day = _days(adm["ADT"])
+    src = "INFERRED"
+    if len(adm) == 0:
+        adm["CYCLE"] = np.array([], dtype=np.int64)
+        nat = np.array([], dtype="datetime64[D]")
+        return pd.DataFrame({"USUBJID": np.array([], dtype=object), "CYCLE": np.array([], np.int64),
+                             "CYCSTDT": nat, "PLNSTDT": nat, "CYCLEN": np.array([], np.int64),
+                             "DELAYD": np.array([], np.int64), "DELAYFL": np.array([], dtype=object),
+                             "MISSFL": np.array([], dtype=object), "CYCSRC": np.array([], dtype=object)}), src
+    if options.cycle_source != "infer" and len(adm):
+        if np.isfinite(adm["EXCYCLE"].to_numpy(dtype=float)).all():
+            src = "EXCYCLE"
+        elif np.isfinite(adm["VISCYC"].to_numpy(dtype=float)).all():
+            src = "VISIT"
+    if options.cycle_source == "ex" and src == "INFERRED" and len(adm):
+        bad = ~np.isfinite(adm["EXCYCLE"].to_numpy(dtype=float))
+        raise StudyInputError([
+            InputIssue(domain="ex", variable="EXCYCLE", row=int(adm["ROWNUM"].iat[i]),
+                       usubjid=str(adm["USUBJID"].iat[i]), value=None,
+                       problem="cycle number missing (EXCYCLE, or VISIT 'CYCLE n')",
+                       hint="[exposure] cycle_source = \"ex\" needs a cycle on every dosing row; "
+                            "use \"auto\" to infer cycles from dosing.")
+            for i in np.flatnonzero(bad)[:200]])
+    subj_codes, subj_names = pd.factorize(adm["USUBJID"].astype(str), sort=True)
+    max_span = int(day.max() - day.min()) + 1 if len(day) else 1
+    min_len = min(ph.cycle_length_days for ph in regimen.effective_phases())
+    n_len = max_span // min_len + 3
+    if src != "INFERRED":
+        given = adm["EXCYCLE" if src == "EXCYCLE" else "VISCYC"].to_numpy(dtype=float).astype(np.int64)
+        n_len = max(n_len, int(given.max()) + 2)
+    lengths = compute_cycle_lengths(regimen, n_len)
+    if src == "INFERRED":
+        order = np.lexsort((day, subj_codes))
+        sch = regimen.schedule(min(n_len, max(ph.cycles[0] for ph in regimen.effective_phases()) + 1))
+        fd = sch.groupby("CYCLE")["CYCLEDY"].min()
+        first_day = fd.reindex(np.arange(1, n_len + 1)).ffill().fillna(1).to_numpy(dtype=np.int64)
+        starts = infer_cycle_starts(subj_codes[order], day[order], lengths, first_day)
+        starts["MISSFL"] = ""
+    else:
+        g = pd.DataFrame({"SID": subj_codes, "CYCLE": given, "START": day})
+        present = g.groupby(["SID", "CYCLE"], sort=True)["START"].min().reset_index()
+        lo = present.groupby("SID")["CYCLE"].transform("min")
+        hi = present.groupby("SID")["CYCLE"].transform("max")
+        rng = present.loc[present["CYCLE"] == lo, ["SID", "CYCLE"]].merge(
+            present.loc[present["CYCLE"] == hi, ["SID", "CYCLE"]], on="SID", suffixes=("", "_HI"))
+        cnt = (rng["CYCLE_HI"] - rng["CYCLE"] + 1).to_numpy()
+        grid = pd.DataFrame({"SID": np.repeat(rng["SID"].to_numpy(), cnt),
+                             "CYCLE": np.repeat(rng["CYCLE"].to_numpy(), cnt)
+                             + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)})
+        starts = grid.merge(present, on=["SID", "CYCLE"], how="left")
+        starts["MISSFL"] = np.where(starts["START"].isna(), "Y", "")
+    starts = starts.sort_values(["SID", "CYCLE"], kind="stable").reset_index(drop=True)
+    cyc = starts["CYCLE"].to_numpy(dtype=np.int64)
+    ln = lengths[np.minimum(cyc, len(lengths)) - 1]
+    cum = np.r_[0, np.cumsum(lengths)]  # planned offset of cycle k from cycle 1 = cum[k - 1]
+    # planned start: last present cycle's start + planned lengths since
+    sid = starts["SID"].to_numpy()
+    st = starts["START"].to_numpy(dtype=float)
+    same = np.r_[False, sid[1:] == sid[:-1]]
+    last_st = pd.Series(np.r_[np.nan, st[:-1]]).where(same).groupby(sid).ffill().to_numpy()
+    last_c = pd.Series(np.r_[np.nan, np.where(np.isnan(st), np.nan, cyc)[:-1]]).where(same).groupby(sid).ffill()
+    last_c = last_c.to_numpy()
+    ok = same & ~np.isnan(last_st)
+    lc = np.where(ok, last_c, 1).astype(np.int64)
+    pln = np.where(ok, last_st + cum[cyc - 1] - cum[lc - 1], np.nan)
+    pln = np.where(same, pln, st)
+    st = np.where(np.isnan(st), pln, st)  # missed cycle: its planned start
+    delay = np.where(same & (starts["MISSFL"] == "").to_numpy(), np.maximum(st - pln, 0), 0).astype(np.int64)
+    out = pd.DataFrame({
+        "USUBJID": np.asarray(subj_names)[sid],
+        "CYCLE": cyc,
+        "CYCSTDT": _date(st.astype(np.int64)),
+        "PLNSTDT": _date(pln.astype(np.int64)),
+        "CYCLEN": ln,
+        "DELAYD": delay,
+        "DELAYFL": np.where(delay >= options.min_delay_days, "Y", ""),
+        "MISSFL": starts["MISSFL"].to_numpy(),
+        "CYCSRC": src,
+    })
+    if src == "INFERRED":
+        a = pd.DataFrame({"SID": subj_codes, "D": day, "_I": np.arange(len(adm))}).sort_values("D", kind="stable")
+        c = starts[["SID", "CYCLE", "START"]].sort_values("START", kind="stable")
+        m = pd.merge_asof(a, c, left_on="D", right_on="START", by="SID", direction="backward")
+        adm["CYCLE"] = m.sort_values("_I")["CYCLE"].to_numpy(dtype=np.int64)
+    else:
+        adm["CYCLE"] = given
+    return out, src
+
+
+def _drug_cycle_plan(regimen: Regimen, n_cycles: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The schedule of cycles 1..n and, per drug and cycle, UNIT, TARGET dose (non-step-up),
+    NPL (planned non-step-up administrations), FIRSTDY."""
+    sch = regimen.schedule(n_cycles)
+    sch = sch.assign(DRUG=sch["DRUG"].astype(str).str.upper(), CYCLE=sch["CYCLE"].astype(np.int64),
+                     CYCLEDY=sch["CYCLEDY"].astype(np.int64))
+    reg = sch.loc[sch["STEPUP"] != "Y"]
+    g = reg.groupby(["DRUG", "CYCLE"], sort=False)
+    info = pd.DataFrame({"TARGET": g["DOSE"].first(), "NPL": g["DOSE"].size()}).reset_index()
+    g2 = sch.groupby(["DRUG", "CYCLE"], sort=False)
+    info2 = pd.DataFrame({"UNIT": g2["UNIT"].first(), "FIRSTDY": g2["CYCLEDY"].min(),
+                          "PLNCYLEN": g2["CYCLEN"].first(),
+                          "TARGET0": g2["DOSE"].first()}).reset_index()
+    info = info2.merge(info, on=["DRUG", "CYCLE"], how="left")
+    info["TARGET"] = info["TARGET"].fillna(info["TARGET0"])
+    info["NPL"] = info["NPL"].fillna(0).astype(np.int64)
+    return sch, info.drop(columns=["TARGET0"])
+
+
+def _body_factor(unit: np.ndarray, bsa: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    u = np.asarray(unit, dtype=object)
+    return np.select([u == "mg/m2", u == "mg/kg"], [bsa, weight], default=1.0)
+
+
+#: adexlvl columns and dtypes (an empty adexlvl has them too)
+LVL_COLUMNS: dict[str, str] = {
+    "USUBJID": "object", "EXTRT": "object", "EXDOSE": "float64", "EXDOSU": "object", "EXDOSFRQ": "object",
+    "ASTDT": "datetime64[ns]", "AENDT": "datetime64[ns]", "EXADJ": "object", "ROWNUM": "int64",
+    "NDOSES": "int64", "INTDOSE": "float64", "INTDOSEU": "float64", "WKDOSE": "float64", "DOSERAT": "float64",
+    "LDOSEDT": "datetime64[ns]", "PERENDT": "datetime64[ns]", "GAPDAYS": "int64", "CYCLE": "int64",
+    "UNIT": "object", "AENDTF": "object", "NDAYS": "int64", "CHGTYPE": "object", "RESTFL": "object",
+    "INTRREAS": "object", "CHGREAS": "object", "DOSELVL": "float64", "DOSELVLC": "object",
+    "ONLADDFL": "object", "INTSEQ": "int64", "CUMDOSE": "float64",
+}
+
+
+def derive_exposure_intervals(
+    ex: pd.DataFrame,
+    *,
+    ladder: DoseLadder,
+    regimen: Regimen,
+    options: ExposureOptions = ExposureOptions(),
+    end_fallback: pd.DataFrame | None = None,
+    vs: pd.DataFrame | None = None,
+    ladder_for: Callable[[str, int], Sequence[Any]] | None = None,
+) -> pd.DataFrame:
+    """Dose level over time: one row per run of administrations (the ``adexlvl`` dataset).
+
+    Rule
+    ----
+    Administrations from ex (:func:`expand_administrations`), cycles (:func:`derive_cycles`),
+    each joined to the regimen's schedule for its cycle and day. A run is a sequence of
+    administrations of one drug at one dose and frequency with no interruption (a run-form row
+    with a weekly pattern is its own run, as in the first release). Per run: NDOSES, INTDOSE
+    (mg), WKDOSE (mg/week: EXDOSE x days per week for a weekly pattern, EXDOSE x planned days per
+    cycle x 7 / cycle length for QD and ONCE), DOSERAT (dose relative to the plan in force:
+    step-up doses and phases included), the ladder level (DOSELVL; NaN when off the ladder),
+    PERENDT (end of the last dose's dose period), GAPDAYS (interruption days before it), CHGTYPE
+    (START / REDUCTION / ESCALATION / SAME: DOSERAT lower / higher than the previous run's by more
+    than ``dose_change_tolerance``), RESTFL, INTRREAS (EXADJ of a zero-dose row in the gap, else
+    of the run), CHGREAS, CUMDOSE.
+
+    The administration table, the cycles and the per-drug planned doses are in
+    ``attrs["exposure"]`` for :func:`derive_adex`; warnings in ``attrs["issues"]``.
+    """
+    rows, warn = _ex_rows(ex, options, end_fallback)
+    body, vs_issues = derive_body_size(vs)
+    if any(i.severity == "error" for i in vs_issues):
+        raise StudyInputError(vs_issues)
+    adm = expand_administrations(rows, options)
+    cycles, cyc_src = derive_cycles(adm, regimen, options)
+    if adm.empty:  # no dose given at all: no runs
+        lv = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LVL_COLUMNS.items()})
+        lv.attrs["issues"] = [*warn, *vs_issues]
+        lv.attrs["exposure"] = {"cycles": cycles, "drug": None, "cycle_source": cyc_src}
+        return lv
+    n_cyc = int(cycles["CYCLE"].max()) + 1 if len(cycles) else 2
+    sch, info = _drug_cycle_plan(regimen, n_cyc)
+    # --- administrations joined to their cycle and the schedule -------------------------------
+    adm = adm.merge(cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN"]], on=["USUBJID", "CYCLE"], how="left")
+    adm["CYCLEDY"] = (_days(adm["ADT"]) - _days(adm["CYCSTDT"]) + 1).astype(np.int64)
+    adm = adm.merge(info.rename(columns={"DRUG": "EXTRT"}), on=["EXTRT", "CYCLE"], how="left")
+    plan_day = sch[["DRUG", "CYCLE", "CYCLEDY", "DOSE"]].rename(columns={"DRUG": "EXTRT", "DOSE": "PLNDAYDS"})
+    plan_day = plan_day.drop_duplicates(["EXTRT", "CYCLE", "CYCLEDY"])
+    adm = adm.merge(plan_day, on=["EXTRT", "CYCLE", "CYCLEDY"], how="left")
+    in_reg = adm["UNIT"].notna().to_numpy()
+    bs = lookup_body_size(adm[["USUBJID", "ADT"]], body, regimen.bsa_formula)
+    adm["BSA"] = bs["BSA"].to_numpy()
+    adm["WEIGHT"] = bs["WEIGHT"].to_numpy()
+    unit = adm["UNIT"].fillna("mg").to_numpy(dtype=object)
+    fac = _body_factor(unit, adm["BSA"].to_numpy(), adm["WEIGHT"].to_numpy())
+    adm["BODYFAC"] = fac
+    dose = adm["EXDOSE"].to_numpy(dtype=float)
+    adm["DOSEU"] = dose / fac  # in the regimen's unit (mg/m2, mg/kg or mg)
+    # next planned day of the drug in the same cycle -> the schedule's dose period
+    nxt = sch[["DRUG", "CYCLE", "CYCLEDY"]].rename(columns={"DRUG": "EXTRT", "CYCLEDY": "NEXTDY"})
+    nxt = nxt.drop_duplicates().sort_values("NEXTDY", kind="stable")
+    left = adm[["EXTRT", "CYCLE", "CYCLEDY"]].assign(_I=np.arange(len(adm))).sort_values("CYCLEDY", kind="stable")
+    left["EXTRT"] = left["EXTRT"].astype(object)
+    nxt["EXTRT"] = nxt["EXTRT"].astype(object)
+    m = pd.merge_asof(left, nxt, left_on="CYCLEDY", right_on="NEXTDY", by=["EXTRT", "CYCLE"],
+                      direction="forward", allow_exact_matches=False).sort_values("_I")
+    nextdy = m["NEXTDY"].to_numpy(dtype=float)
+    cdy = adm["CYCLEDY"].to_numpy(dtype=float)
+    clen = adm["CYCLEN"].to_numpy(dtype=float)
+    sched_cov = np.where(np.isnan(nextdy), clen - cdy + 1, nextdy - cdy)
+    sched_cov = np.maximum(sched_cov, 1)
+    rowcov = adm["ROWCOV"].to_numpy(dtype=float)
+    weekly = ~np.isnan(rowcov)
+    cover = np.where(weekly, np.where(in_reg & np.isnan(nextdy), np.maximum(rowcov, sched_cov), rowcov),
+                     np.where(in_reg, sched_cov, 1.0)).astype(np.int64)
+    adm["COVER"] = cover
+    adm["PERENDT"] = _date(_days(adm["ADT"]) + cover - 1)
+    # dose relative to the plan in force
+    npl = adm["NPL"].to_numpy(dtype=float)
+    target = adm["TARGET"].to_numpy(dtype=float)
+    perwk = adm["PERWK"].to_numpy(dtype=float)
+    plan_wk = target * npl * 7.0 / clen * fac
+    plan_adm = np.where(np.isnan(adm["PLNDAYDS"].to_numpy(dtype=float)), target,
+                        adm["PLNDAYDS"].to_numpy(dtype=float)) * fac
+    adm["WKDOSE"] = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen, np.nan))
+    ratio = np.where(weekly, dose * perwk / plan_wk, dose / plan_adm)
+    raw = np.where(weekly, dose * perwk, dose)
+    adm["DOSERAT"] = ratio
+    cmp_ = np.where(np.isfinite(ratio), ratio, raw)
+    adm["_CMP"] = cmp_
+    # --- gaps: interruption days between consecutive administrations of a drug ----------------
+    key = _group_key(adm["USUBJID"], adm["EXTRT"])
+    same = _same_prev(key)
+    d = _days(adm["ADT"])
+    pend = d + cover - 1
+    prev_end = np.r_[0, pend[:-1]]
+    u0, u1 = prev_end + 1, d - 1
+    ulen = np.where(same, np.maximum(u1 - u0 + 1, 0), 0)
+    cyc = adm["CYCLE"].to_numpy(dtype=np.int64)
+    prev_c = np.r_[0, cyc[:-1]]
+    crossed = same & (cyc > prev_c)
+    cy = cycles[["USUBJID", "CYCLE"]].copy()
+    cs = _days(cycles["CYCSTDT"])
+    ce = cs + cycles["CYCLEN"].to_numpy(dtype=np.int64) - 1
+    csame = _same_prev(cycles["USUBJID"].astype(str).to_numpy())
+    gap_before = np.where(csame, np.maximum(cs - np.r_[0, ce[:-1]] - 1, 0), 0)
+    cy["S"], cy["E"] = cs, ce
+    # cumulative days that delayed cycle starts, within a subject
+    cy["CD"] = pd.Series(gap_before).groupby(cycles["USUBJID"].astype(str).to_numpy()).cumsum().to_numpy()
+
+    def at(c: np.ndarray, col: str) -> np.ndarray:
+        j = pd.DataFrame({"USUBJID": adm["USUBJID"].to_numpy(), "CYCLE": c}).merge(
+            cy, on=["USUBJID", "CYCLE"], how="left")
+        return j[col].to_numpy(dtype=float)
+
+    e_p, s_p1 = at(prev_c, "E"), at(prev_c + 1, "S")
+    cd_p1, cd_c, s_c = at(prev_c + 1, "CD"), at(cyc, "CD"), at(cyc, "S")
+    ov1 = np.maximum(np.minimum(u1, s_p1 - 1) - np.maximum(u0, e_p + 1) + 1, 0)
+    delay_in_gap = np.where(crossed, np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1), 0)
+    first_dy = adm["FIRSTDY"].to_numpy(dtype=float)
+    pw = np.where(crossed & ~np.isnan(first_dy),
+                  np.maximum(np.minimum(u1, s_c + first_dy - 2) - np.maximum(u0, s_c) + 1, 0), 0)
+    # cycles passed over entirely: days outside the drug's dosing window (the whole cycle when the
+    # drug is not planned in it, else the days before its first planned day) are not interruptions
+    pairs = adm[["USUBJID", "EXTRT"]].drop_duplicates()
+    grid = cycles[["USUBJID", "CYCLE", "CYCLEN"]].merge(pairs, on="USUBJID").merge(
+        info.rename(columns={"DRUG": "EXTRT"})[["EXTRT", "CYCLE", "FIRSTDY"]], on=["EXTRT", "CYCLE"], how="left")
+    in_regimen = grid["EXTRT"].isin(set(info["DRUG"])).to_numpy()
+    fd = grid["FIRSTDY"].to_numpy(dtype=float)
+    grid["NW"] = np.where(~in_regimen, 0, np.where(np.isnan(fd), grid["CYCLEN"].to_numpy(dtype=float), fd - 1))
+    grid = grid.sort_values(["USUBJID", "EXTRT", "CYCLE"], kind="stable")
+    grid["CNW"] = grid.groupby(["USUBJID", "EXTRT"], sort=False)["NW"].cumsum()
+
+    def at_drug(c: np.ndarray) -> np.ndarray:
+        j = pd.DataFrame({"USUBJID": adm["USUBJID"].to_numpy(), "EXTRT": adm["EXTRT"].to_numpy(),
+                          "CYCLE": c}).merge(grid[["USUBJID", "EXTRT", "CYCLE", "CNW"]],
+                                             on=["USUBJID", "EXTRT", "CYCLE"], how="left")
+        return j["CNW"].to_numpy(dtype=float)
+
+    skipped = np.where(crossed & (cyc - 1 > prev_c), np.nan_to_num(at_drug(cyc - 1) - at_drug(prev_c)), 0)
+    intdays = (ulen - np.nan_to_num(pw) - skipped
+               - (0 if options.delay_is_interruption else delay_in_gap))
+    intdays = np.where(same, np.maximum(intdays, 0), 0).astype(np.int64)
+    adm["GAPDAYS"] = intdays
+    intr = same & (intdays >= options.min_interruption_days)
+    adm["INTRFL"] = np.where(intr, "Y", "")
+    # --- runs ------------------------------------------------------------------------------------
+    code = np.where(weekly, adm["EXDOSFRQ"].to_numpy(dtype=object), "SCHEDULE")
+    rowid = adm["ROWID"].to_numpy()
+    prev_cmp = np.r_[np.nan, cmp_[:-1]]
+    tol = options.dose_change_tolerance
+    new_run = (~same | intr | (code != np.r_[None, code[:-1]])
+               | (weekly & (rowid != np.r_[-1, rowid[:-1]]))
+               | (dose != np.r_[np.nan, dose[:-1]])
+               | (np.abs(cmp_ / prev_cmp - 1) > tol + 1e-9))
+    adm["RUN"] = np.cumsum(new_run)
+    adm["_D"] = d
+    g = adm.groupby("RUN", sort=True)
+    lv = pd.DataFrame({
+        "USUBJID": g["USUBJID"].first(), "EXTRT": g["EXTRT"].first(), "EXDOSE": g["EXDOSE"].first(),
+        "EXDOSU": g["EXDOSU"].first(), "EXDOSFRQ": g["EXDOSFRQ"].first(), "ASTDT": g["ADT"].first(),
+        "AENDT": g["ROWENDT"].max(), "EXADJ": g["EXADJ"].first(), "ROWNUM": g["ROWNUM"].first(),
+        "NDOSES": g["ADT"].size(), "INTDOSE": g["EXDOSE"].sum(), "INTDOSEU": g["DOSEU"].sum(),
+        "WKDOSE": g["WKDOSE"].first(), "DOSERAT": g["DOSERAT"].first(), "_CMP": g["_CMP"].first(),
+        "LDOSEDT": g["ADT"].last(), "PERENDT": g["PERENDT"].last(), "GAPDAYS": g["GAPDAYS"].first(),
+        "_INT": g["INTRFL"].first(), "CYCLE": g["CYCLE"].first(), "UNIT": g["UNIT"].first(),
+        "_D0": g["_D"].first(), "_FAC": g["BODYFAC"].first(),
+    }).reset_index(drop=True)
+    for c in ("ASTDT", "AENDT", "LDOSEDT", "PERENDT"):
+        lv[c] = pd.to_datetime(lv[c].to_numpy(dtype="datetime64[D]"))
+    lv["AENDTF"] = ""
+    if len(rows):
+        fl = rows.loc[rows["AENDTF"] == "Y", ["ROWNUM"]].assign(AENDTF="Y")
+        lv = lv.drop(columns="AENDTF").merge(fl, on="ROWNUM", how="left")
+        lv["AENDTF"] = lv["AENDTF"].fillna("")
+    lv["NDAYS"] = (_days(lv["AENDT"]) - _days(lv["ASTDT"])).astype(np.int64) + 1
+    sp = _same_prev(_group_key(lv["USUBJID"], lv["EXTRT"]))
+    prev = np.r_[np.nan, lv["_CMP"].to_numpy(dtype=float)[:-1]]
+    cur = lv["_CMP"].to_numpy(dtype=float)
+    rel = cur / prev - 1
+    chg = np.where(~sp, "START", np.where(rel < -tol - 1e-9, "REDUCTION",
+                                          np.where(rel > tol + 1e-9, "ESCALATION", "SAME")))
+    lv["CHGTYPE"] = chg
+    restart = sp & (lv["_INT"] == "Y").to_numpy()
+    lv["RESTFL"] = np.where(restart, "Y", "")
+    # reason of an interruption: EXADJ of a zero-dose row in the gap, else of the new run
+    zero = rows.loc[rows["EXDOSE"].to_numpy() == 0, ["USUBJID", "EXTRT", "ASTDT", "EXADJ"]]
+    reason = lv["EXADJ"].to_numpy(dtype=object)
+    zr = np.full(len(lv), None, dtype=object)
+    if len(zero) and restart.any():
+        z = pd.DataFrame({"K": _group_key(zero["USUBJID"], zero["EXTRT"]), "ZD": _days(zero["ASTDT"]),
+                          "ZR": zero["EXADJ"].to_numpy(dtype=object)}).sort_values("ZD", kind="stable")
+        prev_per = np.r_[0, _days(lv["PERENDT"])[:-1]]
+        q = pd.DataFrame({"K": _group_key(lv["USUBJID"], lv["EXTRT"]), "QD": lv["_D0"].to_numpy() - 1,
+                          "P": prev_per, "_I": np.arange(len(lv))}).sort_values("QD", kind="stable")
+        j = pd.merge_asof(q, z, left_on="QD", right_on="ZD", by="K", direction="backward").sort_values("_I")
+        hit = (j["ZD"].to_numpy(dtype=float) > j["P"].to_numpy(dtype=float) - 1e-9) & restart
+        zr = np.where(hit & j["ZR"].notna().to_numpy(), j["ZR"].to_numpy(dtype=object), None)
+    lv["INTRREAS"] = np.where(restart, np.where(pd.isna(zr), reason, zr), None)
+    lv["CHGREAS"] = np.where((chg != "START") & (chg != "SAME"), reason, None)
+    lv = _ladder_levels(lv, regimen, ladder, ladder_for, options)
+    lv["INTSEQ"] = lv.groupby(["USUBJID", "EXTRT"], sort=False).cumcount() + 1
+    lv["CUMDOSE"] = lv.groupby(["USUBJID", "EXTRT"], sort=False)["INTDOSE"].cumsum()
+    lv = lv.drop(columns=["_CMP", "_INT", "_D0", "_FAC"])
+    summary, plan_issues = _drug_summary(adm, cycles, sch, body, regimen, options)
+    lv.attrs["issues"] = [*warn, *vs_issues, *plan_issues]
+    lv.attrs["exposure"] = {"cycles": cycles, "drug": summary, "cycle_source": cyc_src}
+    return lv
+
+
+def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
+                   ladder_for: Callable[[str, int], Sequence[Any]] | None, options: ExposureOptions) -> pd.DataFrame:
+    """DOSELVL/DOSELVLC/ONLADDFL: the ladder level with this weekly dose and dose per administration.
+
+    Rule
+    ----
+    The levels are ``ladder_for(drug, cycle)`` of the run's first cycle (per-drug ladders,
+    ``Protocol.ladder_for``), else ``ladder`` for the study drug only. A level matches when the
+    run's dose and weekly dose, in the drug's unit (mg; mg/m2 or mg/kg divided by the body size
+    of the run's first dose), equal the level's within 0.1% (mg) or half the
+    ``dose_change_tolerance`` (body-size units, whose mg doses are rounded). No match: NaN level,
+    ONLADDFL = N; a drug without a ladder: ONLADDFL empty.
+    """
+    n = len(lv)
+    lvl = np.full(n, np.nan)
+    lab = np.full(n, None, dtype=object)
+    has = np.zeros(n, dtype=bool)
+    fac = lv["_FAC"].to_numpy(dtype=float)
+    wk = lv["WKDOSE"].to_numpy(dtype=float) / fac
+    ds = lv["EXDOSE"].to_numpy(dtype=float) / fac
+    unit = lv["UNIT"].fillna("mg").to_numpy(dtype=object)
+    rtol = np.where(unit == "mg", 1e-3, options.dose_change_tolerance / 2)
+    drug = lv["EXTRT"].to_numpy(dtype=object)
+    cyc = lv["CYCLE"].to_numpy(dtype=np.int64)
+    phase_first = np.array([regimen.phase_of(int(c)).cycles[0] for c in range(1, int(cyc.max(initial=1)) + 1)])
+    pf = phase_first[np.clip(cyc, 1, None) - 1] if n else cyc
+    study = regimen.study_drug.upper()
+    for d, c in {(str(x), int(y)) for x, y in zip(drug, pf, strict=True)}:
+        if ladder_for is not None:
+            levels = list(ladder_for(d, c))
+            if len(levels) <= 1 and d != study:
+                continue  # no ladder written for this drug
+        elif d == study:
+            levels = list(ladder.levels)
+        else:
+            continue
+        m = (drug == d) & (pf == c)
+        if not levels:
+            continue
+        has |= m
+        lw = np.array([x.weekly_mg for x in levels], dtype=float)
+        ld = np.array([x.dose_mg for x in levels], dtype=float)
+        tol = rtol[m, None]
+        hit = (np.abs(wk[m, None] - lw[None, :]) <= tol * lw[None, :]) & (
+            np.abs(ds[m, None] - ld[None, :]) <= tol * ld[None, :])
+        anyhit = hit.any(axis=1)
+        first = hit.argmax(axis=1)
+        lvl[m] = np.where(anyhit, np.array([x.level for x in levels], dtype=float)[first], np.nan)
+        lab[m] = np.where(anyhit, np.array([x.label for x in levels], dtype=object)[first], None)
+    lv["DOSELVL"] = lvl
+    lv["DOSELVLC"] = lab
+    lv["ONLADDFL"] = np.where(has & ~np.isnan(lvl), "Y", np.where(has, "N", ""))
+    return lv
+
+
+def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, body: pd.DataFrame,
+                  regimen: Regimen, options: ExposureOptions) -> tuple[pd.DataFrame, list[InputIssue]]:
+    """Per subject and drug: cycles with a dose, planned dose over those cycles, delays.
+
+    Rule
+    ----
+    The drug's cycles run from its first to its last cycle with a dose (missed cycles between
+    included). Planned dose = the schedule's doses of those cycles (step-up doses included), in
+    mg from the subject's body size on each planned day; planned days = their planned lengths.
+    PLNWKDOS = planned dose / planned days x 7 (4 mg on days 1-14 of 21: 4 x 14 x 7 / 21 = 18.67
+    mg/week). Delays: cycle starts after the drug's first cycle, up to its last, started at least
+    ``min_delay_days`` late.
+    """
+    key = ["USUBJID", "EXTRT"]
+    g = adm.groupby(key, sort=True)
+    s = pd.DataFrame({"FCYCLE": g["CYCLE"].min(), "LCYCLE": g["CYCLE"].max(), "CYCLES": g["CYCLE"].nunique(),
+                      "CUMDOSEU": g["DOSEU"].sum(), "DOSEUNIT": g["UNIT"].first(),
+                      "FCYCSTDT": g["CYCSTDT"].min()}).reset_index()
+    s["DOSEUNIT"] = s["DOSEUNIT"].fillna("mg")
+    # planned administrations of every subject's cycles
+    c = cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN", "DELAYFL", "DELAYD", "MISSFL"]]
+    rng = s[["USUBJID", "EXTRT", "FCYCLE", "LCYCLE"]]
+    cr = c.merge(rng, on="USUBJID")
+    cr = cr.loc[(cr["CYCLE"] >= cr["FCYCLE"]) & (cr["CYCLE"] <= cr["LCYCLE"])]
+    p = cr[["USUBJID", "EXTRT", "CYCLE", "CYCSTDT"]].merge(
+        sch[["DRUG", "CYCLE", "CYCLEDY", "DOSE", "UNIT"]].rename(columns={"DRUG": "EXTRT"}),
+        on=["EXTRT", "CYCLE"], how="inner")
+    p["ADT"] = _date(_days(p["CYCSTDT"]) + p["CYCLEDY"].to_numpy(dtype=np.int64) - 1)
+    bs = lookup_body_size(p[["USUBJID", "ADT"]], body, regimen.bsa_formula)
+    fac = _body_factor(p["UNIT"].to_numpy(dtype=object), bs["BSA"].to_numpy(), bs["WEIGHT"].to_numpy())
+    p["PLNMG"] = p["DOSE"].to_numpy(dtype=float) * fac
+    p["_NAN"] = np.isnan(p["PLNMG"].to_numpy(dtype=float))
+    pg = p.groupby(key, sort=True)
+    pl = pd.DataFrame({"PLNCUM": pg["PLNMG"].sum(), "PLNCUMU": pg["DOSE"].sum(),
+                       "_NAN": pg["_NAN"].max()}).reset_index()
+    dl = ((cr["DELAYFL"] == "Y") & (cr["CYCLE"] > cr["FCYCLE"])).to_numpy()
+    cr = cr.assign(_DL=dl.astype(np.int64), _DD=np.where(dl, cr["DELAYD"].to_numpy(), 0),
+                   _MS=(cr["MISSFL"] == "Y").to_numpy().astype(np.int64))
+    cg = cr.groupby(key, sort=True)
+    cd = pd.DataFrame({"PLNDAYS": cg["CYCLEN"].sum(), "NDELAY": cg["_DL"].sum(), "DELAYD": cg["_DD"].sum(),
+                       "NMISSCYC": cg["_MS"].sum()}).reset_index()
+    s = s.merge(pl, on=key, how="left").merge(cd, on=key, how="left")
+    nan = s["_NAN"].fillna(False).astype(bool).to_numpy()
+    s.loc[nan, "PLNCUM"] = np.nan
+    issues = [InputIssue(domain="vs", variable="HEIGHT/WEIGHT", severity="warning", usubjid=str(r.USUBJID),
+                         value=None, problem=f"no height/weight for the body-size dose of {r.EXTRT}; "
+                         "planned dose and RDI not computed")
+              for r in s.loc[nan].head(200).itertuples()]
+    return s.drop(columns=["_NAN"]), issues
 
 def _concat_unique(df: pd.DataFrame, key: list[str], col: str) -> pd.DataFrame:
     """Distinct non-empty values of ``col`` per key, joined with "; " (vectorised, no group loop)."""
@@ -333,6 +872,8 @@ def _concat_unique(df: pd.DataFrame, key: list[str], col: str) -> pd.DataFrame:
     return out
 
 
+
+
 def derive_adex(
     adexlvl: pd.DataFrame,
     adsl: pd.DataFrame,
@@ -347,40 +888,32 @@ def derive_adex(
     Rule
     ----
     Duration (days) = treatment end - first dose + 1, treatment end per ``duration_end``; weeks
-    = days / 7 (STORM reports median weeks, "9.0 weeks (range 1-60)", domain.md 1.4).
-    Cycles started = distinct ``cycle_length_days`` cycles from the drug's first dose in which at
-    least one dose was given. Planned weekly dose = the protocol's starting level (ladder level 0
-    for the study drug, regimen dose x days for others). Actual weekly dose (dose intensity) =
-    cumulative dose / duration in weeks; RDI = actual / planned. Time to first reduction = days
-    from first dose to the start of the first interval with a lower weekly dose.
+    = days / 7 (STORM reports median weeks, "9.0 weeks (range 1-60)", domain.md 1.4). Cycles
+    started (CYCLES) = cycles (:func:`derive_cycles`) with at least one dose of the drug.
+    Planned weekly dose (PLNWKDOS, mg) = planned dose of the drug's cycles / their planned weeks
+    (:func:`_drug_summary`); actual weekly dose (ACTWKDOS, dose intensity) = cumulative dose /
+    DIDURD weeks, DIDURD = days from the start of the drug's first cycle (its first dose when
+    earlier) to the treatment end; RDI = actual / planned. For a body-size drug the same in its unit:
+    CUMDOSEU, PLNWKDU, ACTWKDU (DOSEUNIT mg/m2 or mg/kg). NDELAY/DELAYD: delayed cycle starts;
+    NMISSCYC: missed cycles (cycles from ex only). Time to first reduction = days from first dose
+    to the start of the first reduced run.
 
     Algorithm
     ---------
-    Group the intervals by subject and drug with vectorised aggregations; add AE-derived
-    actions (TEAEs with AEACN DOSE REDUCED / DRUG INTERRUPTED / DRUG WITHDRAWN) from ``adae``.
+    Group the runs by subject and drug with vectorised aggregations; join the per-drug summary
+    of :func:`derive_exposure_intervals` (``adexlvl.attrs["exposure"]``); add AE-derived actions
+    (TEAEs with AEACN DOSE REDUCED / DRUG INTERRUPTED / DRUG WITHDRAWN) from ``adae``.
     """
     lv = adexlvl
     key = ["USUBJID", "EXTRT"]
     st = lv["ASTDT"].to_numpy(dtype="datetime64[D]")
     end_col = {"dose_period": "PERENDT", "interval_end": "AENDT", "last_dose": "LDOSEDT"}[options.duration_end]
-    en = lv[end_col].to_numpy(dtype="datetime64[D]")
-    first = lv.groupby(key, sort=False)["ASTDT"].transform("min").to_numpy(dtype="datetime64[D]")
-    cl = options.cycle_length_days
-    c0 = (st - first).astype("int64") // cl
-    c1 = (lv["LDOSEDT"].to_numpy(dtype="datetime64[D]") - first).astype("int64") // cl
-    same_prev = np.zeros(len(lv), dtype=bool)
-    if len(lv):
-        g = (lv["USUBJID"].astype(str) + "\x00" + lv["EXTRT"].astype(str)).to_numpy()
-        same_prev[1:] = g[1:] == g[:-1]
-    prev_c1 = np.full(len(lv), -1, dtype=np.int64)
-    prev_c1[1:] = c1[:-1]
-    overlap_c = np.where(same_prev, np.maximum(0, prev_c1 - c0 + 1), 0)
     work = lv.assign(
-        _END=en,
-        _CYC=c1 - c0 + 1 - overlap_c,
+        _END=lv[end_col],
         _RED=(lv["CHGTYPE"] == "REDUCTION").astype(int),
         _ESC=(lv["CHGTYPE"] == "ESCALATION").astype(int),
         _INT=(lv["RESTFL"] == "Y").astype(int),
+        _GAP=np.where(lv["RESTFL"] == "Y", lv["GAPDAYS"], 0),
         _REDDT=np.where(lv["CHGTYPE"].to_numpy() == "REDUCTION", st, np.datetime64("NaT")),
         _REDREAS=np.where(lv["CHGTYPE"].to_numpy() == "REDUCTION", lv["CHGREAS"].to_numpy(dtype=object), None),
     )
@@ -391,11 +924,10 @@ def derive_adex(
         NINTV=("INTSEQ", "size"),
         NDOSES=("NDOSES", "sum"),
         CUMDOSE=("INTDOSE", "sum"),
-        CYCLES=("_CYC", "sum"),
         NREDUC=("_RED", "sum"),
         NESCAL=("_ESC", "sum"),
         NINTERR=("_INT", "sum"),
-        INTRDAYS=("GAPDAYS", "sum"),
+        INTRDAYS=("_GAP", "sum"),
         FRSTREDT=("_REDDT", "min"),
         MINLVL=("DOSELVL", "min"),
         STARTLVL=("DOSELVL", "first"),
@@ -409,17 +941,30 @@ def derive_adex(
     edt = agg["TRTEDT"].to_numpy(dtype="datetime64[D]")
     agg["TRTDURD"] = (edt - sdt).astype("int64") + 1
     agg["TRTDURW"] = agg["TRTDURD"] / 7.0
-    planned = {d.name.upper(): d.weekly_dose_mg for d in regimen.drugs}
-    start_level = [lvl for lvl in ladder.levels if lvl.level == 0]
-    if start_level:
-        planned[regimen.study_drug.upper()] = float(start_level[0].weekly_mg)
-    agg["PLNWKDOS"] = agg["EXTRT"].map(planned).astype(float)
-    agg["ACTWKDOS"] = agg["CUMDOSE"] / agg["TRTDURW"]
+    info = lv.attrs.get("exposure", {}).get("drug")
+    if info is None:
+        info = pd.DataFrame({c: pd.Series(dtype=object) for c in [
+            *key, "CYCLES", "FCYCLE", "LCYCLE", "CUMDOSEU", "DOSEUNIT", "FCYCSTDT", "PLNCUM", "PLNCUMU", "PLNDAYS",
+            "NDELAY", "DELAYD", "NMISSCYC"]})
+    agg = agg.merge(info, on=key, how="left")
+    plndays = agg["PLNDAYS"].to_numpy(dtype=float)
+    agg["PLNWKDOS"] = agg["PLNCUM"].to_numpy(dtype=float) / plndays * 7.0
+    agg["PLNWKDU"] = agg["PLNCUMU"].to_numpy(dtype=float) / plndays * 7.0
+    # dose intensity over the drug's cycles: from the start of its first cycle (= first dose for a
+    # drug dosed from day 1; a drug first planned on day 8 is not credited 7 extra days)
+    fcs = pd.to_datetime(agg["FCYCSTDT"]).to_numpy(dtype="datetime64[D]")
+    dist = np.where(np.isnat(fcs) | (fcs > sdt), sdt, fcs)
+    agg["DIDURD"] = (edt - dist).astype("int64") + 1
+    agg["ACTWKDOS"] = agg["CUMDOSE"] / (agg["DIDURD"] / 7.0)
+    agg["ACTWKDU"] = agg["CUMDOSEU"].astype(float) / (agg["DIDURD"] / 7.0)
     agg["RDI"] = agg["ACTWKDOS"] / agg["PLNWKDOS"]
+    for c in ("CYCLES", "NDELAY", "DELAYD", "NMISSCYC"):
+        agg[c] = agg[c].fillna(0).astype(np.int64)
     frd = agg["FRSTREDT"].to_numpy(dtype="datetime64[D]")
     agg["TTFRED"] = np.where(np.isnat(frd), np.nan, (frd - sdt).astype("int64"))
     agg["REDFL"] = np.where(agg["NREDUC"] > 0, "Y", "N")
     agg["INTFL"] = np.where(agg["NINTERR"] > 0, "Y", "N")
+    agg["DELAYFL"] = np.where(agg["NDELAY"] > 0, "Y", "N")
     agg["STUDYDFL"] = np.where(agg["EXTRT"] == regimen.study_drug.upper(), "Y", "")
     if adae is not None and len(adae):
         te = adae.loc[adae["TRTEMFL"] == "Y"]

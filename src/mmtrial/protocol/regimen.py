@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DoseUnit = Literal["mg", "mg/m2", "mg/kg"]
 BsaFormula = Literal["mosteller", "dubois"]
@@ -42,7 +42,8 @@ class RegimenDrug(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str = Field(min_length=1, description="EXTRT value (matched case-insensitively)")
-    dose: float = Field(gt=0, alias="dose_mg", description="dose per administration, in `unit`")
+    dose: float = Field(gt=0, validation_alias=AliasChoices("dose", "dose_mg"),
+                        description="dose per administration, in `unit` (`dose_mg` is an accepted alias)")
     unit: DoseUnit = "mg"
     route: str = "ORAL"
     cycle_days: list[int] | None = Field(default=None, description="dosing days within the cycle (1 = day 1)")

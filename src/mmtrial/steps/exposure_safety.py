@@ -6,14 +6,17 @@ Protocol sections read: ``[exposure]``, ``[safety]``, ``[dose_rules]`` (docs/saf
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmtrial.context import Analysis
 from mmtrial.derive.adae import TeaeOptions, derive_adae
 from mmtrial.derive.doserules import (
+    DoseRule,
     DoseRuleOptions,
     DoseRuleSet,
     derive_rule_checks,
@@ -78,33 +81,130 @@ class SafetyOptions:
 
 def exposure_options(p: Protocol) -> ExposureOptions:
     raw = dict(p.section("exposure"))
-    known = {"frequencies", "duration_end", "min_interruption_days"}
+    plain = ("duration_end", "min_interruption_days", "cycle_source", "delay_is_interruption", "min_delay_days",
+             "dose_change_tolerance")
+    known = {"frequencies", *plain}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"[exposure]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
     kw: dict[str, Any] = {"cycle_length_days": p.regimen.cycle_length_days}
     if "frequencies" in raw:
         kw["frequencies"] = {str(k).upper(): tuple(int(x) for x in v) for k, v in raw["frequencies"].items()}
-    for k in ("duration_end", "min_interruption_days"):
+    for k in plain:
         if k in raw:
             kw[k] = raw[k]
     return ExposureOptions(**kw)
 
 
+def drug_ladder_for(p: Protocol):
+    """``Protocol.ladder_for(drug, cycle)`` (per-drug ladders), or ``None`` for a protocol model
+    without it (the study drug's ``[dose_ladder]`` is then the only ladder)."""
+    f = getattr(p, "ladder_for", None)
+    if not callable(f):
+        return None
+    names = {n.upper() for n in p.regimen.drug_names()}
+
+    def ladder_for(drug: str, cycle: int):
+        return f(drug, cycle) if drug.upper() in names else []
+
+    return ladder_for
+
+
+def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd.DataFrame) -> list[str]:
+    """The rules behind the exposure table, printed as its footnotes (docs/exposure.md)."""
+    reg = p.regimen
+    notes = [{"dose_period": "Duration = first dose to the end of the period covered by the last dose "
+                             "(the day before the next planned dose), inclusive, in weeks.",
+              "interval_end": "Duration = first dose to the end of the last dosing interval (EXENDT), "
+                              "inclusive, in weeks.",
+              "last_dose": "Duration = first dose to last dose, inclusive, in weeks."}[eo.duration_end]]
+    lens = sorted({ph.cycle_length_days for ph in reg.effective_phases()})
+    cyc_len = " or ".join(f"{n}" for n in lens) + "-day"
+    if cycle_source == "INFERRED":
+        notes.append(f"Cycles ({cyc_len}, as the regimen plans them) inferred from dosing: cycle 1 starts at "
+                     "the first dose; a new cycle starts at the first dose on or after the planned cycle "
+                     "length since the previous cycle start; a later start is a delay.")
+    else:
+        notes.append(f"Cycles from ex {'EXCYCLE' if cycle_source == 'EXCYCLE' else 'VISIT'}; a cycle number "
+                     "skipped is a missed cycle; a cycle starting after the previous start + its planned "
+                     "length is delayed.")
+    notes.append("Planned weekly dose = planned dose of the cycles the drug was taken in / their planned "
+                 "weeks (averaged over the cycle, planned rest included). Relative dose intensity = (cumulative "
+                 "dose / weeks from the start of the drug's first cycle to the end of treatment) / planned "
+                 "weekly dose.")
+    notes.append("Interruption: days of a dosing window without the planned dose (each dose covers the days "
+                 "up to the next planned dose); the planned rest of a cycle is not an interruption"
+                 + ("; days delaying a cycle start count as interruption days too (protocol option)."
+                    if eo.delay_is_interruption else "; a delayed cycle start is counted as a delay, not an "
+                    "interruption."))
+    notes.append(f"Reduction: a dose lower than the previous one by more than {eo.dose_change_tolerance:.0%} "
+                 "relative to the dose planned for that cycle and day (planned step-up doses and changes of "
+                 "phase are not modifications).")
+    units = {d.unit for ph in reg.effective_phases() for d in ph.drugs}
+    if "mg/m2" in units:
+        f = {"mosteller": "Mosteller (sqrt(height cm x weight kg / 3600))",
+             "dubois": "DuBois (0.007184 x height cm^0.725 x weight kg^0.425)"}[reg.bsa_formula]
+        notes.append(f"mg/m2 doses: body-surface area by {f} from vs HEIGHT and WEIGHT, the last "
+                     "measurement on or before each planned dose.")
+    if "mg/kg" in units:
+        notes.append("mg/kg doses: vs WEIGHT, the last measurement on or before each planned dose.")
+    return notes
+
+
+#: Bundled dose-modification tables by study drug (mmtrial/data): the XPOVIO table is STORM's.
+BUNDLED_DOSE_RULES: dict[str, str] = {"SELINEXOR": "dose_rules.toml"}
+
+
+class DoseRulesConfig(BaseModel):
+    """Protocol ``[dose_rules]`` section: the study drug's dose-modification table and how it is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field("", description="the study drug's rule table (TOML, as data/dose_rules.toml; a path "
+                                      "relative to the protocol file); empty: the bundled table for the study "
+                                      "drug when there is one (SELINEXOR: XPOVIO Table 2), else no rule checks")
+    action_window_days: int = Field(7, ge=0, description="the dose in force this many days after the finding "
+                                                         "is the action taken")
+    trigger: Literal["onset", "every"] = Field("onset", description="a lab rule fires at the onset of each "
+                                                                    "episode or at every qualifying value")
+    check_recovery: bool = Field(True, description="flag restarts made before the recovery the rule requires")
+    include_unverified: bool = Field(False, description="also apply rules tagged U (not verified against the "
+                                                        "label); off by default and listed as off in the report")
+
+
 def dose_rule_options(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet]:
-    raw = dict(p.section("dose_rules"))
-    known = {"file", "action_window_days", "trigger", "check_recovery"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"[dose_rules]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
-    path = raw.pop("file", "") or None
-    if path is not None and p.source_path and not str(path).startswith("/"):
+    """The ``[dose_rules]`` options and the rule table in force (rules tagged U dropped unless
+    ``include_unverified``; the dropped ones are in ``rules_off(p)``)."""
+    ro, rules, _ = _dose_rules(p)
+    return ro, rules
+
+
+def rules_off(p: Protocol) -> tuple[DoseRule, ...]:
+    """Rules of the table not applied because they are unverified (tag U) and not switched on."""
+    return _dose_rules(p)[2]
+
+
+def _dose_rules(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet, tuple[DoseRule, ...]]:
+    cfg = DoseRulesConfig.model_validate(p.section("dose_rules"))
+    ro = DoseRuleOptions(action_window_days=cfg.action_window_days, trigger=cfg.trigger,
+                         check_recovery=cfg.check_recovery)
+    drug = p.regimen.study_drug.upper()
+    if cfg.file:
         from pathlib import Path
 
-        base = Path(p.source_path).parent
-        if (base / path).exists():
-            path = str(base / path)
-    return DoseRuleOptions(**raw), DoseRuleSet.load(path)
+        path = Path(cfg.file)
+        if not path.is_absolute() and p.source_path:
+            path = Path(p.source_path).parent / path
+        if not path.exists():
+            raise FileNotFoundError(f"file = {cfg.file!r}: no such dose-rule table ({path})")
+        table = DoseRuleSet.load(path)
+    elif drug in BUNDLED_DOSE_RULES:
+        table = DoseRuleSet.load(None)
+    else:
+        return ro, DoseRuleSet(version="none", source=f"no dose-modification rules for {drug} in the protocol "
+                               "([dose_rules] file)", rules=()), ()
+    keep = tuple(r for r in table.rules if cfg.include_unverified or r.tag == "C")
+    off = tuple(r for r in table.rules if r not in keep)
+    return ro, dataclasses.replace(table, rules=keep), off
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -134,10 +234,13 @@ def run(a: Analysis) -> None:
                        options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     ex = a.study["ex"]
     adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
-                                        end_fallback=adsl)
+                                        end_fallback=adsl, vs=a.study.get("vs"), ladder_for=drug_ladder_for(p))
     a.issues.extend(adexlvl.attrs.get("issues", []))
-    adexlvl.attrs = {}
     adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
+    exp_info = adexlvl.attrs.get("exposure", {})
+    adexlvl.attrs = {}
+    adexcyc = exp_info.get("cycles")
+    cycle_source = str(exp_info.get("cycle_source", "INFERRED"))
     events = derive_rule_events(adlb, adae, rules, options=ro)
     checks = derive_rule_checks(events, adexlvl, adlb, rules, study_drug=study_drug,
                                 ladder_levels=[lvl.level for lvl in p.dose_ladder.levels], options=ro)
@@ -145,6 +248,8 @@ def run(a: Analysis) -> None:
     a.adam["adlb"] = adlb
     a.adam["adex"] = adex
     a.adam["adexlvl"] = adexlvl
+    if adexcyc is not None:
+        a.adam["adexcyc"] = adexcyc
     a.adam["adexchk"] = checks
 
     # ---- methods and footnotes -------------------------------------------------------------
@@ -168,7 +273,8 @@ def run(a: Analysis) -> None:
         "dose_rules": {"version": rules.version, "source": rules.source,
                        "action_window_days": ro.action_window_days, "trigger": ro.trigger,
                        "check_recovery": ro.check_recovery,
-                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"]},
+                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"],
+                       "rules_off": [r.id for r in rules_off(p)]},
     }
     a.methods["exposure"] = {
         "study_drug": study_drug,
@@ -176,26 +282,23 @@ def run(a: Analysis) -> None:
         "frequencies": {k: list(v) for k, v in eo.frequencies.items()},
         "duration_end": eo.duration_end,
         "min_interruption_days": eo.min_interruption_days,
-        "cycle_length_days": eo.cycle_length_days,
-        "relative_dose_intensity": "cumulative dose / (planned weekly dose x weeks on treatment)",
-        "interruption": "a gap between consecutive ex intervals of one drug (zero-dose rows included)",
-        "reduction": "an interval with a lower weekly dose than the previous interval",
+        "cycle_lengths_days": sorted({ph.cycle_length_days for ph in p.regimen.effective_phases()}),
+        "cycle_source": cycle_source,
+        "cycle_source_option": eo.cycle_source,
+        "delay_is_interruption": eo.delay_is_interruption,
+        "min_delay_days": eo.min_delay_days,
+        "dose_change_tolerance": eo.dose_change_tolerance,
+        "bsa_formula": p.regimen.bsa_formula,
+        "planned_weekly_dose": "planned dose of the drug's cycles (Regimen.schedule, step-up doses "
+                               "included, body-size doses from vs) / their planned weeks",
+        "relative_dose_intensity": "(cumulative dose / weeks from the drug's first cycle start to the "
+                                   "end of treatment) / planned weekly dose",
+        "interruption": "days of a dosing window not covered by a dose (each dose covers up to the next "
+                        "planned dose); planned rest is not an interruption",
+        "delay": "a cycle starting after the previous start + its planned length",
+        "reduction": "a dose lower than the previous one relative to the plan in force",
     }
-    exp_notes = [
-        pop_note,
-        {"dose_period": "Duration = first dose to the end of the period covered by the last dose "
-                        "(the day before the next scheduled dose), inclusive, in weeks.",
-         "interval_end": "Duration = first dose to the end of the last dosing interval (EXENDT), "
-                         "inclusive, in weeks.",
-         "last_dose": "Duration = first dose to last dose, inclusive, in weeks."}[eo.duration_end],
-        f"Planned weekly dose: the protocol's starting dose ({p.dose_ladder.levels[0].label} for "
-        f"{study_drug.title()}). Relative dose intensity = cumulative dose / (planned weekly dose "
-        "x weeks on treatment).",
-        "Reduction: an interval with a lower weekly dose than the previous one; interruption: days "
-        "without a scheduled dose between two intervals. Cycles started: 28-day cycles from first dose with at least one dose."
-        if eo.cycle_length_days == 28 else
-        f"Cycles started: {eo.cycle_length_days}-day cycles from first dose with at least one dose.",
-    ]
+    exp_notes = [pop_note, *exposure_notes(p, eo, cycle_source, adex)]
     rule_notes = [
         pop_note,
         f"Rules: {rules.version}. Tag C = confirmed in a retrieved copy of the label; tag U = "
@@ -206,6 +309,9 @@ def run(a: Analysis) -> None:
         "Restart expected at one dose level lower than the level in force at the finding; below "
         "the last level of the ladder the label calls for permanent discontinuation.",
     ]
+    if rules_off(p):
+        rule_notes.append("Not applied (tag U: not verified against the label; [dose_rules] include_unverified "
+                          "= true turns them on): " + "; ".join(f"{r.id} ({r.reaction})" for r in rules_off(p)) + ".")
     saf_notes = [pop_note, teae_note]
     lab_notes = [pop_note, ctcae_note, *grading_notes]
 
@@ -327,4 +433,5 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     }
 
 
-__all__ = ["SafetyOptions", "dose_rule_options", "exposure_options", "run", "summarise_safety"]
+__all__ = ["SafetyOptions", "dose_rule_options", "drug_ladder_for", "exposure_notes", "exposure_options", "run",
+           "summarise_safety"]

@@ -15,16 +15,32 @@ from mmtrial.tables.format import fmt_median_range, fmt_num
 from mmtrial.tables.safety import TableBuilder
 
 
+def fmt_planned(values: pd.Series) -> str:
+    """The planned weekly dose: one value when every patient has it (``160``, ``18.67``), else the
+    median (range) (body-size doses differ by patient)."""
+    v = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    if v.size == 0:
+        return "NE"
+    if np.allclose(v, v[0], rtol=1e-9):
+        x = float(v[0])
+        return fmt_num(x, 0) if abs(x - round(x)) < 1e-9 else fmt_num(x, 2)
+    return fmt_median_range(v, 2)
+
+
 def table_exposure(adex: pd.DataFrame, adsl: pd.DataFrame, *, drugs: list[str], footnotes: list[str]) -> Table:
-    """EXT01 / mmtrial-EX02: per drug, duration, cycles, dose, intensity and modifications."""
+    """EXT01 / mmtrial-EX02: per drug (one column each), duration, cycles, delays, dose in mg and,
+    for a body-size drug, in its unit (mg/m2 or mg/kg), intensity and modifications."""
     saf = adsl.loc[adsl["SAFFL"] == "Y", "USUBJID"]
     n = len(saf)
     cols = [d.title() for d in drugs]
     b = TableBuilder("Parameter", cols)
     per = {d: adex.loc[(adex["EXTRT"] == d) & adex["USUBJID"].isin(saf)] for d in drugs}
+    unit = {d: (str(per[d]["DOSEUNIT"].dropna().iloc[0]) if "DOSEUNIT" in per[d] and per[d]["DOSEUNIT"].notna().any()
+                else "mg") for d in drugs}
+    body_units = sorted({u for u in unit.values() if u != "mg"})
 
-    def row(label: str, f) -> None:
-        b.add(label, {c: f(per[d]) for c, d in zip(cols, drugs, strict=True)})
+    def row(label: str, f, only: str | None = None) -> None:
+        b.add(label, {c: f(per[d]) for c, d in zip(cols, drugs, strict=True) if only is None or unit[d] == only})
 
     row("Patients treated, n", lambda x: (f"{x['USUBJID'].nunique()}", x["USUBJID"]))
     row("Duration of treatment, weeks: median (range)", lambda x: fmt_median_range(x["TRTDURW"], 1))
@@ -36,10 +52,22 @@ def table_exposure(adex: pd.DataFrame, adsl: pd.DataFrame, *, drugs: list[str], 
         row(f"  {label}", lambda x, lo=lo, hi=hi: b.count(
             x.loc[(x["TRTDURW"] >= lo) & (x["TRTDURW"] < hi), "USUBJID"], n))
     row("Cycles started: median (range)", lambda x: fmt_median_range(x["CYCLES"], 0))
+    if "NDELAY" in adex and (adex["NDELAY"] > 0).any():
+        row("At least one delayed cycle start", lambda x: b.count(x.loc[x["NDELAY"] > 0, "USUBJID"], n))
+        row("  Days of delay: median (range), patients with a delay",
+            lambda x: fmt_median_range(x.loc[x["NDELAY"] > 0, "DELAYD"], 0))
+    if "NMISSCYC" in adex and (adex["NMISSCYC"] > 0).any():
+        row("At least one missed cycle", lambda x: b.count(x.loc[x["NMISSCYC"] > 0, "USUBJID"], n))
     row("Number of doses: median (range)", lambda x: fmt_median_range(x["NDOSES"], 0))
     row("Cumulative dose, mg: median (range)", lambda x: fmt_median_range(x["CUMDOSE"], 0))
-    row("Planned weekly dose, mg", lambda x: fmt_num(float(x["PLNWKDOS"].iloc[0]), 0) if len(x) else "")
+    for u in body_units:
+        row(f"Cumulative dose, {u}: median (range)", lambda x: fmt_median_range(x["CUMDOSEU"], 2), only=u)
+    row("Planned weekly dose, mg", lambda x: fmt_planned(x["PLNWKDOS"]) if len(x) else "")
+    for u in body_units:
+        row(f"Planned weekly dose, {u}", lambda x: fmt_planned(x["PLNWKDU"]) if len(x) else "", only=u)
     row("Actual weekly dose, mg: median (range)", lambda x: fmt_median_range(x["ACTWKDOS"], 1))
+    for u in body_units:
+        row(f"Actual weekly dose, {u}: median (range)", lambda x: fmt_median_range(x["ACTWKDU"], 2), only=u)
     row("Relative dose intensity, %: median (range)", lambda x: fmt_median_range(100 * x["RDI"], 1))
     row("  RDI < 70%", lambda x: b.count(x.loc[x["RDI"] < 0.7, "USUBJID"], n))
     row("At least one dose reduction", lambda x: b.count(x.loc[x["NREDUC"] > 0, "USUBJID"], n))
@@ -53,7 +81,8 @@ def table_exposure(adex: pd.DataFrame, adsl: pd.DataFrame, *, drugs: list[str], 
     row("Discontinued treatment for an adverse event", lambda x: b.count(
         x.loc[x["AEDISFL"] == "Y", "USUBJID"], n))
     return b.table("mmtrial-EX02", "Study drug exposure and dose modifications", footnotes=footnotes,
-                   population="Safety population", source="ADEX, ADEXLVL (ex intervals), ADAE (AEACN)")
+                   population="Safety population", source="ADEX, ADEXLVL (dosing runs), ADEXCYC (cycles), "
+                   "ADAE (AEACN)")
 
 
 def table_modification_reasons(adexlvl: pd.DataFrame, adsl: pd.DataFrame, *, study_drug: str,
@@ -155,7 +184,11 @@ def summarise_exposure(adex: pd.DataFrame, study_drug: str) -> dict:
         "duration_weeks": med(x["TRTDURW"]),
         "cycles_started": med(x["CYCLES"]),
         "cumulative_dose_mg": med(x["CUMDOSE"]),
-        "planned_weekly_dose_mg": None if x.empty else float(x["PLNWKDOS"].iloc[0]),
+        "planned_weekly_dose_mg": (None if x.empty or x["PLNWKDOS"].isna().all()
+                                   else float(np.median(x["PLNWKDOS"].dropna()))),
+        "dose_unit": "mg" if x.empty or "DOSEUNIT" not in x else str(x["DOSEUNIT"].iloc[0]),
+        "planned_weekly_dose_in_unit": med(x["PLNWKDU"]) if "PLNWKDU" in x else None,
+        "patients_with_delayed_cycle": int((x["NDELAY"] > 0).sum()) if "NDELAY" in x else 0,
         "actual_weekly_dose_mg": med(x["ACTWKDOS"]),
         "relative_dose_intensity": med(x["RDI"]),
         "patients_with_reduction": int((x["NREDUC"] > 0).sum()),
@@ -165,4 +198,21 @@ def summarise_exposure(adex: pd.DataFrame, study_drug: str) -> dict:
         "patients_discontinued_for_ae": int((x["AEDISFL"] == "Y").sum()),
         "pct_with_reduction_or_interruption": None if n == 0 else float(
             100.0 * int(((x["NREDUC"] > 0) | (x["NINTERR"] > 0)).sum()) / n),
+        "by_drug": {str(d): _drug_numbers(g, med) for d, g in adex.groupby("EXTRT", sort=True)},
+    }
+
+
+def _drug_numbers(x: pd.DataFrame, med) -> dict:
+    """results.json ``safety.exposure.by_drug[DRUG]``: each drug of the combination."""
+    unit = str(x["DOSEUNIT"].iloc[0]) if "DOSEUNIT" in x and x["DOSEUNIT"].notna().any() else "mg"
+    return {
+        "n": int(x["USUBJID"].nunique()),
+        "dose_unit": unit,
+        "cycles_started": med(x["CYCLES"]),
+        "planned_weekly_dose_mg": med(x["PLNWKDOS"]),
+        "planned_weekly_dose_in_unit": med(x["PLNWKDU"]) if "PLNWKDU" in x else None,
+        "relative_dose_intensity": med(x["RDI"]),
+        "patients_with_reduction": int((x["NREDUC"] > 0).sum()),
+        "patients_with_interruption": int((x["NINTERR"] > 0).sum()),
+        "patients_with_delayed_cycle": int((x["NDELAY"] > 0).sum()) if "NDELAY" in x else 0,
     }
