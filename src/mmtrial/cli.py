@@ -78,25 +78,59 @@ def _show_issues(issues, limit: int = 40) -> None:
         console.print(f"... {len(errors) + len(warnings) - limit} more in issues.csv")
 
 
+def _protocol_path(value: str | None) -> Path | None:
+    """A protocol file, or the bundled protocol of that name (``storm`` -> protocol/storm.toml)."""
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        return p
+    from importlib import resources
+
+    bundled = resources.files("mmtrial.protocol")
+    cand = bundled.joinpath(f"{value.lower()}.toml")
+    if cand.is_file():
+        return Path(str(cand))
+    names = sorted(f.name[:-5] for f in bundled.iterdir() if f.name.endswith(".toml"))
+    console.print(f"[red]--protocol {value}: no such file and no bundled protocol of that name "
+                  f"(bundled: {', '.join(names)})", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+PROTOCOL_HELP = "protocol TOML file or bundled protocol name (default: bundled STORM)"
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="study folder to write")],
-    n: Annotated[int, typer.Option("--n", min=1, help="number of subjects")] = 123,
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 7,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="number of subjects (default: the protocol's [simulation] n, else 123)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: the protocol's, else 7)")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
     format: Annotated[Format, typer.Option("--format", help="file format of the domains")] = Format.csv,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
 ) -> None:
-    """Write a synthetic STORM-like study (SDTM-style domains) from mmtrial's simulator."""
+    """Write a synthetic study (SDTM-style domains) simulated under a protocol's regimen."""
+    from pydantic import ValidationError
+
+    from mmtrial.errors import UsageError
     from mmtrial.simulate import simulate_study, write_study
+    from mmtrial.simulate.study import load_simulation
 
     t0 = time.perf_counter()
+    path = _protocol_path(protocol)
+    try:
+        proto, cfg, _ = load_simulation(path)
+    except (UsageError, ValidationError, OSError) as exc:
+        console.print(f"[red]{path}: {str(exc).splitlines()[0]}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    n = n if n is not None else (cfg.n or 123)
     with _progress(quiet) as (_, on_fraction):
-        sim = simulate_study(n=n, seed=seed, progress=on_fraction)
+        sim = simulate_study(n=n, seed=seed, progress=on_fraction, protocol=proto)
         write_study(sim, out, fmt=format.value)
     if not quiet:
         rows = sum(len(df) for df in sim.domains.values())
-        console.print(f"[green]Simulated {n} subjects ({rows:,} rows, synthetic data) in "
-                      f"{time.perf_counter() - t0:.1f} s -> {out}", soft_wrap=True)
+        console.print(f"[green]Simulated {n} subjects under {proto.study.id} ({rows:,} rows, synthetic data) "
+                      f"in {time.perf_counter() - t0:.1f} s -> {out}", soft_wrap=True)
     typer.echo(str(out))
 
 
@@ -164,14 +198,16 @@ def analyze(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="folder for the synthetic study and its analysis")] = Path("demo"),
-    n: Annotated[int, typer.Option("--n", min=1)] = 123,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    n: Annotated[int | None, typer.Option("--n", min=1)] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
     pdf: Annotated[bool, typer.Option("--pdf")] = False,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """Simulate the bundled synthetic STORM-like study and analyse it (the README's first command)."""
-    simulate(out=out / "study", n=n, seed=seed, format=Format.csv, quiet=quiet)
-    analyze(out / "study", out=out / "output", protocol=None, profile=None, pdf=pdf, only=None, quiet=quiet)
+    """Simulate a synthetic study under a protocol (default: STORM) and analyse it (the README's first command)."""
+    simulate(out=out / "study", n=n, seed=seed, protocol=protocol, format=Format.csv, quiet=quiet)
+    analyze(out / "study", out=out / "output", protocol=_protocol_path(protocol), profile=None, pdf=pdf,
+            only=None, quiet=quiet)
 
 
 def main() -> None:  # pragma: no cover
