@@ -121,7 +121,9 @@ def simulate(
     try:
         proto, cfg, _ = load_simulation(path)
     except (UsageError, ValidationError, OSError) as exc:
-        console.print(f"[red]{path}: {str(exc).splitlines()[0]}", soft_wrap=True)
+        msg = str(exc).splitlines()[0]
+        msg = msg if isinstance(exc, UsageError) else f"{path or 'protocol'}: {msg}"
+        console.print(msg, style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     n = n if n is not None else (cfg.n or 123)
     with _progress(quiet) as (_, on_fraction):
