@@ -35,7 +35,9 @@ def check(
         _fail(str(e))
         return
     drugs = ", ".join(p.regimen.drug_names())
-    present = sorted(set(p.model_extra or {}) | {"study", "regimen"})
+    fields = {"ladders": "dose_ladder"}
+    present = sorted({fields.get(f, f) for f in p.model_fields_set - {"source_path", "published_source"}}
+                     | set(p.model_extra or {}))
     typer.echo(f"{file}: ok - study {p.study.id}; regimen {drugs} ({len(p.regimen.effective_phases())} "
                f"phase(s)); sections: {', '.join(present)}")
 
