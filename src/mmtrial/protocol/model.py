@@ -154,9 +154,10 @@ class Populations(BaseModel):
     """``[populations]``: analysis population definitions as shown in the report."""
 
     model_config = ConfigDict(extra="forbid")
-    safety: str = "at least one dose of study drug"
-    efficacy: str = "at least one dose and measurable disease at baseline"
-    efficacy_requires_measurable_disease: bool = True
+    safety: str = Field("at least one dose of study drug", description="wording of the safety population (SAFFL)")
+    efficacy: str = Field("at least one dose and measurable disease at baseline",
+                          description="wording of the efficacy population (EFFFL)")
+    efficacy_requires_measurable_disease: bool = Field(True, description="EFFFL needs measurable disease at baseline")
 
 
 class MethodsConfig(BaseModel):
