@@ -13,9 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from mmtrial.cli_protocol import app as protocol_app
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Analyse single-arm multiple-myeloma trials from SDTM to a CSR-style report.")
 console = Console(stderr=True)
+app.add_typer(protocol_app, name="protocol")
 
 
 class Format(StrEnum):

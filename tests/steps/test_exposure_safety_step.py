@@ -18,7 +18,7 @@ from mmtrial.report.model import Figure, Listing, Table
 from mmtrial.steps import exposure_safety
 
 
-def _analysis() -> Analysis:
+def _analysis(protocol: Protocol | None = None) -> Analysis:
     ex = pd.DataFrame({
         "USUBJID": ["S1", "S1", "S1", "S2", "S2", "S3"], "EXTRT": ["SELINEXOR"] * 6,
         "EXDOSE": [80, 100, 80.0, 80, 80, 80], "EXDOSU": "mg",
@@ -59,7 +59,25 @@ def _analysis() -> Analysis:
         "EOSSTT": ["ONGOING", "ONGOING", "DISCONTINUED"], "DCSREAS": [None, None, "DEATH"],
     })
     study = Study(domains={"ex": ex, "lb": lb, "ae": ae, "ds": pd.DataFrame()}, synthetic=True)
-    return Analysis(study=study, protocol=Protocol.load(), adam={"adsl": adsl})
+    return Analysis(study=study, protocol=protocol or _storm_all_rules(), adam={"adsl": adsl})
+
+
+def _storm_all_rules() -> Protocol:
+    """STORM with the unverified (tag U) dose rules switched on: the hand-worked case uses them."""
+    p = Protocol.load()
+    assert p.model_extra is not None
+    p.model_extra["dose_rules"] = {**p.section("dose_rules"), "include_unverified": True}
+    return p
+
+
+def test_unverified_rules_off_by_default() -> None:
+    """Default [dose_rules]: only tag-C rows apply (S2's platelet WRONG LEVEL and sodium NOT
+    INTERRUPTED); S3's grade 3 fatigue row (FAT-G3, tag U) is off and named in the footnotes."""
+    a = _analysis(Protocol.load())
+    exposure_safety.run(a)
+    assert a.results["safety"]["dose_rule_deviations"]["deviations"] == 2
+    off = a.methods["safety"]["dose_rules"]["rules_off"]
+    assert "FAT-G3" in off and "NA-INTERRUPT" not in off and "PLT-REDUCE" not in off
 
 
 @pytest.fixture(scope="module")

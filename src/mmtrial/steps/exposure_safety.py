@@ -6,14 +6,17 @@ Protocol sections read: ``[exposure]``, ``[safety]``, ``[dose_rules]`` (docs/saf
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from mmtrial.context import Analysis
 from mmtrial.derive.adae import TeaeOptions, derive_adae
 from mmtrial.derive.doserules import (
+    DoseRule,
     DoseRuleOptions,
     DoseRuleSet,
     derive_rule_checks,
@@ -91,20 +94,64 @@ def exposure_options(p: Protocol) -> ExposureOptions:
     return ExposureOptions(**kw)
 
 
+#: Bundled dose-modification tables by study drug (mmtrial/data): the XPOVIO table is STORM's.
+BUNDLED_DOSE_RULES: dict[str, str] = {"SELINEXOR": "dose_rules.toml", "POMALIDOMIDE": "dose_rules_pomalidomide.toml"}
+
+
+class DoseRulesConfig(BaseModel):
+    """Protocol ``[dose_rules]`` section: the study drug's dose-modification table and how it is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field("", description="the study drug's rule table (TOML, as data/dose_rules.toml; a path "
+                                      "relative to the protocol file); empty: the bundled table for the study "
+                                      "drug when there is one (SELINEXOR: XPOVIO Table 2; POMALIDOMIDE: POMALYST "
+                                      "Table 1), else no rule checks")
+    action_window_days: int = Field(7, ge=0, description="the dose in force this many days after the finding "
+                                                         "is the action taken")
+    trigger: Literal["onset", "every"] = Field("onset", description="a lab rule fires at the onset of each "
+                                                                    "episode or at every qualifying value")
+    check_recovery: bool = Field(True, description="flag restarts made before the recovery the rule requires")
+    include_unverified: bool = Field(False, description="also apply rules tagged U (not verified against the "
+                                                        "label); off by default and listed as off in the report")
+
+
 def dose_rule_options(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet]:
-    raw = dict(p.section("dose_rules"))
-    known = {"file", "action_window_days", "trigger", "check_recovery"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"[dose_rules]: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
-    path = raw.pop("file", "") or None
-    if path is not None and p.source_path and not str(path).startswith("/"):
+    """The ``[dose_rules]`` options and the rule table in force (rules tagged U dropped unless
+    ``include_unverified``; the dropped ones are in ``rules_off(p)``)."""
+    ro, rules, _ = _dose_rules(p)
+    return ro, rules
+
+
+def rules_off(p: Protocol) -> tuple[DoseRule, ...]:
+    """Rules of the table not applied because they are unverified (tag U) and not switched on."""
+    return _dose_rules(p)[2]
+
+
+def _dose_rules(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet, tuple[DoseRule, ...]]:
+    cfg = DoseRulesConfig.model_validate(p.section("dose_rules"))
+    ro = DoseRuleOptions(action_window_days=cfg.action_window_days, trigger=cfg.trigger,
+                         check_recovery=cfg.check_recovery)
+    drug = p.regimen.study_drug.upper()
+    if cfg.file:
         from pathlib import Path
 
-        base = Path(p.source_path).parent
-        if (base / path).exists():
-            path = str(base / path)
-    return DoseRuleOptions(**raw), DoseRuleSet.load(path)
+        path = Path(cfg.file)
+        if not path.is_absolute() and p.source_path:
+            path = Path(p.source_path).parent / path
+        if not path.exists():
+            raise FileNotFoundError(f"file = {cfg.file!r}: no such dose-rule table ({path})")
+        table = DoseRuleSet.load(path)
+    elif drug in BUNDLED_DOSE_RULES:
+        from importlib import resources
+        from pathlib import Path
+
+        table = DoseRuleSet.load(Path(str(resources.files("mmtrial.data").joinpath(BUNDLED_DOSE_RULES[drug]))))
+    else:
+        return ro, DoseRuleSet(version="none", source=f"no dose-modification rules for {drug} in the protocol "
+                               "([dose_rules] file)", rules=()), ()
+    keep = tuple(r for r in table.rules if cfg.include_unverified or r.tag == "C")
+    off = tuple(r for r in table.rules if r not in keep)
+    return ro, dataclasses.replace(table, rules=keep), off
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -168,7 +215,8 @@ def run(a: Analysis) -> None:
         "dose_rules": {"version": rules.version, "source": rules.source,
                        "action_window_days": ro.action_window_days, "trigger": ro.trigger,
                        "check_recovery": ro.check_recovery,
-                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"]},
+                       "unconfirmed_rules": [r.id for r in rules.rules if r.tag == "U"],
+                       "rules_off": [r.id for r in rules_off(p)]},
     }
     a.methods["exposure"] = {
         "study_drug": study_drug,
@@ -206,6 +254,9 @@ def run(a: Analysis) -> None:
         "Restart expected at one dose level lower than the level in force at the finding; below "
         "the last level of the ladder the label calls for permanent discontinuation.",
     ]
+    if rules_off(p):
+        rule_notes.append("Not applied (tag U: not verified against the label; [dose_rules] include_unverified "
+                          "= true turns them on): " + "; ".join(f"{r.id} ({r.reaction})" for r in rules_off(p)) + ".")
     saf_notes = [pop_note, teae_note]
     lab_notes = [pop_note, ctcae_note, *grading_notes]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmtrial.context import Analysis
 from mmtrial.derive.drugs import PRIOR_THERAPY_CATEGORY, DrugDictionary, derive_drug_exposure
@@ -38,6 +39,7 @@ from mmtrial.derive.refractory import (
     derive_refractory_flags,
     parse_term,
 )
+from mmtrial.protocol.model import Protocol
 from mmtrial.report.model import Listing, Section, Text
 from mmtrial.sdtm.issues import InputIssue
 from mmtrial.tables.baseline import build_baseline_table, derive_baseline_lab_values
@@ -93,6 +95,59 @@ def _prior_only(df: pd.DataFrame | None, date_col: str, trtsdt: pd.Series, domai
     return df.loc[~late], issues
 
 
+class CriterionConfig(BaseModel):
+    """One criterion of ``[eligibility]``: ``id``, ``label`` and one ``rule`` term or several ``rules``."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, description="short identifier (ELIG_<id> / LABEL_<id> variables)")
+    label: str = Field("", description="wording shown in the report (default: the id)")
+    rule: str | None = Field(None, description="one rule term, e.g. 'refractory:PI>=2' (docs/prior-therapy.md)")
+    rules: list[str] | None = Field(None, min_length=1, description="several rule terms, all must hold")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> CriterionConfig:
+        if (self.rule is None) == (self.rules is None):
+            raise ValueError(f"criterion {self.id!r}: give exactly one of rule or rules")
+        for t in (self.rule,) if self.rule is not None else tuple(self.rules or ()):
+            parse_term(t)
+        return self
+
+
+class EligibilityConfig(BaseModel):
+    """``[eligibility]``: inclusion criteria, the label population and cytogenetics options.
+
+    Without ``criteria`` no inclusion criteria are checked (ELIGFL = Y); without
+    ``label_population`` no label population is derived or shown (STORM's protocol gives the
+    XPOVIO label population; it is never assumed for another protocol).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field("", description="where the inclusion criteria come from")
+    label_source: str = Field("", description="where the label population comes from")
+    criteria: list[CriterionConfig] = Field(default_factory=list, description="protocol inclusion criteria")
+    label_population: list[CriterionConfig] = Field(
+        default_factory=list, description="a regulatory label population (STORM: XPOVIO section 1.1)")
+    high_risk_cytogenetics: list[str] = Field(
+        default_factory=lambda: list(EligibilityRule().high_risk_cytogenetics),
+        description="LBTESTCDs whose positive result makes HRCYTOFL = Y")
+    cytogenetic_tests: list[str] = Field(
+        default_factory=lambda: list(EligibilityRule().cytogenetic_tests),
+        description="abnormalities shown in the baseline table")
+
+
+def eligibility_rule(p: Protocol) -> EligibilityRule:
+    """The protocol's ``[eligibility]`` as an :class:`EligibilityRule` (absent lists: none, never STORM's)."""
+    raw = dict(p.section("eligibility"))
+    EligibilityConfig.model_validate(raw)
+    raw.setdefault("criteria", [])
+    raw.setdefault("label_population", [])
+    if not raw["criteria"]:
+        raw.setdefault("source", "none: the protocol lists no inclusion criteria")
+    if not raw["label_population"]:
+        raw.setdefault("label_source", "none: the protocol defines no label population")
+    return EligibilityRule.from_protocol(raw)
+
+
 def run(a: Analysis) -> None:
     if "adsl" not in a.adam:
         raise RuntimeError("step prior_therapy needs ADSL: run the 'adsl' step first (pipeline.STEPS)")
@@ -100,7 +155,8 @@ def run(a: Analysis) -> None:
     adsl["USUBJID"] = adsl["USUBJID"].astype("string")
     line_rule = LineRule.from_protocol(a.protocol.section("lines"))
     ref_rule = RefractoryRule.from_protocol(a.protocol.section("refractory"))
-    elig_rule = EligibilityRule.from_protocol(a.protocol.section("eligibility"))
+    elig_rule = eligibility_rule(a.protocol)
+    has_label = bool(elig_rule.label_population)
     dict_path = a.options.get("drug_dictionary")
     dictionary = DrugDictionary.load(dict_path)
     for t in (*[t for c in elig_rule.criteria for t in c.terms], *[t for c in elig_rule.label_population for t in c.terms]):
@@ -194,12 +250,12 @@ def run(a: Analysis) -> None:
         "median_years_since_diagnosis": med("DIAGYRS"),
         "tcr": npct("TCRFL"), "penta": npct("PENTAFL"), "quad": npct("QUADFL"), "tce": npct("TCEFL"),
         "prior_sct": npct("PRSCTFL"), "high_risk_cytogenetics": npct("HRCYTOFL"),
-        "label_population": npct("LABELFL"), "eligible": npct("ELIGFL"),
+        "label_population": npct("LABELFL") if has_label else None, "eligible": npct("ELIGFL"),
     }
     a.results["eligibility"] = {
         "n": len(full), "eligible": int(full["ELIGFL"].eq("Y").sum()),
         "failing": {c.id: int(elig[f"ELIG_{c.id}"].eq("N").sum()) for c in elig_rule.criteria},
-        "label_population": int(full["LABELFL"].eq("Y").sum()),
+        "label_population": int(full["LABELFL"].eq("Y").sum()) if has_label else None,
         "label_failing": {c.id: int(elig[f"LABEL_{c.id}"].eq("N").sum()) for c in elig_rule.label_population},
         "measurable_disease_source": meas_src,
     }
@@ -226,17 +282,21 @@ def run(a: Analysis) -> None:
                                  footnotes=notes)
     blocks: list = [table]
     nfail = int((full["ELIGFL"] == "N").sum())
-    blocks.append(Text(
-        # sources carry their own brackets, so they follow a colon rather than sit inside brackets
-        f"Eligibility by the protocol inclusion criteria: {len(full) - nfail} of {len(full)} "
-        f"subjects meet all criteria; {nfail} fail at least one. Criteria source: {elig_rule.source}. "
-        f"Label population: {int(full['LABELFL'].eq('Y').sum())} subject(s); source: "
-        f"{elig_rule.label_source}. Measurable disease: {meas_src}."))
-    blocks.append(_listing("eligibility-failures", "Subjects failing an inclusion criterion, with the evidence",
-                           listing, [f"{c.id}: {c.label} ({'; '.join(c.terms)})" for c in elig_rule.criteria]))
-    blocks.append(_listing("label-population-failures",
-                           "Subjects outside the label population, with the evidence", label_listing,
-                           [f"{c.id}: {c.label} ({'; '.join(c.terms)})" for c in elig_rule.label_population]))
+    # sources carry their own brackets, so they follow a colon rather than sit inside brackets
+    elig_text = (f"Eligibility by the protocol inclusion criteria: {len(full) - nfail} of {len(full)} "
+                 f"subjects meet all criteria; {nfail} fail at least one. Criteria source: {elig_rule.source}."
+                 if elig_rule.criteria else "The protocol lists no inclusion criteria ([eligibility] criteria).")
+    # the label population (STORM: the XPOVIO label) is shown only when the protocol defines one
+    label_text = (f" Label population: {int(full['LABELFL'].eq('Y').sum())} subject(s); source: "
+                  f"{elig_rule.label_source}." if has_label else "")
+    blocks.append(Text(f"{elig_text}{label_text} Measurable disease: {meas_src}."))
+    if elig_rule.criteria:
+        blocks.append(_listing("eligibility-failures", "Subjects failing an inclusion criterion, with the evidence",
+                               listing, [f"{c.id}: {c.label} ({'; '.join(c.terms)})" for c in elig_rule.criteria]))
+    if has_label:
+        blocks.append(_listing("label-population-failures",
+                               "Subjects outside the label population, with the evidence", label_listing,
+                               [f"{c.id}: {c.label} ({'; '.join(c.terms)})" for c in elig_rule.label_population]))
     a.sections = [s for s in a.sections if s.id != SECTION_ID]
     a.sections.append(Section(id=SECTION_ID, title="Baseline characteristics and prior therapy",
                               blocks=blocks, order=SECTION_ORDER))

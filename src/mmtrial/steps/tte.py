@@ -7,6 +7,9 @@ Reads the ``[tte]`` protocol section (:class:`TteConfig`); the method profile co
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import tomllib
 from typing import Any, Literal
 
 import numpy as np
@@ -14,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from mmtrial.context import Analysis
-from mmtrial.derive.tte import derive_adtte, endpoint_specs_from_config
+from mmtrial.derive.tte import CensorSource, EventSource, derive_adtte, endpoint_specs_from_config
 from mmtrial.report.model import Figure, Section, Text
 from mmtrial.stats.compare import (
     compute_landmark_comparison,
@@ -53,6 +56,28 @@ def _param_of(adtte: pd.DataFrame) -> str | None:
     return str(vals.iloc[0]) if len(vals) else None
 
 
+class EndpointConfig(BaseModel):
+    """One ``[tte.endpoints.<PARAMCD>]`` table: origin, population, event and censoring sources."""
+
+    model_config = ConfigDict(extra="forbid")
+    param: str = Field(min_length=1, description="PARAM label of the endpoint")
+    start: str = Field(min_length=1, description="ADSL date variable of the origin (e.g. TRTSDT)")
+    population: dict[str, str] = Field(default_factory=dict, description="ADSL flag conditions, e.g. {EFFFL = 'Y'}")
+    events: list[EventSource] = Field(min_length=1, description="event sources (admiral event_source)")
+    censors: list[CensorSource] = Field(min_length=1, description="censoring sources, first that applies wins")
+    new_therapy_var: str | None = Field(None, description="date of new anti-myeloma therapy (events after it are set aside)")
+    missed_visits: int | None = Field(None, ge=1, description="missed assessments after which an event is set aside")
+
+    def as_table(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"param": self.param, "start": self.start, "population": dict(self.population),
+                             "events": [dataclasses.asdict(e) for e in self.events],
+                             "censors": [dataclasses.asdict(c) for c in self.censors]}
+        for k in ("new_therapy_var", "missed_visits"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        return d
+
+
 class TteConfig(BaseModel):
     """The ``[tte]`` protocol section (see storm.toml and docs/statistics.md)."""
 
@@ -75,7 +100,28 @@ class TteConfig(BaseModel):
     binomial_design_source: str = "protocol [tte] section"
     subgroup_nlines_cutoff: int = 7
     proportion_ci: str | None = None
-    endpoints: dict[str, dict[str, Any]]
+    endpoints: dict[str, EndpointConfig] = Field(
+        default_factory=lambda: default_endpoints(),
+        description="time-to-event parameters by PARAMCD (default: STORM's single-arm PFS, OS, DOR, TTR, "
+                    "TTNT definitions, storm.toml [tte.endpoints.*])")
+
+    def endpoint_tables(self) -> dict[str, dict[str, Any]]:
+        """The endpoints as plain tables (the shape :func:`endpoint_specs_from_config` reads)."""
+        return {k: v.as_table() for k, v in self.endpoints.items()}
+
+
+@functools.cache
+def _storm_endpoints() -> dict[str, Any]:
+    from importlib import resources
+
+    text = resources.files("mmtrial.protocol").joinpath("storm.toml").read_text("utf-8")
+    return tomllib.loads(text)["tte"]["endpoints"]
+
+
+def default_endpoints() -> dict[str, EndpointConfig]:
+    """The default ``[tte.endpoints]``: STORM's single-arm PFS, OS, DOR, TTR and TTNT definitions
+    (origin TRTSDT; IMWG progression, death; FDA 2018 censoring rules), as in storm.toml."""
+    return {k: EndpointConfig.model_validate(v) for k, v in _storm_endpoints().items()}
 
 
 def _profile(a: Analysis, cfg: TteConfig) -> str:
@@ -95,7 +141,7 @@ _PROVIDER = {
 def _check_variables(adsl: pd.DataFrame, cfg: TteConfig) -> None:
     """Every variable the endpoint sources name must be in ADSL (engine variables excepted)."""
     need: set[str] = set()
-    for e in cfg.endpoints.values():
+    for e in cfg.endpoint_tables().values():
         need.add(e.get("start", ""))
         need |= set(e.get("population", {}))
         if e.get("new_therapy_var"):
@@ -189,7 +235,7 @@ def run(a: Analysis) -> None:
     elif adrs is not None:
         ovr = pd.DataFrame({"USUBJID": pd.Series(dtype=str), "ADT": pd.Series(dtype="datetime64[ns]"), "AVALC": pd.Series(dtype=str)})
     specs = endpoint_specs_from_config(
-        cfg.endpoints,
+        cfg.endpoint_tables(),
         interval_days=a.protocol.visits.response_assessment_days,
         window_days=a.protocol.visits.assessment_window_days,
         add_one=cfg.add_one,
