@@ -82,22 +82,20 @@ def _show_issues(issues, limit: int = 40) -> None:
 
 
 def _protocol_path(value: str | None) -> Path | None:
-    """A protocol file, or the bundled protocol of that name (``storm`` -> protocol/storm.toml)."""
+    """A protocol file, or the bundled protocol of that name (``stratus`` -> protocol/stratus.toml)."""
     if value is None:
         return None
     p = Path(value)
     if p.is_file():
         return p
-    from importlib import resources
+    from mmtrial.protocol.model import bundled
 
-    bundled = resources.files("mmtrial.protocol")
-    cand = bundled.joinpath(f"{value.lower()}.toml")
-    if cand.is_file():
-        return Path(str(cand))
-    names = sorted(f.name[:-5] for f in bundled.iterdir() if f.name.endswith(".toml"))
-    console.print(f"[red]--protocol {value}: no such file and no bundled protocol of that name "
-                  f"(bundled: {', '.join(names)})", soft_wrap=True)
-    raise typer.Exit(2)
+    try:
+        return bundled(value)
+    except KeyError as exc:
+        console.print(f"--protocol {value}: no such file, and {exc.args[0]}", style="red", markup=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 PROTOCOL_HELP = "protocol TOML file or bundled protocol name (default: bundled STORM)"

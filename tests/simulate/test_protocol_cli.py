@@ -34,12 +34,9 @@ drugs = [
   { name = "DEXAMETHASONE", dose = 20, unit = "mg", route = "ORAL", cycle_days = [1, 2, 8, 9, 15, 16, 22, 23] },
 ]
 
-[dose_ladder]
-source = "carfilzomib label, dose-level reductions (test)"
-levels = [
-  { level = 0, label = "56 mg/m2", weekly_mg = 3, dose_mg = 56, days_of_week = [1] },
-  { level = -1, label = "45 mg/m2", weekly_mg = 2, dose_mg = 45, days_of_week = [1] },
-]
+[dose_ladder.CARFILZOMIB]
+source = "carfilzomib dose-level reductions (test)"
+levels = [ { level = 0, dose = 56 }, { level = -1, dose = 45 } ]
 
 [visits]
 response_assessment_days = 28
@@ -87,7 +84,7 @@ def test_simulate_cli_bundled_name_and_usage_errors(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert json.loads((tmp_path / "s" / "study.json").read_text())["protocol_id"] == "STORM"
     missing = r.invoke(app, ["simulate", "--out", str(tmp_path / "t"), "--protocol", "no-such-protocol"])
-    assert missing.exit_code == 2 and "no bundled protocol" in missing.output
+    assert missing.exit_code == 2 and "no bundled protocol" in missing.output and "stratus" in missing.output
     bad = tmp_path / "bad.toml"
     bad.write_text(KD_TOML.replace("n = 30", "n = 30\nrespons_rate = 0.3"), "utf-8")
     res = r.invoke(app, ["simulate", "--out", str(tmp_path / "u"), "--protocol", str(bad)])

@@ -12,17 +12,17 @@ VISITS = {"response_assessment_days": 28, "lab_interval_days": 7, "assessment_wi
 
 def protocol(regimen: dict[str, Any], ladder_doses: list[float] | None = None,
              simulation: dict[str, Any] | None = None, study_id: str = "TEST") -> Protocol:
-    """A Protocol with [study], [regimen], [dose_ladder] (doses of the study drug) and [visits]."""
-    doses = ladder_doses or [1.0]
-    levels = [{"level": -i, "label": f"{d:g}", "weekly_mg": float(len(doses) - i), "dose_mg": d,
-               "days_of_week": [1]} for i, d in enumerate(doses)]
+    """A Protocol with [study], [regimen], [visits] and, when ``ladder_doses`` are given, the study
+    drug's [dose_ladder.<DRUG>] (doses per administration on the drug's own days)."""
     data: dict[str, Any] = {
         "study": {"id": study_id, "title": f"{study_id} (test protocol)", "drug": regimen["study_drug"]},
         "regimen": regimen,
-        "dose_ladder": {"source": "test protocol", "levels": levels},
         "visits": VISITS,
         "source_path": f"{study_id.lower()}.toml",
     }
+    if ladder_doses:
+        data["dose_ladder"] = {regimen["study_drug"]: {
+            "source": "test protocol", "levels": [{"level": -i, "dose": d} for i, d in enumerate(ladder_doses)]}}
     if simulation is not None:
         data["simulation"] = simulation
     return Protocol.model_validate(data)

@@ -59,9 +59,9 @@ class SimulationConfig(BaseModel):
     missed_dose_prob: float = Field(0.0, ge=0, le=1, description="a planned administration not taken")
     dose_rule_adherence: float | None = Field(
         None, ge=0, le=1, description="probability a dose-modification rule is followed when it applies")
-    reduction_fractions: list[float] = Field(
-        default_factory=lambda: [1.0, 0.75, 0.5],
-        description="dose levels as fractions of the protocol dose when the protocol has no ladder for the study drug")
+    reduction_fractions: list[float] | None = Field(
+        None, description="dose levels as fractions of the protocol dose when the protocol has no ladder for "
+                          "the study drug (default: none, the dose is held instead of reduced)")
     height_cm: tuple[float, float] = Field((175.0, 162.0), description="mean height of men, women (cm)")
     height_sd_cm: float = Field(7.0, ge=0)
     weight_kg_median: float = Field(75.0, gt=0)
@@ -84,7 +84,9 @@ class SimulationConfig(BaseModel):
 
     @field_validator("reduction_fractions")
     @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
+    def _fractions(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
         if not v or v[0] != 1.0 or any(b >= a for a, b in itertools.pairwise(v)) or min(v) <= 0:
             raise ValueError(f"reduction_fractions: start at 1.0 and decrease, all > 0; got {v}")
         return v

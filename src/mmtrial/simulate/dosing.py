@@ -48,28 +48,45 @@ class DosingPlan:
         return any(u != "mg" for u in self.units)
 
 
-def study_ladder(protocol, regimen: Regimen, fractions: list[float]) -> tuple[list[float], list[tuple[int, ...] | None]]:
-    """Dose per administration and weekly pattern of each level of the study drug's ladder.
+@dataclass(frozen=True)
+class LadderLevel:
+    """One level of the study drug's ladder in one phase: dose per administration (drug's unit),
+    dosing days within the cycle and, for a weekly pattern, its days of the week."""
 
-    The protocol's ``[dose_ladder]`` applies when its level 0 dose equals the regimen's study
-    drug dose (STORM: 80 mg twice weekly -> 100, 80, 60 mg once weekly; XPOVIO label Table 1,
-    domain.md 1.10); a level's ``days_of_week`` replaces the weekly pattern only for a
-    ``days_of_week`` drug. Otherwise the levels are ``fractions`` of the protocol dose.
+    dose: float
+    days: tuple[int, ...]
+    days_of_week: tuple[int, ...] | None
+
+
+def study_ladder(protocol, regimen: Regimen, fractions: list[float] | None) -> dict[int, list[LadderLevel]]:
+    """The study drug's ladder in each phase (keyed by the phase's first cycle).
+
+    The protocol's ladder for the study drug when it has one (``Protocol.ladder_for``: XPOVIO
+    label Table 1 for STORM, 80 mg twice weekly -> 100, 80, 60 mg once weekly, domain.md 1.10;
+    a level may change the dosing days); otherwise ``fractions`` of the protocol dose on the
+    drug's own days (``[simulation] reduction_fractions``, a simulation assumption), or the
+    protocol dose alone (no reduction steps: the dosing model holds instead of reducing).
     """
-    d0 = regimen.drug(regimen.study_drug, 1)
-    assert d0 is not None
-    lad = getattr(protocol, "dose_ladder", None) if protocol is not None else None
-    levels = list(getattr(lad, "levels", None) or [])
-    if levels and abs(float(levels[0].dose_mg) - d0.dose) < 1e-9 and all(lv.dose_mg > 0 for lv in levels):
-        doses = [float(lv.dose_mg) for lv in levels]
-        dow = [tuple(lv.days_of_week) if d0.days_of_week is not None and lv.days_of_week else None
-               for lv in levels]
-        return doses, dow
-    return [d0.dose * f for f in fractions], [None] * len(fractions)
+    drug = regimen.study_drug
+    has = protocol is not None and getattr(protocol, "ladder_spec", None) is not None \
+        and protocol.ladder_spec(drug) is not None
+    out: dict[int, list[LadderLevel]] = {}
+    for ph in regimen.effective_phases():
+        c = ph.cycles[0]
+        d = regimen.drug(drug, c)
+        if d is None:
+            out[c] = []
+        elif has:
+            out[c] = [LadderLevel(float(st.dose), tuple(st.days), st.days_of_week)
+                      for st in protocol.ladder_for(drug, c)]
+        else:
+            days = d.days_in_cycle(ph.cycle_length_days)
+            dow = tuple(d.days_of_week) if d.days_of_week is not None else None
+            out[c] = [LadderLevel(d.dose * f, days, dow) for f in (fractions or [1.0])]
+    return out
 
 
-def build_plan(regimen: Regimen, doses: list[float], dow: list[tuple[int, ...] | None],
-               max_days: int) -> DosingPlan:
+def build_plan(regimen: Regimen, ladder: dict[int, list[LadderLevel]], max_days: int) -> DosingPlan:
     """The dense plan for enough cycles to cover ``max_days`` days without delays."""
     phases = regimen.effective_phases()
     lens: list[int] = []
@@ -83,36 +100,50 @@ def build_plan(regimen: Regimen, doses: list[float], dow: list[tuple[int, ...] |
     sched = regimen.schedule(n_cyc)
     names = tuple(dict.fromkeys(sched["DRUG"]))
     study = names.index(regimen.study_drug.upper())
-    n_lv = len(doses)
+    n_lv = max((len(v) for v in ladder.values()), default=1) or 1
     day_max = max(max(lens), int(sched["CYCLEDY"].max()))
     table = np.zeros((len(names), n_lv, n_cyc + 1, day_max + 1), dtype=np.float64)
     di = sched["DRUG"].map({n: i for i, n in enumerate(names)}).to_numpy()
     cyc = sched["CYCLE"].to_numpy()
     cdy = sched["CYCLEDY"].to_numpy()
     table[di, :, cyc, cdy] = sched["DOSE"].to_numpy()[:, None]
-    stepup = np.zeros(table.shape[1:], dtype=bool)[0]
+    stepup = np.zeros(table.shape[2:], dtype=bool)
     su = (sched["STEPUP"] == "Y").to_numpy() & (di == study)
     stepup[cyc[su], cdy[su]] = True
     base = table[study, 0].copy()
-    weekday = (np.arange(day_max + 1) - 1) % 7 + 1
-    for lv in range(1, n_lv):
-        tab = np.where(base > 0, np.where(stepup, np.minimum(base, doses[lv]), doses[lv]), 0.0)
-        if dow[lv] is not None:
-            tab = np.where(np.isin(weekday, dow[lv])[None, :], tab, 0.0)
-        table[study, lv] = tab
+    day_idx = np.arange(day_max + 1)
+    phase_first = np.array([regimen.phase_of(max(c, 1)).cycles[0] for c in range(n_cyc + 1)])
+    for first, levels in ladder.items():
+        rows = np.flatnonzero(phase_first == first)
+        for lv in range(1, n_lv):
+            if lv >= len(levels):
+                table[study, lv, rows] = 0.0
+                continue
+            L = levels[lv]
+            on_day = np.isin(day_idx, L.days)
+            # a level with its own days doses on them (planned rest stays rest); a step-up day
+            # keeps the smaller of the step-up dose and the level's dose
+            tab = np.where(on_day[None, :], L.dose, 0.0)
+            tab = np.where(stepup[rows] & (base[rows] > 0), np.minimum(base[rows], L.dose), tab)
+            table[study, lv, rows] = tab
     units, routes, codes = [], [], []
     whole_weeks = all(n % 7 == 0 for n in lens)
-    for name in names:
+    for i, name in enumerate(names):
         d = regimen.drug(name, 1) or next(
             x for p in phases for x in p.drugs if x.name.upper() == name)
         units.append(d.unit)
         routes.append(d.route)
-        ok = whole_weeks and d.days_of_week is not None and not d.step_up and all(
-            (regimen.drug(name, p.cycles[0]) or d).days_of_week == d.days_of_week for p in phases)
+        same = all((regimen.drug(name, p.cycles[0]) or d).days_of_week == d.days_of_week for p in phases)
+        ok = whole_weeks and same and not d.step_up
         lv_codes = []
         for lv in range(n_lv):
-            pattern = dow[lv] if (names.index(name) == study and dow[lv] is not None) else d.days_of_week
-            lv_codes.append(WEEKLY_CODES.get(tuple(pattern or ())) if ok else None)
+            if i == study:
+                pats = {tuple(v[lv].days_of_week) if lv < len(v) and v[lv].days_of_week else None
+                        for v in ladder.values() if v}
+                pat = next(iter(pats)) if len(pats) == 1 else None
+            else:
+                pat = tuple(d.days_of_week) if d.days_of_week is not None else None
+            lv_codes.append(WEEKLY_CODES.get(pat) if ok and pat is not None else None)
         codes.append(tuple(lv_codes))
     ref = regimen.planned_weekly_dose(regimen.study_drug, 1)
     return DosingPlan(names=names, units=tuple(units), routes=tuple(routes), study=study, table=table,
@@ -284,5 +315,16 @@ def build_ex(study_id: str, usubjid: np.ndarray, first_dose: np.ndarray, adm: Ad
     return ex.sort_values(["USUBJID", "EXTRT", "EXSTDTC"], kind="stable").reset_index(drop=True)
 
 
-__all__ = ["Administrations", "BodySize", "DosingPlan", "arm_label", "build_ex", "build_plan", "build_vs",
-           "compute_admin_dose_mg", "simulate_body_size", "study_ladder"]
+__all__ = [
+    "Administrations",
+    "BodySize",
+    "DosingPlan",
+    "LadderLevel",
+    "arm_label",
+    "build_ex",
+    "build_plan",
+    "build_vs",
+    "compute_admin_dose_mg",
+    "simulate_body_size",
+    "study_ladder",
+]

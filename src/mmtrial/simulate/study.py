@@ -230,8 +230,7 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     for off in range(p.nonheme_g3_hold_weeks[1]):  # offsets of the hold, not records
         sel = off < nh["hold"][g3]
         g3_grid[nh["subj"][g3][sel], np.minimum(wk0[sel] + off, w_max + 3)] = True
-    doses, dow = study_ladder(proto, regimen, cfg.reduction_fractions)
-    plan = build_plan(regimen, doses, dow, 7 * w_max)
+    plan = build_plan(regimen, study_ladder(proto, regimen, cfg.reduction_fractions), 7 * w_max)
     tx = simulate_treatment(r_tox, planned_weeks, g3_grid[:, :w_max], frail, p, plan,
                             rng_adherence=r_adh, missed_dose_prob=cfg.missed_dose_prob)
 

@@ -142,8 +142,10 @@ def simulate_treatment(rng: np.random.Generator, planned_weeks: np.ndarray, nonh
             nh = nonheme_g3[ix, w]
             recovered = (plt >= 50) & (anc >= 1.0) & (na > 130) & (hgb >= 8) & ~nh
             resume = hd & recovered
-            res_disc = resume & (lv + 1 > top)
-            lv = np.where(resume & ~res_disc, lv + 1, lv)
+            # resume one level lower (XPOVIO, POMALYST); a drug without reduction steps resumes at
+            # its dose (e.g. daratumumab: doses are held, never reduced)
+            res_disc = resume & (lv + 1 > top) & (top > 0)
+            lv = np.where(resume & ~res_disc, lv + min(top, 1), lv)
             hd = hd & ~resume
             dosing = ~hd & ~res_disc & ~resume
             t_int = np.select([plt < 25, anc < 0.5, na <= 130, nh],
@@ -153,6 +155,10 @@ def simulate_treatment(rng: np.random.Generator, planned_weeks: np.ndarray, nonh
                               TRIG_NONE)
             reduce = (dosing & ~interrupt & follow & (t_red > 0)
                       & (w - last_red[ix] >= p.min_weeks_between_reductions))
+            if top == 0:  # no reduction steps: the reduction rule holds the dose instead
+                interrupt = interrupt | reduce
+                t_int = np.where(reduce, t_red, t_int)
+                reduce = np.zeros(m, dtype=bool)
             red_disc = reduce & (lv + 1 > top)
             lv = np.where(reduce & ~red_disc, lv + 1, lv)
             last_red[ix] = np.where(reduce, w, last_red[ix])
