@@ -238,7 +238,7 @@ def build_vs(study_id: str, usubjid: np.ndarray, first_dose: np.ndarray, screen:
 
 # --- ex ------------------------------------------------------------------------------------------
 EX_COLUMNS = ["STUDYID", "USUBJID", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRQ", "EXROUTE", "EXSTDTC",
-              "EXENDTC", "EXADJ"]
+              "EXENDTC", "EXCYCLE", "EXADJ"]
 
 
 def build_ex(study_id: str, usubjid: np.ndarray, first_dose: np.ndarray, adm: Administrations,
@@ -249,11 +249,11 @@ def build_ex(study_id: str, usubjid: np.ndarray, first_dose: np.ndarray, adm: Ad
     gives one row per run of consecutive weeks at one dose with the full pattern, EXDOSFRQ ``BIW``
     / ``QW`` / ``QD`` (EXSTDTC the first, EXENDTC the last administration). Every other
     administration is grouped into runs of consecutive days at one dose within one cycle: ``QD``
-    for two days or more, ``ONCE`` for a single day. EXADJ ``ADVERSE EVENT``: the row's dose is
+    for two days or more, ``ONCE`` for a single day, with the cycle number in EXCYCLE. EXADJ ``ADVERSE EVENT``: the row's dose is
     below the protocol dose (a ladder reduction) or the row is the first after an interruption or
     a delayed cycle (a held week since the drug's previous administration).
     """
-    b = FrameBuilder(EX_COLUMNS, numeric=("EXDOSE",), dates=("EXSTDTC", "EXENDTC"))
+    b = FrameBuilder(EX_COLUMNS, numeric=("EXDOSE", "EXCYCLE"), dates=("EXSTDTC", "EXENDTC"))
     if len(adm.subj) == 0:
         return b.build()
     order = np.lexsort((adm.day, adm.drug, adm.subj))
@@ -310,8 +310,11 @@ def build_ex(study_id: str, usubjid: np.ndarray, first_dose: np.ndarray, adm: Ad
     b.add(len(rs), STUDYID=study_id, USUBJID=(usubjid, s[rs]), EXTRT=(names, g[rs]), EXDOSE=dmg[rs],
           EXDOSU="mg", EXDOSFRQ=(frq_names, frq_codes), EXROUTE=(routes, g[rs]),
           EXSTDTC=first_dose[s[rs]] + d[rs].astype(float), EXENDTC=first_dose[s[rs]] + d[ends].astype(float),
+          EXCYCLE=np.where(weekly[rs], np.nan, c[rs].astype(float)),
           EXADJ=(["ADVERSE EVENT"], np.zeros(len(rs), np.int64), ~adj))
     ex = b.build()
+    if ex["EXCYCLE"].isna().all():  # weekly runs may span cycles: no cycle number (STORM)
+        ex = ex.drop(columns="EXCYCLE")
     return ex.sort_values(["USUBJID", "EXTRT", "EXSTDTC"], kind="stable").reset_index(drop=True)
 
 
