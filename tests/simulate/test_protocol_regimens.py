@@ -256,3 +256,22 @@ def test_any_regimen_passes_the_input_checks_and_full_adherence_is_the_plan(tmp_
         bsa = compute_bsa(np.full(len(exp), h), wt, proto.regimen.bsa_formula)
         want = compute_dose_mg(exp["DOSE"].to_numpy(), exp["UNIT"].to_numpy(), bsa, wt)
         np.testing.assert_allclose(mine["EXDOSE"].to_numpy(), want, atol=0.006)
+
+
+@pytest.mark.parametrize("reg, ladder, sim_opts", [
+    (KD, KD_LADDER, {"toxicity_scale": {"platelets": 2.5}}),
+    (POMDEX, POMDEX_LADDER, {"missed_dose_prob": 0.0}),
+    (DARA, None, {}),
+])
+def test_the_vectorised_week_walk_equals_the_day_by_day_walk(monkeypatch, reg, ladder, sim_opts):
+    from mmtrial.simulate import treatment
+
+    proto = protocol(reg, ladder, sim_opts)
+    fast = simulate_study(120, seed=6, protocol=proto)
+    monkeypatch.setattr(treatment, "VECTORISED_WEEK", False)
+    slow = simulate_study(120, seed=6, protocol=proto)
+    for name in fast.domains:
+        pd.testing.assert_frame_equal(fast.domains[name], slow.domains[name])
+    pd.testing.assert_frame_equal(fast.truth, slow.truth)
+    pd.testing.assert_frame_equal(fast.cycles, slow.cycles)
+    assert (fast.cycles["DELAY_DAYS"] > 0).any() or reg is not KD
