@@ -92,8 +92,8 @@ def test_simulate_cli_bundled_name_and_usage_errors(tmp_path):
     assert not (tmp_path / "u").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="needs the protocol schema defaults (proto), ONCE/QD exposure and "
-                   "body-size planned doses (exposure) and regimen tables in the report (out) from other branches")
+@pytest.mark.xfail(strict=False, reason="needs branch exposure (ONCE rows, vs body size); on a trial merge with it "
+                   "STRATUS runs end to end but a subject stopping mid-cycle gets RDI > 1 (28/21)")
 def test_demo_any_protocol_end_to_end_rdi_is_100_for_full_adherence(tmp_path):
     proto = tmp_path / "kd.toml"
     proto.write_text(KD_TOML, "utf-8")
