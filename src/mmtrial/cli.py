@@ -27,9 +27,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from mmtrial.errors import EXIT_BUG, EXIT_INPUT, EXIT_USAGE, UsageError
-
 from mmtrial.cli_protocol import app as protocol_app
+from mmtrial.errors import EXIT_BUG, EXIT_INPUT, EXIT_USAGE, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Analyse single-arm multiple-myeloma trials from SDTM to a CSR-style report.")
@@ -162,28 +161,62 @@ def reports_errors(command):
     return wrapper
 
 
+def _protocol_path(value: str | None) -> Path | None:
+    """A protocol file, or the bundled protocol of that name (``stratus`` -> protocol/stratus.toml)."""
+    if value is None:
+        return None
+    p = Path(value)
+    if p.is_file():
+        return p
+    from mmtrial.protocol.model import bundled
+
+    try:
+        return bundled(value)
+    except KeyError as exc:
+        console.print(f"--protocol {value}: no such file, and {exc.args[0]}", style="red", markup=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+PROTOCOL_HELP = "protocol TOML file or bundled protocol name (default: bundled STORM)"
+
+
 @app.command()
 @reports_errors
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="study folder to write (new, empty, or an earlier simulate's)")],
-    n: Annotated[int, typer.Option("--n", min=1, help="number of subjects")] = 123,
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 7,
+    n: Annotated[int | None, typer.Option("--n", min=1, help="number of subjects (default: the protocol's [simulation] n, else 123)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="random seed (default: the protocol's, else 7)")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
     format: Annotated[Format, typer.Option("--format", help="file format of the domains")] = Format.csv,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
 ) -> None:
-    """Write a synthetic STORM-like study (SDTM-style domains) from mmtrial's simulator."""
+    """Write a synthetic study (SDTM-style domains) simulated under a protocol's regimen."""
+    from pydantic import ValidationError
+
     from mmtrial._io import check_output_folder
+    from mmtrial.errors import UsageError
     from mmtrial.simulate import simulate_study, write_study
+    from mmtrial.simulate.study import load_simulation
 
     check_output_folder(out, kind="study")  # before any work
     t0 = time.perf_counter()
+    path = _protocol_path(protocol)
+    try:
+        proto, cfg, _ = load_simulation(path)
+    except (UsageError, ValidationError, OSError) as exc:
+        msg = str(exc).splitlines()[0]
+        msg = msg if isinstance(exc, UsageError) else f"{path or 'protocol'}: {msg}"
+        console.print(msg, style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    n = n if n is not None else (cfg.n or 123)
     with _progress(quiet) as (_, on_fraction):
-        sim = simulate_study(n=n, seed=seed, progress=on_fraction)
+        sim = simulate_study(n=n, seed=seed, progress=on_fraction, protocol=proto)
         write_study(sim, out, fmt=format.value)
     if not quiet:
         rows = sum(len(df) for df in sim.domains.values())
-        console.print(f"[green]Simulated {n} subjects ({rows:,} rows, synthetic data) in "
-                      f"{time.perf_counter() - t0:.1f} s -> {escape(str(out))}", soft_wrap=True)
+        console.print(f"[green]Simulated {n} subjects under {proto.study.id} ({rows:,} rows, synthetic data) "
+                      f"in {time.perf_counter() - t0:.1f} s -> {escape(str(out))}", soft_wrap=True)
     typer.echo(str(out))
 
 
@@ -260,12 +293,13 @@ def analyze(
 @reports_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="folder for the synthetic study and its analysis")] = Path("demo"),
-    n: Annotated[int, typer.Option("--n", min=1)] = 123,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    n: Annotated[int | None, typer.Option("--n", min=1)] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
     pdf: Annotated[bool, typer.Option("--pdf")] = False,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
 ) -> None:
-    """Simulate the bundled synthetic STORM-like study and analyse it (the README's first command).
+    """Simulate a synthetic study under a protocol (default: STORM) and analyse it (the README's first command).
 
     OUT holds ``study/`` and ``output/`` and follows the output-folder rules (docs/cli.md)."""
     from mmtrial._io import check_output_folder, write_marker
@@ -278,8 +312,9 @@ def demo(
         require_pdf_renderer()
     root.mkdir(parents=True, exist_ok=True)
     write_marker(root, kind="demo", status="complete", folders=("study", "output"))
-    simulate(out=out / "study", n=n, seed=seed, format=Format.csv, quiet=quiet)
-    analyze(out / "study", out=out / "output", protocol=None, profile=None, pdf=pdf, only=None, quiet=quiet)
+    simulate(out=out / "study", n=n, seed=seed, protocol=protocol, format=Format.csv, quiet=quiet)
+    analyze(out / "study", out=out / "output", protocol=_protocol_path(protocol), profile=None, pdf=pdf,
+            only=None, quiet=quiet)
 
 
 def main() -> None:  # pragma: no cover

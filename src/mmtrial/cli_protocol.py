@@ -35,7 +35,9 @@ def check(
         _fail(str(e))
         return
     drugs = ", ".join(p.regimen.drug_names())
-    present = sorted(set(p.model_extra or {}) | {"study", "regimen"})
+    fields = {"ladders": "dose_ladder"}
+    present = sorted({fields.get(f, f) for f in p.model_fields_set - {"source_path", "published_source"}}
+                     | set(p.model_extra or {}))
     typer.echo(f"{file}: ok - study {p.study.id}; regimen {drugs} ({len(p.regimen.effective_phases())} "
                f"phase(s)); sections: {', '.join(present)}")
 
@@ -83,3 +85,29 @@ def list_() -> None:
     for name in bundled_names():
         p = Protocol.load(name)
         typer.echo(f"{name:10s} {p.study.id}: {p.study.title}")
+
+
+BEGIN, END = "<!-- protocol-reference:begin (generated: mmtrial protocol defaults) -->", "<!-- protocol-reference:end -->"
+
+
+@app.command("defaults")
+def defaults(
+    write: Annotated[str | None, typer.Option("--write", help="replace the generated block of this Markdown "
+                                                              "file (docs/protocol.md) instead of printing")] = None,
+) -> None:
+    """Print every section, key, default and meaning (the reference of docs/protocol.md)."""
+    from pathlib import Path
+
+    from mmtrial.protocol.sections import defaults_markdown
+
+    text = defaults_markdown()
+    if write is None:
+        typer.echo(text)
+        return
+    path = Path(write)
+    doc = path.read_text("utf-8")
+    if BEGIN not in doc or END not in doc:
+        _fail(f"{write}: no generated block ({BEGIN} ... {END})")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", "utf-8")

@@ -1,8 +1,10 @@
 """Protocol dose-rule check (mmtrial.derive.doserules).
 
 Expected values: XPOVIO label Table 2 / Table 1 as transcribed in ../shared/reference/domain.md
-section 1.10. Thrombocytopenia rows are tag C; every other row is tag U (implemented as data,
-unverified), so those tests check that the data file is applied as written, not the label itself.
+section 1.10. Thrombocytopenia, neutropenia, anaemia and hyponatraemia rows are tag C (verified
+against the US label transcription and the Swiss selinexor product information, Table 2; sources
+in data/dose_rules.toml); the other rows are tag U (unverified), so tests of those check that the
+data file is applied as written, not the label itself.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ R = {r.id: r for r in RULES.rules}
 P = Protocol.load()
 
 
-def test_rule_file_loads_with_tags_and_thrombocytopenia_rows_confirmed():
+def test_rule_file_loads_with_tags_and_verified_rows_confirmed():
     assert {"PLT-REDUCE", "PLT-BLEED", "PLT-INTERRUPT", "ANC-REDUCE", "ANC-INTERRUPT", "HGB-REDUCE",
             "NA-INTERRUPT", "FAT-G2", "FAT-G3", "NV-G12", "NV-G3", "DIA-G2", "DIA-G3", "WT-LOSS",
             "OTHER-G34"} <= set(R)
-    assert {r.id for r in RULES.rules if r.tag == "C"} == {"PLT-REDUCE", "PLT-BLEED", "PLT-INTERRUPT"}
+    assert {r.id for r in RULES.rules if r.tag == "C"} == {
+        "PLT-REDUCE", "PLT-BLEED", "PLT-INTERRUPT", "ANC-REDUCE", "ANC-INTERRUPT", "FN-INTERRUPT",
+        "HGB-REDUCE", "HGB-LIFE", "NA-INTERRUPT"}
+    assert all(r.source for r in RULES.rules)
 
 
 # Each lab row at and beside its threshold (label: platelets 25,000 to <75,000 reduce; <25,000

@@ -4,9 +4,10 @@ Rule
 ----
 XPOVIO (selinexor) prescribing information, Table 2 (dose modifications for adverse reactions,
 Xd) and Table 1 (dose reduction steps): ../shared/reference/domain.md section 1.10. The table
-is data (``data/dose_rules.toml``); each rule carries the domain.md tag: thrombocytopenia rows
-are C (confirmed), the other rows U (from memory of the label, implemented as data, to be
-verified against label section 2 before any result is relied on).
+is data (``data/dose_rules.toml``; other drugs' tables beside it, e.g. POMALYST's); each rule
+carries a tag and its ``source``: C (verified in a retrieved copy of the label: the
+thrombocytopenia, neutropenia, anaemia and hyponatraemia rows) or U (from memory of the label,
+not applied unless the protocol's ``[dose_rules] include_unverified`` is true).
 
 For each subject and each on-treatment lab record or treatment-emergent AE that meets a rule,
 the rule gives the action due (maintain, reduce 1 level, interrupt then restart 1 level lower);
@@ -56,6 +57,7 @@ class DoseRule:
     resume_paramcd: str | None = None
     resume_op: Literal[">=", ">"] | None = None
     resume_value: float | None = None
+    source: str = ""  # where the row was verified (tag C) or why it is not (tag U)
 
     def __post_init__(self) -> None:
         if self.action not in SEVERITY:

@@ -29,6 +29,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -40,7 +41,7 @@ from pydantic import (
 )
 
 from mmtrial.errors import ProtocolError
-from mmtrial.protocol.regimen import Regimen, RegimenDrug
+from mmtrial.protocol.regimen import OPEN_END, Regimen, RegimenDrug
 
 __all__ = ["DoseLadder", "LadderSpec", "LadderStep", "LevelSpec", "Populations", "Protocol", "Regimen",
            "RegimenDrug", "StudyInfo", "VisitSchedule", "bundled", "bundled_names", "load_protocol"]
@@ -154,9 +155,10 @@ class Populations(BaseModel):
     """``[populations]``: analysis population definitions as shown in the report."""
 
     model_config = ConfigDict(extra="forbid")
-    safety: str = "at least one dose of study drug"
-    efficacy: str = "at least one dose and measurable disease at baseline"
-    efficacy_requires_measurable_disease: bool = True
+    safety: str = Field("at least one dose of study drug", description="wording of the safety population (SAFFL)")
+    efficacy: str = Field("at least one dose and measurable disease at baseline",
+                          description="wording of the efficacy population (EFFFL)")
+    efficacy_requires_measurable_disease: bool = Field(True, description="EFFFL needs measurable disease at baseline")
 
 
 class MethodsConfig(BaseModel):
@@ -254,6 +256,8 @@ class Protocol(BaseModel):
 
     @model_validator(mode="after")
     def _ladders_fit_regimen(self) -> Protocol:
+        if not self.study.drug:
+            self.study.drug = self.regimen.study_drug
         names = {n.upper(): n for n in self.regimen.drug_names()}
         for drug, spec in self.ladders.items():
             if drug.upper() not in names:
@@ -337,6 +341,41 @@ class Protocol(BaseModel):
         source = spec.source if spec is not None else f"no [dose_ladder] for {drug}: the planned dose only"
         return DoseLadder(drug=drug.upper(), source=source,
                           levels=tuple(self.ladder_for(drug, self._first_cycle(drug))))
+
+    def regimen_table(self) -> pd.DataFrame:
+        """The regimen for the report: one row per phase and drug (cycles, dose, days, planned weekly dose)."""
+        rows = []
+        for ph in self.regimen.effective_phases():
+            n = ph.cycle_length_days
+            last = "onwards" if ph.cycles[1] >= OPEN_END else f"to {ph.cycles[1]}"
+            for d in ph.drugs:
+                days = d.days_in_cycle(n)
+                dow = tuple(d.days_of_week) if d.days_of_week is not None else None
+                ups = "; ".join(f"cycle {u.cycle} day {u.day}: {u.dose:g}" for u in d.step_up)
+                rows.append({
+                    "Cycles": f"{ph.cycles[0]} {last} ({n}-day cycles)",
+                    "Drug": d.name,
+                    "Dose per administration": f"{d.dose:g} {d.unit}",
+                    "Route": d.route,
+                    "Dosing days": describe_days(days, n, dow),
+                    "Planned weekly dose": f"{d.dose * len(days) * 7.0 / n:.4g} {d.unit}/week",
+                    "Step-up doses": ups,
+                })
+        out = pd.DataFrame(rows)
+        if not out["Step-up doses"].astype(bool).any():
+            out = out.drop(columns="Step-up doses")
+        if len(self.regimen.effective_phases()) == 1:
+            out = out.drop(columns="Cycles")
+        return out
+
+    def ladder_table(self, drug: str | None = None) -> pd.DataFrame:
+        """A drug's dose ladder for the report (default: the study drug's)."""
+        steps = self.ladder_for(drug or self.regimen.study_drug, self._first_cycle(drug or self.regimen.study_drug))
+        return pd.DataFrame({
+            "Level": [str(s.level) for s in steps],
+            "Dose": [s.label for s in steps],
+            "Planned weekly dose": [f"{s.weekly_dose:.4g} {s.unit}/week" for s in steps],
+        })
 
     # ------------------------------------------------------------------ sections
     def section(self, name: str) -> dict[str, Any]:

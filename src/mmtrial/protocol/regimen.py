@@ -32,9 +32,9 @@ class StepUpDose(BaseModel):
     """A dose that replaces (or adds) the planned dose on one day of one cycle."""
 
     model_config = ConfigDict(extra="forbid")
-    cycle: int = Field(ge=1)
-    day: int = Field(ge=1)
-    dose: float = Field(gt=0)
+    cycle: int = Field(ge=1, description="the cycle of the step-up dose")
+    day: int = Field(ge=1, description="its day within the cycle")
+    dose: float = Field(gt=0, description="its dose, in the drug's unit")
 
 
 class RegimenDrug(BaseModel):
@@ -44,11 +44,12 @@ class RegimenDrug(BaseModel):
     name: str = Field(min_length=1, description="EXTRT value (matched case-insensitively)")
     dose: float = Field(gt=0, validation_alias=AliasChoices("dose", "dose_mg"),
                         description="dose per administration, in `unit` (`dose_mg` is an accepted alias)")
-    unit: DoseUnit = "mg"
-    route: str = "ORAL"
+    unit: DoseUnit = Field("mg", description="mg; mg/m2 (x body-surface area from vs HEIGHT/WEIGHT); mg/kg (x vs WEIGHT)")
+    route: str = Field("ORAL", description="EXROUTE of the administrations (e.g. ORAL, INTRAVENOUS, SUBCUTANEOUS)")
     cycle_days: list[int] | None = Field(default=None, description="dosing days within the cycle (1 = day 1)")
     days_of_week: list[int] | None = Field(default=None, description="shorthand: days of every week (1-7)")
-    step_up: list[StepUpDose] = Field(default_factory=list)
+    step_up: list[StepUpDose] = Field(default_factory=list, description="doses replacing (or added to) the "
+                                                                       "planned dose on given days of given cycles")
 
     @field_validator("cycle_days", "days_of_week")
     @classmethod
@@ -91,9 +92,9 @@ class Phase(BaseModel):
     """A run of cycles with its own cycle length and drugs (``cycles = [first, last]``)."""
 
     model_config = ConfigDict(extra="forbid")
-    cycles: tuple[int, int]
-    cycle_length_days: int = Field(gt=0)
-    drugs: list[RegimenDrug] = Field(min_length=1)
+    cycles: tuple[int, int] = Field(description="[first, last] cycle of the phase (999: until progression)")
+    cycle_length_days: int = Field(gt=0, description="days per cycle in this phase")
+    drugs: list[RegimenDrug] = Field(min_length=1, description="the drugs of the phase, as regimen.drugs[]")
 
     @field_validator("cycles")
     @classmethod
@@ -116,11 +117,15 @@ class Regimen(BaseModel):
     """A treatment regimen: one cycle (``cycle_length_days`` + ``drugs``) or ``phases``."""
 
     model_config = ConfigDict(extra="forbid")
-    cycle_length_days: int | None = Field(default=None, gt=0)
+    cycle_length_days: int | None = Field(default=None, gt=0, description="days per cycle (required without "
+                                          "phases; with phases: the first phase's)")
     study_drug: str = Field(min_length=1, description="the drug whose dose ladder applies (EXTRT value)")
-    drugs: list[RegimenDrug] = Field(default_factory=list)
-    phases: list[Phase] = Field(default_factory=list)
-    bsa_formula: BsaFormula = "mosteller"
+    drugs: list[RegimenDrug] = Field(default_factory=list, description="the drugs of a one-cycle regimen "
+                                                                       "(see regimen.drugs[] below)")
+    phases: list[Phase] = Field(default_factory=list, description="runs of cycles with their own length and "
+                                                                  "drugs, instead of drugs (regimen.phases[])")
+    bsa_formula: BsaFormula = Field("mosteller", description="body-surface area for mg/m2 doses: mosteller "
+                                                             "(Mosteller 1987) or dubois (DuBois 1916)")
 
     @model_validator(mode="after")
     def _shape(self) -> Regimen:

@@ -53,6 +53,7 @@ class SectionSpec:
     build: str | None = None
     exclude: tuple[str, ...] = ()
     optional_module: bool = False
+    docs_page: str = "protocol.md"
 
 
 SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
@@ -89,7 +90,8 @@ SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
                 model="mmtrial.steps.exposure_safety:DoseRulesConfig",
                 build="mmtrial.steps.exposure_safety:dose_rule_options"),
     SectionSpec("simulation", "disease, toxicity and conduct assumptions of the simulator",
-                model="mmtrial.simulate.config:SimulationConfig", optional_module=True),
+                model="mmtrial.simulate.config:SimulationConfig", optional_module=True,
+                docs_page="simulator.md"),
 )}
 
 
@@ -140,38 +142,9 @@ def section_json_schema(name: str) -> dict[str, Any] | None:
     return schema
 
 
-def section_defaults(name: str) -> list[tuple[str, str, str]]:
-    """(key, default, description) of each top-level key of a section, for the docs table."""
-    m = section_model(name)
-    rows: list[tuple[str, str, str]] = []
-    if m is None:
-        return rows
-    if isinstance(m, type) and issubclass(m, BaseModel):
-        for k, f in m.model_fields.items():
-            key = f.alias or k
-            if f.is_required():
-                d = "(required)"
-            else:
-                d = _fmt_default(f.get_default(call_default_factory=True))
-            rows.append((key, d, f.description or ""))
-    else:
-        docs = _numpy_option_docs(m.__doc__ or "")
-        for f in dataclasses.fields(m):
-            if f.name in SECTIONS[name].exclude:
-                continue
-            if f.default is not dataclasses.MISSING:
-                d = _fmt_default(f.default)
-            elif f.default_factory is not dataclasses.MISSING:
-                d = _fmt_default(f.default_factory())
-            else:
-                d = "(required)"
-            rows.append((f.name, d, docs.get(f.name, "")))
-    return rows
-
-
 def _fmt_default(v: Any) -> str:
     if isinstance(v, BaseModel):
-        return "(table, see below)" if v.model_fields else "{}"
+        return "(table, see below)" if type(v).model_fields else "{}"
     if isinstance(v, dict) and v and all(isinstance(x, BaseModel) for x in v.values()):
         return "{" + ", ".join(v) + "}"
     if isinstance(v, tuple):
@@ -185,17 +158,26 @@ def _fmt_default(v: Any) -> str:
 def _numpy_option_docs(doc: str) -> dict[str, str]:
     """``name : text`` entries of a NumPy-style Options/Parameters docstring section."""
     out: dict[str, str] = {}
+    first_line: dict[str, str] = {}
     cur = None
     for line in doc.splitlines():
         m = re.match(r"^\s{4}(\w+)(?:, \w+)*\s*:\s*(.*)$", line)
         if m:
             cur = m.group(1)
             out[cur] = m.group(2).strip()
+            first_line[cur] = out[cur]
         elif cur and line.startswith("        ") and line.strip():
             out[cur] = (out[cur] + " " + line.strip()).strip()
         elif not line.strip():
             cur = None
-    return {k: re.sub(r"\s+", " ", v) for k, v in out.items()}
+    typed = re.compile(r"^(int|bool|str|float|tuple|dict|list|mapping|\{)", re.I)
+    clean = {}
+    for k, v in out.items():
+        first = first_line.get(k, "")
+        if typed.match(first) and len(v) > len(first):  # NumPy "Parameters": the name line is the type
+            v = v[len(first):]
+        clean[k] = re.sub(r"\s+", " ", v).strip()
+    return clean
 
 
 # --------------------------------------------------------------------------- builders
@@ -530,3 +512,96 @@ def protocol_json_schema() -> dict[str, Any]:
         "properties": props,
         "$defs": dict(sorted(defs.items())),
     }
+
+
+# --------------------------------------------------------------------------- documentation
+#: The docs page that explains each section's options in depth.
+DETAILS = {"tte": "statistics.md", "response": "imwg-response.md", "biomarker": "biomarker.md",
+           "lines": "prior-therapy.md", "refractory": "prior-therapy.md", "eligibility": "prior-therapy.md",
+           "exposure": "safety.md", "safety": "safety.md", "dose_rules": "safety.md", "methods": "statistics.md",
+           "published": "report.md"}
+
+def _core_model(name: str) -> Any | None:
+    from mmtrial.protocol import model as pm
+    from mmtrial.protocol.regimen import Regimen
+
+    return {"study": pm.StudyInfo, "regimen": Regimen, "dose_ladder": pm.LadderSpec,
+            "visits": pm.VisitSchedule, "populations": pm.Populations}.get(name)
+
+
+def _nested_models() -> dict[str, Any]:
+    """Tables inside sections, documented under their dotted name."""
+    from mmtrial.protocol.model import LevelSpec
+    from mmtrial.protocol.regimen import Phase, RegimenDrug, StepUpDose
+
+    out: dict[str, Any] = {"regimen.drugs[]": RegimenDrug, "regimen.phases[]": Phase,
+                           "regimen.drugs[].step_up[]": StepUpDose, "dose_ladder.<DRUG>.levels[]": LevelSpec}
+    for sec_name, field in (("tte", "endpoints.<PARAMCD>"), ("response", "confirmation"),
+                            ("eligibility", "criteria[] / label_population[]")):
+        m = section_model(sec_name)
+        if m is None:
+            continue
+        sub = {"tte": "endpoints", "response": "confirmation", "eligibility": "criteria"}[sec_name]
+        ann = m.model_fields[sub].annotation
+        inner = getattr(ann, "__args__", (ann,))[-1]
+        out[f"{sec_name}.{field}"] = inner
+    return out
+
+
+def keys_of(model: Any, exclude: Sequence[str] = ()) -> list[tuple[str, str, str]]:
+    """(key, default, description) rows of a pydantic model or dataclass."""
+    rows: list[tuple[str, str, str]] = []
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        for k, f in model.model_fields.items():
+            if k in exclude:
+                continue
+            key = f.alias or k
+            d = "(required)" if f.is_required() else _fmt_default(f.get_default(call_default_factory=True))
+            rows.append((key, d, f.description or ""))
+        return rows
+    docs = _numpy_option_docs(model.__doc__ or "")
+    for f in dataclasses.fields(model):
+        if f.name in exclude:
+            continue
+        if f.default is not dataclasses.MISSING:
+            d = _fmt_default(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            d = _fmt_default(f.default_factory())
+        else:
+            d = "(required)"
+        rows.append((f.name, d, docs.get(f.name, "")))
+    return rows
+
+
+def documented_keys() -> dict[str, tuple[str, list[tuple[str, str, str]]]]:
+    """Every section and nested table: its docs page and (key, default, description) rows."""
+    out: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}
+    for name, spec in SECTIONS.items():
+        m = _core_model(name) or section_model(name)
+        if m is None:
+            continue
+        out[name] = (spec.docs_page, keys_of(m, spec.exclude))
+    for dotted, m in _nested_models().items():
+        out[dotted] = ("protocol.md", keys_of(m))
+    return out
+
+
+def defaults_markdown() -> str:
+    """The reference of every protocol section, key and default (docs/protocol.md, generated)."""
+
+    def cell(x: str) -> str:
+        return x.replace("|", "\\|").replace("\n", " ")
+
+    lines: list[str] = []
+    for name, (page, rows) in documented_keys().items():
+        if page != "protocol.md":
+            lines += [f"### [{name}]", "", f"{SECTIONS[name].doc}: documented in [{page}]({page}).", ""]
+            continue
+        title = f"[{name}]" if name in SECTIONS else f"`{name}`"
+        doc = SECTIONS[name].doc if name in SECTIONS else f"one entry of `{name}` in [{name.split('.')[0]}]"
+        more = f" Details: [{DETAILS[name]}]({DETAILS[name]})." if name in DETAILS else ""
+        lines += [f"### {title}", "", doc[0].upper() + doc[1:] + "." + more, "", "| key | default | meaning |",
+                  "|---|---|---|"]
+        lines += [f"| `{k}` | `{cell(d)}` | {cell(t)} |" for k, d, t in rows]
+        lines.append("")
+    return "\n".join(lines)

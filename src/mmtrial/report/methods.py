@@ -235,36 +235,21 @@ def build_methods_section(a: Analysis) -> Section:
         ),
         Text(f"Protocol file: {p.source_path or '(bundled)'}."),
     ]
-    reg = pd.DataFrame(
-        {
-            "Drug": [d.name for d in p.regimen.drugs],
-            "Dose per administration (mg)": [f"{d.dose_mg:g}" for d in p.regimen.drugs],
-            "Days of each week": [
-                ", ".join(str(x) for x in d.days_of_week) for d in p.regimen.drugs
-            ],
-            "Weekly dose (mg)": [f"{d.weekly_dose_mg:g}" for d in p.regimen.drugs],
-        }
-    )
+    reg = p.regimen_table()
     blocks.append(
         Table(
             id="regimen",
             title="Treatment regimen",
             data=reg,
             footnotes=[
-                f"Cycles of {p.regimen.cycle_length_days} days; dose ladder applies to "
-                f"{p.regimen.study_drug}."
+                "Planned weekly dose = dose x dosing days x 7 / cycle length (planned rest days are not "
+                f"interruptions); study drug: {p.regimen.study_drug}."
             ],
             source="protocol [regimen]",
             stub="Drug",
         )
     )
-    ladder = pd.DataFrame(
-        {
-            "Level": [str(lv.level) for lv in p.dose_ladder.levels],
-            "Dose": [lv.label for lv in p.dose_ladder.levels],
-            "Weekly dose (mg)": [f"{lv.weekly_mg:g}" for lv in p.dose_ladder.levels],
-        }
-    )
+    ladder = p.ladder_table()
     blocks.append(
         Table(
             id="dose-ladder",

@@ -87,7 +87,7 @@ def summarize(sim: Any) -> dict[str, float]:
         v = np.where(x["LBSTRESU"] == "g/L", x["LBSTRESN"] / 10.0, x["LBSTRESN"])
         out[f"lab_g34_{key}_pct"] = 100.0 * x.loc[v < thr, "USUBJID"].nunique() / saf
     ex = sim.domains["ex"]
-    sel = ex[ex["EXTRT"] == "SELINEXOR"]
+    sel = ex[ex["EXTRT"] == sim.metadata.get("study_drug", "SELINEXOR")]
     first = pd.to_datetime(sel.groupby("USUBJID")["EXSTDTC"].min())
     lastd = pd.to_datetime(sel.groupby("USUBJID")["EXENDTC"].max())
     out["median_treatment_weeks"] = float(((lastd - first).dt.days + 1).median() / 7.0)

@@ -94,11 +94,9 @@ class SimulationParams:
     new_lesion_prob: float = 0.10  # progressors whose PD also shows a new lesion (tu)
     plasmacytoma_prob: float = 0.08  # heavy-chain subjects with a measured plasmacytoma (tr)
 
-    # --- dosing and toxicity (XPOVIO label Table 1/2, domain.md 1.10) ------------------------
-    ladder_weekly_mg: tuple[int, ...] = (160, 100, 80, 60)  # C
-    ladder_dose_mg: tuple[int, ...] = (80, 100, 80, 60)
-    ladder_per_week: tuple[int, ...] = (2, 1, 1, 1)
-    dex_dose_mg: int = 20  # C
+    # --- dosing and toxicity (XPOVIO label Table 2, domain.md 1.10) --------------------------
+    # the regimen and its dose ladder come from the protocol ([regimen], [dose_ladder]; STORM:
+    # selinexor 80 mg + dexamethasone 20 mg twice weekly, ladder 160 -> 100 -> 80 -> 60 mg/week, C)
     exposure_memory: float = 0.72  # weekly carry-over of drug effect (toxicity model)
     plat_median: float = 150.0  # 10^9/L baseline, lognormal, >= 75 (eligibility)
     plat_sigma: float = 0.42

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,20 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._io import check_output_folder, finish_dir, new_temp_dir, remove_tree
+from mmtrial.protocol.model import Protocol
 from mmtrial.simulate import disease as dz
 from mmtrial.simulate._builder import FrameBuilder
 from mmtrial.simulate._frames import constcol, datecol, explode_index, strcol
+from mmtrial.simulate.config import SimulationConfig, simulation_params
+from mmtrial.simulate.dosing import (
+    arm_label,
+    build_ex,
+    build_plan,
+    build_vs,
+    compute_admin_dose_mg,
+    simulate_body_size,
+    study_ladder,
+)
 from mmtrial.simulate.history import simulate_history
 from mmtrial.simulate.params import CATEGORIES, SimulationParams
 from mmtrial.simulate.treatment import (
@@ -39,7 +50,7 @@ from mmtrial.simulate.treatment import (
 )
 
 GENERATOR = "mmtrial.simulate"
-MODEL_VERSION = "1.1"  # 1.1: STORM-eligible exposures, marker loading, OS by response class
+MODEL_VERSION = "1.2"  # 1.2: the regimen from the protocol; 1.1: OS by response class
 DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh")
 INF = 10**7
 ProgressFn = Callable[[str, float], None]
@@ -52,6 +63,9 @@ class SimulatedStudy:
     domains: dict[str, pd.DataFrame]
     truth: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: one row per subject and cycle started: USUBJID, CYCLE, CYCLEN (planned length), START_DT,
+    #: PLANNED_START_DT (previous cycle's start + its length), DELAY_DAYS (written as _truth_cycles.csv)
+    cycles: pd.DataFrame | None = None
 
 
 def _days(iso: str) -> int:
@@ -71,28 +85,63 @@ def _last_true(mask: np.ndarray, default: int) -> np.ndarray:
     return np.where(mask.any(axis=1), k - 1 - mask[:, ::-1].argmax(axis=1), default)
 
 
-def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None = None,
-                   progress: ProgressFn | None = None) -> SimulatedStudy:
-    """Simulate a STORM-like single-arm study of ``n`` subjects from ``seed``.
+def load_simulation(protocol: Protocol | str | Path | None,
+                    params: SimulationParams | None = None) -> tuple[Protocol, SimulationConfig, SimulationParams]:
+    """The protocol (``None``: bundled STORM), its ``[simulation]`` options and the parameters.
+
+    A ``[simulation]`` section that does not validate raises ``mmtrial.errors.ProtocolError``
+    naming the file and the key.
+    """
+    from pydantic import ValidationError
+
+    from mmtrial.errors import ProtocolError
+
+    proto = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol)
+    try:
+        cfg = SimulationConfig.model_validate(proto.section("simulation"))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(["simulation", *(str(x) for x in err["loc"])])
+        raise ProtocolError(err["msg"], file=proto.source_path, key=key) from None
+    p = simulation_params(cfg, params)
+    if "assessment_interval" not in cfg.params:
+        p = replace(p, assessment_interval=int(proto.visits.response_assessment_days))
+    return proto, cfg, p
+
+
+def simulate_study(n: int | None = None, seed: int | None = None, params: SimulationParams | None = None,
+                   progress: ProgressFn | None = None,
+                   protocol: Protocol | str | Path | None = None) -> SimulatedStudy:
+    """Simulate a single-arm study of ``n`` subjects from ``seed`` under ``protocol``'s regimen.
 
     Parameters
     ----------
-    n : number of subjects (the safety population; about 1% have no measurable disease).
-    seed : random seed; the same (n, seed, params) gives identical frames.
-    params : model parameters (default: the calibrated :class:`SimulationParams`).
+    n : number of subjects (the safety population; about 1% have no measurable disease);
+        default the protocol's ``[simulation] n``, else 122.
+    seed : random seed; the same (n, seed, params, protocol) gives identical frames; default the
+        protocol's ``[simulation] seed``, else 7.
+    params : model parameters (default: the calibrated :class:`SimulationParams`); the
+        protocol's ``[simulation]`` options are applied on top (docs/simulator.md).
     progress : optional callback ``progress(stage, fraction)`` with fraction in [0, 1].
+    protocol : a :class:`Protocol` or a protocol file; ``None`` is the bundled STORM protocol.
+        Its regimen (cycles, dosing days, phases, units, step-up doses) and dose ladder drive
+        the dosing model.
 
     Returns
     -------
-    SimulatedStudy with ``domains`` (dm ex lb ae ds cm rs pr tu tr mh; dates ISO 8601 text),
-    ``truth`` (one row per subject) and ``metadata`` (``synthetic=True``, generator, seed ...).
+    SimulatedStudy with ``domains`` (dm ex lb ae ds cm rs pr tu tr mh, and vs when a dose is
+    per m2 or per kg; dates ISO 8601 text), ``truth`` (one row per subject) and ``metadata``
+    (``synthetic=True``, generator, seed, protocol ...).
     """
+    proto, cfg, p = load_simulation(protocol, params)
+    n = cfg.n if n is None and cfg.n is not None else (122 if n is None else n)
+    seed = cfg.seed if seed is None and cfg.seed is not None else (7 if seed is None else seed)
     if n < 1:
         raise ValueError(f"simulate_study: n must be >= 1; got {n!r}")
-    p = params or SimulationParams()
+    regimen = proto.regimen
     report = progress or (lambda stage, frac: None)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
-    (r_demo, r_dis, r_course, r_evt, r_tox, r_ae, r_hist, r_bio, r_rs, r_misc, r_lab, _) = streams
+    (r_demo, r_dis, r_course, r_evt, r_tox, r_ae, r_hist, r_bio, r_rs, r_misc, r_lab, r_adh) = streams
     report("subjects", 0.02)
 
     # --- subjects ---------------------------------------------------------------------------
@@ -179,7 +228,9 @@ def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None 
     for off in range(p.nonheme_g3_hold_weeks[1]):  # offsets of the hold, not records
         sel = off < nh["hold"][g3]
         g3_grid[nh["subj"][g3][sel], np.minimum(wk0[sel] + off, w_max + 3)] = True
-    tx = simulate_treatment(r_tox, planned_weeks, g3_grid[:, :w_max], frail, p)
+    plan = build_plan(regimen, study_ladder(proto, regimen, cfg.reduction_fractions), 7 * w_max)
+    tx = simulate_treatment(r_tox, planned_weeks, g3_grid[:, :w_max], frail, p, plan,
+                            rng_adherence=r_adh, missed_dose_prob=cfg.missed_dose_prob)
 
     # fatal adverse event while on treatment
     on_end = np.fmin(planned_eot, np.where(tx.disc_ae, tx.disc_day + 1, np.inf))
@@ -196,11 +247,13 @@ def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None 
     tx.level[after_death] = OFF
     for v in tx.labs.values():
         v[after_death] = np.nan
-    dosed = tx.level >= 0
-    last_w = _last_true(dosed, 0)
-    lvl_last = np.take_along_axis(tx.level, last_w[:, None], 1)[:, 0]
-    last_dose = 7.0 * last_w + np.where(lvl_last == 0, 2.0, 0.0)
+    assert tx.admin is not None and tx.cycle_start is not None
+    adm = tx.admin.keep(tx.admin.day < death[tx.admin.subj])  # nothing given on or after death
+    last_dose = np.zeros(n)  # the study drug's last administration (RFXENDTC)
+    sd = adm.drug == plan.study
+    np.maximum.at(last_dose, adm.subj[sd], adm.day[sd].astype(float))
     last_dose = np.minimum(last_dose, np.where(died, np.floor(death), np.inf))
+    cycle_start = np.where(tx.cycle_start < death[:, None], tx.cycle_start, np.nan)
     disc_ae = tx.disc_ae & (tx.disc_day < death)
 
     # end of treatment: reason and day
@@ -241,10 +294,13 @@ def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None 
     lb = _lb(r_lab, p, usubjid, first_dose, male, dis, ratio, course, inc, vday, tx, truth, cls)
     report("adverse events", 0.75)
     ae = _ae(r_ae, p, usubjid, first_dose, tx, nh, eot_day, death, died, death_cause, fatal, cut_rel)
-    ex = _ex(p, usubjid, first_dose, tx)
+    body = simulate_body_size(r_adh, male, plan.table.shape[2] - 1, cfg) if plan.body_size else None
+    dose_mg = compute_admin_dose_mg(adm, plan, body, regimen.bsa_formula)
+    ex = build_ex(p.study_id, usubjid, first_dose, adm, dose_mg, plan, tx.level == HOLD)
     ds = _ds(r_misc, p, usubjid, first_dose, eot_reason, eot_reasons, eot_day, ongoing, died, death,
              death_cause, t_wd, cut_rel, is_ne, ne_death, last_dose, vday, inc)
-    dm = _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, died, death)
+    dm = _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, died, death,
+             arm_label(regimen))
     rs = _rs(r_rs, p, usubjid, first_dose, level, vday, inc, hist.rs)
     cm = _cm_subsequent(r_misc, p, usubjid, first_dose, newtx, hist.cm)
     tu, tr = _tu_tr(r_misc, p, usubjid, first_dose, dis, ratio, inc, vday, first_pd, pd_obs)
@@ -255,15 +311,44 @@ def simulate_study(n: int = 122, seed: int = 7, params: SimulationParams | None 
     truth["TRUE_TRANSPLANT"] = np.where(hist.transplant, "Y", "N")
     truth["TRUE_EOT_REASON"] = eot_reasons[eot_reason]
     truth["TRUE_LAST_DOSE_DT"] = datecol(first_dose + last_dose.astype(np.int64))
-    truth["TRUE_DOSE_MODIFIED"] = np.where(((tx.level > 0) | (tx.level == HOLD)).any(axis=1), "Y", "N")
+    modified = ((tx.level > 0) | (tx.level == HOLD)).any(axis=1) | (tx.n_delays > 0)
+    truth["TRUE_DOSE_MODIFIED"] = np.where(modified, "Y", "N")
+    truth["TRUE_N_CYCLES"] = (~np.isnan(cycle_start)).sum(axis=1)
+    truth["TRUE_N_DELAYS"] = tx.n_delays
+    truth["TRUE_MISSED_DOSES"] = tx.missed
+    # full adherence: every planned administration up to the last dose given on its day at the
+    # protocol dose (no reduction, interruption, delay or missed dose)
+    truth["TRUE_FULL_ADHERENCE"] = np.where(~modified & (tx.missed == 0), "Y", "N")
     domains = {"dm": dm, "ex": ex, "lb": lb, "ae": ae, "ds": ds, "cm": cm, "rs": rs,
                "pr": hist.pr, "tu": tu, "tr": tr, "mh": hist.mh}
+    if body is not None:
+        screen_vs = first_dose - r_adh.integers(3, 15, n)
+        domains["vs"] = build_vs(p.study_id, usubjid, first_dose, screen_vs, body, cycle_start)
+    note = ("Synthetic data from mmtrial's STORM-like simulator; not trial data." if proto.study.id == "STORM"
+            else f"Synthetic data from mmtrial's simulator under protocol {proto.study.id}; not trial data.")
     meta = {"synthetic": True, "generator": GENERATOR, "version": MODEL_VERSION, "seed": int(seed),
             "n": int(n), "study_id": p.study_id, "data_cutoff": str(np.datetime64(cutoff, "D")),
-            "params": p.to_dict(),
-            "note": "Synthetic data from mmtrial's STORM-like simulator; not trial data."}
+            "protocol": proto.source_path, "protocol_id": proto.study.id,
+            "study_drug": regimen.study_drug.upper(), "params": p.to_dict(),
+            "simulation": cfg.model_dump(mode="json"), "note": note}
     report("done", 1.0)
-    return SimulatedStudy(domains=domains, truth=truth, metadata=meta)
+    return SimulatedStudy(domains=domains, truth=truth, metadata=meta,
+                          cycles=_truth_cycles(usubjid, first_dose, cycle_start, plan.cycle_len))
+
+
+def _truth_cycles(usubjid, first_dose, cycle_start, cycle_len) -> pd.DataFrame:
+    """Cycles started per subject with their planned and actual start (ground truth)."""
+    si, ci = np.nonzero(~np.isnan(cycle_start))
+    start = cycle_start[si, ci]
+    prev = np.where(ci > 1, cycle_start[si, np.maximum(ci - 1, 0)] + cycle_len[np.maximum(ci - 1, 0)], 0.0)
+    return pd.DataFrame({
+        "USUBJID": strcol(usubjid, si),
+        "CYCLE": ci.astype(np.int64),
+        "CYCLEN": cycle_len[ci].astype(np.int64),
+        "START_DT": datecol(first_dose[si] + start.astype(np.int64)),
+        "PLANNED_START_DT": datecol(first_dose[si] + prev.astype(np.int64)),
+        "DELAY_DAYS": (start - prev).astype(np.int64),
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,47 +749,6 @@ def _ae(rng, p, usubjid, first_dose, tx, nh, eot_day, death, died, death_cause, 
     return ae.sort_values(["USUBJID", "AESTDTC", "AEDECOD"], kind="stable").reset_index(drop=True)
 
 
-# --- exposure --------------------------------------------------------------------------------
-EX_COLUMNS = ["STUDYID", "USUBJID", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRQ", "EXSTDTC", "EXENDTC",
-              "EXADJ"]
-
-
-def _runs(code: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of equal non-negative codes along each row: (subject, first week, last week, code)."""
-    n, _w = code.shape
-    valid = code >= 0
-    prev = np.concatenate([np.full((n, 1), -9), code[:, :-1]], axis=1)
-    nxt = np.concatenate([code[:, 1:], np.full((n, 1), -9)], axis=1)
-    st_s, st_w = np.nonzero(valid & (code != prev))
-    _en_s, en_w = np.nonzero(valid & (code != nxt))
-    return st_s, st_w, en_w, code[st_s, st_w]
-
-
-def _ex(p, usubjid, first_dose, tx) -> pd.DataFrame:
-    """One row per constant-dose interval (docs/data-contract.md): selinexor and dexamethasone."""
-    b = FrameBuilder(EX_COLUMNS, numeric=("EXDOSE",), dates=("EXSTDTC", "EXENDTC"))
-    lvl = tx.level.astype(np.int64)
-    dose_mg = np.asarray(p.ladder_dose_mg)
-    per_week = np.asarray(p.ladder_per_week)
-    s, w0, w1, c = _runs(lvl)
-    # EXADJ: the first interval has none; later ones follow a reduction or an interruption
-    first = np.r_[True, s[1:] != s[:-1]]
-    end_day = 7.0 * w1 + np.where(per_week[c] == 2, 2.0, 0.0)
-    b.add(len(s), STUDYID=p.study_id, USUBJID=(usubjid, s), EXTRT="SELINEXOR", EXDOSE=dose_mg[c] * 1.0,
-          EXDOSU="mg", EXDOSFRQ=(["QW", "BIW"], (per_week[c] == 2).astype(np.int64)),
-          EXSTDTC=first_dose[s] + 7.0 * w0, EXENDTC=first_dose[s] + end_day,
-          EXADJ=(["ADVERSE EVENT"], np.zeros(len(s), np.int64), first))
-    dosing = np.where(lvl >= 0, 0, -1)
-    s, w0, w1, _ = _runs(dosing)
-    first = np.r_[True, s[1:] != s[:-1]]
-    b.add(len(s), STUDYID=p.study_id, USUBJID=(usubjid, s), EXTRT="DEXAMETHASONE",
-          EXDOSE=float(p.dex_dose_mg), EXDOSU="mg", EXDOSFRQ="BIW", EXSTDTC=first_dose[s] + 7.0 * w0,
-          EXENDTC=first_dose[s] + 7.0 * w1 + 2.0,
-          EXADJ=(["ADVERSE EVENT"], np.zeros(len(s), np.int64), first))
-    ex = b.build()
-    return ex.sort_values(["USUBJID", "EXTRT", "EXSTDTC"], kind="stable").reset_index(drop=True)
-
-
 # --- disposition, demographics ----------------------------------------------------------------
 def _ds(rng, p, usubjid, first_dose, eot_reason, eot_names, eot_day, ongoing, died, death, cause,
         t_wd, cut_rel, is_ne, ne_death, last_dose, vday, inc) -> pd.DataFrame:
@@ -738,7 +782,7 @@ def _ds(rng, p, usubjid, first_dose, eot_reason, eot_names, eot_day, ongoing, di
     return ds.sort_values(["USUBJID", "DSSTDTC"], kind="stable").reset_index(drop=True)
 
 
-def _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, died, death):
+def _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, died, death, arm):
     n = len(usubjid)
     return pd.DataFrame({
         "STUDYID": constcol(p.study_id, n),
@@ -747,8 +791,8 @@ def _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, di
         "AGE": age.astype(float),
         "SEX": strcol(["F", "M"], male.astype(np.int64)),
         "RACE": strcol(race_names, race),
-        "ARMCD": constcol("SELDEX", n),
-        "ARM": constcol("SELINEXOR 80 MG + DEXAMETHASONE 20 MG TWICE WEEKLY", n),
+        "ARMCD": constcol(arm[0], n),
+        "ARM": constcol(arm[1], n),
         "RFXSTDTC": datecol(first_dose),
         "RFXENDTC": datecol(first_dose + last_dose.astype(np.int64)),
         "DTHFL": strcol(["Y"], np.zeros(n, np.int64), ~died),
@@ -844,6 +888,8 @@ def write_study(sim: SimulatedStudy, out_dir: str | Path, fmt: str = "csv",
     tmp = new_temp_dir(out_dir, kind="study")
     try:
         items = [*sim.domains.items(), ("_truth", sim.truth)]
+        if sim.cycles is not None:
+            items.append(("_truth_cycles", sim.cycles))
         for i, (name, df) in enumerate(items):
             table = pa.Table.from_pandas(df, preserve_index=False)
             if fmt == "parquet" and not name.startswith("_"):

@@ -152,7 +152,7 @@ def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd
 
 
 #: Bundled dose-modification tables by study drug (mmtrial/data): the XPOVIO table is STORM's.
-BUNDLED_DOSE_RULES: dict[str, str] = {"SELINEXOR": "dose_rules.toml"}
+BUNDLED_DOSE_RULES: dict[str, str] = {"SELINEXOR": "dose_rules.toml", "POMALIDOMIDE": "dose_rules_pomalidomide.toml"}
 
 
 class DoseRulesConfig(BaseModel):
@@ -161,7 +161,8 @@ class DoseRulesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str = Field("", description="the study drug's rule table (TOML, as data/dose_rules.toml; a path "
                                       "relative to the protocol file); empty: the bundled table for the study "
-                                      "drug when there is one (SELINEXOR: XPOVIO Table 2), else no rule checks")
+                                      "drug when there is one (SELINEXOR: XPOVIO Table 2; POMALIDOMIDE: POMALYST "
+                                      "Table 1), else no rule checks")
     action_window_days: int = Field(7, ge=0, description="the dose in force this many days after the finding "
                                                          "is the action taken")
     trigger: Literal["onset", "every"] = Field("onset", description="a lab rule fires at the onset of each "
@@ -198,7 +199,10 @@ def _dose_rules(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet, tuple[DoseRu
             raise FileNotFoundError(f"file = {cfg.file!r}: no such dose-rule table ({path})")
         table = DoseRuleSet.load(path)
     elif drug in BUNDLED_DOSE_RULES:
-        table = DoseRuleSet.load(None)
+        from importlib import resources
+        from pathlib import Path
+
+        table = DoseRuleSet.load(Path(str(resources.files("mmtrial.data").joinpath(BUNDLED_DOSE_RULES[drug]))))
     else:
         return ro, DoseRuleSet(version="none", source=f"no dose-modification rules for {drug} in the protocol "
                                "([dose_rules] file)", rules=()), ()
