@@ -47,6 +47,6 @@ def test_every_toml_example_in_the_walkthrough_parses():
 
     text = (DOCS / "protocol.md").read_text("utf-8")
     blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 5
+    assert len(blocks) >= 4  # minimal, phases, step-up, ladder
     for b in blocks:
         tomllib.loads(b)
