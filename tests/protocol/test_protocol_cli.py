@@ -147,3 +147,12 @@ def test_schema_accepts_the_bundled_protocols_and_refuses_mistakes(tmp_path: Pat
         assert list(v.iter_errors(tomllib.loads(bundled(name).read_text("utf-8")))) == [], name
     for _, text, *_ in CASES[:3]:
         assert list(v.iter_errors(tomllib.loads(text))), text
+
+
+def test_storm_style_single_ladder_errors_point_at_the_written_line():
+    # the first-release [dose_ladder] (source + levels) is the study drug's ladder; a typo in its
+    # second level (line 14 of the file) is reported there
+    f = Path(__file__).with_name("legacy_ladder_typo.toml")
+    with pytest.raises(ProtocolError) as e:
+        Protocol.load(f)
+    assert e.value.line == 14 and e.value.key == "dose_ladder.SELINEXOR.levels[1].days_of_weak"

@@ -40,3 +40,13 @@ def test_walkthrough_covers_each_kind_of_regimen_and_the_bundled_protocols():
         assert words in text, words
     for name in bundled_names():
         assert f"`{name}`" in text, name
+
+
+def test_every_toml_example_in_the_walkthrough_parses():
+    import tomllib
+
+    text = (DOCS / "protocol.md").read_text("utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4  # minimal, phases, step-up, ladder
+    for b in blocks:
+        tomllib.loads(b)

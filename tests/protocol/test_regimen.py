@@ -168,3 +168,15 @@ def test_bundled_protocols_by_name():
     assert Protocol.load("stratus").regimen == Protocol.load(bundled("stratus")).regimen
     with pytest.raises(KeyError, match="bundled"):
         bundled("nope")
+
+
+def test_bundled_step_up_protocol_stops_after_its_last_cycle():
+    # PX-171-003-A1 (Siegel 2012, C): 20 mg/m2 in cycle 1, then 27 mg/m2; days 1, 2, 8, 9, 15, 16 of
+    # 28; at most 12 cycles -> 12 x 6 = 72 planned administrations, the first 6 at 20 mg/m2
+    p = Protocol.load("px171003")
+    s = p.regimen.schedule(20)
+    assert s["CYCLE"].max() == 12 and len(s) == 72
+    assert s.loc[s["STEPUP"] == "Y", "DOSE"].tolist() == [20.0] * 6
+    assert (s.loc[s["CYCLE"] == 1, "STEPUP"] == "Y").all() and s.loc[s["CYCLE"] > 1, "DOSE"].eq(27).all()
+    assert p.regimen.planned_weekly_dose("CARFILZOMIB", 2) == pytest.approx(27 * 6 * 7 / 28)
+    assert "Cycles" in p.regimen_table().columns

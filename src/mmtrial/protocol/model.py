@@ -364,7 +364,8 @@ class Protocol(BaseModel):
         out = pd.DataFrame(rows)
         if not out["Step-up doses"].astype(bool).any():
             out = out.drop(columns="Step-up doses")
-        if len(self.regimen.effective_phases()) == 1:
+        phases = self.regimen.effective_phases()
+        if len(phases) == 1 and phases[0].cycles[1] >= OPEN_END:
             out = out.drop(columns="Cycles")
         return out
 

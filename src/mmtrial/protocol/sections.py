@@ -273,12 +273,19 @@ def find_line(text: str, loc: Sequence[str | int]) -> int | None:
     """
     pos = _positions(text)
     loc = tuple(loc)
-    for n in range(len(loc), 0, -1):
-        if loc[:n] in pos:
-            line = pos[loc[:n]]
-            rest = loc[n:]
-            return _inline_line(text, line, rest) if rest else line
-    return None
+    # a segment the file does not write (STORM's single [dose_ladder] is the study drug's) is skipped
+    variants = [loc] + [loc[:i] + loc[i + 1:] for i in range(1, len(loc))]
+    best: tuple[int, int, tuple] | None = None
+    for v in variants:
+        for n in range(len(v), 0, -1):
+            if v[:n] in pos:
+                if best is None or n > best[0]:
+                    best = (n, pos[v[:n]], v[n:])
+                break
+    if best is None:
+        return None
+    _, line, rest = best
+    return _inline_line(text, line, rest) if rest else line
 
 
 def _inline_line(text: str, line: int, rest: tuple) -> int:
