@@ -57,7 +57,7 @@ def run_steps(
 
 
 
-FINAL_STEPS: tuple[str, ...] = ("overview",)
+FINAL_STEPS: tuple[str, ...] = ("conventions", "overview")  # conventions: ADaM IG variables (issue 14)
 
 
 @dataclass
@@ -137,6 +137,21 @@ def write_duckdb(a: Analysis, path: Path) -> None:
         con.close()
 
 
+def _apply_cutoff(study, cutoff: date | None):
+    """The study at the data cut-off (``sdtm/cutoff.py``), or unchanged without one."""
+    if cutoff is None:
+        return study
+    from mmtrial.sdtm.cutoff import apply_data_cutoff
+
+    return apply_data_cutoff(study, cutoff)
+
+
+def _write_submission(a: Analysis, out: Path) -> None:
+    from mmtrial.submission import write_submission
+
+    write_submission(a, out)
+
+
 def analyze(
     study_dir: str | Path,
     out_dir: str | Path,
@@ -148,6 +163,7 @@ def analyze(
     pdf: bool = False,
     run_date: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    cutoff: date | None = None,
 ) -> AnalysisOutput:
     """Read, check, derive, analyse and render one study into ``out_dir`` (atomically).
 
@@ -165,6 +181,7 @@ def analyze(
             replace_dir(tmp, out_dir)
             raise StudyInputError(issues)
         study.metadata["issues"] = issues
+        study = _apply_cutoff(study, cutoff or proto.study.data_cutoff)  # data cut-off (issue 14)
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
                      options=dict(options or {}))
         try:
@@ -181,6 +198,7 @@ def analyze(
                                    "checksum": study.checksum, "protocol": proto.source_path})
         (tmp / "results.json").write_text(results_to_json(a.results), "utf-8")
         write_duckdb(a, tmp / "mmtrial.duckdb")
+        _write_submission(a, tmp)  # XPT, Dataset-JSON, define.xml, tlf/*.rtf (issue 14)
         if on_stage:
             on_stage("render report")
         from mmtrial.report.render import write_report

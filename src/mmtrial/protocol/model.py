@@ -9,6 +9,7 @@ next to the code that applies them (e.g. ``derive/response.py`` reads ``[respons
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ class StudyInfo(BaseModel):
     reference: str = ""
     drug: str
     phase: str = ""
+    data_cutoff: date | None = None  # [study] data_cutoff: records after it are not used (sdtm/cutoff.py)
 
 
 class DoseLevel(BaseModel):

@@ -486,6 +486,14 @@ def _options_text(a: Analysis) -> str:
     return "; ".join(f"{k} = {v}" for k, v in pairs) if pairs else "defaults"
 
 
+def _cutoff_text(a: Analysis) -> str:
+    """The data cut-off for the header (docs/submission.md)."""
+    from mmtrial.submission import data_cutoff
+
+    cut = data_cutoff(a) if a.study is not None else None
+    return cut.isoformat() if cut else "none (all data used)"
+
+
 def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     """The whole report as one self-contained HTML document.
 
@@ -595,6 +603,7 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
             profile=str(profile),
             options=_options_text(a),
             synthetic=synthetic,
+            cutoff=_cutoff_text(a),
             run_date=run_date,
             toc=toc,
             sections=rendered,
