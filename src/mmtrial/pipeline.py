@@ -57,7 +57,7 @@ def run_steps(
 
 
 
-FINAL_STEPS: tuple[str, ...] = ("conventions", "overview")  # conventions: ADaM IG variables (issue 14)
+FINAL_STEPS: tuple[str, ...] = ("conventions", "csr_displays", "overview")  # issue 14: ADaM IG variables, CSR displays
 
 
 @dataclass

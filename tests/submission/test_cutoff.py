@@ -66,3 +66,37 @@ def test_cutoff_before_first_dose_blanks_treatment_start(study):
     assert pd.isna(dm.loc["S-002", "RFXSTDT"])
     assert dm.loc["S-001", "RFXSTDT"] == pd.Timestamp("2019-01-07")
     assert set(cut.domains["ex"]["USUBJID"]) == {"S-001"}
+
+
+def test_cli_cutoff_end_to_end(tmp_path):
+    """--cutoff on the 3-subject study: S-001's death (2019-06-30) is after the cut-off, so the
+    analysis sees no death; the cut-off is in results.json, the report header and define.xml."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmtrial.cli import app
+
+    runner = CliRunner()
+    study = write_study_folder(tmp_path / "s", valid_raw_domains())
+    bad = runner.invoke(app, ["analyze", str(study), "--out", str(tmp_path / "bad"), "--cutoff", "2019-13-01"])
+    assert bad.exit_code == 2 and "--cutoff" in bad.output
+    r = runner.invoke(app, ["analyze", str(study), "--out", str(tmp_path / "out"), "--quiet", "--cutoff", "2019-05-31"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "out"
+    res = json.loads((out / "results.json").read_text())
+    assert res["study"]["data_cutoff"] == "2019-05-31"
+    adsl = pd.read_parquet(out / "adam" / "adsl.parquet")
+    assert not adsl["DTHFL"].eq("Y").any()
+    assert (adsl["LSTALVDT"].dropna() <= pd.Timestamp("2019-05-31")).all()
+    assert '<dd id="data-cutoff">2019-05-31</dd>' in (out / "report.html").read_text()
+    assert b"Data cut-off 2019-05-31" in (out / "define.xml").read_bytes()
+    assert all(b"Data cut-off: 2019-05-31" in p.read_bytes() for p in (out / "tlf").glob("*.rtf"))
+    assert (out / "adam" / "adsl.xpt").stat().st_size > 0
+
+
+def test_protocol_data_cutoff_field():
+    from mmtrial.protocol.model import StudyInfo
+
+    s = StudyInfo(id="X", title="t", drug="D", data_cutoff="2018-04-24")
+    assert s.data_cutoff == date(2018, 4, 24)

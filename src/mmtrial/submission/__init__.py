@@ -42,6 +42,7 @@ def data_cutoff(a: Analysis) -> date | None:
 def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) -> SubmissionFiles:
     """Write ``adam/<name>.xpt``, ``adam/<name>.json``, ``define.xml`` and ``tlf/*.rtf`` into ``out_dir``."""
     from mmtrial.report.model import Listing, Table
+    from mmtrial.report.numbering import csr_numbers
     from mmtrial.submission.datasetjson import write_dataset_json
     from mmtrial.submission.define import WrittenDataset, write_define
     from mmtrial.submission.spec import load_spec, submission_frame
@@ -63,8 +64,10 @@ def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) 
     files.define = write_define(out_dir / "define.xml", written, spec, study_id=study_id,
                                 study_title=a.protocol.study.title, cutoff=data_cutoff(a), created=created)
     header = TlfHeader(study=study_id, cutoff=data_cutoff(a), synthetic=a.study.synthetic)
-    for section in a.sections:
+    sections = sorted(a.sections, key=lambda s: s.order)  # the report's order (report_sections)
+    numbers = csr_numbers(sections)
+    for section in sections:
         for block in section.blocks:
             if isinstance(block, Table) and not isinstance(block, Listing):
-                files.rtf.append(write_table_rtf(block, out_dir / "tlf", header, getattr(block, "number", None)))
+                files.rtf.append(write_table_rtf(block, out_dir / "tlf", header, numbers.get(id(block))))
     return files
