@@ -55,7 +55,7 @@ def test_every_table_has_caption_column_headers_with_scope(tree):
     assert len(tables) == 10
     for t in tables:
         caps = t.find_all("caption")
-        assert len(caps) == 1 and re.match(r"Table \d+\. \S", caps[0].text)
+        assert len(caps) == 1 and re.match(r"(Table|Listing) \d+(\.\d+)*\.? \S", caps[0].text)  # ICH E3 "Table 14.2.1"
         heads = t.find_all("thead")[0].find_all("th")
         assert heads and all(h.attrs.get("scope") == "col" for h in heads)
 

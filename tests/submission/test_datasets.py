@@ -124,3 +124,21 @@ def test_demo_datasets_fully_specified(demo):
     for name in SUBMISSION_DATASETS:
         cols = pd.read_parquet(demo.out_dir / "adam" / f"{name}.parquet").columns
         assert unlisted(spec.datasets[name], cols) == [], name
+
+
+def test_dataset_json_validates_against_cdisc_schema(tmp_path: Path):
+    """The CDISC Dataset-JSON v1.1 JSON schema (``schema/dataset.schema.json`` of CDISC's
+    DataExchange-DatasetJson repository; not shipped) when ``MMTRIAL_DATASETJSON_SCHEMA`` names it."""
+    import os
+
+    path = os.environ.get("MMTRIAL_DATASETJSON_SCHEMA")
+    if not path:
+        pytest.skip("MMTRIAL_DATASETJSON_SCHEMA not set: Dataset-JSON v1.1 schema not available")
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(Path(path).read_text("utf-8"))
+    validator = jsonschema.Draft201909Validator(schema, format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER)
+    for name, make in (("adsl", _small_adsl), ("adlb", _small_adlb)):
+        frame, cols, ds = submission_frame(name, make(), "STUDY1")
+        write_dataset_json(frame, cols, ds, tmp_path / f"{name}.json", study_oid="STUDY1")
+        errors = list(validator.iter_errors(json.loads((tmp_path / f"{name}.json").read_text())))
+        assert not errors, [e.message for e in errors[:5]]

@@ -11,7 +11,6 @@ missing). Dates are ``dataType = "date"`` with ISO 8601 values and ``targetDataT
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,14 +26,21 @@ DATASET_JSON_VERSION = "1.1.0"
 _DATA_TYPE = {"text": "string", "integer": "integer", "float": "double", "date": "date"}
 
 
-def _cell(kind: str):
+def column_values(s: pd.Series, kind: str) -> list[Any]:
+    """One column as JSON-ready Python values (``None`` for missing), vectorised."""
+    missing = s.isna().to_numpy()
     if kind == "date":
-        return lambda v: None if v is None or v is pd.NaT or pd.isna(v) else pd.Timestamp(v).date().isoformat()
-    if kind == "integer":
-        return lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
-    if kind == "float":
-        return lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-    return lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
+        vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy()
+    elif kind == "integer":
+        vals = np.round(pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)).astype(object)
+        vals[~missing] = [int(v) for v in vals[~missing]]
+    elif kind == "float":
+        vals = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float).astype(object)
+    else:
+        vals = s.astype(object).to_numpy()
+    vals = np.array(vals, dtype=object)
+    vals[missing] = None
+    return vals.tolist()
 
 
 def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *, study_oid: str,
@@ -54,10 +60,8 @@ def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
         if c.spec.name in ds.keys:
             meta["keySequence"] = ds.keys.index(c.spec.name) + 1
         cols.append(meta)
-    converters = [_cell(c.data_type) for c in columns]
-    values = [frame[c.name].astype(object).to_numpy() for c in columns]
-    rows = [[conv(v) for conv, v in zip(converters, row, strict=True)] for row in zip(*values, strict=True)] \
-        if columns else []
+    values = [column_values(frame[c.name], c.data_type) for c in columns]
+    rows = [list(r) for r in zip(*values, strict=True)] if columns else []
     now = created or datetime.now(UTC).replace(microsecond=0).isoformat()
     return {
         "datasetJSONCreationDateTime": now,

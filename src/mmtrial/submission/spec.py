@@ -148,7 +148,10 @@ def _as_text(s: pd.Series) -> pd.Series:
         text = num.astype(object).map(repr)
         text[whole] = num[whole].astype("int64").astype(str)
         return text.where(num.notna(), None).astype(object)
-    return s.astype(object).where(s.notna(), None).map(str, na_action="ignore").astype(object)
+    obj = s.astype(object).where(s.notna(), None)
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:  # pandas str/string: values are str already
+        return obj
+    return obj.map(str, na_action="ignore").astype(object)
 
 
 def _typed(s: pd.Series, kind: DataType) -> pd.Series:
