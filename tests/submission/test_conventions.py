@@ -60,3 +60,12 @@ def test_trt01_from_dm_arms_and_safety_flag():
     assert t["TRT01A"].tolist()[:2] == ["SVD", "SVD"] and pd.isna(t["TRT01A"].iloc[2])
     t2 = derive_vars_trt01(adsl, None, "SELINEXOR + DEXAMETHASONE")
     assert t2["TRT01P"].tolist() == ["SELINEXOR + DEXAMETHASONE"] * 3
+
+
+def test_existing_treatment_variables_are_kept():
+    from mmtrial.derive.conventions import derive_vars_adam_conventions
+
+    adsl = pd.DataFrame({"USUBJID": ["1"], "SAFFL": ["Y"], "AGE": [70.0], "TRT01P": ["SVD"], "TRT01A": ["VD"]})
+    out = derive_vars_adam_conventions({"adsl": adsl}, None, "REGIMEN")["adsl"]
+    assert out[["TRT01P", "TRT01A", "AGEGR1"]].iloc[0].tolist() == ["SVD", "VD", "65-74"]
+    assert "AGEGR1" not in adsl  # the input is not modified

@@ -162,13 +162,17 @@ def _adlb_conventions(adlb: pd.DataFrame, opts: ConventionOptions, names: Mappin
 def derive_vars_adam_conventions(adam: Mapping[str, pd.DataFrame], dm: pd.DataFrame | None,
                                  regimen_label: str, opts: ConventionOptions = ConventionOptions(),
                                  lab_names: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
-    """The datasets with the ADaM IG variables above added (inputs are not modified)."""
+    """The datasets with the ADaM IG variables above added (inputs are not modified).
+
+    ADSL TRT01P/TRT01A, AGEGR1 and BDS PARAMN that a dataset already carries are kept."""
     out = dict(adam)
     if "adsl" in out:
         adsl = out["adsl"].copy()
         trt = derive_vars_trt01(adsl, dm, regimen_label)
-        adsl["TRT01P"], adsl["TRT01A"] = trt["TRT01P"], trt["TRT01A"]
-        if "AGE" in adsl:
+        for var in ("TRT01P", "TRT01A"):  # a step that derived them already (two-arm trials) wins
+            if var not in adsl:
+                adsl[var] = trt[var]
+        if "AGE" in adsl and "AGEGR1" not in adsl:
             adsl["AGEGR1"], adsl["AGEGR1N"] = derive_var_agegr1(adsl["AGE"], opts.age_groups)
         out["adsl"] = adsl
     if "adlb" in out and "PARAMCD" in out["adlb"]:
@@ -179,6 +183,8 @@ def derive_vars_adam_conventions(adam: Mapping[str, pd.DataFrame], dm: pd.DataFr
         out["adae"] = adae
     for name in ("adtte", "adrs"):
         if name in out and "PARAMCD" in out[name]:
+            if "PARAMN" in out[name]:
+                continue
             df = out[name].copy()
             order = {c: i + 1 for i, c in enumerate(pd.unique(df["PARAMCD"].astype(object).dropna()))}
             df["PARAMN"] = df["PARAMCD"].astype(object).map(order).astype("Int64")
