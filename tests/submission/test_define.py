@@ -114,7 +114,8 @@ def test_demo_define(demo):
 
 
 def test_define_lengths_follow_data():
-    df = pd.DataFrame({"USUBJID": ["1", "22222"], "SEX": [None, np.nan]})
+    df = pd.DataFrame({"USUBJID": ["1", "22222"], "SEX": [None, np.nan], "DCTREAS": ["caf\u00e9", None]})
     _frame, cols, _ds = submission_frame("adsl", df, "S")
     lengths = {c.name: c.length for c in cols}
     assert lengths["USUBJID"] == 5 and lengths["SEX"] == 1 and lengths["STUDYID"] == 1
+    assert lengths["DCTREAS"] == 5  # bytes in UTF-8, as SAS transport stores them ("\u00e9" is 2 bytes)

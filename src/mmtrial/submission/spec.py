@@ -149,9 +149,25 @@ def _as_text(s: pd.Series) -> pd.Series:
         text[whole] = num[whole].astype("int64").astype(str)
         return text.where(num.notna(), None).astype(object)
     obj = s.astype(object).where(s.notna(), None)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if pd.api.types.is_string_dtype(cats) or all(isinstance(c, str) for c in cats):
+            return obj
     if pd.api.types.is_string_dtype(s) and s.dtype != object:  # pandas str/string: values are str already
         return obj
+    if pd.api.types.infer_dtype(obj, skipna=True) in ("string", "empty"):
+        return obj
     return obj.map(str, na_action="ignore").astype(object)
+
+
+def text_length(values: pd.Series) -> int:
+    """The longest value in bytes (UTF-8), 0 when all are missing (pyarrow compute, no Python loop)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    longest = pc.max(pc.binary_length(arr)).as_py()
+    return int(longest or 0)
 
 
 def _typed(s: pd.Series, kind: DataType) -> pd.Series:
@@ -217,9 +233,7 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
         kind = v.type or _infer_type(raw)
         values = _typed(raw.reset_index(drop=True), kind)
         if kind == "text":
-            nonmissing = values.dropna()
-            length = int(nonmissing.map(lambda x: len(x.encode("utf-8"))).max()) if len(nonmissing) else 1
-            length = max(length, 1)
+            length = max(text_length(values), 1)
             if length > XPT_TEXT_MAX:
                 raise ValueError(f"{name}.{v.name}: a value of {length} bytes exceeds the SAS transport v5 "
                                  f"limit of {XPT_TEXT_MAX}")
