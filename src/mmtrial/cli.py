@@ -246,6 +246,18 @@ def check(
     raise typer.Exit(EXIT_INPUT if n_err else 0)
 
 
+def _parse_cutoff(value: str | None):
+    """``--cutoff`` as a date; a malformed one is a usage error (exit 2)."""
+    if value is None:
+        return None
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"--cutoff must be a date YYYY-MM-DD; got {value!r}") from None
+
+
 @app.command()
 @reports_errors
 def analyze(
@@ -256,6 +268,7 @@ def analyze(
     pdf: Annotated[bool, typer.Option("--pdf", help="also write report.pdf (needs mmtrial[pdf])")] = False,
     only: Annotated[Only | None, typer.Option("--only", help="run only this analysis (after the ADSL and response steps it needs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
+    cutoff: Annotated[str | None, typer.Option("--cutoff", help="data cut-off YYYY-MM-DD: later records are not used (default: protocol's [study] data_cutoff)")] = None,
 ) -> None:
     """Analyse a study: input checks, ADaM datasets, statistics, results.json and report.html."""
     from mmtrial.pipeline import STEPS
@@ -263,6 +276,7 @@ def analyze(
     from mmtrial.sdtm import StudyInputError
 
     options = {"profile": profile.value} if profile else {}
+    cutoff_date = _parse_cutoff(cutoff)
     steps = None
     if only is not None:
         steps = tuple(s for s in STEPS if s in ("adsl", "response", only.value))
@@ -270,7 +284,7 @@ def analyze(
     try:
         with _progress(quiet) as (on_stage, _):
             result = run_analysis(study_dir, out, protocol=protocol, options=options, steps=steps,
-                                  pdf=pdf, on_stage=on_stage)
+                                  pdf=pdf, on_stage=on_stage, cutoff=cutoff_date)
     except StudyInputError as exc:
         _show_issues(exc.issues, csv_path=out / "issues.csv")
         console.print(f"[red]Input errors: no report written. All issues: {escape(str(out / 'issues.csv'))}",

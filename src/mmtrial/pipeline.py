@@ -66,7 +66,7 @@ def run_steps(
 
 
 
-FINAL_STEPS: tuple[str, ...] = ("overview",)
+FINAL_STEPS: tuple[str, ...] = ("conventions", "csr_displays", "overview")  # issue 14: ADaM IG variables, CSR displays
 
 
 @dataclass
@@ -243,6 +243,21 @@ def _record_failure(tmp: Path, out: Path, exc: BaseException, study: Path) -> Pa
     return out / ERROR_LOG
 
 
+def _apply_cutoff(study, cutoff: date | None):
+    """The study at the data cut-off (``sdtm/cutoff.py``), or unchanged without one."""
+    if cutoff is None:
+        return study
+    from mmtrial.sdtm.cutoff import apply_data_cutoff
+
+    return apply_data_cutoff(study, cutoff)
+
+
+def _write_submission(a: Analysis, out: Path) -> None:
+    from mmtrial.submission import write_submission
+
+    write_submission(a, out)
+
+
 def analyze(
     study_dir: str | Path,
     out_dir: str | Path,
@@ -254,6 +269,7 @@ def analyze(
     pdf: bool = False,
     run_date: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    cutoff: date | None = None,
 ) -> AnalysisOutput:
     """Read, check, derive, analyse and render one study into ``out_dir`` (atomically).
 
@@ -282,6 +298,7 @@ def analyze(
             finish_dir(tmp, out_path, kind="analysis", status="input-errors", study=study_path)
             raise StudyInputError(issues)
         study.metadata["issues"] = issues
+        study = _apply_cutoff(study, cutoff or proto.study.data_cutoff)  # data cut-off (issue 14)
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
                      options=dict(options or {}))
         try:
@@ -298,6 +315,7 @@ def analyze(
                                    "checksum": study.checksum, "protocol": proto.source_path})
         (tmp / "results.json").write_text(results_to_json(a.results), "utf-8")
         write_duckdb(a, tmp / "mmtrial.duckdb")
+        _write_submission(a, tmp)  # XPT, Dataset-JSON, define.xml, tlf/*.rtf (issue 14)
         if on_stage:
             on_stage("render report")
         from mmtrial.report.render import write_report

@@ -40,7 +40,7 @@ def test_published_beside_computed_for_the_crafted_results():
     assert rows["Partial response, n"][:2] == ["24", "3"]
     assert rows["Overall response rate (>=PR), %"][:2] == ["26.2", "41.7"]
     assert rows["Median overall survival, months"][:2] == ["8.6", "not computed"]
-    assert rows["Median overall survival, months"][2] == "time_to_event.OS.median"
+    assert rows["Median overall survival, months"][2] == ""  # the Note column; no results.json paths
 
 
 def test_synthetic_study_labels_the_computed_column_and_caption():
@@ -56,7 +56,7 @@ def test_unmapped_published_key_is_shown_not_dropped():
     a = make_analysis()
     a.protocol = a.protocol.model_copy(update={"published": {**a.protocol.published, "odd_key": 7}})
     rows = _rows(build_published_table(a))
-    assert rows["odd_key"][:2] == ["7", "no mapping (mmtrial.report.published)"]
+    assert rows["odd_key"][:3] == ["7", "not compared", "no mapping for this key"]
 
 
 def test_time_conversion_uses_30_4375_days_per_month():

@@ -55,7 +55,7 @@ def test_every_table_has_caption_column_headers_with_scope(tree):
     assert len(tables) == 10
     for t in tables:
         caps = t.find_all("caption")
-        assert len(caps) == 1 and re.match(r"Table \d+\. \S", caps[0].text)
+        assert len(caps) == 1 and re.match(r"(Table|Listing) \d+(\.\d+)*\.? \S", caps[0].text)  # ICH E3 "Table 14.2.1"
         heads = t.find_all("thead")[0].find_all("th")
         assert heads and all(h.attrs.get("scope") == "col" for h in heads)
 
@@ -94,7 +94,7 @@ def test_figure_has_caption_and_alt_text_and_decodes_to_svg(tree):
     assert len(figs) == 1
     img = figs[0].find_all("img")[0]
     assert img.attrs["alt"].startswith("Waterfall plot")
-    assert figs[0].find_all("figcaption")[0].text.startswith("Figure 1.")
+    assert figs[0].find_all("figcaption")[0].text.startswith("Figure 14.2.1")  # ICH E3 numbering
     src = img.attrs["src"]
     assert src.startswith("data:image/svg+xml;base64,")
     svg = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")

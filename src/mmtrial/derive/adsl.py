@@ -81,8 +81,9 @@ def derive_vars_death(adsl: pd.DataFrame, dm: pd.DataFrame, ds: pd.DataFrame | N
     d = dm.set_index("USUBJID")
     dthdt = out["USUBJID"].map(d["DTHDT"]) if "DTHDT" in d else pd.Series(pd.NaT, index=out.index)
     term = pd.Series(None, index=out.index, dtype=object)
-    if ds is not None and len(ds):
-        deaths = ds.loc[ds["DSDECOD"] == "DEATH"].sort_values("DSSTDT").drop_duplicates("USUBJID")
+    deaths = ds.loc[ds["DSDECOD"] == "DEATH"] if ds is not None and len(ds) else None
+    if deaths is not None and len(deaths):  # mapping an empty datetime Series fails in pandas 3.1
+        deaths = deaths.sort_values("DSSTDT").drop_duplicates("USUBJID")
         dd = deaths.set_index("USUBJID")
         dthdt = dthdt.fillna(out["USUBJID"].map(dd["DSSTDT"]))
         if "DSTERM" in dd:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass
+from datetime import date
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
@@ -56,6 +57,7 @@ class StudyInfo(BaseModel):
     reference: str = Field("", description="primary publication or registry entry")
     drug: str = Field("", description="name of the study drug as shown in the report (default: regimen.study_drug)")
     phase: str = Field("", description="trial phase, e.g. '2b'")
+    data_cutoff: date | None = Field(None, description="data cut-off: records after it are not used (sdtm/cutoff.py; --cutoff overrides)")
 
 
 class LevelSpec(BaseModel):

@@ -291,11 +291,10 @@ def build_published_table(a: Analysis) -> Table | None:
     for key, pub in published.items():
         item = items.get(key)
         if item is None:
-            rows.append((key, format_published(pub), "no mapping (mmtrial.report.published)", ""))
+            rows.append((key, format_published(pub), "not compared", "no mapping for this key"))
             continue
-        entry = path_text(item.path) + (f" ({item.note})" if item.note else "")
-        rows.append((item.label, format_published(pub), format_computed(item, a.results), entry))
-    data = pd.DataFrame(rows, columns=["Quantity", "Published", comp_col, "results.json entry"])
+        rows.append((item.label, format_published(pub), format_computed(item, a.results), item.note or ""))
+    data = pd.DataFrame(rows, columns=["Quantity", "Published", comp_col, "Note"])
     ref = a.protocol.study.reference or a.protocol.study.id
     notes = [
         f"Published: {ref}, as recorded in the protocol file's [published] section.",

@@ -46,6 +46,7 @@ from mmtrial.report.methods import (
     flatten_settings,
 )
 from mmtrial.report.model import Figure, Listing, Section, SectionLink, Table, Text
+from mmtrial.report.numbering import csr_numbers
 from mmtrial.report.published import build_published_section
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,6 +156,7 @@ class _Ctx:
     trace: list[_TraceEntry] = field(default_factory=list)
     n_tables: int = 0
     n_figures: int = 0
+    numbers: dict[int, str] = field(default_factory=dict)  # id(block) -> "Table 14.2.1" (report/numbering.py)
 
 
 def _text(v: Any) -> str:
@@ -224,7 +226,7 @@ def _notes(table: Table) -> list[str]:
 
 def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
     ctx.n_tables += 1
-    number = f"Table {ctx.n_tables}."
+    number = ctx.numbers.get(id(t), f"Table {ctx.n_tables}.")
     df = t.data
     cols = [str(c) for c in df.columns]
     ncol = len(cols)
@@ -237,7 +239,8 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
     out = [f'<div class="tlg{" wide" if wide else ""}" id="{tid}">', '<div class="tlg-scroll">']
     described = f' aria-describedby="{notes_id}"' if notes else ""
     out.append(f'<table class="{classes}"{described}>')
-    out.append(f'<caption><span class="tlg-num">{number}</span> {escape(t.title)}</caption>')
+    pop = f'<span class="tlg-pop">Population: {escape(t.population)}</span>' if t.population else ""
+    out.append(f'<caption><span class="tlg-num">{number}</span> {escape(t.title)}{pop}</caption>')
     out.append(
         "<thead><tr>" + "".join(f'<th scope="col">{escape(c)}</th>' for c in cols) + "</tr></thead>"
     )
@@ -356,7 +359,8 @@ def _render_figure(f: Figure, ctx: _Ctx, fid: str) -> str:
     notes = "".join(f"<p>{escape(n)}</p>" for n in f.footnotes)
     return (
         f'<figure class="tlg-figure" id="{fid}">\n'
-        f'<figcaption><span class="tlg-num">Figure {ctx.n_figures}.</span> {escape(f.title)}</figcaption>\n'
+        f'<figcaption><span class="tlg-num">{ctx.numbers.get(id(f), f"Figure {ctx.n_figures}.")}</span> '
+        f'{escape(f.title)}</figcaption>\n'
         f'<img src="{src}" alt="{escape(f.alt.strip())}">\n'
         + (f'<div class="notes">{notes}</div>\n' if notes else "")
         + "</figure>"
@@ -486,6 +490,14 @@ def _options_text(a: Analysis) -> str:
     return "; ".join(f"{k} = {v}" for k, v in pairs) if pairs else "defaults"
 
 
+def _cutoff_text(a: Analysis) -> str:
+    """The data cut-off for the header (docs/submission.md)."""
+    from mmtrial.submission import data_cutoff
+
+    cut = data_cutoff(a) if a.study is not None else None
+    return cut.isoformat() if cut else "none (all data used)"
+
+
 def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     """The whole report as one self-contained HTML document.
 
@@ -515,6 +527,7 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
         }
         ids.used |= subject_anchors
     ctx = _Ctx(ids=ids, subject_anchors=subject_anchors, anchor_owner=id(owner) if owner else None)
+    ctx.numbers = csr_numbers(sections)  # ICH E3 numbering (report/numbering.py)
     has_trace = any(isinstance(b, Table) and b.cell_subjects for s in sections for b in s.blocks)
     if has_trace:
         trace_sec = Section(
@@ -595,6 +608,7 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
             profile=str(profile),
             options=_options_text(a),
             synthetic=synthetic,
+            cutoff=_cutoff_text(a),
             run_date=run_date,
             toc=toc,
             sections=rendered,

@@ -386,7 +386,7 @@ def run(a: Analysis) -> None:
             blocks.append(
                 Figure(
                     id=f"km-{code.lower()}",
-                    title=f"Kaplan-Meier plot: {_LABELS[code]} (KMG01)",
+                    title=f"Kaplan-Meier plot: {_LABELS[code]}",
                     alt=alt,
                     svg=km_svg({_LABELS[code]: km}, alt, ylabel=km_ylabel(code, _param_of(blocks_src[code]))),
                     footnotes=[footnote_km, "+ = censored."],
@@ -441,7 +441,7 @@ def run(a: Analysis) -> None:
         blocks.append(
             Figure(
                 id="forest-orr",
-                title="Overall response rate by subgroup (FSTG01)",
+                title="Overall response rate by subgroup",
                 alt=alt,
                 svg=forest_svg(frows, alt, overall=sub_rows[0]["result"].estimate),
                 footnotes=[ci_label],

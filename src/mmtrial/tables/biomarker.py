@@ -14,7 +14,7 @@ import pandas as pd
 from mmtrial.report.model import Table
 from mmtrial.stats import proportion as _proportion
 from mmtrial.stats.classifier import MODEL_LABELS, ClassifierResult, Performance, ProportionEstimate
-from mmtrial.tables.format import NE, fmt_ci, fmt_num
+from mmtrial.tables.format import NE, fmt_ci, fmt_num, fmt_p
 
 _CI_LABELS: dict[str, str] = getattr(_proportion, "CI_METHOD_LABELS", {"wilson": "Wilson (score)"})
 
@@ -91,9 +91,7 @@ def performance_table(result: ClassifierResult, *, footnotes: list[str], populat
 
 
 def _fmt_p(p: float) -> str:
-    if p < 0.001:
-        return "<0.001"
-    return fmt_num(p, 3)
+    return fmt_p(p)
 
 
 def selection_table(result: ClassifierResult, *, max_rows: int = 25, footnotes: list[str] | None = None,

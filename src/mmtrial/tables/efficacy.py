@@ -14,13 +14,13 @@ from mmtrial.report.model import Table
 from mmtrial.stats.compare import GroupComparison, LogRankResult
 from mmtrial.stats.proportion import BinomialTest, ProportionResult
 from mmtrial.stats.survival import KaplanMeier
-from mmtrial.tables.format import fmt_ci, fmt_estimate_ci, fmt_n_pct, fmt_num, fmt_pct
+from mmtrial.tables.format import fmt_ci, fmt_estimate_ci, fmt_n_pct, fmt_num, fmt_p, fmt_pct
 
 
 def _p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return "NE"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    return fmt_p(float(p))
 
 
 #: Words kept in capitals when an upper-case ADaM description is shown in sentence case.
@@ -57,7 +57,7 @@ def tte_summary_table(
     unit: str = "months",
     footnotes: Sequence[str] = (),
     table_id: str = "TTET01",
-    title: str = "Time-to-event endpoints (TTET01 / DORT01)",
+    title: str = "Time-to-event endpoints",
     population: str = "",
 ) -> Table:
     """One block per endpoint: events by earliest contributing event, censorings by reason,
@@ -173,7 +173,7 @@ def os_by_response_table(
     )
     return Table(
         id="TTE02",
-        title="Overall survival by response: naive, landmark and time-dependent analyses (mmtrial-TTE02)",
+        title="Overall survival by response: naive, landmark and time-dependent analyses",
         data=pd.DataFrame(rows),
         footnotes=list(footnotes),
         source="ADTTE (OS), ADSL (RSPFL, RSPDT)",
@@ -193,7 +193,7 @@ def ttr_table(km: KaplanMeier, adtte: pd.DataFrame, *, days_per_month: float, fo
         rows.append(("Kaplan-Meier median, months (95% CI)", fmt_estimate_ci(km.median, km.median_ci)))
     return Table(
         id="RSP02",
-        title="Time to response (PR or better), responders (mmtrial-RSP02)",
+        title="Time to response (PR or better), responders",
         data=pd.DataFrame(rows, columns=["Statistic", "Value"]),
         footnotes=[*footnotes, "Sample median and range of the observed times (all responders have the event); weeks = days / 7."],
         source="ADTTE (TTR)",
@@ -221,7 +221,7 @@ def subgroup_table(rows: Sequence[dict], *, footnotes: Sequence[str] = ()) -> Ta
         subjects[(i, "n")] = list(r.get("subjects", []))
     return Table(
         id="ONCT05",
-        title="Overall response rate by subgroup (ONCT05, single arm)",
+        title="Overall response rate by subgroup",
         data=pd.DataFrame(data),
         footnotes=list(footnotes),
         source="ADSL (EFFFL, RSPFL, PENTAFL, HRCYTOFL, NLINES)",
@@ -239,7 +239,7 @@ def binomial_test_table(t: BinomialTest, *, design_source: str, footnotes: Seque
         ("Critical value (reject H0 when responders >=)", str(t.critical_value)),
         ("Actual one-sided alpha at the critical value", f"{t.actual_alpha:.4f}"),
         *[(f"Power at ORR {p1 * 100:g}%", f"{pw:.3f}") for p1, pw in t.power.items()],
-        ("Exact one-sided p-value", f"{t.p_value:.2e}"),
+        ("Exact one-sided p-value", fmt_p(t.p_value)),
         ("H0 rejected", "yes" if t.reject else "no"),
     ]
     return Table(

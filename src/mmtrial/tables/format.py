@@ -29,6 +29,20 @@ def fmt_num(x: float | None, digits: int = 1) -> str:
     return f"{round_half_up(x, digits):.{digits}f}"
 
 
+P_DIGITS = 4
+
+
+def fmt_p(p: float | None, digits: int = P_DIGITS) -> str:
+    """A p-value as CSR tables print it: ``0.0123``, ``<0.0001`` below the last digit; never
+    scientific notation (ICH E3 tables; the usual SAS ``PVALUE6.4`` format). ``NE`` if missing."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return NE
+    floor = 10.0 ** -digits
+    if p < floor:
+        return f"<{floor:.{digits}f}"
+    return f"{round_half_up(min(p, 1.0), digits):.{digits}f}"
+
+
 def fmt_pct(x: int, n: int, digits: int = 1) -> str:
     """Percent of n to one decimal: ``26.2``; ``NE`` when n is 0."""
     if n == 0:

@@ -343,8 +343,10 @@ def table_lab_worst_grade(adlb: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: 
         })
     return b.table("LBT07", "Laboratory abnormalities: highest CTCAE grade post-baseline",
                    footnotes=["n = patients with at least one graded post-baseline value on "
-                              "treatment; percentages of n.", *footnotes],
-                   population="Safety population", source="ADLB (ATOXGR, WGRLOFL, WGRHIFL)")
+                              "treatment; percentages of n (not of the whole safety population: "
+                              "the lab-versus-AE table divides the same counts by N, so its "
+                              "percentages are smaller).", *footnotes],
+                   population="Safety population with a graded post-baseline value", source="ADLB (ATOXGR, WGRLOFL, WGRHIFL)")
 
 
 def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, footnotes: list[str]) -> Table | None:
@@ -470,5 +472,8 @@ def table_lab_vs_ae(adlb: pd.DataFrame, adae: pd.DataFrame, adsl: pd.DataFrame, 
                        "Lab columns: highest post-baseline CTCAE grade derived from values; AE "
                        "columns: treatment-emergent AEs reported under the matching preferred "
                        "terms (e.g. Thrombocytopenia, Platelet count decreased), highest grade. "
-                       "Percentages of the safety population.", *footnotes],
-                   population="Safety population", source="ADLB (ATOXGR), ADAE (AEDECOD, ATOXGR)")
+                       f"Percentages of the safety population (N = {n}), lab and AE columns alike; "
+                       "the laboratory-abnormalities table divides the same lab counts by the "
+                       "patients with a graded post-baseline value, hence its larger percentages.",
+                       *footnotes],
+                   population=f"Safety population (N = {n})", source="ADLB (ATOXGR), ADAE (AEDECOD, ATOXGR)")

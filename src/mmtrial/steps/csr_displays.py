@@ -1,0 +1,78 @@
+"""Step ``csr_displays`` (after the analysis steps): CSR displays added in issue 14.
+
+Spider plot of the myeloma marker by response and swimmer plot of responders coloured by
+response (efficacy); treatment-related AEs by SOC/PT and grade, exposure-adjusted AE incidence
+rates (safety); laboratory values over time, median and IQR by visit (table and figure).
+Builders: ``tables/csr_more.py`` and ``figures/csr_more.py``.
+"""
+
+from __future__ import annotations
+
+from mmtrial.context import Analysis
+from mmtrial.derive.conventions import LAB_TEST_NAMES
+from mmtrial.figures import csr_more as fm
+from mmtrial.figures.svg import figure_to_svg
+from mmtrial.report.model import Figure, Section
+from mmtrial.steps.exposure_safety import SafetyOptions
+from mmtrial.tables import csr_more as tm
+
+
+def _efficacy_blocks(a: Analysis) -> list:
+    adsl, adrs = a.adam["adsl"], a.adam.get("adrs")
+    blocks: list = []
+    if adrs is not None and {"PCHG", "ANL01FL", "ADY"} <= set(adrs.columns) and "EFFFL" in adsl:
+        d = fm.compute_spider_data(adrs, adsl)
+        if len(d):
+            alt = (f"Spider plot: percent change from baseline in the myeloma marker over time for "
+                   f"{d['USUBJID'].nunique()} efficacy patients, one line per patient coloured by best response.")
+            blocks.append(Figure(id="spider", title="Change from baseline in the myeloma marker over time, "
+                                 "by best overall response", alt=alt, svg=figure_to_svg(fm.plot_spider(d), alt, close=False),
+                                 footnotes=["Marker: serum M-protein, else urine M-protein, else dFLC (the IMWG route; "
+                                            "PCHGPARM). Assessments before new anti-myeloma therapy; values above "
+                                            "+100% drawn at +100%. Dashed lines: -50% (PR), -90% (VGPR), +25% (PD).",
+                                            "Population: efficacy population (EFFFL = Y) with a post-baseline value."]))
+    if "BOR" in adsl and "EFFFL" in adsl:
+        s = fm.compute_swimmer_response(adsl)
+        if len(s):
+            alt = (f"Swimmer plot: months on treatment for {len(s)} patients with a minimal response or better, "
+                   "bars coloured by best response, with markers for first response, progression and death.")
+            blocks.append(Figure(id="swimmer-response", title="Time on treatment of responders (MR or better), "
+                                 "by best overall response", alt=alt,
+                                 svg=figure_to_svg(fm.plot_swimmer_response(s), alt, close=False),
+                                 footnotes=["Bar: first to last dose (TRTSDT to TRTEDT); triangle: first confirmed "
+                                            "MR or better; cross: progression (PDDT); diamond: death; arrow: "
+                                            "treatment ongoing at the data cut-off.",
+                                            "Population: efficacy population with a best response of MR or better."]))
+    return blocks
+
+
+def run(a: Analysis) -> None:
+    if "adsl" not in a.adam:
+        return
+    adsl = a.adam["adsl"]
+    eff = _efficacy_blocks(a)
+    if eff:
+        a.sections.append(Section(id="efficacy-time", title="Efficacy: the myeloma marker over time and time on "
+                                  "treatment of responders", blocks=eff, order=46))
+    adae, adlb = a.adam.get("adae"), a.adam.get("adlb")
+    window = SafetyOptions.from_protocol(a.protocol).teae_window_days
+    if adae is not None and {"TRTEMFL", "ATOXGR"} <= set(adae.columns):
+        blocks = [tm.table_related_ae_by_grade(adae, adsl), tm.table_eair(adae, adsl, window_days=window)]
+        a.sections.append(Section(id="safety-related-eair", title="Safety: treatment-related adverse events and "
+                                  "exposure-adjusted incidence rates", blocks=blocks, order=61))
+    if adlb is not None and "AVISITN" in adlb:
+        st = tm.compute_lab_by_visit(adlb, adsl)
+        if len(st):
+            names = {**LAB_TEST_NAMES, "NEUT": "Neutrophils", "HGB": "Haemoglobin"}
+            n_saf = int((adsl["SAFFL"] == "Y").sum())
+            alt = ("Median and interquartile range of platelets, neutrophils, haemoglobin, sodium and creatinine "
+                   "by analysis visit, one panel per test.")
+            a.sections.append(Section(id="safety-labs-time", title="Safety: laboratory values over time", order=62,
+                                      blocks=[tm.table_lab_by_visit(st, names, n_safety=n_saf),
+                                              Figure(id="labs-over-time", title="Laboratory values over time: median "
+                                                     "and interquartile range by visit", alt=alt,
+                                                     svg=figure_to_svg(fm.plot_lab_over_time(st, names), alt,
+                                                                       close=False),
+                                                     footnotes=["Line: median; band: first to third quartile (SAS "
+                                                                "QNTLDEF=5); visits with at least 5 values.",
+                                                                "Population: safety population."])]))

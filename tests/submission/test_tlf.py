@@ -1,0 +1,92 @@
+"""RTF tables (submission/tlf.py): the files are opened and their text compared with the tables.
+
+The reader below is independent of rtflite: it takes the RTF control words as the RTF 1.9.1
+specification defines them (``\\cell`` ends a table cell, ``\\uN*`` a Unicode character,
+``\\line`` a line break inside a paragraph, ``{\\header ...}`` the page header).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from mmtrial.report.model import Listing, Table
+from mmtrial.submission.tlf import TlfHeader, is_wide, safe_file_id, write_table_rtf
+
+_CELL = re.compile(r"\{\\f\d+ ((?:[^{}\\]|\\.)*)\}\\cell\b", re.S)
+
+
+def _plain(rtf_text: str) -> str:
+    s = re.sub(r"\\uc1\\u(-?\d+)\*", lambda m: chr(int(m.group(1)) % 65536), rtf_text)
+    return s.replace("\\line ", "\n").replace("\\{", "{").replace("\\}", "}").replace("\\\\", "\\")
+
+
+def rtf_cells(path: Path) -> list[str]:
+    return [_plain(c) for c in _CELL.findall(path.read_text("utf-8"))]
+
+
+def rtf_header(path: Path) -> str:
+    text = path.read_text("utf-8")
+    start = text.index("{\\header")
+    return _plain(text[start:text.index("\\par}}", start)])
+
+
+def _table() -> Table:
+    data = pd.DataFrame({"Preferred term": ["Nausea", "Thrombocytopenia"], "Any grade": ["89 (72.4%)", "91 (74.0%)"],
+                         "Grade \u22653": ["12 (9.8%)", "72 (58.5%)"]})
+    return Table(id="AET02", title="Adverse events by preferred term", data=data,
+                 footnotes=["Percentages of N = 123 (safety population)."], population="Safety (N = 123)",
+                 source="ADAE")
+
+
+def test_rtf_holds_header_title_cells_and_footnotes(tmp_path: Path):
+    path = write_table_rtf(_table(), tmp_path, TlfHeader("STORM", date(2018, 4, 24), synthetic=True), "14.3.1.2")
+    assert path.name == "AET02.rtf"
+    header = rtf_header(path)
+    assert "Study STORM (synthetic data)" in header and "Population: Safety (N = 123)" in header
+    assert "Data cut-off: 2018-04-24" in header and "\\chpgn" in header and "NUMPAGES" in header
+    text = _plain(path.read_text("utf-8"))
+    assert "14.3.1.2" in text and "Adverse events by preferred term" in text
+    cells = rtf_cells(path)
+    assert cells[:3] == ["Preferred term", "Any grade", "Grade \u22653"]
+    assert cells[3:9] == ["Nausea", "89 (72.4%)", "12 (9.8%)", "Thrombocytopenia", "91 (74.0%)", "72 (58.5%)"]
+    assert "Percentages of N = 123 (safety population)." in cells[9]
+    assert "Source: ADAE" in text and "\\paperw12240" in text  # 3 narrow columns: portrait (8.5 in)
+
+
+def test_wide_tables_are_landscape(tmp_path: Path):
+    wide = Table(id="w", title="t", data=pd.DataFrame({f"c{i}": ["1"] for i in range(8)}))
+    assert is_wide(wide.data) and not is_wide(_table().data)
+    path = write_table_rtf(wide, tmp_path, TlfHeader("S", None))
+    text = path.read_text("utf-8")
+    assert "\\landscape" in text and "Data cut-off: none (all data)" in rtf_header(path)
+
+
+def test_demo_rtf_numbers_match_report_tables(demo):
+    """Each report table of the demo has an RTF whose cells are the table's, row by row."""
+    a = demo.output.analysis
+    tables = [b for s in a.sections for b in s.blocks if isinstance(b, Table) and not isinstance(b, Listing)]
+    assert len(tables) >= 20
+    for t in tables:
+        path = demo.out_dir / "tlf" / f"{safe_file_id(t.id)}.rtf"
+        cells = rtf_cells(path)
+        data = t.data.astype(object).where(t.data.notna(), "").astype(str)
+        if t.groups is not None and len(t.groups) == len(data) and any(t.groups):
+            data.insert(0, "Group", list(t.groups))
+        ncol = data.shape[1]
+        header = cells[:ncol]
+        assert header == [str(c) for c in data.columns], t.id
+        body, i = [], ncol
+        while i < len(cells) and len(body) < data.size:  # long tables repeat the header on each page
+            if cells[i:i + ncol] == header:
+                i += ncol
+                continue
+            body.append(cells[i])
+            i += 1
+        want = [v for row in data.itertuples(index=False) for v in row]
+        if data.size:
+            assert body == want, t.id
+        assert f"Population: {t.population or 'see title'}" in rtf_header(path), t.id
