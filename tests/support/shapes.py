@@ -55,14 +55,18 @@ def drop_optional(domains: Domains, parts: frozenset[str] | set[str]) -> Domains
     return out
 
 
-def remove_deaths(domains: Domains) -> Domains:
-    """No subject died: no ds DSDECOD = DEATH, no dm DTHFL/DTHDTC, no fatal AE outcome."""
+def remove_deaths(domains: Domains, subjects: set[str] | None = None) -> Domains:
+    """No subject (or none of ``subjects``) died: no ds DSDECOD = DEATH, no dm DTHFL/DTHDTC, no
+    fatal AE outcome for them."""
     out = _copy(domains)
-    out["ds"] = out["ds"].loc[out["ds"]["DSDECOD"] != "DEATH"].reset_index(drop=True)
-    out["dm"]["DTHFL"] = None
-    out["dm"]["DTHDTC"] = None
-    if "AEOUT" in out["ae"]:
-        out["ae"]["AEOUT"] = out["ae"]["AEOUT"].replace("FATAL", "NOT RECOVERED/NOT RESOLVED")
+    who = (lambda df: df["USUBJID"].isin(subjects)) if subjects is not None else (lambda df: pd.Series(True, index=df.index))
+    ds = out["ds"]
+    out["ds"] = ds.loc[~((ds["DSDECOD"] == "DEATH") & who(ds))].reset_index(drop=True)
+    dm = out["dm"]
+    dm.loc[who(dm), ["DTHFL", "DTHDTC"]] = None
+    ae = out["ae"]
+    if "AEOUT" in ae:
+        ae.loc[who(ae) & (ae["AEOUT"] == "FATAL"), "AEOUT"] = "NOT RECOVERED/NOT RESOLVED"
     return out
 
 
@@ -222,16 +226,17 @@ def write_shape(shape: Shape, folder: Path) -> Path:
     return write_domains(build_domains(shape), folder)
 
 
-def study_shapes(*, max_n: int = 8):
-    """Hypothesis strategy over :class:`Shape` (0..max_n subjects, every mutation on or off)."""
+def study_shapes(*, max_n: int = 8, absent_always: frozenset[str] = frozenset()):
+    """Hypothesis strategy over :class:`Shape` (0..max_n subjects, every mutation on or off;
+    the parts in ``absent_always`` are always dropped)."""
     from hypothesis import strategies as st
 
     return st.builds(
         Shape,
         n=st.integers(0, max_n),
         seed=st.integers(0, 10_000),
-        n_sim=st.just(max_n),
-        absent=st.frozensets(st.sampled_from(OPTIONAL_PARTS)),
+        n_sim=st.just(max(max_n, 1)),
+        absent=st.frozensets(st.sampled_from(OPTIONAL_PARTS)).map(lambda s: s | absent_always),
         no_deaths=st.booleans(),
         no_responders=st.booleans(),
         light_chain=st.booleans(),

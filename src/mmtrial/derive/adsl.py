@@ -141,11 +141,13 @@ def derive_vars_disposition(adsl: pd.DataFrame, ds: pd.DataFrame | None) -> pd.D
 
     No end-of-treatment record means ``ONGOING``; a record with DSDECOD = COMPLETED means
     ``COMPLETED``; any other reason means ``DISCONTINUED`` with the reason in DCTREAS/DCSREAS.
+    When ds has no DSSCAT the records cannot be told apart, so the status is missing (not
+    ``ONGOING``): :func:`compute_disposition_not_derivable` says why.
     """
     out = adsl.copy()
     for scat, stt, reas in (("END OF TREATMENT", "EOTSTT", "DCTREAS"), ("END OF STUDY", "EOSSTT", "DCSREAS")):
         if ds is None or "DSSCAT" not in ds:
-            out[stt], out[reas] = "ONGOING", None
+            out[stt], out[reas] = None, None
             continue
         rec = ds.loc[ds["DSSCAT"] == scat].sort_values("DSSTDT").drop_duplicates("USUBJID", keep="last")
         reason = lookup(out["USUBJID"], rec.set_index("USUBJID")["DSDECOD"].astype("string"))
@@ -153,6 +155,16 @@ def derive_vars_disposition(adsl: pd.DataFrame, ds: pd.DataFrame | None) -> pd.D
         out[stt] = np.where(reason.isna().to_numpy(), "ONGOING", np.where(completed, "COMPLETED", "DISCONTINUED"))
         out[reas] = reason.astype(object).where(~completed & reason.notna().to_numpy(), None)
     return out
+
+
+def compute_disposition_not_derivable(ds: pd.DataFrame | None) -> str:
+    """Why end-of-treatment / end-of-study status cannot be derived from ds ("" when it can)."""
+    if ds is None:
+        return "there is no ds domain"
+    if "DSSCAT" not in ds:
+        return ("ds has no DSSCAT, so end-of-treatment and end-of-study records (DSSCAT END OF TREATMENT / "
+                "END OF STUDY) cannot be told apart")
+    return ""
 
 
 def derive_adsl(domains: dict[str, pd.DataFrame]) -> pd.DataFrame:

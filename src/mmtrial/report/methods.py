@@ -218,6 +218,16 @@ def _populations_table(a: Analysis) -> Table:
     )
 
 
+def _dosing_days(drug) -> str:
+    """``days 1, 3 of each week`` (days_of_week) or ``days 1-28 of each cycle`` (cycle_days)."""
+    if drug.days_of_week is not None:
+        return "days " + ", ".join(str(x) for x in drug.days_of_week) + " of each week"
+    days = list(drug.cycle_days or [])
+    if days and days == list(range(days[0], days[-1] + 1)) and len(days) > 2:
+        return f"days {days[0]}-{days[-1]} of each cycle"
+    return "days " + ", ".join(str(x) for x in days) + " of each cycle"
+
+
 def build_methods_section(a: Analysis) -> Section:
     """The study and methods summary section (order :data:`METHODS_ORDER`).
 
@@ -239,10 +249,8 @@ def build_methods_section(a: Analysis) -> Section:
         {
             "Drug": [d.name for d in p.regimen.drugs],
             "Dose per administration (mg)": [f"{d.dose_mg:g}" for d in p.regimen.drugs],
-            "Days of each week": [
-                ", ".join(str(x) for x in d.days_of_week) for d in p.regimen.drugs
-            ],
-            "Weekly dose (mg)": [f"{d.weekly_dose_mg:g}" for d in p.regimen.drugs],
+            "Dosing days": [_dosing_days(d) for d in p.regimen.drugs],
+            "Weekly dose (mg)": [f"{p.regimen.planned_weekly_dose(d.name):.4g}" for d in p.regimen.drugs],
         }
     )
     blocks.append(
