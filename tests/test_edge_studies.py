@@ -228,7 +228,7 @@ def _analyze_shape(shape: Shape) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
+@settings(max_examples=5, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(shape=study_shapes(max_n=4, absent_always=NO_PANEL))
 def test_any_study_shape_completes_consistently(shape):
