@@ -141,6 +141,29 @@ def test_os_by_response_when_only_non_responders_die_shows_ne_with_reason(tmp_pa
     assert any(n["key"] == "os_by_response.naive.cox" for n in res["not_computable"])
 
 
+@pytest.mark.slow
+def test_infinite_and_huge_values_never_crash_tables_or_listings(tmp_path):
+    """inf and 1e300 in a lab value, AGE 1e300 and EXDOSE 1e300: either the input checks reject
+    them (documented input error naming the value) or they reach the tables and listings, which
+    print NE / scientific notation (issue 11: tables/format.py and the listing's integer column
+    raised)."""
+    d = build_domains(Shape(n=4, seed=11, absent=NO_PANEL))
+    lb = d["lb"]
+    hgb = lb.index[lb["LBTESTCD"] == "HGB"]
+    lb.loc[hgb[1], "LBSTRESN"] = 1e300
+    lb.loc[hgb[2], "LBSTRESN"] = float("inf")
+    d["dm"].loc[0, "AGE"] = 1e300
+    d["ex"]["EXDOSE"] = d["ex"]["EXDOSE"].astype(float)
+    d["ex"].loc[1, "EXDOSE"] = 1e300
+    try:
+        out, _ = run(d, tmp_path)
+    except StudyInputError as exc:
+        errors = [i for i in exc.issues if i.severity == "error"]
+        assert errors and {i.domain for i in errors} <= {"lb", "dm", "ex"}
+        return
+    assert "1e+300" in (out / "report.html").read_text("utf-8")
+
+
 # --- numbers that reach a table --------------------------------------------------------------------
 
 

@@ -114,7 +114,8 @@ def light_chain_only(domains: Domains) -> Domains:
 
 
 def remove_post_baseline_assessments(domains: Domains) -> Domains:
-    """No disease assessment after the first dose (lb disease markers and rs on-study rows)."""
+    """No disease assessment after the first dose: lb disease markers, rs on-study rows and tu/tr
+    lesion records (a new plasmacytoma is itself a progression, IMWG)."""
     out = _copy(domains)
     first = out["dm"].set_index("USUBJID")["RFXSTDTC"]
     lb = out["lb"]
@@ -125,6 +126,12 @@ def remove_post_baseline_assessments(domains: Domains) -> Domains:
     if "rs" in out:
         rs = out["rs"]
         out["rs"] = rs.loc[rs["RSCAT"] == "PRIOR THERAPY"].reset_index(drop=True)
+    for dom in ("tu", "tr"):
+        if dom in out:
+            df = out[dom]
+            when = pd.to_datetime(df[f"{dom.upper()}DTC"].astype("string").str[:10], errors="coerce")
+            late = when > pd.to_datetime(df["USUBJID"].map(first), errors="coerce")
+            out[dom] = df.loc[~late.fillna(False)].reset_index(drop=True)
     return out
 
 
