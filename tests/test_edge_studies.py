@@ -114,7 +114,10 @@ def test_optional_domains_absent_completes(tmp_path):
 @pytest.mark.slow
 def test_light_chain_only_study_completes(tmp_path):
     _, res = run(build_domains(Shape(n=6, seed=8, light_chain=True, absent=NO_PANEL)), tmp_path)
-    assert set(res["response"]["routes"]) <= {"FLC", "MARROW", "NONE", "DFLC", "KAPPA", "LAMBDA"} or res["response"]["n"] == 0
+    # serum and urine M-protein are 0, so measurable disease can only come from the free light chains
+    # (IMWG: involved FLC >= 10 mg/dL with an abnormal ratio); the efficacy population is on that route
+    assert set(res["response"]["routes"]) <= {"FLC"}
+    assert sum(res["response"]["routes"].values()) == res["response"]["n"]
 
 
 @pytest.mark.slow
@@ -259,7 +262,7 @@ def test_any_study_shape_completes_consistently(shape):
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(shape=study_shapes(max_n=10))
 def test_any_study_shape_completes_consistently_sweep(shape):
