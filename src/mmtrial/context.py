@@ -49,13 +49,34 @@ class Study:
         return name in self.domains
 
 
+@dataclass(frozen=True)
+class NotComputable:
+    """Something an analysis could not compute on this study, and why (issue 11).
+
+    ``what`` names the output in words ("Overall response rate"), ``reason`` says why in terms a
+    user can check in the data ("the efficacy population is empty: no subject has measurable
+    disease at baseline"), ``step`` is the step that found it and ``key`` the dotted path of the
+    ``results.json`` entry that is null because of it (``"response.orr"``; empty when none).
+    """
+
+    what: str
+    reason: str
+    step: str
+    key: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"what": self.what, "reason": self.reason, "step": self.step, "key": self.key}
+
+
 @dataclass
 class Analysis:
     """An analysis in progress: each step in ``mmtrial.steps`` adds datasets, results, sections.
 
     ``adam`` holds ADaM-style datasets by lower-case name (``adsl``, ``adrs`` ...);
     ``results`` is what becomes ``results.json``; ``sections`` what the report shows;
-    ``methods`` records every method choice in force (printed in the report's footnotes).
+    ``methods`` records every method choice in force (printed in the report's footnotes);
+    ``not_computable`` what could not be computed on this study and why
+    (:meth:`note_not_computable`).
     """
 
     study: Study
@@ -66,3 +87,12 @@ class Analysis:
     issues: list[InputIssue] = field(default_factory=list)
     methods: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    not_computable: list[NotComputable] = field(default_factory=list)
+
+    def note_not_computable(self, what: str, reason: str, *, step: str, key: str = "") -> NotComputable:
+        """Record that ``what`` could not be computed and why; the report's "Not computable"
+        section and ``results.json`` ``not_computable`` list every such note (steps/overview.py)."""
+        note = NotComputable(what=what, reason=reason, step=step, key=key)
+        if note not in self.not_computable:
+            self.not_computable.append(note)
+        return note

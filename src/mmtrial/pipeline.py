@@ -84,7 +84,7 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
-        return None if math.isnan(float(o)) else float(o)
+        return float(o) if math.isfinite(float(o)) else None
     if isinstance(o, np.bool_):
         return bool(o)
     if isinstance(o, np.ndarray):
@@ -99,7 +99,7 @@ def _json_default(o: Any) -> Any:
 
 
 def _clean_nan(o: Any) -> Any:
-    if (isinstance(o, float) and math.isnan(o)) or o is pd.NaT or o is pd.NA:
+    if (isinstance(o, float) and not math.isfinite(o)) or o is pd.NaT or o is pd.NA:
         return None
     if isinstance(o, dict):
         return {str(k): _clean_nan(v) for k, v in o.items()}
@@ -109,7 +109,8 @@ def _clean_nan(o: Any) -> Any:
 
 
 def results_to_json(results: dict[str, Any]) -> str:
-    """``results.json`` text: NaN and NaT become null (never a made-up number)."""
+    """``results.json`` text: NaN, +-inf and NaT become null (never a made-up number); the reason
+    a value is null is in ``not_computable`` (steps/overview.py)."""
     return json.dumps(_clean_nan(results), default=_json_default, indent=2, allow_nan=False) + "\n"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmtrial._frames import lookup
+
 DM_VARS = ["STUDYID", "USUBJID", "SITEID", "AGE", "SEX", "RACE", "ARM"]
 
 
@@ -58,7 +60,7 @@ def derive_vars_trt_dates(adsl: pd.DataFrame, ex: pd.DataFrame, dm: pd.DataFrame
         fb = dm.set_index("USUBJID")
         for var, src in (("TRTSDT", "RFXSTDT"), ("TRTEDT", "RFXENDT")):
             if src in fb:
-                out[var] = out[var].fillna(out["USUBJID"].map(fb[src]))
+                out[var] = out[var].fillna(lookup(out["USUBJID"], fb[src]))
     return out
 
 
@@ -79,21 +81,22 @@ def derive_vars_death(adsl: pd.DataFrame, dm: pd.DataFrame, ds: pd.DataFrame | N
     """
     out = adsl.copy()
     d = dm.set_index("USUBJID")
-    dthdt = out["USUBJID"].map(d["DTHDT"]) if "DTHDT" in d else pd.Series(pd.NaT, index=out.index)
+    dthdt = (lookup(out["USUBJID"], d["DTHDT"]) if "DTHDT" in d
+             else pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]"))
     term = pd.Series(None, index=out.index, dtype=object)
     deaths = ds.loc[ds["DSDECOD"] == "DEATH"] if ds is not None and len(ds) else None
     if deaths is not None and len(deaths):  # mapping an empty datetime Series fails in pandas 3.1
         deaths = deaths.sort_values("DSSTDT").drop_duplicates("USUBJID")
         dd = deaths.set_index("USUBJID")
-        dthdt = dthdt.fillna(out["USUBJID"].map(dd["DSSTDT"]))
+        dthdt = dthdt.fillna(lookup(out["USUBJID"], dd["DSSTDT"]))
         if "DSTERM" in dd:
-            term = out["USUBJID"].map(dd["DSTERM"].str.upper())
+            term = lookup(out["USUBJID"], dd["DSTERM"].astype("string").str.upper()).astype(object)
     fatal_ae = pd.Index([])
     if ae is not None and "AEOUT" in ae:
         fatal_ae = pd.Index(ae.loc[ae["AEOUT"] == "FATAL", "USUBJID"].unique())
     dthfl = dthdt.notna()
     if "DTHFL" in d:
-        dthfl |= out["USUBJID"].map(d["DTHFL"]).eq("Y").fillna(False)
+        dthfl |= lookup(out["USUBJID"], d["DTHFL"].astype("string")).eq("Y").fillna(False)
     out["DTHFL"] = dthfl.map({True: "Y", False: "N"})
     out["DTHDT"] = dthdt.astype("datetime64[ns]")
     caus = term.fillna("UNKNOWN")
@@ -126,7 +129,7 @@ def derive_var_lstalvdt(adsl: pd.DataFrame, domains: dict[str, pd.DataFrame]) ->
     out = adsl.copy()
     if parts:
         alive = pd.concat(parts).groupby("USUBJID")["D"].max()
-        out["LSTALVDT"] = out["USUBJID"].map(alive).astype("datetime64[ns]")
+        out["LSTALVDT"] = lookup(out["USUBJID"], alive).astype("datetime64[ns]")
     else:
         out["LSTALVDT"] = pd.NaT
     if "DTHDT" in out:
@@ -139,17 +142,30 @@ def derive_vars_disposition(adsl: pd.DataFrame, ds: pd.DataFrame | None) -> pd.D
 
     No end-of-treatment record means ``ONGOING``; a record with DSDECOD = COMPLETED means
     ``COMPLETED``; any other reason means ``DISCONTINUED`` with the reason in DCTREAS/DCSREAS.
+    When ds has no DSSCAT the records cannot be told apart, so the status is missing (not
+    ``ONGOING``): :func:`compute_disposition_not_derivable` says why.
     """
     out = adsl.copy()
     for scat, stt, reas in (("END OF TREATMENT", "EOTSTT", "DCTREAS"), ("END OF STUDY", "EOSSTT", "DCSREAS")):
         if ds is None or "DSSCAT" not in ds:
-            out[stt], out[reas] = "ONGOING", None
+            out[stt], out[reas] = None, None
             continue
         rec = ds.loc[ds["DSSCAT"] == scat].sort_values("DSSTDT").drop_duplicates("USUBJID", keep="last")
-        reason = out["USUBJID"].map(rec.set_index("USUBJID")["DSDECOD"])
-        out[stt] = np.where(reason.isna(), "ONGOING", np.where(reason == "COMPLETED", "COMPLETED", "DISCONTINUED"))
-        out[reas] = reason.where(reason != "COMPLETED")
+        reason = lookup(out["USUBJID"], rec.set_index("USUBJID")["DSDECOD"].astype("string"))
+        completed = reason.eq("COMPLETED").fillna(False).to_numpy(dtype=bool)
+        out[stt] = np.where(reason.isna().to_numpy(), "ONGOING", np.where(completed, "COMPLETED", "DISCONTINUED"))
+        out[reas] = reason.astype(object).where(~completed & reason.notna().to_numpy(), None)
     return out
+
+
+def compute_disposition_not_derivable(ds: pd.DataFrame | None) -> str:
+    """Why end-of-treatment / end-of-study status cannot be derived from ds ("" when it can)."""
+    if ds is None:
+        return "there is no ds domain"
+    if "DSSCAT" not in ds:
+        return ("ds has no DSSCAT, so end-of-treatment and end-of-study records (DSSCAT END OF TREATMENT / "
+                "END OF STUDY) cannot be told apart")
+    return ""
 
 
 def derive_adsl(domains: dict[str, pd.DataFrame]) -> pd.DataFrame:

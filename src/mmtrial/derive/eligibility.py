@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial._frames import lookup
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.derive.lines import _string_agg
 from mmtrial.derive.refractory import RefractoryRule, Term, compute_term, parse_term
@@ -235,7 +236,7 @@ def derive_cytogenetics(
         x = lb.loc[lb["LBCAT"].astype("string").str.upper().eq("CYTOGENETICS").fillna(False)].copy()
         x["USUBJID"] = x["USUBJID"].astype("string")
         if "TRTSDT" in adsl and "LBDT" in x:
-            ref = x["USUBJID"].map(adsl.assign(USUBJID=adsl["USUBJID"].astype("string")).set_index("USUBJID")["TRTSDT"])
+            ref = lookup(x["USUBJID"], adsl.set_index("USUBJID")["TRTSDT"])
             x = x.loc[~(pd.to_datetime(x["LBDT"]) > pd.to_datetime(ref)).fillna(False)]
         res = x["LBSTRESC"].astype("string").str.upper().str.strip()
         x = x.loc[res.isin(["POSITIVE", "NEGATIVE"]).fillna(False)]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mmtrial._frames import lookup
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -406,7 +407,7 @@ def _exposure_intervals(
     issues: list[InputIssue] = []
     if noend.any():
         if rule.missing_end == "ongoing" and trtsdt is not None:
-            ref = x.loc[noend, "USUBJID"].map(trtsdt) - pd.Timedelta(days=1)
+            ref = lookup(x.loc[noend, "USUBJID"], trtsdt) - pd.Timedelta(days=1)
             x.loc[noend, "EN"] = pd.to_datetime(ref).to_numpy()
             x.loc[noend, "ENF"] = ""
             what = "taken as ongoing until the day before the first study dose"
@@ -548,7 +549,7 @@ def derive_line_refractory(
                    STF=iv["STDTF"], ENF=iv["ENDTF"])
     if rule.missing_end == "ongoing" and trtsdt is not None:  # as for drugs: ongoing until first dose
         noend = iv["EN"].isna() & iv["ST"].notna()
-        iv.loc[noend, "EN"] = pd.to_datetime(iv.loc[noend, "USUBJID"].astype("string").map(trtsdt)
+        iv.loc[noend, "EN"] = pd.to_datetime(lookup(iv.loc[noend, "USUBJID"], trtsdt)
                                              - pd.Timedelta(days=1)).to_numpy()
         iv.loc[noend, "ENF"] = ""
     hits = compute_progression_in_window(iv, derive_progression_events(rs), rule=rule)

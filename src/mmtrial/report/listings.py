@@ -82,9 +82,16 @@ def _fmt_column(s: pd.Series, kind: ColumnKind) -> pd.Series:
     if kind == "flag":
         return s.astype("string").str.upper().fillna("").replace({"Y": "Y", "N": "N"})
     if kind == "int":
-        num = pd.to_numeric(s, errors="coerce")
-        out = num.round().astype("Int64").astype("string")
-        return out.fillna("")
+        num = pd.to_numeric(s, errors="coerce").astype(float)
+        exact = (num.abs() < 2.0**53).fillna(False).to_numpy(dtype=bool)  # integers a float holds exactly
+        out = pd.Series("", index=s.index, dtype="string")
+        out[exact] = num[exact].round().astype("int64").astype("string")
+        odd = num.notna().to_numpy() & ~exact  # +-inf or a huge value: NE / scientific (tables/format.py)
+        if odd.any():
+            from mmtrial.tables.format import fmt_num
+
+            out[odd] = [fmt_num(v, 0) for v in num[odd]]
+        return out
     return s.astype("string").fillna("")
 
 

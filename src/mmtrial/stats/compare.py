@@ -38,9 +38,10 @@ class LogRankResult:
     chisq: float
     p_value: float
     method: str
+    reason: str = ""  # why chisq/p are not estimable (empty when they are)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "observed": self.observed,
             "expected": self.expected,
             "variance": self.variance,
@@ -48,6 +49,9 @@ class LogRankResult:
             "p_value": self.p_value,
             "method": self.method,
         }
+        if self.reason:
+            out["not_estimable"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,10 @@ class CoxResult:
     method: str
     n_subjects: int
     n_events: int
+    reason: str = ""  # why the hazard ratio is not estimable (hr, ci, p NaN); empty when it is
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "hr": self.hr,
             "ci": [self.ci[0], self.ci[1]],
             "p_value": self.p_value,
@@ -74,6 +79,9 @@ class CoxResult:
             "n_subjects": self.n_subjects,
             "n_events": self.n_events,
         }
+        if self.reason:
+            out["not_estimable"] = self.reason
+        return out
 
 
 def _as_arrays(*arrays) -> list[np.ndarray]:
@@ -146,7 +154,7 @@ def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
     ev_t = np.unique(stop[event == 1])
     if ev_t.size == 0:
         nan = float("nan")
-        return LogRankResult(0.0, 0.0, 0.0, nan, nan, method)
+        return LogRankResult(0.0, 0.0, 0.0, nan, nan, method, reason="no events")
 
     def at_risk(mask: np.ndarray) -> np.ndarray:
         # intervals (start, stop] containing t: start < t <= stop
@@ -167,11 +175,13 @@ def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
     o, e_, var = float(d1.sum()), float(e1.sum()), float(v.sum())
     chisq = (o - e_) ** 2 / var if var > 0 else float("nan")
     p = float(stats.chi2.sf(chisq, 1)) if var > 0 else float("nan")
-    return LogRankResult(o, e_, var, chisq, p, method)
+    reason = "" if var > 0 else "zero variance: at no event time are both groups at risk"
+    return LogRankResult(o, e_, var, chisq, p, method, reason=reason)
 
 
 def compute_time_dependent_cox(
-    time, event, switch_time, *, ties: Ties = "efron", level: float = 0.95
+    time, event, switch_time, *, ties: Ties = "efron", level: float = 0.95,
+    labels: tuple[str, str] = ("responder", "not yet responder"),
 ) -> CoxResult:
     """Cox model with a time-dependent state indicator (e.g. responder from response onward).
 
@@ -182,25 +192,58 @@ def compute_time_dependent_cox(
     statsmodels ``PHReg`` with entry times; Wald CI and p-value. Ties: Efron (R default) or
     Breslow (SAS default). Risk set as R: a row is at risk at t when start < t <= stop (a subject
     who becomes a responder on the day another dies is counted as a non-responder then).
+    Not estimable (NaN with a ``reason``) as in :func:`compute_cox`.
     """
     cp = compute_counting_process(time, event, switch_time)
     n_subjects = int(np.asarray(time).size)
-    return _cox(cp["stop"], cp["event"], cp["state"], cp["start"], ties, level, "time-dependent Cox", n_subjects)
+    return _cox(cp["stop"], cp["event"], cp["state"], cp["start"], ties, level, "time-dependent Cox", n_subjects,
+                labels)
 
 
-def compute_cox(time, event, group, *, entry=None, ties: Ties = "efron", level: float = 0.95) -> CoxResult:
-    """Cox model with one binary covariate (group 1 vs 0), statsmodels ``PHReg``."""
+def compute_cox(time, event, group, *, entry=None, ties: Ties = "efron", level: float = 0.95,
+                labels: tuple[str, str] = ("group 1", "group 0")) -> CoxResult:
+    """Cox model with one binary covariate (group 1 vs 0), statsmodels ``PHReg``.
+
+    Not estimable (hr, ci and p NaN, ``reason`` says why) when there is no event, when every
+    subject is in one group, or when all events are in one group: the partial likelihood is then
+    monotone and its maximum is at a hazard ratio of 0 or infinity (Heinze & Schemper, Biometrics
+    2001;57:114), so no finite estimate or Wald interval exists. ``labels`` name group 1 and 0
+    in that reason.
+    """
     t, e, g = _as_arrays(time, event, group)
-    return _cox(t, e, (g == 1).astype(float), entry, ties, level, "Cox", t.size)
+    return _cox(t, e, (g == 1).astype(float), entry, ties, level, "Cox", t.size, labels)
 
 
-def _cox(stop, event, x, entry, ties, level, method, n_subjects) -> CoxResult:
+def compute_cox_estimability(event, x, labels: tuple[str, str] = ("group 1", "group 0")) -> str:
+    """Why a one-binary-covariate Cox model has no finite estimate ("" when it has one).
+
+    See :func:`compute_cox`: no events; one group only; or every event in one group
+    (monotone likelihood, Heinze & Schemper 2001).
+    """
+    ev = np.asarray(event, dtype=float) == 1
+    x1 = np.asarray(x, dtype=float) == 1
+    if x1.size == 0:
+        return "no subjects"
+    if not ev.any():
+        return "no events"
+    if x1.all() or not x1.any():
+        return f"all subjects are {labels[0] if x1.all() else labels[1]}s; there is no comparison group"
+    e1, e0 = int((ev & x1).sum()), int((ev & ~x1).sum())
+    if e1 == 0 or e0 == 0:
+        none = labels[0] if e1 == 0 else labels[1]
+        return (f"no events among {none}s (all {e1 + e0} events in the other group): the hazard ratio "
+                f"estimate is {'0' if e1 == 0 else 'infinite'} (monotone partial likelihood)")
+    return ""
+
+
+def _cox(stop, event, x, entry, ties, level, method, n_subjects, labels=("group 1", "group 0")) -> CoxResult:
     from statsmodels.duration.hazard_regression import PHReg
 
     nan = float("nan")
     n_events = int(np.sum(event))
-    if n_events == 0 or np.all(x == x[0]):
-        return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events)
+    reason = compute_cox_estimability(event, x, labels)
+    if reason:
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events, reason=reason)
     kw = {}
     if entry is not None:
         # R (start, stop]: at risk at t only when start < t. statsmodels counts entry <= t (Stata's
@@ -210,12 +253,24 @@ def _cox(stop, event, x, entry, ties, level, method, n_subjects) -> CoxResult:
         en = np.asarray(entry, dtype=float)
         st = np.asarray(stop, dtype=float)
         kw["entry"] = np.where(en > 0, np.minimum(np.nextafter(en, np.inf), st), en)
-    fit = PHReg(np.asarray(stop, float), np.asarray(x, float)[:, None], status=np.asarray(event, float), ties=ties, **kw).fit()
-    b = float(fit.params[0])
-    se = float(fit.bse[0])
+    try:
+        with np.errstate(all="ignore"):
+            fit = PHReg(np.asarray(stop, float), np.asarray(x, float)[:, None], status=np.asarray(event, float),
+                        ties=ties, **kw).fit()
+        b = float(fit.params[0])
+        se = float(fit.bse[0])
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events,
+                         reason=f"the Cox model could not be fitted ({exc})")
     z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    with np.errstate(all="ignore"):
+        hr, lo, hi = float(np.exp(b)), float(np.exp(b - z * se)), float(np.exp(b + z * se))
+    if not (np.isfinite(b) and np.isfinite(se) and se > 0 and all(np.isfinite(v) and v > 0 for v in (hr, lo, hi))):
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events,
+                         reason="the Cox model has no finite estimate or standard error (coefficient "
+                                f"{b:.3g}, SE {se:.3g}): the likelihood is flat or monotone")
     p = float(2 * stats.norm.sf(abs(b / se)))
-    return CoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), p, ties, level, method, n_subjects, n_events)
+    return CoxResult(hr, (lo, hi), p, ties, level, method, n_subjects, n_events)
 
 
 @dataclass(frozen=True)
@@ -262,7 +317,8 @@ def compute_naive_comparison(
         labels[1]: kaplan_meier(t[~one], e[~one], options=options),
     }
     return GroupComparison(
-        "naive (by best response)", groups, 0, compute_logrank(t, e, one), compute_cox(t, e, one, ties=ties)
+        "naive (by best response)", groups, 0, compute_logrank(t, e, one),
+        compute_cox(t, e, one, ties=ties, labels=tuple(labels)),
     )
 
 
@@ -302,6 +358,6 @@ def compute_landmark_comparison(
         groups,
         int((~keep).sum()),
         compute_logrank(tl, el, rl),
-        compute_cox(tl, el, rl, ties=ties),
+        compute_cox(tl, el, rl, ties=ties, labels=tuple(labels)),
         landmark=float(landmark),
     )

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmtrial._frames import lookup
 from mmtrial.context import Analysis
 from mmtrial.report.model import Figure, Section, Text
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
@@ -297,7 +298,7 @@ def derive_biomarker_panel(lb: pd.DataFrame | None, adsl: pd.DataFrame, *,
     # pre-treatment rows
     trt = adsl.assign(USUBJID=adsl["USUBJID"].astype(str)).set_index("USUBJID")
     first = pd.to_datetime(trt["TRTSDT"]) if "TRTSDT" in trt.columns else pd.Series(pd.NaT, index=trt.index)
-    fd = bm["USUBJID"].map(first)
+    fd = lookup(bm["USUBJID"], first)
     undosed = fd.isna()
     counts["subjects_never_dosed"] = int(bm.loc[undosed.to_numpy(), "USUBJID"].nunique())
     counts["rows_never_dosed"] = int(undosed.sum())

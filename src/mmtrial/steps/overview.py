@@ -1,11 +1,13 @@
-"""Step ``overview`` (last): analysis populations table and ``results.json`` ``populations``."""
+"""Step ``overview`` (last): analysis populations table and ``results.json`` ``populations``;
+the "Not computable" section and ``results.json`` ``not_computable``: every output a step could not
+compute on this study, with the reason that step gave (:meth:`Analysis.note_not_computable`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from mmtrial.context import Analysis
-from mmtrial.report.model import Section, Table
+from mmtrial.report.model import Section, Table, Text
 from mmtrial.tables.format import fmt_n_pct
 
 
@@ -27,6 +29,33 @@ def build_populations_table(adsl: pd.DataFrame, a: Analysis) -> Table:
         population="Enrolled", source="ADSL", cell_subjects=subjects)
 
 
+NOT_COMPUTABLE_SECTION = "not-computable"
+
+
+def build_not_computable_table(a: Analysis) -> Table:
+    """One row per output that could not be computed: what, why, and the step that found it."""
+    rows = [{"Output": n.what, "Reason": n.reason, "Step": n.step,
+             "results.json": n.key or "-"} for n in a.not_computable]
+    return Table(
+        id="not-computable", title="Outputs not computed on this study, and why",
+        data=pd.DataFrame(rows, columns=["Output", "Reason", "Step", "results.json"]), stub="Output",
+        footnotes=["Each output listed is null in results.json (at the key shown) and marked NE or omitted "
+                   "in the tables; nothing is imputed in its place."],
+        population="All subjects in dm", source="analysis steps")
+
+
+def add_not_computable(a: Analysis) -> None:
+    """``results.json`` ``not_computable`` and the report section listing them (when any)."""
+    a.results["not_computable"] = [n.as_dict() for n in a.not_computable]
+    if not a.not_computable:
+        return
+    a.sections.append(Section(
+        id=NOT_COMPUTABLE_SECTION, title="Not computable on this study", order=13,
+        blocks=[Text(f"{len(a.not_computable)} output(s) could not be computed from this study's data; "
+                     "the reasons below come from the analysis step that found them."),
+                build_not_computable_table(a)]))
+
+
 def run(a: Analysis) -> None:
     adsl = a.adam["adsl"]
     a.results["populations"] = {
@@ -36,3 +65,4 @@ def run(a: Analysis) -> None:
     }
     a.sections.append(Section(id="populations", title="Analysis populations", order=12,
                               blocks=[build_populations_table(adsl, a)]))
+    add_not_computable(a)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mmtrial._frames import lookup
 from mmtrial.context import Analysis
 from mmtrial.derive.drugs import PRIOR_THERAPY_CATEGORY, DrugDictionary, derive_drug_exposure
 from mmtrial.derive.eligibility import (
@@ -81,7 +82,7 @@ def _prior_only(df: pd.DataFrame | None, date_col: str, trtsdt: pd.Series, domai
     """Rows dated on or after the first study dose are not prior therapy: dropped with a warning each."""
     if df is None or len(df) == 0 or date_col not in df:
         return df, []
-    ref = df["USUBJID"].astype("string").map(trtsdt)
+    ref = lookup(df["USUBJID"], trtsdt)
     late = (pd.to_datetime(df[date_col]) >= ref).fillna(False)
     b = df.loc[late]
     issues = [

@@ -122,6 +122,36 @@ def method_footnotes(cfg: ResponseConfig, ci_label: str, population: str) -> lis
     ]
 
 
+#: LBTESTCDs that make a study's myeloma response evaluable (IMWG: serum/urine M-protein or serum
+#: free light chains; Kumar 2016). Marrow plasma cells alone do not define measurable disease.
+DISEASE_TESTS: tuple[str, ...] = ("MPROTEIN", "KAPPAFLC", "LAMBDFLC")
+
+
+def compute_efficacy_not_evaluable(lb: pd.DataFrame | None, adsl: pd.DataFrame) -> str:
+    """Why the efficacy population is empty, in terms a user can check ("" when it is not).
+
+    Checked in order: no subjects in dm; no subject dosed (SAFFL); no myeloma disease data (no
+    M-protein or free light chain results in lb); no subject with measurable disease at baseline.
+    """
+    eff = adsl["EFFFL"].astype("string").eq("Y").fillna(False) if "EFFFL" in adsl else pd.Series(False, index=adsl.index)
+    if bool(eff.any()):
+        return ""
+    if len(adsl) == 0:
+        return "the study has no subjects (dm has no rows)"
+    if not bool(adsl["SAFFL"].astype("string").eq("Y").fillna(False).any()):
+        return "no subject received study treatment (safety population empty: no ex record with EXDOSE > 0)"
+    codes = set() if lb is None or "LBTESTCD" not in lb else set(lb["LBTESTCD"].dropna().astype(str).str.upper())
+    if not codes & set(DISEASE_TESTS):
+        return ("efficacy is not evaluable: the study has no myeloma disease data (lb has no serum/urine "
+                "M-protein (MPROTEIN) or free light chain (KAPPAFLC, LAMBDFLC) results), so IMWG response "
+                "cannot be derived")
+    nmeas = int(adsl["MEASFL"].astype("string").eq("Y").fillna(False).sum()) if "MEASFL" in adsl else 0
+    if nmeas == 0:
+        return ("the efficacy population is empty: no treated subject has measurable disease at baseline "
+                "(IMWG measurable-disease thresholds in the footnotes)")
+    return "the efficacy population is empty (no subject meets the protocol's efficacy population definition)"
+
+
 def run(a: Analysis) -> None:
     """Derive ADRS and the ADSL response variables; add results, methods and the report section."""
     cfg = load_config(a)
@@ -143,10 +173,18 @@ def run(a: Analysis) -> None:
         "routes": {str(k): int(v) for k, v in routes.items()},
         "measurable": {"Y": int((res.adsl["MEASFL"] == "Y").sum()), "N": int((res.adsl["MEASFL"] == "N").sum())},
     }
+    not_evaluable = compute_efficacy_not_evaluable(a.study.get("lb"), res.adsl)
+    a.results["efficacy"] = {"evaluable": not not_evaluable, "reason": not_evaluable or None}
+    if not_evaluable:
+        a.results["response"]["not_estimable"] = not_evaluable
+        a.note_not_computable("Efficacy (IMWG response, ORR, clinical benefit, time-to-event endpoints)",
+                              not_evaluable, step="response", key="efficacy")
     ci_label = f"{level * 100:g}% CI, {CI_METHOD_LABELS.get(method, method)}"
     population = a.protocol.populations.efficacy
     notes = method_footnotes(cfg, ci_label, population)
     blocks: list = [bor_table(summary, footnotes=notes, population=population)]
+    if not_evaluable:
+        blocks.insert(0, Text(f"Not computed: {not_evaluable}."))
     # waterfall
     best = derive_best_change(res.adrs, res.adsl)
     if len(best):

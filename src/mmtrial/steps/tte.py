@@ -172,6 +172,15 @@ def _rule_summary(spec) -> str:
     return f"origin {spec.start}; events: {ev}; censoring (first that applies): {cen}{tail}"
 
 
+_OS_BY_KEY = {"naive": "naive.cox", "landmark": "landmark.cox", "time-dependent Cox": "time_dependent_cox",
+              "Mantel-Byar test": "mantel_byar"}
+
+
+def _efficacy_reason(a: Analysis) -> str:
+    """The response step's reason the efficacy population is empty (or a generic one)."""
+    return (a.results.get("efficacy") or {}).get("reason") or "the efficacy population is empty"
+
+
 def _none(v):
     return None if v is None or (isinstance(v, float) and not np.isfinite(v)) else float(v)
 
@@ -256,6 +265,18 @@ def run(a: Analysis) -> None:
         results_tte[spec.paramcd] = _km_result(km, cfg.quantiles, cfg.landmark_months)
         results_tte[spec.paramcd]["param"] = spec.param
     a.results["time_to_event"] = results_tte
+    efficacy_empty = not (adsl["EFFFL"].astype("string") == "Y").fillna(False).any() if "EFFFL" in adsl else True
+    for spec in specs:
+        if kms[spec.paramcd].n == 0:
+            if efficacy_empty:
+                why = _efficacy_reason(a)
+            else:
+                pop = " and ".join(f"{k} = {v}" for k, v in dict(cfg.endpoints[spec.paramcd].get("population", {})).items())
+                why = f"its analysis set is empty: no subject has {pop}" if pop else "its analysis set is empty"
+            results_tte[spec.paramcd]["not_estimable"] = why
+            if not efficacy_empty:  # else the response step's note covers every efficacy output
+                a.note_not_computable(f"{_LABELS.get(spec.paramcd, spec.paramcd)} (Kaplan-Meier)", why,
+                                      step="tte", key=f"time_to_event.{spec.paramcd}")
 
     # -- OS by response ----------------------------------------------------------------------
     blocks: list = []
@@ -291,6 +312,11 @@ def run(a: Analysis) -> None:
             "time_dependent_cox": tdc.as_dict(),
         }
         a.results["os_by_response"] = os_by
+        for name, res in (("naive", naive.cox), ("landmark", land.cox), ("time-dependent Cox", tdc),
+                          ("Mantel-Byar test", mb)):
+            if res.reason and not efficacy_empty:
+                what = f"OS by response: {name}" + (" hazard ratio" if hasattr(res, "hr") else "")
+                a.note_not_computable(what, res.reason, step="tte", key=f"os_by_response.{_OS_BY_KEY[name]}")
     else:
         missing = sorted({flag, rdate, "TRTSDT"} - set(adsl.columns))
         a.results["os_by_response"] = {"unavailable": f"ADSL lacks {missing}"}
@@ -336,10 +362,16 @@ def run(a: Analysis) -> None:
             "rows": [{"subgroup": r["subgroup"], "category": r["level"], **r["result"].as_dict()} for r in sub_rows],
             "unavailable": unavailable,
         }
-        bt = compute_binomial_test(
-            int(is_r.sum()), len(eff), cfg.binomial_null, alpha=cfg.binomial_alpha, alternatives=tuple(cfg.binomial_alternatives)
-        )
-        a.results["binomial_test"] = {**bt.as_dict(), "design_source": cfg.binomial_design_source}
+        if len(eff):
+            bt = compute_binomial_test(
+                int(is_r.sum()), len(eff), cfg.binomial_null, alpha=cfg.binomial_alpha,
+                alternatives=tuple(cfg.binomial_alternatives)
+            )
+            a.results["binomial_test"] = {**bt.as_dict(), "design_source": cfg.binomial_design_source}
+        else:
+            bt = None
+            why = _efficacy_reason(a)
+            a.results["binomial_test"] = {"not_estimable": why}
     else:
         bt = None
         unavailable = ["EFFFL", "RSPFL"]
@@ -400,6 +432,9 @@ def run(a: Analysis) -> None:
         "Cox model with response as a time-dependent covariate) avoid it."
     )
     if os_by is not None:
+        ne_notes = [f"NE ({name}): {res.reason}." for name, res in (
+            ("naive HR", naive.cox), ("naive log-rank", naive.logrank), ("landmark HR", land.cox),
+            ("landmark log-rank", land.logrank), ("time-dependent HR", tdc), ("Mantel-Byar", mb)) if res.reason]
         blocks.append(
             os_by_response_table(
                 [naive, land],
@@ -407,6 +442,7 @@ def run(a: Analysis) -> None:
                 td_cox=tdc,
                 scale=1.0,
                 footnotes=[
+                    *ne_notes,
                     bias_note,
                     f"Responder: {flag} = Y (from {rdate}); landmark {cfg.os_by_response_landmark_months:g} months.",
                     f"Cox models: Wald 95% CI; ties {ties.capitalize()}. Log-rank and Mantel-Byar with the hypergeometric variance.",

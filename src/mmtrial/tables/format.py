@@ -12,21 +12,50 @@ from decimal import ROUND_HALF_UP, Decimal
 
 NE = "NE"
 
+#: Beyond this magnitude a number prints in scientific notation (``1.0e+300``): fixed decimals of
+#: a huge value are not readable, and exact half-up rounding needs as many digits as the number.
+SCIENTIFIC_FROM = 1e15
+
+
+def _finite(x) -> float | None:
+    """``x`` as a float, or None when missing or not finite (None, NaN, NA, NaT, +-inf)."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
 
 def round_half_up(x: float, digits: int = 0) -> float:
-    """Round half away from zero, as SAS's ROUND and PUT do (CAMIS rounding page)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    """Round half away from zero, as SAS's ROUND and PUT do (CAMIS rounding page).
+
+    Missing or non-finite input gives NaN (never an error); values of magnitude >=
+    :data:`SCIENTIFIC_FROM` are returned unchanged (their decimals are not representable).
+    """
+    v = _finite(x)
+    if v is None:
         return float("nan")
+    if abs(v) >= SCIENTIFIC_FROM:
+        return v
     q = Decimal(1).scaleb(-digits)
-    d = Decimal(repr(float(x))).quantize(q, rounding=ROUND_HALF_UP)
+    d = Decimal(repr(v)).quantize(q, rounding=ROUND_HALF_UP)
     return float(d)
 
 
 def fmt_num(x: float | None, digits: int = 1) -> str:
-    """A number with fixed decimals, half-up; ``NE`` for None/NaN (not estimable)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    """A number with fixed decimals, half-up; ``NE`` (not estimable) for None, NaN and +-inf.
+
+    A value of magnitude >= :data:`SCIENTIFIC_FROM` prints in scientific notation with ``digits``
+    decimals (``1.0e+300``).
+    """
+    v = _finite(x)
+    if v is None:
         return NE
-    return f"{round_half_up(x, digits):.{digits}f}"
+    if abs(v) >= SCIENTIFIC_FROM:
+        return f"{v:.{digits}e}"
+    return f"{round_half_up(v, digits):.{digits}f}"
 
 
 P_DIGITS = 4
@@ -44,17 +73,22 @@ def fmt_p(p: float | None, digits: int = P_DIGITS) -> str:
 
 
 def fmt_pct(x: int, n: int, digits: int = 1) -> str:
-    """Percent of n to one decimal: ``26.2``; ``NE`` when n is 0."""
-    if n == 0:
+    """Percent of n to one decimal: ``26.2``; ``NE`` when n is 0 or missing."""
+    if not n:
         return NE
     return fmt_num(100.0 * x / n, digits)
 
 
 def fmt_n_pct(x: int, n: int, digits: int = 1) -> str:
     """``32 (26.2)``: the count and its percent of n, as in NEJM and TLG tables."""
-    if n == 0:
+    if not n:
         return f"{x}"
     return f"{x} ({fmt_pct(x, n, digits)})"
+
+
+def _scaled(v, scale: float) -> float | None:
+    f = _finite(v)
+    return None if f is None else f * scale
 
 
 def fmt_ci(ci: tuple[float | None, float | None] | None, digits: int = 1, scale: float = 1.0) -> str:
@@ -62,7 +96,7 @@ def fmt_ci(ci: tuple[float | None, float | None] | None, digits: int = 1, scale:
     if ci is None:
         return f"({NE}, {NE})"
     lo, hi = ci
-    f = [fmt_num(None if v is None else v * scale, digits) for v in (lo, hi)]
+    f = [fmt_num(_scaled(v, scale), digits) for v in (lo, hi)]
     return f"({f[0]}, {f[1]})"
 
 
@@ -70,7 +104,7 @@ def fmt_estimate_ci(
     est: float | None, ci: tuple[float | None, float | None] | None, digits: int = 1, scale: float = 1.0
 ) -> str:
     """``3.7 (3.0, 5.3)``: an estimate with its interval; NE where not estimable."""
-    e = fmt_num(None if est is None else est * scale, digits)
+    e = fmt_num(_scaled(est, scale), digits)
     return f"{e} {fmt_ci(ci, digits, scale)}"
 
 
