@@ -43,18 +43,17 @@ def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
 
 def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
     """The matplotlib figure and its alt text for :func:`derive_best_change` output."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from mmtrial.figures.svg import new_figure
 
     d = best.sort_values(["BEST_PCHG", "USUBJID"], ascending=[False, True], kind="stable").reset_index(drop=True)
     y = d["BEST_PCHG"].to_numpy(dtype=float)
     capped = y > CAP
     yc = np.minimum(y, CAP)
     colours = d["BOR"].astype("string").fillna("NE").map(BOR_COLOURS).fillna(BOR_COLOURS["NE"]).to_numpy()
-    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=100)
+    fig = new_figure(figsize=(8.0, 4.2), dpi=100)
+    ax = fig.subplots()
     x = np.arange(len(d))
     ax.bar(x, yc, width=0.85, color=colours, edgecolor="none")
     if capped.any():
