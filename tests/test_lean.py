@@ -83,3 +83,23 @@ def test_no_child_process_survives_analyze(tmp_path):
     assert got["before"] == []
     assert got["status"] == "ok" and got["perms"] == 4  # the pool really ran
     assert got["after"] == [], f"processes left behind by analyze(): {got['after']}"
+
+
+def test_figures_are_drawn_without_pyplot():
+    # figures are matplotlib.figure.Figure objects with their own canvas: pyplot (global figure
+    # registry and backend state) is never imported by the figure builders
+    got = json.loads(_run("""
+        import json, sys
+        import numpy as np, pandas as pd
+        from mmtrial.figures.waterfall import waterfall_figure
+        from mmtrial.figures.forest import forest_figure
+        from mmtrial.figures.svg import figure_to_svg
+        best = pd.DataFrame({"USUBJID": ["A", "B", "C"], "BOR": ["PR", "SD", "PD"],
+                             "PCHGPARM": "SPEP", "BEST_PCHG": [-60.0, 5.0, 140.0]})
+        svg = figure_to_svg(*waterfall_figure(best))
+        fig = forest_figure([{"label": "All", "n": 10, "x": 3, "estimate": 0.3, "ci": (0.1, 0.6)}])
+        svg2 = figure_to_svg(fig, "forest")
+        print(json.dumps({"pyplot": "matplotlib.pyplot" in sys.modules,
+                          "svg": svg.startswith("<svg") and svg2.startswith("<svg")}))
+    """))
+    assert got == {"pyplot": False, "svg": True}
