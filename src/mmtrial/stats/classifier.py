@@ -690,6 +690,8 @@ class _LiblinearL1:
         """(coef_ of shape (1, k), intercept_ of shape (1,)) as ``LogisticRegression.fit``."""
         yi = np.asarray(y)
         n = yi.size
+        if n == 0 or yi.min() == yi.max():  # as LogisticRegression.fit: both classes needed
+            raise ValueError("This solver needs samples of at least 2 classes in the data")
         if self._balanced:
             counts = np.bincount(yi.astype(np.intp), weights=np.ones(n), minlength=2)
             cw = counts.sum() / (2 * counts)
