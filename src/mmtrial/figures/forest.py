@@ -16,15 +16,11 @@ import numpy as np
 
 def forest_figure(rows: Sequence[dict], *, overall: float | None = None, xlabel: str = "ORR (%)"):
     """rows: dicts with ``label``, ``n``, ``x``, ``estimate``, ``ci`` (proportions, 0-1)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    from mmtrial.figures.svg import new_figure
     from mmtrial.tables.format import fmt_ci, fmt_pct
 
     k = len(rows)
-    fig = plt.figure(figsize=(8.0, 1.0 + 0.38 * max(k, 1)))
+    fig = new_figure(figsize=(8.0, 1.0 + 0.38 * max(k, 1)))
     ax = fig.add_axes((0.42, 0.16, 0.36, 0.76))
     y = np.arange(k)[::-1]
     for yi, r in zip(y, rows, strict=True):

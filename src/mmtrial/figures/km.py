@@ -99,10 +99,7 @@ def km_figure(
 
     The curves must already be on the plotting time scale (e.g. months).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from mmtrial.figures.svg import new_figure
 
     tmax = max((float(km.time[-1]) for km in curves.values() if km.time.size), default=1.0)
     if tick_step is None:
@@ -111,7 +108,7 @@ def km_figure(
         tick_step = float(min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw))
     ticks = np.arange(0, tmax + tick_step, tick_step) if at_risk_times is None else np.asarray(at_risk_times, float)
     n_rows = len(curves)
-    fig = plt.figure(figsize=(7.5, 4.6 + 0.25 * n_rows))
+    fig = new_figure(figsize=(7.5, 4.6 + 0.25 * n_rows))
     left, width = 0.22, 0.74  # room on the left for the number-at-risk row labels
     ax = fig.add_axes((left, 0.18 + 0.05 * n_rows, width, 0.72 - 0.05 * n_rows))
     lines = []

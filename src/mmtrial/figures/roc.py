@@ -43,12 +43,10 @@ def roc_figure(cv: Performance, validation: Performance | None = None) -> tuple[
     to (1, 1), so tied scores give a diagonal segment and the area under the drawn curve is the
     reported AUC; the dashed diagonal is chance. The legend gives each AUC with its CI (method in the footnote).
     """
-    import matplotlib
+    from mmtrial.figures.svg import new_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.0, 5.0), dpi=100)
+    fig = new_figure(figsize=(5.0, 5.0), dpi=100)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="#969696", lw=0.8, ls="--", label="Chance")
     curves = [("Cross-validated (training set)", cv, "#08519c", "-")]
     if validation is not None:

@@ -28,6 +28,21 @@ _SVG_OPEN = re.compile(r"<svg\b([^>]*)>", re.S)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 
 
+def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> MplFigure:
+    """A matplotlib figure that is not registered with pyplot (no global state, issue 15).
+
+    ``matplotlib.figure.Figure`` with an Agg canvas attached (layout is measured with the Agg
+    renderer, as under pyplot's Agg backend); nothing to close, garbage-collected like any
+    object, safe in threads and in a long-lived Python session.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def figure_to_svg(fig: MplFigure, alt: str, *, close: bool = True) -> str:
     """Render a matplotlib figure to a reproducible, self-contained SVG string.
 
@@ -39,7 +54,8 @@ def figure_to_svg(fig: MplFigure, alt: str, *, close: bool = True) -> str:
         Alternative text (what the figure shows, for screen readers and when images are off);
         written as the SVG's ``<title>`` and ``aria-label`` with ``role="img"``.
     close
-        Close the figure afterwards (frees memory when many figures are built).
+        Close a pyplot-managed figure afterwards (figures from :func:`new_figure` need no
+        closing).
 
     Returns
     -------
@@ -54,14 +70,15 @@ def figure_to_svg(fig: MplFigure, alt: str, *, close: bool = True) -> str:
     figure is cropped to its drawn content (``bbox_inches="tight"``) so no axis label is cut off.
     """
     import matplotlib as mpl
-    import matplotlib.pyplot as plt
 
     if not alt or not alt.strip():
         raise ValueError("figure_to_svg: alt text is required (accessibility); got an empty string")
     buf = io.StringIO()
     with mpl.rc_context({"svg.hashsalt": SVG_HASHSALT, "svg.fonttype": "path"}):
         fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    if close:
+    if close and fig.canvas.manager is not None:  # a pyplot figure: release it from pyplot
+        import matplotlib.pyplot as plt
+
         plt.close(fig)
     svg = buf.getvalue()
     start = svg.find("<svg")

@@ -88,17 +88,16 @@ MARKER_STYLE = {
 def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[int, str],
                  title: str = "") -> str:
     """Render the swimmer plot as an SVG string (matplotlib, deterministic ids)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
     from matplotlib.patches import Patch
 
-    plt.rcParams["svg.hashsalt"] = "mmtrial-swimmer"
+    from mmtrial.figures.svg import new_figure
+
     nl = int(seg["LANE"].max()) + 1 if len(seg) else 1
-    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.16 * nl + 1.5)))
+    fig = new_figure(figsize=(9, max(2.5, 0.16 * nl + 1.5)))
+    ax = fig.subplots()
     levels = sorted(ladder_labels, reverse=True)
-    cmap = plt.get_cmap("Blues")
+    cmap = mpl.colormaps["Blues"]
     colors = {lvl: cmap(0.9 - 0.6 * i / max(len(levels) - 1, 1)) for i, lvl in enumerate(levels)}
     if len(seg):
         lv = seg["DOSELVL"].to_numpy(dtype=float)
@@ -122,6 +121,6 @@ def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
+    with mpl.rc_context({"svg.hashsalt": "mmtrial-swimmer"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()

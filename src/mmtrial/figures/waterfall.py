@@ -26,6 +26,33 @@ CAP = 100.0
 #: Legend placement: its lower centre just above the axes (axes coordinates), outside the data.
 LEGEND_LOC = "lower center"
 LEGEND_ANCHOR = (0.5, 1.0)
+#: Above this many patients the waterfall is aggregated (issue 15): the sorted patients are cut
+#: into this many runs of consecutive patients, one bar per run (a figure of 100,000 rectangles
+#: is megabytes of SVG that no reader can resolve).
+MAX_BARS = 1000
+
+
+def aggregate_bars(y: np.ndarray, bor: np.ndarray, max_bars: int = MAX_BARS):
+    """Runs of consecutive sorted patients as bars: (left edge, width, height, BOR per run).
+
+    Rule
+    ----
+    ``y`` sorted (descending). Run edges ``round(linspace(0, n, max_bars + 1))``; a run's bar has
+    the run's middle value (the median of the run for an odd length, since the values are
+    sorted) and the colour of its most frequent BOR (first in :data:`CATEGORIES` order on ties).
+    Vectorised: one pass over the patients, none per run.
+    """
+    n = y.size
+    edges = np.unique(np.round(np.linspace(0, n, max_bars + 1)).astype(int))
+    left, right = edges[:-1], edges[1:]
+    height = y[(left + right - 1) // 2]
+    run = np.repeat(np.arange(left.size), right - left)
+    cats = list(CATEGORIES) + [c for c in pd.unique(bor) if c not in CATEGORIES]
+    code = pd.Categorical(bor, categories=cats).codes
+    counts = np.zeros((left.size, len(cats)), dtype=np.int64)
+    np.add.at(counts, (run, code), 1)
+    top = np.asarray(cats, dtype=object)[counts.argmax(axis=1)]
+    return left, right - left, height, top
 
 
 def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
@@ -43,21 +70,27 @@ def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
 
 def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
     """The matplotlib figure and its alt text for :func:`derive_best_change` output."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from mmtrial.figures.svg import new_figure
 
     d = best.sort_values(["BEST_PCHG", "USUBJID"], ascending=[False, True], kind="stable").reset_index(drop=True)
     y = d["BEST_PCHG"].to_numpy(dtype=float)
     capped = y > CAP
     yc = np.minimum(y, CAP)
     colours = d["BOR"].astype("string").fillna("NE").map(BOR_COLOURS).fillna(BOR_COLOURS["NE"]).to_numpy()
-    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=100)
+    fig = new_figure(figsize=(8.0, 4.2), dpi=100)
+    ax = fig.subplots()
     x = np.arange(len(d))
-    ax.bar(x, yc, width=0.85, color=colours, edgecolor="none")
-    if capped.any():
+    aggregated = len(d) > MAX_BARS
+    if aggregated:
+        bor = d["BOR"].astype("string").fillna("NE").to_numpy(dtype=object)
+        left, width, height, top = aggregate_bars(yc, bor)
+        ax.bar(left - 0.5, height, width=width, align="edge", edgecolor="none",
+               color=[BOR_COLOURS.get(c, BOR_COLOURS["NE"]) for c in top])
+    else:
+        ax.bar(x, yc, width=0.85, color=colours, edgecolor="none")
+    if capped.any() and not aggregated:
         ax.scatter(x[capped], np.full(capped.sum(), CAP + 4), marker="^", s=14, color="#cb181d", zorder=3)
     for v, lab in REFERENCE_LINES:
         ax.axhline(v, color="#404040", lw=0.7, ls="--")
@@ -66,7 +99,9 @@ def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
     ax.set_ylim(-105, CAP + 10)
     ax.set_xlim(-1, max(len(d), 1))
     ax.set_xticks([])
-    ax.set_xlabel("Patients (one bar each), sorted by best change")
+    ax.set_xlabel(f"Patients sorted by best change ({MAX_BARS} bars, each a run of about "
+                  f"{len(d) / MAX_BARS:.0f} consecutive patients)" if aggregated
+                  else "Patients (one bar each), sorted by best change")
     ax.set_ylabel("Best change from baseline (%)")
     present = [c for c in CATEGORIES if (d["BOR"] == c).any()]
     # legend outside the plot area (one row above it), so it never covers bars or reference lines
@@ -83,5 +118,7 @@ def waterfall_figure(best: pd.DataFrame, *, n_eligible: int | None = None):
            + (f" of {n_eligible} in the efficacy population" if n_eligible is not None else "")
            + f" (markers: {markers or 'none'}). {n_resp} bars reach -50% or lower; "
            f"{int(capped.sum())} increases exceed +100% and are drawn at +100%. "
-           "Dashed lines at -25%, -50%, -90% and +25%. Bars are coloured by confirmed best overall response.")
+           "Dashed lines at -25%, -50%, -90% and +25%. Bars are coloured by confirmed best overall response."
+           + (f" Aggregated: {MAX_BARS} bars, each the middle value of a run of consecutive sorted patients, "
+              "coloured by the run's most frequent response." if aggregated else ""))
     return fig, alt

@@ -25,6 +25,7 @@ the file opens offline. The same analysis gives the same bytes apart from the da
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
@@ -498,7 +499,58 @@ def _cutoff_text(a: Analysis) -> str:
     return cut.isoformat() if cut else "none (all data used)"
 
 
-def render_html(a: Analysis, *, run_date: str | None = None) -> str:
+def _listings_to_appendix(sections: list[Section]) -> list[Section]:
+    """Print form: listings inside body sections move to the listings appendix (issue 14/15).
+
+    Each moved listing leaves a one-line pointer where it was; the appendix keeps the order in
+    which the listings appeared. The analysis's own sections are not modified (copies).
+    """
+    appendix = next((s for s in sections if s.id == "listings"), None)
+    moved: list = []
+    out: list[Section] = []
+    for s in sections:
+        if s is appendix or not any(isinstance(b, Listing) for b in s.blocks):
+            out.append(s)
+            continue
+        blocks: list = []
+        for b in s.blocks:
+            if isinstance(b, Listing):
+                moved.append(b)
+                blocks.append(SectionLink(text=f"{b.title}: see {{link}}.", section_id="listings",
+                                          label="Appendix: listings"))
+            else:
+                blocks.append(b)
+        out.append(dataclasses.replace(s, blocks=blocks))
+    if not moved:
+        return sections
+    if appendix is None:
+        appendix = Section(id="listings", title="Listings", blocks=[], order=SECTION_ORDER["listings"])
+        out.append(appendix)
+    new_app = dataclasses.replace(appendix, blocks=[*moved, *appendix.blocks])
+    return [new_app if s is appendix else s for s in out]
+
+
+def _render_trace_targets(ctx: _Ctx) -> str:
+    """Print form of the traceability index: link targets only, the subject ids in the HTML.
+
+    The screen report lists the subjects behind every linked count (hundreds of pages once
+    printed). In the PDF a linked count still leads to this section, where one line says how
+    many counts are traced and that report.html names their subjects; every entry keeps its
+    anchor (an empty target) so no link is broken.
+    """
+    n = len(ctx.trace)
+    targets = "".join(f'<a id="{e.anchor}" class="trace-target"></a>' for e in ctx.trace)
+    return (
+        '<div class="trace-index trace-index-print">'
+        f"<p>{n} counts in the tables above are traced to their subjects. The subject ids behind "
+        "each count are listed in the HTML report (report.html, this section), where every count "
+        "links to its list and every subject to its row in the subject listing. In this PDF a "
+        "count of one subject links to that subject's listing row.</p>"
+        f"<p>{targets}</p></div>"
+    )
+
+
+def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False) -> str:
     """The whole report as one self-contained HTML document.
 
     Parameters
@@ -508,8 +560,13 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
     run_date
         The text of the date line; default: now, UTC, ISO 8601 to the second. It is the only
         part of the document that changes when the same analysis is re-run.
+    for_pdf
+        The print form (for :func:`mmtrial.report.pdf.render_pdf`): listings in an appendix
+        and the traceability index reduced to its link targets (:func:`_render_trace_targets`).
     """
     sections = report_sections(a)
+    if for_pdf:
+        sections = _listings_to_appendix(sections)
     ids = _Ids()
     # pre-pass: which listing owns the subj- anchors, and which subjects have one
     owner: Listing | None = None
@@ -575,7 +632,7 @@ def render_html(a: Analysis, *, run_date: str | None = None) -> str:
         rendered.append(entry)
         toc.append({"id": sid, "number": n, "title": s.title, "entries": items})
     if trace_slot is not None:
-        trace_slot["body"] = Markup(_render_trace_index(ctx))
+        trace_slot["body"] = Markup(_render_trace_targets(ctx) if for_pdf else _render_trace_index(ctx))
 
     p = a.protocol
     synthetic = bool(a.study is not None and a.study.synthetic)
@@ -631,11 +688,13 @@ def write_report(
     ``os.replace``, so a reader never sees a half-written report. Returns the HTML path.
     """
     out = Path(out_dir)
+    if run_date is None:  # one date line for the HTML and the PDF
+        run_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     html = render_html(a, run_date=run_date)
     html_path = out / "report.html"
     atomic_write_bytes(html_path, html.encode("utf-8"))
     if pdf:
         from mmtrial.report.pdf import render_pdf
 
-        render_pdf(html, out / "report.pdf", page_size=page_size)
+        render_pdf(render_html(a, run_date=run_date, for_pdf=True), out / "report.pdf", page_size=page_size)
     return html_path

@@ -29,8 +29,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import sklearn
-from scipy import stats
 
 from mmtrial.stats import proportion as _proportion_module
 from mmtrial.stats.proportion import proportion_ci
@@ -386,7 +384,26 @@ def f_score(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     return stats.rankdata(x, method="average")
+
+
+def _auc_pairwise(y: np.ndarray, score: np.ndarray) -> float:
+    """:func:`compute_auc` for the small validation folds of the tuning, bit for bit.
+
+    Counts the positive-negative pairs directly (1 when the positive scores higher, 1/2 on a
+    tie): the numerator is the same integer or half-integer as the midrank sum, so the quotient
+    is the same double. Used where the folds are small (a few dozen subjects).
+    """
+    yb = np.asarray(y).astype(bool)
+    s = np.asarray(score, dtype=float)
+    pos, neg = s[yb], s[~yb]
+    m, n = pos.size, neg.size
+    if m == 0 or n == 0:
+        return float("nan")
+    p, q = pos[:, None], neg[None, :]
+    return float((int((p > q).sum()) + 0.5 * int((p == q).sum())) / (m * n))
 
 
 def compute_auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -460,6 +477,8 @@ def compute_auc_ci(
         return AucEstimate(None, None, method, level, m, n)
     if method == "delong":
         auc, var = compute_delong(y, s)
+        from scipy import stats
+
         z = float(stats.norm.ppf(1 - (1 - level) / 2))
         se = math.sqrt(max(var, 0.0))
         ci = (max(0.0, auc - z * se), min(1.0, auc + z * se))
@@ -600,7 +619,7 @@ def _expit(z: np.ndarray) -> np.ndarray:
 
 def _score(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
     if kind == "roc_auc":
-        return compute_auc(y, p)
+        return _auc_pairwise(y, p)
     if kind == "accuracy":
         return float(((p > threshold) == y.astype(bool)).mean())
     eps = 1e-15
@@ -637,8 +656,90 @@ def _seeds(seed: int) -> _Seeds:
     return _Seeds(*(int(v) for v in a))
 
 
+class _LiblinearL1:
+    """``LogisticRegression(l1_ratio=1, solver="liblinear", ...)`` fitted without its overhead.
+
+    The lasso logistic model of ``l1-logistic`` is fitted thousands of times on a few dozen
+    subjects and k markers (inner folds x penalties x outer folds x permutations); each
+    scikit-learn ``fit`` spends almost all of its time validating arguments and data, not
+    solving. This calls the same liblinear solver (``sklearn.svm._liblinear.train_wrap``, the
+    routine ``LogisticRegression.fit`` ends in) with exactly the arguments ``fit`` would pass:
+    labels 0/1, "balanced" class weights n / (2 n_c), unit sample weights, the L1-logistic
+    solver type, tolerance, ``max_iter``, the bias ``intercept_scaling`` and the solver seed
+    drawn from ``RandomState(random_state)`` as ``_fit_liblinear`` draws it. The result is the
+    same coefficients bit for bit; :func:`_liblinear_l1` checks that on a test problem before
+    using it and otherwise falls back to the estimator (e.g. after a scikit-learn upgrade that
+    changes the private routine).
+    """
+
+    def __init__(self, options: ClassifierOptions, random_state: int) -> None:
+        from sklearn.svm import _liblinear
+        from sklearn.svm._base import _get_liblinear_solver_type
+
+        ref = _model(options, {"C": 1.0}, random_state)
+        self._train = _liblinear.train_wrap
+        self._set_verbosity = _liblinear.set_verbosity_wrap
+        self._solver = _get_liblinear_solver_type("ovr", "l1", "logistic_regression", False)
+        self._tol = float(ref.tol)
+        self._max_iter = int(ref.max_iter)
+        self._bias = float(ref.intercept_scaling)
+        self._balanced = ref.class_weight == "balanced"
+        self._seed = int(np.random.RandomState(random_state).randint(np.iinfo("i").max))
+
+    def fit(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+        """(coef_ of shape (1, k), intercept_ of shape (1,)) as ``LogisticRegression.fit``."""
+        yi = np.asarray(y)
+        n = yi.size
+        if n == 0 or yi.min() == yi.max():  # as LogisticRegression.fit: both classes needed
+            raise ValueError("This solver needs samples of at least 2 classes in the data")
+        if self._balanced:
+            counts = np.bincount(yi.astype(np.intp), weights=np.ones(n), minlength=2)
+            cw = counts.sum() / (2 * counts)
+        else:
+            cw = np.ones(2)
+        self._set_verbosity(0)
+        raw, _ = self._train(
+            np.ascontiguousarray(Z, dtype=np.float64), np.array(yi, dtype=np.float64), False, self._solver,
+            self._tol, self._bias, float(C), cw, self._max_iter, self._seed, 0.1, np.ones(n),
+        )
+        return raw[:, :-1], self._bias * raw[:, -1]
+
+
+_LIBLINEAR_OK: dict[tuple[Any, ...], bool] = {}
+
+
+def _liblinear_l1(options: ClassifierOptions, random_state: int) -> _LiblinearL1 | None:
+    """The direct liblinear fitter for ``l1-logistic``, or None (other models, or a mismatch).
+
+    The first call per configuration fits a seeded test problem both ways and keeps the fast
+    path only when coefficients and intercept are identical bit for bit.
+    """
+    if options.model != "l1-logistic":
+        return None
+    key = (options.class_weight, random_state)
+    try:
+        fitter = _LiblinearL1(options, random_state)
+    except Exception:  # a private routine moved: use the estimator
+        return None
+    if key not in _LIBLINEAR_OK:
+        rng = np.random.default_rng(12345)
+        Z = rng.normal(size=(30, 4))
+        y = (Z[:, 0] + rng.normal(size=30) > 0.3).astype(int)
+        ok = True
+        try:
+            for C in (0.05, 1.0):
+                est = _model(options, {"C": C}, random_state).fit(Z, y)
+                coef, icpt = fitter.fit(Z, y, C)
+                ok &= np.array_equal(coef, est.coef_) and np.array_equal(icpt, est.intercept_)
+        except Exception:
+            ok = False
+        _LIBLINEAR_OK[key] = bool(ok)
+    return fitter if _LIBLINEAR_OK[key] else None
+
+
 def tune_in_training_fold(
-    X: np.ndarray, y: np.ndarray, *, options: ClassifierOptions, impute: bool, seeds: _Seeds
+    X: np.ndarray, y: np.ndarray, *, options: ClassifierOptions, impute: bool, seeds: _Seeds,
+    fast_fit: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Choose the tuning parameters by inner cross-validation on one training set.
 
@@ -651,11 +752,15 @@ def tune_in_training_fold(
     same ranking (``SelectKBest``'s own rule). Varma & Simon 2006: tuning must not see the
     outer test fold.
 
+    The lasso logistic fits go through :class:`_LiblinearL1` (same solver, same arguments,
+    same coefficients; ``fast_fit=False`` uses the estimator, for the tests that check this).
+
     Returns the best parameters and the grid's mean scores.
     """
     from sklearn.impute import SimpleImputer
 
     grid = _param_grid(options)
+    fast = _liblinear_l1(options, seeds.model) if fast_fit else None
     splits = _inner_splits(y, options.inner_folds, seeds.inner)
     scores = np.zeros((len(grid), len(splits)))
     for s, (tr, va) in enumerate(splits):
@@ -675,6 +780,11 @@ def tune_in_training_fold(
             for g, params in enumerate(grid):
                 if params["k"] != k:
                     continue
+                if fast is not None:
+                    coef, icpt = fast.fit(Ztr, y[tr], params["C"])
+                    p = _expit(Zva @ coef[0] + icpt[0])
+                    scores[g, s] = _score(options.tuning_score, y[va], p, options.threshold)
+                    continue
                 est = _model(options, params, seeds.model).fit(Ztr, y[tr])
                 if options.model == "random-forest":
                     p = est.predict_proba(Zva)[:, 1]
@@ -686,21 +796,54 @@ def tune_in_training_fold(
     return dict(grid[best]), mean
 
 
+def _fit_predict_fold(
+    Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, params: dict[str, Any], *,
+    options: ClassifierOptions, impute: bool, seeds: _Seeds, fast: _LiblinearL1 | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit :func:`build_pipeline` on one training set; (test probabilities, selection mask).
+
+    With the direct liblinear fitter the pipeline's steps are applied one by one with the same
+    objects and arithmetic (``SimpleImputer``, ``SelectKBest``'s top-k rule, ``StandardScaler``,
+    the liblinear fit and ``predict_proba``'s expit of ``X @ coef_.T + intercept_``), which
+    gives the pipeline's probabilities bit for bit without its per-call overhead.
+    """
+    if fast is None:
+        pipe = build_pipeline(options, params, impute=impute, random_state=seeds.model).fit(Xtr, ytr)
+        return pipe.predict_proba(Xte)[:, 1], pipe.named_steps["select"].get_support()
+    from sklearn.preprocessing import StandardScaler
+
+    if impute:
+        from sklearn.impute import SimpleImputer
+
+        imp = SimpleImputer(strategy="median", keep_empty_features=True).fit(Xtr)
+        Xtr, Xte = imp.transform(Xtr), imp.transform(Xte)
+    cols = _top_k_columns(compute_f_statistic(Xtr, ytr), params["k"])
+    mask = np.zeros(Xtr.shape[1], dtype=bool)
+    mask[cols] = True
+    scaler = StandardScaler()
+    Ztr = scaler.fit_transform(Xtr[:, mask])
+    coef, icpt = fast.fit(Ztr, ytr, params["C"])
+    decision = (scaler.transform(Xte[:, mask]) @ coef.T + icpt).reshape(-1)
+    return _expit(decision), mask
+
+
 def _nested_cv(
-    X: np.ndarray, y: np.ndarray, *, options: ClassifierOptions, impute: bool, seeds: _Seeds
+    X: np.ndarray, y: np.ndarray, *, options: ClassifierOptions, impute: bool, seeds: _Seeds,
+    fast_fit: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Out-of-fold probabilities, fold ids, selection masks (folds x markers), tuned params."""
     splits = _outer_splits(y, options, seeds.outer)
+    fast = _liblinear_l1(options, seeds.model) if fast_fit else None
     prob = np.full(y.size, np.nan)
     fold = np.full(y.size, -1, dtype=int)
     masks = np.zeros((len(splits), X.shape[1]), dtype=bool)
     params_list: list[dict[str, Any]] = []
     for f, (tr, te) in enumerate(splits):
-        params, _ = tune_in_training_fold(X[tr], y[tr], options=options, impute=impute, seeds=seeds)
-        pipe = build_pipeline(options, params, impute=impute, random_state=seeds.model).fit(X[tr], y[tr])
-        prob[te] = pipe.predict_proba(X[te])[:, 1]
+        params, _ = tune_in_training_fold(X[tr], y[tr], options=options, impute=impute, seeds=seeds,
+                                          fast_fit=fast_fit)
+        prob[te], masks[f] = _fit_predict_fold(X[tr], y[tr], X[te], params, options=options, impute=impute,
+                                               seeds=seeds, fast=fast)
         fold[te] = f
-        masks[f] = pipe.named_steps["select"].get_support()
         params_list.append(params)
     return prob, fold, masks, params_list
 
@@ -737,6 +880,44 @@ def _ignore_convergence() -> None:
     warnings.simplefilter("ignore", category=ConvergenceWarning)
 
 
+def _worker_count(n_jobs: int, B: int) -> int:
+    """Worker processes for B permutations: ``n_jobs`` (-1 = all cores), at most B, 1 without fork."""
+    import multiprocessing
+    import os
+
+    if n_jobs == 1 or B < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cores = os.cpu_count() or 1
+    n = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
+    return max(1, min(n, B))
+
+
+def _permutation_chunk(args: tuple[np.ndarray, np.ndarray, ClassifierOptions, bool, _Seeds]) -> list[float]:
+    X, perms, options, impute, seeds = args
+    with _fast_sklearn():
+        return [_permutation_statistic(X, p, options, impute, seeds) for p in perms]
+
+
+def _map_in_workers(
+    X: np.ndarray, perms: np.ndarray, options: ClassifierOptions, impute: bool, seeds: _Seeds, workers: int
+) -> list[float]:
+    """The permutations in forked worker processes, in order; every worker is joined on return.
+
+    Forked workers start in milliseconds with everything imported. The pool lives in a ``with``
+    block: on return (or on an error) the executor is shut down and waits for its processes,
+    so none outlives the call (no helper process either: fork needs no resource tracker). Each
+    permutation carries its own labels, so the result does not depend on the worker count.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = np.array_split(np.arange(perms.shape[0]), workers)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        parts = list(pool.map(_permutation_chunk, [(X, perms[c], options, impute, seeds) for c in chunks]))
+    return [v for part in parts for v in part]
+
+
 def compute_permutation_test(
     X: np.ndarray, y: np.ndarray, observed: float, *, options: ClassifierOptions, impute: bool, seeds: _Seeds
 ) -> PermutationTest:
@@ -753,20 +934,13 @@ def compute_permutation_test(
     rng = np.random.default_rng(seeds.permutation)
     perms = rng.permuted(np.tile(y, (B, 1)), axis=1)
     # The inputs were validated once above; skipping scikit-learn's per-call validation of the
-    # same arrays (a public, documented setting) halves the time and changes no result.
-    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        if options.n_jobs == 1:
+    # same arrays (a public, documented setting) changes no result.
+    with _fast_sklearn():
+        workers = _worker_count(options.n_jobs, B)
+        if workers <= 1:
             null = [_permutation_statistic(X, perms[b], options, impute, seeds) for b in range(B)]
         else:
-            from joblib import Parallel, delayed
-
-            # forked worker processes (joblib "multiprocessing" backend): they start in
-            # milliseconds with everything imported, where spawned (loky) workers re-import
-            # scikit-learn for seconds; each permutation carries its own seed, so the result
-            # does not depend on n_jobs.
-            null = Parallel(n_jobs=options.n_jobs, backend="multiprocessing")(
-                delayed(_permutation_statistic)(X, perms[b], options, impute, seeds) for b in range(B)
-            )
+            null = _map_in_workers(X, perms, options, impute, seeds, workers)
     null_a = np.asarray(null, dtype=float)
     p = (1 + int((null_a >= observed - 1e-12).sum())) / (1 + B)
     return PermutationTest(options.permutation_statistic, float(observed), float(p), B,

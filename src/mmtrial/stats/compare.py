@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
+from mmtrial._lazy import lazy_module
 from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier
+
+stats = lazy_module("scipy.stats")
 
 Ties = Literal["efron", "breslow"]
 

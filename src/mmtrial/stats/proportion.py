@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import numpy as np
-from scipy import optimize, stats
+
+from mmtrial._lazy import lazy_module
+
+optimize = lazy_module("scipy.optimize")
+stats = lazy_module("scipy.stats")
 
 CiMethod = Literal[
     "clopper-pearson",

@@ -23,7 +23,10 @@ from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from mmtrial._lazy import lazy_module
+
+stats = lazy_module("scipy.stats")
 
 CiTransform = Literal["log-log", "log", "plain", "arcsine", "logit"]
 MedianRule = Literal["sas", "r"]

@@ -1,0 +1,72 @@
+"""The print form of the report (issues 14 and 15): listings in an appendix, the traceability
+index reduced to its link targets, the demo PDF under 60 pages.
+
+Expected values come from the report's own construction (report_testkit's crafted analysis):
+which listing sits in which section, and which counts carry subject links.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from report_testkit import make_analysis
+
+from mmtrial.report.model import Listing, Section
+from mmtrial.report.render import render_html
+
+
+def _with_body_listing():
+    a = make_analysis()
+    lst = Listing(id="lot-listing", title="Prior lines of therapy by subject",
+                  data=pd.DataFrame({"USUBJID": ["SIM-01-0001", "SIM-01-0002"], "Lines": ["7", "6"]}),
+                  population="Safety (N = 12)", source="ADLOT")
+    a.sections.append(Section(id="prior", title="Prior therapy", blocks=[lst], order=30))
+    return a
+
+
+def _section(html: str, sid: str) -> str:
+    m = re.search(rf'<section class="report-section" id="{sid}".*?</section>', html, re.S)
+    assert m, sid
+    return m.group(0)
+
+
+def test_screen_report_keeps_body_listing_and_full_index():
+    html = render_html(_with_body_listing(), run_date="x")
+    assert "Prior lines of therapy by subject" in _section(html, "sec-prior")
+    trace = _section(html, "sec-traceability")
+    assert trace.count('class="trace-entry"') > 0 and "<li>" in trace
+
+
+def test_print_form_moves_listing_to_appendix_and_keeps_a_pointer():
+    html = render_html(_with_body_listing(), run_date="x", for_pdf=True)
+    prior = _section(html, "sec-prior")
+    assert "tlg-table listing" not in prior
+    assert "Prior lines of therapy by subject: see" in prior and 'href="#sec-listings"' in prior
+    assert "Prior lines of therapy by subject" in _section(html, "sec-listings")
+
+
+def test_print_form_index_has_every_link_target_and_no_subject_lists():
+    screen = render_html(_with_body_listing(), run_date="x")
+    html = render_html(_with_body_listing(), run_date="x", for_pdf=True)
+    trace = _section(html, "sec-traceability")
+    assert "<li>" not in trace and "trace-entry" not in trace
+    # every count that links into the index still finds its target, and the same counts link
+    linked = set(re.findall(r'href="#(trace-[^"]+)"', html))
+    assert linked and linked == set(re.findall(r'href="#(trace-[^"]+)"', screen))
+    targets = set(re.findall(r'id="(trace-[^"]+)"', html))
+    assert linked <= targets
+    assert f"{len(targets)} counts in the tables above are traced" in trace
+
+
+@pytest.mark.slow
+def test_demo_pdf_is_under_60_pages(demo):
+    from mmtrial.report.pdf import PdfUnavailableError, load_weasyprint, render_pdf_document
+
+    try:
+        load_weasyprint()
+    except PdfUnavailableError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
+    doc = render_pdf_document(render_html(demo.output.analysis, run_date="x", for_pdf=True))
+    assert len(doc.pages) < 60  # issue 14: "PDF under 60 pages for the demo" (was 142)

@@ -1,0 +1,137 @@
+"""The fast path of the response classifier gives the scikit-learn pipeline's results bit for bit
+(issue 15).
+
+Reference: scikit-learn itself. ``_nested_cv(..., fast_fit=False)`` runs every fit through
+``build_pipeline`` (SimpleImputer -> SelectKBest -> StandardScaler -> LogisticRegression
+(liblinear)) and ``predict_proba``; the fast path calls the same liblinear routine directly. The
+tests require exact equality (``np.array_equal``), not closeness: results.json must not change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmtrial.stats import classifier as C
+from mmtrial.stats.classifier import ClassifierOptions, fit_response_classifier
+
+
+def _panel(n1: int, n0: int, p: int, effect: float, seed: int, missing: float = 0.0):
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(n1, int), np.zeros(n0, int)]
+    X = rng.normal(size=(n1 + n0, p))
+    X[:, :3] += effect * y[:, None]
+    if missing:
+        X[rng.random(X.shape) < missing] = np.nan
+    return X, rng.permutation(y)
+
+
+def _both(X, y, opts, impute):
+    seeds = C._seeds(opts.seed)
+    with warnings.catch_warnings():
+        C._ignore_convergence()
+        fast = C._nested_cv(X, y, options=opts, impute=impute, seeds=seeds)
+        ref = C._nested_cv(X, y, options=opts, impute=impute, seeds=seeds, fast_fit=False)
+    return fast, ref
+
+
+def test_fast_liblinear_path_is_active_for_l1_logistic():
+    opts = ClassifierOptions()
+    assert C._liblinear_l1(opts, C._seeds(opts.seed).model) is not None
+    assert C._liblinear_l1(ClassifierOptions(model="random-forest"), 1) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "opts", "missing"),
+    [
+        ("default 5x3", ClassifierOptions(permutations=0), 0.0),
+        ("leave-one-out, k grid", ClassifierOptions(permutations=0, outer_folds=0, k_grid=(2, 5),
+                                                    c_grid=(0.1, 3.0)), 0.0),
+        ("no class weight, missing values", ClassifierOptions(permutations=0, class_weight="none"), 0.04),
+        ("accuracy tuning", ClassifierOptions(permutations=0, tuning_score="accuracy", seed=3), 0.0),
+        ("log-loss tuning", ClassifierOptions(permutations=0, tuning_score="neg_log_loss", seed=5), 0.0),
+    ],
+)
+def test_fast_nested_cv_equals_sklearn_pipeline_bit_for_bit(case, opts, missing):
+    small = opts.outer_folds == 0
+    for seed, effect in ((1, 0.0), (3, 3.0)):
+        X, y = _panel(5 if small else 12, 6 if small else 14, 30, effect, seed, missing)
+        impute = bool(np.isnan(X).any())
+        (p1, f1, m1, t1), (p2, f2, m2, t2) = _both(X, y, opts, impute)
+        assert np.array_equal(p1, p2), (case, seed)
+        assert np.array_equal(f1, f2) and np.array_equal(m1, m2) and t1 == t2, (case, seed)
+
+
+def test_liblinear_fit_equals_logistic_regression_on_separable_and_tied_data():
+    # perfectly separable (coefficients grow until max_iter) and duplicated rows (ties)
+    from sklearn.linear_model import LogisticRegression
+
+    opts = ClassifierOptions()
+    fit = C._liblinear_l1(opts, 77)
+    Z = np.r_[np.linspace(-2, -0.1, 9), np.linspace(0.1, 2, 9)][:, None] * np.ones((1, 3))
+    Z[:, 1] = np.repeat([0.0, 1.0, 0.5], 6)
+    y = np.r_[np.zeros(9, int), np.ones(9, int)]
+    for C_ in (0.03, 1.0, 10.0):
+        est = LogisticRegression(C=C_, l1_ratio=1.0, solver="liblinear", class_weight="balanced",
+                                 intercept_scaling=C.INTERCEPT_SCALING, random_state=77, max_iter=1000)
+        with warnings.catch_warnings():
+            C._ignore_convergence()
+            est.fit(Z, y)
+        coef, icpt = fit.fit(Z, y, C_)
+        assert np.array_equal(coef, est.coef_) and np.array_equal(icpt, est.intercept_)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.9, 1.0])),
+                min_size=2, max_size=30))
+def test_pairwise_auc_equals_midrank_auc_exactly(pairs):
+    # Hanley & McNeil 1982: both are the Mann-Whitney U / (m n); ties (repeated values) count 1/2
+    y = np.array([int(a) for a, _ in pairs])
+    s = np.array([b for _, b in pairs])
+    a, b = C._auc_pairwise(y, s), C.compute_auc(y, s)
+    assert (np.isnan(a) and np.isnan(b)) or a == b
+
+
+def test_permutation_null_is_the_same_in_process_and_in_workers():
+    X, y = _panel(12, 14, 40, 1.0, seed=9)
+    Xd = pd.DataFrame(X, columns=[f"M{j}" for j in range(40)], index=[f"S{i}" for i in range(26)])
+    ys = pd.Series(y, index=Xd.index)
+    base = ClassifierOptions(permutations=5, n_jobs=1)
+    one = fit_response_classifier(Xd, ys, options=base)
+    two = fit_response_classifier(Xd, ys, options=dataclasses.replace(base, n_jobs=2))
+    assert one.permutation.null == two.permutation.null
+    assert one.permutation.p_value == two.permutation.p_value
+    assert len(one.permutation.null) == 5
+
+
+def test_permutation_test_matches_the_sklearn_pipeline_reference():
+    # the whole test, each permutation refitted through build_pipeline (fast_fit=False)
+    X, y = _panel(12, 14, 40, 1.5, seed=11)
+    opts = ClassifierOptions(permutations=3, n_jobs=1)
+    seeds = C._seeds(opts.seed)
+    with warnings.catch_warnings():
+        C._ignore_convergence()
+        prob, *_ = C._nested_cv(X, y, options=opts, impute=False, seeds=seeds, fast_fit=False)
+        observed = C._statistic(opts.permutation_statistic, y, prob, opts.threshold)
+        rng = np.random.default_rng(seeds.permutation)
+        perms = rng.permuted(np.tile(y, (3, 1)), axis=1)
+        ref_null = []
+        for b in range(3):
+            pb, *_ = C._nested_cv(X, perms[b], options=opts, impute=False, seeds=seeds, fast_fit=False)
+            ref_null.append(C._statistic(opts.permutation_statistic, perms[b], pb, opts.threshold))
+    test = C.compute_permutation_test(X, y, observed, options=opts, impute=False, seeds=seeds)
+    assert list(test.null) == ref_null
+
+
+def test_worker_count():
+    assert C._worker_count(1, 50) == 1
+    assert C._worker_count(2, 1) == 1
+    assert C._worker_count(8, 3) == 3
+    assert C._worker_count(-1, 100) == (os.cpu_count() or 1)

@@ -1,0 +1,105 @@
+"""Lean imports and no leftover processes (issue 15).
+
+* ``import mmtrial`` (and the CLI module) must not import the heavy libraries: they load where
+  used (scipy in the statistics, matplotlib in the figures, scikit-learn in the classifier,
+  DuckDB when mmtrial.duckdb is written, WeasyPrint for the PDF).
+* No process outlives a Python ``analyze()`` call: the biomarker permutations run in worker
+  processes (``n_jobs = 2``) that must all be joined before ``analyze`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+HEAVY = ("scipy", "matplotlib", "sklearn", "duckdb", "weasyprint", "joblib")
+
+
+def _run(code: str, timeout: float = 600) -> str:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env, timeout=timeout, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("module", ["mmtrial", "mmtrial.cli"])
+def test_import_does_not_load_heavy_libraries(module):
+    loaded = json.loads(_run(f"""
+        import json, sys
+        import {module}
+        print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+    """))
+    assert loaded == [], f"import {module} loaded {loaded}"
+
+
+def _children_code() -> str:
+    # children of this process: psutil when installed, else a scan of /proc by parent pid
+    return """
+        def children():
+            try:
+                import psutil
+                return [p.pid for p in psutil.Process().children(recursive=True)]
+            except ImportError:
+                pass
+            me, found = os.getpid(), []
+            for d in os.listdir('/proc'):
+                if d.isdigit():
+                    try:
+                        with open(f'/proc/{d}/stat') as fh:
+                            ppid = int(fh.read().rsplit(')', 1)[1].split()[1])
+                    except (OSError, IndexError, ValueError):
+                        continue
+                    if ppid == me:
+                        found.append(int(d))
+            return found
+    """
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_no_child_process_survives_analyze(tmp_path):
+    code = f"""
+        import json, os
+        {textwrap.indent(textwrap.dedent(_children_code()), '        ').strip()}
+        from mmtrial.pipeline import analyze
+        from mmtrial.simulate import simulate_study, write_study
+        sim = simulate_study(n=60, seed=3)
+        write_study(sim, {str(tmp_path / 'study')!r}, fmt="csv")
+        before = children()
+        out = analyze({str(tmp_path / 'study')!r}, {str(tmp_path / 'out')!r},
+                      steps=("adsl", "response", "biomarker"),
+                      options={{"biomarker": {{"permutations": 4, "n_jobs": 2}}}})
+        res = json.loads(out.results_json.read_text())["biomarker"]
+        print(json.dumps({{"before": before, "after": children(), "status": res.get("status"),
+                          "perms": (res.get("permutation") or {{}}).get("n_permutations")}}))
+    """
+    got = json.loads(_run(code))
+    assert got["before"] == []
+    assert got["status"] == "ok" and got["perms"] == 4  # the pool really ran
+    assert got["after"] == [], f"processes left behind by analyze(): {got['after']}"
+
+
+def test_figures_are_drawn_without_pyplot():
+    # figures are matplotlib.figure.Figure objects with their own canvas: pyplot (global figure
+    # registry and backend state) is never imported by the figure builders
+    got = json.loads(_run("""
+        import json, sys
+        import numpy as np, pandas as pd
+        from mmtrial.figures.waterfall import waterfall_figure
+        from mmtrial.figures.forest import forest_figure
+        from mmtrial.figures.svg import figure_to_svg
+        best = pd.DataFrame({"USUBJID": ["A", "B", "C"], "BOR": ["PR", "SD", "PD"],
+                             "PCHGPARM": "SPEP", "BEST_PCHG": [-60.0, 5.0, 140.0]})
+        svg = figure_to_svg(*waterfall_figure(best))
+        fig = forest_figure([{"label": "All", "n": 10, "x": 3, "estimate": 0.3, "ci": (0.1, 0.6)}])
+        svg2 = figure_to_svg(fig, "forest")
+        print(json.dumps({"pyplot": "matplotlib.pyplot" in sys.modules,
+                          "svg": svg.startswith("<svg") and svg2.startswith("<svg")}))
+    """))
+    assert got == {"pyplot": False, "svg": True}
