@@ -1,0 +1,324 @@
+"""Comparing two randomised arms: stratified Cox and log-rank, stratified risk difference, CMH.
+
+The statistics of a randomised two-arm myeloma trial (data contract v2, results.json
+``comparison``):
+
+* :func:`compute_stratified_cox`: Cox hazard ratio, experimental vs control, stratified by the
+  randomisation strata (separate baseline hazards; R ``coxph(... + strata(s))``, SAS PHREG
+  ``STRATA``); ties Breslow (SAS profile) or Efron (R profile);
+* :func:`compute_stratified_logrank`: the stratified log-rank test (R ``survdiff(... +
+  strata(s))``; SAS LIFETEST ``STRATA / GROUP=``): O - E and the hypergeometric variance summed
+  over strata;
+* :func:`compute_mn_risk_difference`: the difference of two proportions with the (stratified)
+  Miettinen-Nurminen score interval, Mantel-Haenszel stratum weights (Miettinen & Nurminen,
+  Stat Med 1985;4:213; SAS Viya ``COMMONRISKDIFF(CL=MNMH)``; R ``ratesci::scoreci(contrast =
+  "RD", stratified = TRUE, weighting = "MH", skew = FALSE)``);
+* :func:`compute_cmh`: the Mantel-Haenszel common odds ratio with the Robins-Breslow-Greenland
+  interval and the Cochran-Mantel-Haenszel test without continuity correction (SAS PROC FREQ
+  ``CMH``; R ``mantelhaen.test(correct = FALSE)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mmtrial.stats.compare import CoxResult, LogRankResult, _logrank_counting
+
+Ties = Literal["efron", "breslow"]
+
+
+def _z(level: float) -> float:
+    from scipy import stats
+
+    if not 0 < level < 1:
+        raise ValueError(f"level: allowed 0 < level < 1; got {level}")
+    return float(stats.norm.ppf(1 - (1 - level) / 2))
+
+
+def _strata_codes(strata, n: int) -> np.ndarray:
+    """Integer codes of the strata (one stratum when ``strata`` is None); NaN/None is a stratum."""
+    if strata is None:
+        return np.zeros(n, dtype=np.int64)
+    import pandas as pd
+
+    s = pd.Series(np.asarray(strata, dtype=object)).astype("string").fillna("<missing>")
+    codes = pd.factorize(s, sort=True)[0]
+    if codes.size != n:
+        raise ValueError(f"strata must have one value per subject ({n}); got {codes.size}")
+    return codes.astype(np.int64)
+
+
+def combine_strata(*factors) -> np.ndarray:
+    """One stratum label per subject from several factors (``"PI=Y|LOT=1|RISS=III"`` style).
+
+    Examples
+    --------
+    >>> combine_strata(["Y", "N"], [1, 2]).tolist()
+    ['Y|1', 'N|2']
+    """
+    cols = [np.asarray(f, dtype=object).astype(str) for f in factors]
+    if not cols:
+        raise ValueError("combine_strata: give at least one factor")
+    out = cols[0]
+    for c in cols[1:]:
+        out = np.char.add(np.char.add(out.astype(str), "|"), c.astype(str))
+    return out.astype(object)
+
+
+# --- survival ------------------------------------------------------------------------------------
+
+
+def compute_stratified_logrank(time, event, group, strata=None) -> LogRankResult:
+    """Log-rank test of group 1 vs 0, stratified: O, E and variance summed over strata.
+
+    Rule
+    ----
+    Peto & Peto 1972; stratified form as R ``survdiff(Surv(t, e) ~ g + strata(s))`` and SAS
+    PROC LIFETEST ``STRATA s / GROUP = g``: within each stratum the hypergeometric O - E and
+    variance at each event time; the statistic is (sum O - E)^2 / sum V on 1 df, p two-sided.
+
+    Examples
+    --------
+    >>> r = compute_stratified_logrank([1, 2, 3, 4], [1, 1, 1, 1], [1, 1, 0, 0])
+    >>> round(r.observed, 3), round(r.expected, 3)
+    (2.0, 0.833)
+    """
+    from scipy import stats
+
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=float)
+    g = (np.asarray(group) == 1).astype(float)
+    codes = _strata_codes(strata, t.size)
+    o = ex = v = 0.0
+    for k in np.unique(codes):  # one pass per stratum (a handful), vectorised within
+        m = codes == k
+        r = _logrank_counting(np.full(int(m.sum()), -np.inf), t[m], e[m], g[m], "log-rank")
+        o, ex, v = o + r.observed, ex + r.expected, v + r.variance
+    method = "stratified log-rank" if strata is not None else "log-rank"
+    if v <= 0:
+        return LogRankResult(o, ex, v, float("nan"), float("nan"), method)
+    chisq = (o - ex) ** 2 / v
+    return LogRankResult(o, ex, v, chisq, float(stats.chi2.sf(chisq, 1)), method)
+
+
+def compute_stratified_cox(
+    time, event, group, strata=None, *, ties: Ties = "breslow", level: float = 0.95
+) -> CoxResult:
+    """Cox hazard ratio of group 1 vs 0 with a separate baseline hazard per stratum.
+
+    Rule
+    ----
+    Stratified proportional-hazards model (Kalbfleisch & Prentice 2002, section 4.4; R
+    ``coxph(Surv(t, e) ~ g + strata(s), ties = ...)``; SAS PHREG ``STRATA s; TIES = ...``),
+    fitted by statsmodels ``PHReg(strata=...)``; Wald CI and p. Ties: Breslow (SAS default)
+    or Efron (R default). A stratum with one arm only contributes nothing.
+    """
+    from scipy import stats
+    from statsmodels.duration.hazard_regression import PHReg
+
+    if ties not in ("breslow", "efron"):
+        raise ValueError(f"ties: allowed 'breslow', 'efron'; got {ties!r}")
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=float)
+    x = (np.asarray(group) == 1).astype(float)
+    codes = _strata_codes(strata, t.size)
+    method = "stratified Cox" if strata is not None else "Cox"
+    nan = float("nan")
+    n_events = int(e.sum())
+    if n_events == 0 or np.all(x == x[0]):
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
+    fit = PHReg(t, x[:, None], status=e, strata=codes, ties=ties).fit()
+    b, se = float(fit.params[0]), float(fit.bse[0])
+    if not np.isfinite(se) or se <= 0:
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
+    z = _z(level)
+    p = float(2 * stats.norm.sf(abs(b / se)))
+    return CoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), p,
+                     ties, level, method, int(t.size), n_events)
+
+
+# --- binary endpoints ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskDifference:
+    """Difference of two proportions (experimental - control) with its interval."""
+
+    estimate: float
+    ci: tuple[float, float]
+    p_value: float
+    method: str
+    weights: str
+    level: float
+    strata: int
+
+    def as_dict(self) -> dict:
+        return {"estimate": self.estimate, "ci": list(self.ci), "p_value": self.p_value,
+                "method": self.method, "weights": self.weights, "level": self.level,
+                "strata": self.strata}
+
+
+def compute_restricted_mle(x1, n1, x0, n0, delta) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood p1, p0 under the constraint p1 - p0 = ``delta`` (per stratum).
+
+    Rule
+    ----
+    Miettinen & Nurminen 1985, Appendix 1; Farrington & Manning, Stat Med 1990;9:1447: the root
+    of a cubic, in closed (trigonometric) form.
+    """
+    x1, n1, x0, n0 = (np.asarray(a, dtype=float) for a in (x1, n1, x0, n0))
+    p1, p0 = x1 / n1, x0 / n0
+    theta = n0 / n1
+    a = 1.0 + theta
+    b = -(1.0 + theta + p1 + theta * p0 + delta * (theta + 2.0))
+    c = delta**2 + delta * (2.0 * p1 + theta + 1.0) + p1 + theta * p0
+    d = -p1 * delta * (1.0 + delta)
+    v = b**3 / (27 * a**3) - b * c / (6 * a**2) + d / (2 * a)
+    u = np.sign(v) * np.sqrt(np.maximum(b**2 / (9 * a**2) - c / (3 * a), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(u == 0, 0.0, v / u**3)
+    w = (np.pi + np.arccos(np.clip(ratio, -1.0, 1.0))) / 3.0
+    pt1 = np.clip(2 * u * np.cos(w) - b / (3 * a), 0.0, 1.0)
+    pt0 = np.clip(pt1 - delta, 0.0, 1.0)
+    return pt1, pt0
+
+
+def _mn_score(delta: float, x1, n1, x0, n0, wn) -> float:
+    """Stratified MN score at ``delta`` (Miettinen & Nurminen 1985, eq. 6 with 'N-1' variance)."""
+    pt1, pt0 = compute_restricted_mle(x1, n1, x0, n0, delta)
+    lam = (n1 + n0) / (n1 + n0 - 1.0)
+    var = (pt1 * (1 - pt1) / n1 + pt0 * (1 - pt0) / n0) * lam
+    s = float(np.sum(wn * (x1 / n1 - x0 / n0 - delta)))
+    vd = float(np.sum(wn**2 * var))
+    if s == 0:
+        return 0.0
+    return s / np.sqrt(vd) if vd > 0 else np.sign(s) * np.inf
+
+
+def compute_mn_risk_difference(
+    x1, n1, x0, n0, *, level: float = 0.95
+) -> RiskDifference:
+    """Risk difference (1 - 0) with the Miettinen-Nurminen score interval, MH-weighted strata.
+
+    Pass arrays (one value per stratum) for a stratified analysis, scalars for an unstratified one.
+
+    Rule
+    ----
+    Miettinen O, Nurminen M, Stat Med 1985;4:213-226: the interval is the set of delta whose
+    score statistic Z(delta) = sum w_h (p1h - p0h - delta) / sqrt(sum w_h^2 V_h(delta)) lies
+    within +-z, V_h from the restricted MLE with the N/(N-1) factor; weights w_h =
+    n1h n0h / (n1h + n0h) normalised (Mantel-Haenszel; SAS ``COMMONRISKDIFF(CL=MNMH)``, R
+    ratesci ``weighting = "MH"``). Estimate: the Mantel-Haenszel difference (the root of Z = 0);
+    p: the score test at 0 (equals the CMH test for one or more strata, without continuity
+    correction, up to the N/(N-1) factor).
+    Strata where either arm has no subjects are dropped.
+    """
+    from scipy import optimize, stats
+
+    x1, n1, x0, n0 = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (x1, n1, x0, n0))
+    keep = (n1 > 0) & (n0 > 0)
+    x1, n1, x0, n0 = x1[keep], n1[keep], x0[keep], n0[keep]
+    nan = float("nan")
+    if x1.size == 0:
+        return RiskDifference(nan, (nan, nan), nan, "miettinen-nurminen", "mantel-haenszel", level, 0)
+    if np.any(x1 < 0) or np.any(x1 > n1) or np.any(x0 < 0) or np.any(x0 > n0):
+        raise ValueError("compute_mn_risk_difference: need 0 <= x <= n in every stratum")
+    w = n1 * n0 / (n1 + n0)
+    wn = w / w.sum()
+    est = float(np.sum(wn * (x1 / n1 - x0 / n0)))
+    z = _z(level)
+    eps = 1e-10
+
+    def limit(target: float, lo: float, hi: float) -> float:
+        f = lambda d: _mn_score(d, x1, n1, x0, n0, wn) - target  # noqa: E731
+        flo, fhi = f(lo), f(hi)
+        if flo * fhi > 0:
+            return lo if abs(flo) < abs(fhi) else hi
+        return float(optimize.brentq(f, lo, hi, xtol=1e-12))
+
+    low = limit(z, -1 + eps, est) if est > -1 + eps else -1.0
+    high = limit(-z, est, 1 - eps) if est < 1 - eps else 1.0
+    z0 = _mn_score(0.0, x1, n1, x0, n0, wn)
+    p = float(2 * stats.norm.sf(abs(z0))) if np.isfinite(z0) else 0.0
+    return RiskDifference(est, (low, high), p, "miettinen-nurminen", "mantel-haenszel", level, int(x1.size))
+
+
+@dataclass(frozen=True)
+class CmhResult:
+    """Mantel-Haenszel common odds ratio (1 vs 0) and the CMH test."""
+
+    odds_ratio: float
+    ci: tuple[float, float]
+    chisq: float
+    p_value: float
+    level: float
+    strata: int
+    method: str = "mantel-haenszel (Robins-Breslow-Greenland CI); CMH test without continuity correction"
+
+    def as_dict(self) -> dict:
+        return {"odds_ratio": self.odds_ratio, "ci": list(self.ci), "chisq": self.chisq,
+                "p_value": self.p_value, "level": self.level, "strata": self.strata,
+                "method": self.method}
+
+
+def compute_cmh(x1, n1, x0, n0, *, level: float = 0.95) -> CmhResult:
+    """Mantel-Haenszel odds ratio with the RBG interval, and the CMH chi-square (no correction).
+
+    Arrays give one 2x2 table per stratum: ``x1`` responders of ``n1`` in arm 1, ``x0`` of ``n0``
+    in arm 0.
+
+    Rule
+    ----
+    Mantel & Haenszel, J Natl Cancer Inst 1959;22:719 (estimate and test); Robins, Breslow &
+    Greenland, Biometrics 1986;42:311 (variance of log OR_MH); as SAS PROC FREQ ``CMH`` and R
+    ``mantelhaen.test(correct = FALSE)``. Strata with fewer than two subjects are dropped.
+    """
+    from scipy import stats
+
+    a, n1, c, n0 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x1, n1, x0, n0))
+    n = n1 + n0
+    keep = n >= 2
+    a, n1, c, n0, n = a[keep], n1[keep], c[keep], n0[keep], n[keep]
+    nan = float("nan")
+    if a.size == 0:
+        return CmhResult(nan, (nan, nan), nan, nan, level, 0)
+    b, d = n1 - a, n0 - c
+    R, S = a * d / n, b * c / n
+    P, Q = (a + d) / n, (b + c) / n
+    sr, ss = R.sum(), S.sum()
+    m1 = a + c
+    ea = n1 * m1 / n
+    va = n1 * n0 * m1 * (n - m1) / (n**2 * (n - 1))
+    vsum = va.sum()
+    chisq = float((a.sum() - ea.sum()) ** 2 / vsum) if vsum > 0 else nan
+    p = float(stats.chi2.sf(chisq, 1)) if vsum > 0 else nan
+    if sr == 0 or ss == 0:
+        return CmhResult(float(sr / ss) if ss > 0 else nan, (nan, nan), chisq, p, level, int(a.size))
+    orr = sr / ss
+    var = (P * R).sum() / (2 * sr**2) + (P * S + Q * R).sum() / (2 * sr * ss) + (Q * S).sum() / (2 * ss**2)
+    z = _z(level)
+    se = float(np.sqrt(var))
+    return CmhResult(float(orr), (float(orr * np.exp(-z * se)), float(orr * np.exp(z * se))), chisq, p,
+                     level, int(a.size))
+
+
+def stratum_tables(response, group, strata=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-stratum (x1, n1, x0, n0) from one row per subject (response 0/1, group 1/0).
+
+    Examples
+    --------
+    >>> [t.tolist() for t in stratum_tables([1, 0, 1, 1], [1, 1, 0, 0], ["a", "a", "a", "b"])]
+    [[1.0, 0.0], [2.0, 0.0], [1.0, 1.0], [1.0, 1.0]]
+    """
+    r = (np.asarray(response) == 1).astype(float)
+    g = np.asarray(group) == 1
+    codes = _strata_codes(strata, r.size)
+    k = int(codes.max()) + 1 if codes.size else 0
+    x1 = np.bincount(codes[g], weights=r[g], minlength=k)
+    n1 = np.bincount(codes[g], minlength=k).astype(float)
+    x0 = np.bincount(codes[~g], weights=r[~g], minlength=k)
+    n0 = np.bincount(codes[~g], minlength=k).astype(float)
+    return x1, n1, x0, n0
