@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from mmtrial.stats.twoarm import (
     combine_strata,
+    compare_arms,
     compute_cmh,
     compute_mn_risk_difference,
     compute_stratified_cox,
@@ -202,3 +203,33 @@ def test_stratum_tables_and_combined_strata():
     s = combine_strata(["Y", "Y", "N", "N"], ["1", ">1", "1", "1"])
     x1, n1, x0, n0 = stratum_tables([1, 0, 1, 0], [1, 0, 1, 0], s)
     assert (n1 + n0).sum() == 4 and x1.sum() == 2 and x0.sum() == 0
+
+
+# --- compare_arms: assembles the pieces above on ADaM frames -------------------------------------
+
+
+def _adam_two_arm(seed: int = 11, n: int = 200):
+    d = _generated(seed, n)
+    rng = np.random.default_rng(seed)
+    adsl = pd.DataFrame({"USUBJID": [f"S{i:03d}" for i in range(n)],
+                         "ARMCD": np.where(d["group"] == 1, "SVD", "VD"), "ITTFL": "Y",
+                         "STRATPI": np.where(d["stratum"].astype(int) % 2 == 0, "Y", "N"),
+                         "STRATLOT": np.where(d["stratum"].astype(int) < 2, "1", ">1"),
+                         "RSPFL": np.where(rng.uniform(size=n) < 0.5 + 0.15 * d["group"], "Y", "N")})
+    adtte = pd.DataFrame({"USUBJID": adsl["USUBJID"], "PARAMCD": "PFS", "AVAL": d["time"],
+                          "CNSR": 1 - d["event"]})
+    return adsl, adtte, d
+
+
+def test_compare_arms_equals_its_parts_and_contract_keys():
+    adsl, adtte, d = _adam_two_arm()
+    res = compare_arms(adsl, adtte, experimental="SVD", control="VD", strata=["STRATPI", "STRATLOT"],
+                       params=("PFS",), ties="breslow")
+    s = combine_strata(adsl["STRATPI"], adsl["STRATLOT"])
+    cox = compute_stratified_cox(d["time"], d["event"], d["group"], s, ties="breslow")
+    assert res["PFS"]["hr"] == pytest.approx(cox.hr)
+    assert set(res["PFS"]) >= {"hr", "hr_ci", "p_logrank", "stratified", "ties", "median", "events"}
+    assert set(res["ORR"]) >= {"x", "n", "difference", "difference_ci", "difference_method", "odds_ratio",
+                               "odds_ratio_ci", "p", "stratified"}
+    assert res["ORR"]["n"]["SVD"] + res["ORR"]["n"]["VD"] == len(adsl)
+    assert res["PFS"]["events"]["SVD"] + res["PFS"]["events"]["VD"] == int(d["event"].sum())

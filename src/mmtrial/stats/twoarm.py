@@ -347,3 +347,98 @@ def stratum_tables(response, group, strata=None) -> tuple[np.ndarray, np.ndarray
     x0 = np.bincount(codes[~g], weights=r[~g], minlength=k)
     n0 = np.bincount(codes[~g], minlength=k).astype(float)
     return x1, n1, x0, n0
+
+
+# --- the whole comparison of a randomised trial (results.json "comparison") ----------------------
+
+
+def compare_arms(
+    adsl,
+    adtte,
+    *,
+    experimental: str,
+    control: str,
+    strata: list[str] | tuple[str, ...] = (),
+    arm_var: str = "ARMCD",
+    responder_var: str = "RSPFL",
+    population_var: str = "ITTFL",
+    params: tuple[str, ...] = ("PFS", "OS"),
+    ties: Ties = "breslow",
+    km_profile: str = "sas",
+    level: float = 0.95,
+    days_per_month: float = 30.4375,
+) -> dict:
+    """Experimental vs control: the data contract's results.json ``comparison`` entry.
+
+    Per time-to-event parameter of ``adtte`` (AVAL days, CNSR 0 = event): stratified Cox HR
+    (ties of the profile) with its CI, two-sided stratified log-rank p, medians per arm (KM, the
+    profile's transform and median rule; months = days / ``days_per_month``), events per arm, and
+    the unstratified HR and p beside them. ORR (``responder_var`` = "Y" of the ITT population):
+    x and n per arm, the stratified Miettinen-Nurminen difference (MH weights), the MH odds ratio
+    (RBG CI) and the CMH p (no continuity correction), and the unstratified variants.
+    Strata are ADSL variables; subjects with a missing stratum value form their own stratum.
+    """
+    import pandas as pd
+
+    from mmtrial.stats.survival import kaplan_meier, km_options
+
+    sl = adsl
+    if population_var in sl.columns:
+        sl = sl[sl[population_var].astype("string").eq("Y").fillna(False)]
+    sl = sl[sl[arm_var].isin([experimental, control])]
+    strata = list(strata)
+    missing = [s for s in strata if s not in sl.columns]
+    if missing:
+        raise ValueError(f"compare_arms: strata {missing} are not ADSL variables")
+    st = combine_strata(*(sl[s].astype("string").fillna("<missing>").to_numpy() for s in strata)) if strata else None
+    grp = (sl[arm_var] == experimental).astype(int).to_numpy()
+    out: dict = {"experimental": experimental, "control": control, "strata": strata,
+                 "population": population_var, "n": {experimental: int(grp.sum()), control: int((1 - grp).sum())}}
+    kmo = km_options(km_profile)
+    sub = pd.DataFrame({"USUBJID": sl["USUBJID"].to_numpy(), "_G": grp, "_S": st if st is not None else "all"})
+    for p in params:
+        d = adtte[adtte["PARAMCD"] == p].merge(sub, on="USUBJID", how="inner")
+        if d.empty:
+            out[p] = {"unavailable": f"no {p} records for the randomised subjects"}
+            continue
+        t = d["AVAL"].to_numpy(float)
+        e = (d["CNSR"].to_numpy() == 0).astype(int)
+        g = d["_G"].to_numpy()
+        s = d["_S"].to_numpy() if strata else None
+        cox = compute_stratified_cox(t, e, g, s, ties=ties, level=level)
+        lr = compute_stratified_logrank(t, e, g, s)
+        cox0 = compute_stratified_cox(t, e, g, None, ties=ties, level=level)
+        lr0 = compute_stratified_logrank(t, e, g, None)
+        med, ev = {}, {}
+        for arm, code in ((experimental, 1), (control, 0)):
+            m = g == code
+            ev[arm] = int(e[m].sum())
+            if m.any():
+                km = kaplan_meier(t[m], e[m], ci_transform=kmo.ci_transform, level=level, median_rule=kmo.median_rule)
+                med[arm] = None if km.median is None else km.median / days_per_month
+            else:
+                med[arm] = None
+        out[p] = {"hr": cox.hr, "hr_ci": list(cox.ci), "p_logrank": lr.p_value, "stratified": bool(strata),
+                  "ties": ties, "level": level, "median": med, "events": ev,
+                  "unstratified": {"hr": cox0.hr, "hr_ci": list(cox0.ci), "p_logrank": lr0.p_value}}
+    if responder_var in sl.columns:
+        r = sl[responder_var].astype("string").eq("Y").fillna(False).to_numpy().astype(int)
+        tabs = stratum_tables(r, grp, st)
+        mn = compute_mn_risk_difference(*tabs, level=level)
+        cmh = compute_cmh(*tabs, level=level)
+        tabs0 = stratum_tables(r, grp, None)
+        mn0 = compute_mn_risk_difference(*tabs0, level=level)
+        cmh0 = compute_cmh(*tabs0, level=level)
+        out["ORR"] = {
+            "x": {experimental: int(r[grp == 1].sum()), control: int(r[grp == 0].sum())},
+            "n": {experimental: int((grp == 1).sum()), control: int((grp == 0).sum())},
+            "difference": mn.estimate, "difference_ci": list(mn.ci), "difference_method": "miettinen-nurminen",
+            "difference_weights": "mantel-haenszel", "odds_ratio": cmh.odds_ratio, "odds_ratio_ci": list(cmh.ci),
+            "p": cmh.p_value, "stratified": bool(strata), "level": level,
+            "unstratified": {"difference": mn0.estimate, "difference_ci": list(mn0.ci),
+                             "odds_ratio": cmh0.odds_ratio, "odds_ratio_ci": list(cmh0.ci),
+                             "p": mn0.p_value, "p_method": "score test (MN)"},
+        }
+    else:
+        out["ORR"] = {"unavailable": f"ADSL has no {responder_var}"}
+    return out
