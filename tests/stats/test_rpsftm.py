@@ -67,7 +67,7 @@ def test_rpsftm_ci_covers_the_true_psi_in_most_simulations():
     assert _coverage(25) >= 21 / 25
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 def test_rpsftm_coverage_close_to_nominal_over_300_trials():
     cov = _coverage(300)
     assert 0.92 <= cov <= 0.98
