@@ -27,3 +27,17 @@ def demo(tmp_path_factory) -> Demo:
     write_study(sim, base / "study", fmt="csv")
     out = analyze(base / "study", base / "output", run_date="2026-01-01T00:00:00Z")
     return Demo(study_dir=base / "study", out_dir=base / "output", truth=sim.truth, output=out)
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--sweeps", action="store_true", default=False,
+                     help="also run the long simulation sweeps (marker 'sweep'); a sample runs by default")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if config.getoption("--sweeps"):
+        return
+    skip = pytest.mark.skip(reason="long simulation sweep: run with --sweeps (a smaller sample runs by default)")
+    for item in items:
+        if "sweep" in item.keywords:
+            item.add_marker(skip)
