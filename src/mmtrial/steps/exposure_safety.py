@@ -420,7 +420,6 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
             "discontinued_by_reason": {str(k): int(v) for k, v in reas[disc].value_counts().items()},
             "in_follow_up": int(fu.sum()),
             "died": int(dth.sum()),
-            "status_not_recorded": int(eot.isna().sum()),
         },
         "deaths": {
             "total": int(dth.sum()),
