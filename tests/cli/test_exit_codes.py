@@ -52,7 +52,7 @@ def test_missing_study_folder_and_a_study_path_that_is_a_file(tmp_path, study):
 
 
 @pytest.mark.parametrize(("text", "expect"), [
-    (None, "protocol file not found"),
+    (None, "cannot read the protocol file: No such file"),
     ('[study]\nid = "X"\ntitle = \n', ":3: TOML syntax error"),
     ("UNKNOWN", "[study.foo]: unknown key"),
     ("BADVALUE", "[regimen.cycle_length_days]: Input should be a valid integer"),
