@@ -71,11 +71,15 @@ def test_empty_efficacy_population_reports_why_and_still_analyses_safety(tmp_pat
     assert "Not computable on this study" in report
 
 
-def test_zero_subjects_completes_with_empty_populations(tmp_path):
-    _out, res = run(build_domains(Shape(n=0, n_sim=3, seed=1)), tmp_path)
-    assert res["populations"] == {"enrolled": 0, "safety": 0, "efficacy": 0}
-    assert res["efficacy"]["reason"] == "the study has no subjects (dm has no rows)"
-    assert res["safety"]["deaths"]["total"] == 0
+def test_zero_subjects_is_one_input_error_naming_dm(tmp_path):
+    """A dm with a header and no rows: nothing to analyse, so one input error (rule EMPTY_DOMAIN,
+    docs/input-checks.md) and issues.csv, never a traceback or an empty report."""
+    study = write_domains(build_domains(Shape(n=0, n_sim=3, seed=1)), tmp_path / "study")
+    with pytest.raises(StudyInputError) as exc:
+        analyze(study, tmp_path / "out", run_date="2026-01-01T00:00:00Z")
+    errors = [i for i in exc.value.issues if i.severity == "error"]
+    assert [(i.rule, i.domain) for i in errors] == [("EMPTY_DOMAIN", "dm")]
+    assert (tmp_path / "out" / "issues.csv").exists() and not (tmp_path / "out" / "report.html").exists()
 
 
 @pytest.mark.slow

@@ -124,6 +124,13 @@ def _write_bug_log(exc: BaseException) -> Path | None:
     return path
 
 
+#: Exceptions that are the CLI framework's own control flow (exit, abort, bad parameter): typer
+#: ships its own copy of click, so both families are listed.
+_CLI_CONTROL: tuple[type[BaseException], ...] = (
+    typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), click.exceptions.Exit, click.exceptions.Abort,
+    click.ClickException)
+
+
 def reports_errors(command):
     """Turn a user's mistake into its exit code and one clear message, never a traceback:
     :class:`UsageError` exits 2, :class:`StudyInputError` exits 1 (issues shown grouped), any
@@ -136,8 +143,7 @@ def reports_errors(command):
 
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
-                click.ClickException):
+        except _CLI_CONTROL:
             raise
         except UsageError as exc:
             _usage_error(str(exc))
@@ -255,7 +261,7 @@ def _parse_cutoff(value: str | None):
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"--cutoff must be a date YYYY-MM-DD; got {value!r}") from None
+        raise UsageError(f"--cutoff must be a date YYYY-MM-DD; got {value!r}") from None
 
 
 @app.command()

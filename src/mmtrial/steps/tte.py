@@ -271,7 +271,7 @@ def run(a: Analysis) -> None:
             if efficacy_empty:
                 why = _efficacy_reason(a)
             else:
-                pop = " and ".join(f"{k} = {v}" for k, v in dict(cfg.endpoints[spec.paramcd].get("population", {})).items())
+                pop = " and ".join(f"{k} = {v}" for k, v in cfg.endpoints[spec.paramcd].population.items())
                 why = f"its analysis set is empty: no subject has {pop}" if pop else "its analysis set is empty"
             results_tte[spec.paramcd]["not_estimable"] = why
             if not efficacy_empty:  # else the response step's note covers every efficacy output
