@@ -21,7 +21,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -124,11 +123,10 @@ def _write_bug_log(exc: BaseException) -> Path | None:
     return path
 
 
-#: Exceptions that are the CLI framework's own control flow (exit, abort, bad parameter): typer
-#: ships its own copy of click, so both families are listed.
+#: Exceptions that are the CLI framework's own control flow (exit, abort, bad parameter). typer
+#: ships its own copy of click (typer >= 0.20 does not depend on the click package).
 _CLI_CONTROL: tuple[type[BaseException], ...] = (
-    typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"), click.exceptions.Exit, click.exceptions.Abort,
-    click.ClickException)
+    typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
 
 
 def reports_errors(command):
