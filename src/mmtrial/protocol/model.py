@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from mmtrial.errors import ProtocolError
+from mmtrial.protocol.arms import ArmSpec, RandomisationConfig
 from mmtrial.protocol.regimen import OPEN_END, Regimen, RegimenDrug
 
 __all__ = ["DoseLadder", "LadderSpec", "LadderStep", "LevelSpec", "Populations", "Protocol", "Regimen",
@@ -233,6 +234,9 @@ class Protocol(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     study: StudyInfo
     regimen: Regimen
+    arms: dict[str, ArmSpec] = Field(default_factory=dict,
+                                     description="randomised trials: one table per arm ([arms.<ARMCD>]), "
+                                                 "each with its regimen (protocol/arms.py)")
     ladders: dict[str, LadderSpec] = Field(default_factory=dict, alias="dose_ladder")
     visits: VisitSchedule = VisitSchedule()
     populations: Populations = Populations()
@@ -250,6 +254,11 @@ class Protocol(BaseModel):
             if isinstance(pub, dict) and "source" in pub:
                 pub = dict(pub)
                 data = {**data, "published": pub, "published_source": str(pub.pop("source"))}
+            arms, rnd = data.get("arms"), data.get("randomisation")
+            if "regimen" not in data and isinstance(arms, dict) and isinstance(rnd, dict):
+                exp = arms.get(rnd.get("experimental"))
+                if isinstance(exp, dict) and "regimen" in exp:  # the experimental arm's regimen is the study's
+                    data = {**data, "regimen": exp["regimen"]}
             lad = data.get("dose_ladder")
             reg = data.get("regimen")
             if isinstance(lad, dict) and "levels" in lad and isinstance(reg, dict) and "study_drug" in reg:
@@ -260,13 +269,16 @@ class Protocol(BaseModel):
     def _ladders_fit_regimen(self) -> Protocol:
         if not self.study.drug:
             self.study.drug = self.regimen.study_drug
-        names = {n.upper(): n for n in self.regimen.drug_names()}
+        regimens = self.regimens()
+        names = {n.upper(): n for r in regimens.values() for n in r.drug_names()}
         for drug, spec in self.ladders.items():
             if drug.upper() not in names:
                 raise ValueError(f"dose_ladder.{drug}: {drug!r} is not a drug of the regimen "
-                                 f"({', '.join(self.regimen.drug_names())})")
-            start_doses = {d.dose for ph in self.regimen.effective_phases() for d in ph.drugs
+                                 f"({', '.join(dict.fromkeys(names.values()))})")
+            start_doses = {d.dose for r in regimens.values() for ph in r.effective_phases() for d in ph.drugs
                            if d.name.upper() == drug.upper()}
+            if drug.upper() not in {n.upper() for n in self.regimen.drug_names()}:
+                continue  # a drug of another arm only: its steps are resolved with that arm (ladder_for(arm=))
             if spec.levels[0].dose not in start_doses:
                 raise ValueError(f"dose_ladder.{drug}: level 0 dose {spec.levels[0].dose:g} is not the "
                                  f"regimen's dose of {drug} ({', '.join(f'{x:g}' for x in sorted(start_doses))})")
@@ -281,6 +293,47 @@ class Protocol(BaseModel):
                 raise ValueError(f"dose_ladder.{drug}: each level must have a lower weekly dose than the one "
                                  f"before; got {[round(x, 4) for x in w]}")
         return self
+
+    @model_validator(mode="after")
+    def _arms_randomised(self) -> Protocol:
+        rnd = (self.model_extra or {}).get("randomisation")
+        if self.arms and not isinstance(rnd, dict):
+            raise ValueError("a protocol with [arms] needs [randomisation] with experimental and control "
+                             f"(ARMCD values: {', '.join(self.arms)})")
+        return self
+
+    # ------------------------------------------------------------------ arms (randomised trials)
+    @property
+    def is_randomised(self) -> bool:
+        """True for a randomised trial (``[arms]`` and ``[randomisation]``)."""
+        return bool(self.arms)
+
+    @property
+    def randomisation(self) -> RandomisationConfig | None:
+        """``[randomisation]`` (experimental and control ARMCD, strata, crossover) or ``None``."""
+        raw = (self.model_extra or {}).get("randomisation")
+        return RandomisationConfig.model_validate(raw) if isinstance(raw, dict) else None
+
+    def regimens(self) -> dict[str, Regimen]:
+        """Each arm's regimen by ARMCD; a single-arm protocol gives ``{"": regimen}``."""
+        if not self.arms:
+            return {"": self.regimen}
+        return {code: arm.regimen for code, arm in self.arms.items()}
+
+    def regimen_for(self, armcd: str | None) -> Regimen:
+        """The regimen of arm ``armcd`` (case-insensitive); the study regimen for a single-arm
+        protocol or ``None``. KeyError for an arm the protocol does not name."""
+        if not self.arms or armcd is None:
+            return self.regimen
+        for code, arm in self.arms.items():
+            if code.upper() == str(armcd).upper():
+                return arm.regimen
+        raise KeyError(f"arm {armcd!r} is not in the protocol's [arms] ({', '.join(self.arms)})")
+
+    def arm_label(self, armcd: str) -> str:
+        """The arm's label (dm ARM) from ``[arms.<ARMCD>] label``, else its code."""
+        arm = next((a for c, a in self.arms.items() if c.upper() == armcd.upper()), None)
+        return (arm.label or armcd) if arm is not None else armcd
 
     # ------------------------------------------------------------------ dose ladders
     def _first_cycle(self, drug: str) -> int:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mmtrial.protocol.model import Protocol
 
 #: Sections validated by the Protocol model itself: [study] and [regimen] are required.
-CORE_MODEL_SECTIONS = ("study", "regimen", "dose_ladder", "visits", "populations")
+CORE_MODEL_SECTIONS = ("study", "regimen", "arms", "dose_ladder", "visits", "populations")
 #: Sections validated here rather than by their capability (no builder).
 CORE_SECTIONS = CORE_MODEL_SECTIONS
 
@@ -44,7 +44,9 @@ class SectionSpec:
     for a core section; ``build``: ``"module:function"`` called with the loaded Protocol for the
     checks that need the whole protocol (e.g. a rules file that must exist); ``exclude``: fields
     of the model that are not protocol keys (set from elsewhere); ``optional_module``: the model
-    lives in a module that may be absent (then the section is accepted as written).
+    lives in a module that may be absent (then the section is accepted as written);
+    ``when_present``: the section has no default (it has required keys) and is validated only
+    when the file writes it (``[randomisation]``).
     """
 
     name: str
@@ -54,11 +56,16 @@ class SectionSpec:
     exclude: tuple[str, ...] = ()
     optional_module: bool = False
     docs_page: str = "protocol.md"
+    when_present: bool = False
 
 
 SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("study", "what the study is: id, title, reference, drug, phase (required)"),
     SectionSpec("regimen", "drugs, doses, units, dosing days, cycles, phases, step-up (required)"),
+    SectionSpec("arms", "randomised trials: each arm's label and regimen ([arms.<ARMCD>.regimen])"),
+    SectionSpec("randomisation", "randomised trials: experimental and control arm, strata, crossover",
+                model="mmtrial.protocol.arms:RandomisationConfig", build="mmtrial.protocol.arms:check_arms",
+                when_present=True),
     SectionSpec("dose_ladder", "dose-reduction steps per drug"),
     SectionSpec("visits", "assessment schedule"),
     SectionSpec("populations", "analysis population wording"),
@@ -376,6 +383,8 @@ def validate_sections(p: Protocol, data: dict[str, Any], *, text: str, file: str
         if name in CORE_SECTIONS:
             continue
         raw = data.get(name)
+        if raw is None and spec.when_present:
+            continue
         if raw is None:
             raw_present = False
             raw = {}
@@ -467,6 +476,7 @@ def _dose_alias(schema: dict[str, Any]) -> None:
 def protocol_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a whole protocol file, for editors (e.g. taplo's
     ``#:schema`` directive). Generated from the same models that validate the file."""
+    from mmtrial.protocol.arms import ArmSpec
     from mmtrial.protocol.model import LadderSpec, Populations, StudyInfo, VisitSchedule
     from mmtrial.protocol.regimen import Regimen
 
@@ -474,6 +484,11 @@ def protocol_json_schema() -> dict[str, Any]:
     props: dict[str, Any] = {
         "study": _schema_of(StudyInfo, defs),
         "regimen": _schema_of(Regimen, defs),
+        "arms": {
+            "description": "randomised trials: one table per arm, keyed by its ARMCD",
+            "type": "object",
+            "additionalProperties": _schema_of(ArmSpec, defs),
+        },
         "dose_ladder": {
             "description": "dose-reduction steps: one table per drug ([dose_ladder.POMALIDOMIDE]), or STORM's "
                            "single ladder of the study drug ([dose_ladder] with source and levels)",
@@ -514,7 +529,8 @@ def protocol_json_schema() -> dict[str, Any]:
         "description": "A trial protocol for mmtrial (docs/protocol.md). Only [study] and [regimen] are "
                        "required; every other section has documented defaults.",
         "type": "object",
-        "required": ["study", "regimen"],
+        "required": ["study"],
+        "anyOf": [{"required": ["regimen"]}, {"required": ["arms", "randomisation"]}],
         "additionalProperties": False,
         "properties": props,
         "$defs": dict(sorted(defs.items())),
@@ -526,13 +542,15 @@ def protocol_json_schema() -> dict[str, Any]:
 DETAILS = {"tte": "statistics.md", "response": "imwg-response.md", "biomarker": "biomarker.md",
            "lines": "prior-therapy.md", "refractory": "prior-therapy.md", "eligibility": "prior-therapy.md",
            "exposure": "safety.md", "safety": "safety.md", "dose_rules": "safety.md", "methods": "statistics.md",
-           "published": "report.md"}
+           "published": "report.md", "arms": "randomised.md", "randomisation": "randomised.md"}
 
 def _core_model(name: str) -> Any | None:
     from mmtrial.protocol import model as pm
     from mmtrial.protocol.regimen import Regimen
 
-    return {"study": pm.StudyInfo, "regimen": Regimen, "dose_ladder": pm.LadderSpec,
+    from mmtrial.protocol.arms import ArmSpec
+
+    return {"study": pm.StudyInfo, "regimen": Regimen, "arms": ArmSpec, "dose_ladder": pm.LadderSpec,
             "visits": pm.VisitSchedule, "populations": pm.Populations}.get(name)
 
 
@@ -541,7 +559,10 @@ def _nested_models() -> dict[str, Any]:
     from mmtrial.protocol.model import LevelSpec
     from mmtrial.protocol.regimen import Phase, RegimenDrug, StepUpDose
 
-    out: dict[str, Any] = {"regimen.drugs[]": RegimenDrug, "regimen.phases[]": Phase,
+    from mmtrial.protocol.arms import CrossoverConfig
+
+    out: dict[str, Any] = {"randomisation.crossover": CrossoverConfig,
+                           "regimen.drugs[]": RegimenDrug, "regimen.phases[]": Phase,
                            "regimen.drugs[].step_up[]": StepUpDose, "dose_ladder.<DRUG>.levels[]": LevelSpec}
     for sec_name, field in (("tte", "endpoints.<PARAMCD>"), ("response", "confirmation"),
                             ("eligibility", "criteria[] / label_population[]")):
