@@ -546,9 +546,8 @@ DETAILS = {"tte": "statistics.md", "response": "imwg-response.md", "biomarker": 
 
 def _core_model(name: str) -> Any | None:
     from mmtrial.protocol import model as pm
-    from mmtrial.protocol.regimen import Regimen
-
     from mmtrial.protocol.arms import ArmSpec
+    from mmtrial.protocol.regimen import Regimen
 
     return {"study": pm.StudyInfo, "regimen": Regimen, "arms": ArmSpec, "dose_ladder": pm.LadderSpec,
             "visits": pm.VisitSchedule, "populations": pm.Populations}.get(name)
@@ -556,10 +555,9 @@ def _core_model(name: str) -> Any | None:
 
 def _nested_models() -> dict[str, Any]:
     """Tables inside sections, documented under their dotted name."""
+    from mmtrial.protocol.arms import CrossoverConfig
     from mmtrial.protocol.model import LevelSpec
     from mmtrial.protocol.regimen import Phase, RegimenDrug, StepUpDose
-
-    from mmtrial.protocol.arms import CrossoverConfig
 
     out: dict[str, Any] = {"randomisation.crossover": CrossoverConfig,
                            "regimen.drugs[]": RegimenDrug, "regimen.phases[]": Phase,
