@@ -242,12 +242,18 @@ def route_values(dis: Disease, ratio: np.ndarray) -> np.ndarray:
     return base[:, None] * ratio
 
 
+#: Highest simulated serum M-protein at PD confirmation, g/dL (below the 20 g/dL plausibility bound).
+SERUM_CONFIRM_MAX = 15.0
+
+
 def apply_progression(rng: np.random.Generator, dis: Disease, course: Course) -> np.ndarray:
     """Raise the route marker at the first PD assessment and its confirmation (Kumar 2016 PD).
 
     Returns the final ratio matrix. PD value = max(nadir * U(1.40, 1.80), nadir + abs_min *
     U(1.3, 1.8)); abs_min is 0.5 g/dL serum (1 g/dL when the nadir is >= 5 g/dL), 200 mg/24h
-    urine, 10 mg/dL dFLC. The confirmation value is 1.10-1.40 times the PD value.
+    urine, 10 mg/dL dFLC. The confirmation value is 1.10-1.40 times the PD value; a serum
+    M-protein confirmation is capped at 15 g/dL (or the PD value when higher), so a simulated study
+    stays inside the input checks' physiological range (data/plausibility.toml: 0-20 g/dL).
     """
     n, k = course.ratio.shape
     j = np.arange(k)[None, :]
@@ -260,6 +266,7 @@ def apply_progression(rng: np.random.Generator, dis: Disease, course: Course) ->
     abs_min = np.where((dis.route == HEAVY) & (nadir >= 5.0), 1.0, abs_min)
     v_pd = np.maximum(nadir * rng.uniform(1.40, 1.80, n), nadir + abs_min * rng.uniform(1.3, 1.8, n))
     v_conf = v_pd * rng.uniform(1.10, 1.40, n)
+    v_conf = np.where(dis.route == HEAVY, np.minimum(v_conf, np.maximum(v_pd, SERUM_CONFIRM_MAX)), v_conf)
     vals = np.where(j == course.j_pd[:, None], v_pd[:, None], vals)
     vals = np.where(j == course.j_pd[:, None] + 1, v_conf[:, None], vals)
     vals = np.where(j > course.j_pd[:, None] + 1, np.nan, vals)

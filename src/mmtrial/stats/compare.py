@@ -152,11 +152,16 @@ def compute_logrank(time, event, group) -> LogRankResult:
     return _logrank_counting(np.full_like(t, -np.inf), t, e, (g == 1).astype(float), "log-rank")
 
 
-def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
+def compute_logrank_oev_counting(start, stop, event, state) -> tuple[float, float, float]:
+    """Observed and expected events of state 1 and the hypergeometric variance (one stratum).
+
+    Counting-process rows (start, stop]: a row is at risk at an event time t when start < t <= stop
+    (rows from the origin have start = -inf). The one O, E, V engine of the log-rank tests here,
+    the stratified test and the RPSFTM estimating equation (stats/twoarm.py, stats/rpsftm.py).
+    """
     ev_t = np.unique(stop[event == 1])
     if ev_t.size == 0:
-        nan = float("nan")
-        return LogRankResult(0.0, 0.0, 0.0, nan, nan, method, reason="no events")
+        return 0.0, 0.0, 0.0
 
     def at_risk(mask: np.ndarray) -> np.ndarray:
         # intervals (start, stop] containing t: start < t <= stop
@@ -174,7 +179,14 @@ def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
     with np.errstate(divide="ignore", invalid="ignore"):
         e1 = d * n1 / nf
         v = np.where(n > 1, d * (n1 / nf) * (1 - n1 / nf) * (nf - d) / (nf - 1), 0.0)
-    o, e_, var = float(d1.sum()), float(e1.sum()), float(v.sum())
+    return float(d1.sum()), float(e1.sum()), float(v.sum())
+
+
+def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
+    if not np.any(event == 1):
+        nan = float("nan")
+        return LogRankResult(0.0, 0.0, 0.0, nan, nan, method, reason="no events")
+    o, e_, var = compute_logrank_oev_counting(start, stop, event, state)
     chisq = (o - e_) ** 2 / var if var > 0 else float("nan")
     p = float(stats.chi2.sf(chisq, 1)) if var > 0 else float("nan")
     reason = "" if var > 0 else "zero variance: at no event time are both groups at risk"

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from mmtrial.stats.compare import CoxResult, LogRankResult
+from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
 
 Ties = Literal["efron", "breslow"]
 
@@ -105,28 +105,9 @@ def compute_logrank_oev(time, event, group, strata=None) -> tuple[float, float, 
     o = ex = v = 0.0
     for k in np.unique(codes):  # one pass per stratum (a handful), vectorised within
         m = codes == k
-        ok, ek, vk = _oev(t[m], e[m], g[m])
+        ok, ek, vk = compute_logrank_oev_counting(np.full(int(m.sum()), -np.inf), t[m], e[m], g[m])
         o, ex, v = o + ok, ex + ek, v + vk
     return o, ex, v
-
-
-def _oev(t: np.ndarray, e: np.ndarray, g: np.ndarray) -> tuple[float, float, float]:
-    """O, E and hypergeometric V of group 1 in one stratum (risk set: time >= event time)."""
-    ev = e == 1
-    ev_t = np.unique(t[ev])
-    if ev_t.size == 0:
-        return 0.0, 0.0, 0.0
-    st = np.sort(t)
-    st1 = np.sort(t[g == 1])
-    n = (st.size - np.searchsorted(st, ev_t, side="left")).astype(float)
-    n1 = (st1.size - np.searchsorted(st1, ev_t, side="left")).astype(float)
-    idx = np.searchsorted(ev_t, t[ev])
-    d = np.bincount(idx, minlength=ev_t.size).astype(float)
-    d1 = np.bincount(idx, weights=(g[ev] == 1).astype(float), minlength=ev_t.size)
-    e1 = d * n1 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.where(n > 1, d * (n1 / n) * (1 - n1 / n) * (n - d) / (n - 1), 0.0)
-    return float(d1.sum()), float(e1.sum()), float(v.sum())
 
 
 def compute_stratified_cox(
