@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmtrial.simulate import disease as dz
 
 
-@settings(max_examples=40, deadline=None)
-@given(m0=st.floats(1.0, 8.5), seed=st.integers(0, 2**32 - 1), j_pd=st.integers(1, 5))
+@settings(max_examples=20, deadline=None)
+@example(m0=8.5, seed=11, j_pd=2)
+@given(m0=st.floats(7.0, 8.5), seed=st.integers(0, 2**32 - 1), j_pd=st.integers(1, 5))
 def test_serum_m_protein_at_pd_confirmation_stays_below_20(m0: float, seed: int, j_pd: int) -> None:
     """Regression: a 2,000-subject study (seed 11) confirmed PD at 20.01 g/dL, which the input
     check LAB_RANGE (0-20 g/dL) refused. PD itself is max(nadir x 1.4-1.8, nadir + 0.5-1 g/dL x
     1.3-1.8) (Kumar 2016); the confirmation is capped at 15 g/dL unless PD is higher."""
-    n, k = 50, 8
+    n, k = 2000, 8  # at m0 = 8.5 about 4% of uncapped confirmations exceed 20 g/dL (8.5 x 1.8 x 1.4 = 21.4)
     one = np.ones(n)
     dis = dz.Disease(mtype=np.zeros(n, int), kappa=np.ones(n, bool), route=np.full(n, dz.HEAVY),
                      m0=np.full(n, m0), u0=0 * one, dflc0=0 * one, uninv0=one, excess0=0 * one,
