@@ -13,24 +13,9 @@ from typer.testing import CliRunner
 import mmtrial.pipeline as pipeline
 from mmtrial.cli import app
 from mmtrial.errors import ProtocolError
-from mmtrial.sdtm.write import write_study_folder
-from support.sdtm_study import valid_raw_domains
 
 runner = CliRunner()
 STORM = Path(pipeline.__file__).parent / "protocol" / "storm.toml"
-
-
-@pytest.fixture
-def study(tmp_path) -> Path:
-    return write_study_folder(tmp_path / "study", valid_raw_domains())
-
-
-@pytest.fixture
-def no_reading(monkeypatch):
-    def fail(*a, **k):
-        raise AssertionError("the study was read before the usage error")
-
-    monkeypatch.setattr(pipeline, "load_study", fail)
 
 
 def usage_error(args: list[str]) -> str:

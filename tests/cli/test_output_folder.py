@@ -41,20 +41,6 @@ def snapshot(root: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def study(tmp_path) -> Path:
-    return write_study_folder(tmp_path / "study", valid_raw_domains())
-
-
-@pytest.fixture
-def no_reading(monkeypatch):
-    """Refusals come before any work: reading the study would fail the test."""
-    def fail(*a, **k):
-        raise AssertionError("the study was read before the refusal")
-
-    monkeypatch.setattr(pipeline, "load_study", fail)
-
-
-@pytest.fixture
 def fast_steps(monkeypatch):
     """Full runs with the ADSL step only (the folder rules do not depend on the steps)."""
     monkeypatch.setattr(pipeline, "STEPS", ("adsl",))

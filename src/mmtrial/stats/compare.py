@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from mmtrial._lazy import lazy_module
+from mmtrial.stats._result import AsDict
 from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier
 
 stats = lazy_module("scipy.stats")
@@ -31,7 +32,7 @@ Ties = Literal["efron", "breslow"]
 
 
 @dataclass(frozen=True)
-class LogRankResult:
+class LogRankResult(AsDict):
     """Two-group (or time-dependent two-state) log-rank statistic."""
 
     observed: float  # events in group/state 1
@@ -42,22 +43,9 @@ class LogRankResult:
     method: str
     reason: str = ""  # why chisq/p are not estimable (empty when they are)
 
-    def as_dict(self) -> dict:
-        out = {
-            "observed": self.observed,
-            "expected": self.expected,
-            "variance": self.variance,
-            "chisq": self.chisq,
-            "p_value": self.p_value,
-            "method": self.method,
-        }
-        if self.reason:
-            out["not_estimable"] = self.reason
-        return out
-
 
 @dataclass(frozen=True)
-class CoxResult:
+class CoxResult(AsDict):
     """Hazard ratio of state/group 1 vs 0 from a Cox model."""
 
     hr: float
@@ -69,21 +57,6 @@ class CoxResult:
     n_subjects: int
     n_events: int
     reason: str = ""  # why the hazard ratio is not estimable (hr, ci, p NaN); empty when it is
-
-    def as_dict(self) -> dict:
-        out = {
-            "hr": self.hr,
-            "ci": [self.ci[0], self.ci[1]],
-            "p_value": self.p_value,
-            "ties": self.ties,
-            "level": self.level,
-            "method": self.method,
-            "n_subjects": self.n_subjects,
-            "n_events": self.n_events,
-        }
-        if self.reason:
-            out["not_estimable"] = self.reason
-        return out
 
 
 def _as_arrays(*arrays) -> list[np.ndarray]:

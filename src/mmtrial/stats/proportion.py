@@ -17,6 +17,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from mmtrial._lazy import lazy_module
+from mmtrial.stats._result import AsDict
 
 optimize = lazy_module("scipy.optimize")
 stats = lazy_module("scipy.stats")
@@ -229,7 +230,7 @@ def proportion_ci(
 
 
 @dataclass(frozen=True)
-class ProportionResult:
+class ProportionResult(AsDict):
     """A proportion with its interval and the method that produced it (results.json shape)."""
 
     x: int
@@ -238,16 +239,6 @@ class ProportionResult:
     ci: tuple[float, float]
     method: str
     level: float
-
-    def as_dict(self) -> dict:
-        return {
-            "x": self.x,
-            "n": self.n,
-            "estimate": self.estimate,
-            "ci": [self.ci[0], self.ci[1]],
-            "method": self.method,
-            "level": self.level,
-        }
 
     def describe(self) -> str:
         """Footnote text: ``95% CI (Clopper-Pearson (exact))``."""

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmtrial.stats._result import AsDict
 from mmtrial.stats.twoarm import (
     compute_logrank_oev,
     compute_stratified_cox,
@@ -37,7 +38,7 @@ from mmtrial.stats.twoarm import (
 
 
 @dataclass(frozen=True)
-class RpsftmResult:
+class RpsftmResult(AsDict):
     """RPSFTM estimate: psi, the acceleration factor exp(-psi), and the crossover-adjusted HR."""
 
     psi: float
@@ -53,9 +54,6 @@ class RpsftmResult:
     level: float
     n_switchers: int
     method: str = "RPSFTM (Robins-Tsiatis 1991), log-rank estimating equation"
-
-    def as_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 def compute_counterfactual_time(

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from mmtrial.stats._result import AsDict
 from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
 
 Ties = Literal["efron", "breslow"]
@@ -150,7 +151,7 @@ def compute_stratified_cox(
 
 
 @dataclass(frozen=True)
-class RiskDifference:
+class RiskDifference(AsDict):
     """Difference of two proportions (experimental - control) with its interval."""
 
     estimate: float
@@ -160,11 +161,6 @@ class RiskDifference:
     weights: str
     level: float
     strata: int
-
-    def as_dict(self) -> dict:
-        return {"estimate": self.estimate, "ci": list(self.ci), "p_value": self.p_value,
-                "method": self.method, "weights": self.weights, "level": self.level,
-                "strata": self.strata}
 
 
 def compute_restricted_mle(x1, n1, x0, n0, delta) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +249,7 @@ def compute_mn_risk_difference(
 
 
 @dataclass(frozen=True)
-class CmhResult:
+class CmhResult(AsDict):
     """Mantel-Haenszel common odds ratio (1 vs 0) and the CMH test."""
 
     odds_ratio: float
@@ -263,11 +259,6 @@ class CmhResult:
     level: float
     strata: int
     method: str = "mantel-haenszel (Robins-Breslow-Greenland CI); CMH test without continuity correction"
-
-    def as_dict(self) -> dict:
-        return {"odds_ratio": self.odds_ratio, "ci": list(self.ci), "chisq": self.chisq,
-                "p_value": self.p_value, "level": self.level, "strata": self.strata,
-                "method": self.method}
 
 
 def compute_cmh(x1, n1, x0, n0, *, level: float = 0.95) -> CmhResult:
