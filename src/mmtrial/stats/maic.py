@@ -72,6 +72,13 @@ def _moment_matrix(X_ipd: pd.DataFrame, target: dict[str, float], target_sd: dic
                              f"first at row {X_ipd.index[int(np.flatnonzero(bad)[0])]!r}")
         if not np.isfinite(float(v)):
             raise ValueError(f"{who}: target value of {k!r} must be a finite number; got {v!r}")
+        if not x.min() < float(v) < x.max():
+            raise ValueError(
+                f"{who}: the target of {k!r} ({float(v):g}) lies outside (or on the edge of) the range of the "
+                f"trial's data [{x.min():g}, {x.max():g}]: no positive weights reproduce it (a published "
+                "proportion of 0 or 1 cannot be matched by a trial with both values; restrict the trial data "
+                "or drop the variable)"
+            )
         cols.append(x)
         names.append(str(k))
         tvals.append(float(v))
