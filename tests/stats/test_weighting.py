@@ -377,12 +377,12 @@ def _simulate_cohort(rng: np.random.Generator, n: int):
 
 @pytest.fixture(scope="module")
 def true_att_hr() -> float:
-    """The true marginal HR in the trial (treated) population: both potential outcomes of 200,000
+    """The true marginal HR in the trial (treated) population: both potential outcomes of 100,000
     trial-like patients (X drawn from X | trial) under the same censoring, one Cox fit. The Cox
     model is not collapsible, so this differs from exp(BETA) = 0.6; it is what IPTW-ATT targets."""
     rng = np.random.default_rng(2026)
-    x = rng.normal(size=600_000)
-    x = x[rng.uniform(size=x.size) < 1 / (1 + np.exp(-(ALPHA0 + ALPHA1 * x)))][:200_000]
+    x = rng.normal(size=300_000)
+    x = x[rng.uniform(size=x.size) < 1 / (1 + np.exp(-(ALPHA0 + ALPHA1 * x)))][:100_000]
     m = x.size
     t1 = rng.exponential(1 / (LAM * np.exp(BETA + GAMMA * x)))
     t0 = rng.exponential(1 / (LAM * np.exp(GAMMA * x)))
@@ -413,17 +413,19 @@ def test_true_att_hr_is_attenuated_from_the_conditional_hr(true_att_hr):
 
 
 def test_iptw_att_cox_ci_covers_the_true_hr_sample(true_att_hr):
-    # 60 cohorts: P(coverage <= 51/60 | true 95%) = 0.006 (binomial), so >= 52/60 fails only for a
-    # broken interval; the unadjusted interval covers visibly less (confounding bias).
-    adj, raw = _coverage(60, true_att_hr)
-    assert adj >= 52 / 60
+    # 40 cohorts: P(coverage <= 34/40 | true 95%) = 0.014 (binomial), so >= 35/40 fails only for a
+    # broken interval; the unadjusted interval covers visibly less (confounding bias). Observed
+    # with this seed: 40/40 adjusted vs a few unadjusted (500 cohorts: 0.97 vs 0.11).
+    adj, raw = _coverage(40, true_att_hr)
+    assert adj >= 35 / 40
     assert raw <= adj - 0.25
 
 
 @pytest.mark.sweep
 def test_iptw_att_cox_coverage_close_to_nominal_over_500_cohorts(true_att_hr):
     # 500 cohorts: the binomial SD of a 95% coverage is ~1%; the robust variance ignores the
-    # estimation of the propensity score (Austin 2016), so accept 0.93-0.985. Unadjusted: < 0.6.
+    # estimation of the propensity score (Austin 2016), so accept 0.93-0.985 (observed 0.97).
+    # Unadjusted: < 0.6 (observed 0.11).
     adj, raw = _coverage(500, true_att_hr)
     assert 0.93 <= adj <= 0.985
     assert raw < 0.6
