@@ -459,3 +459,12 @@ def test_compare_external_assembles_the_parts_and_recovers_the_att_hr(true_att_h
     assert d["median"]["trial"]["median"] == compute_weighted_km(t[tr == 1], e[tr == 1]).median
     assert d["evalue"]["estimate"] > 1
     assert d["ess"]["trial"] == pytest.approx(tr.sum())
+
+
+def test_option_errors_and_aliases():
+    np.testing.assert_allclose(compute_iptw_weights([0.3, 0.6], [1, 0], "overlap"),
+                               compute_iptw_weights([0.3, 0.6], [1, 0], "ATO"))
+    with pytest.raises(ValueError, match="cluster needs variance='robust'"):
+        compute_weighted_km([1, 2], [1, 0], [1, 1], variance="greenwood", cluster=["a", "a"])
+    with pytest.raises(ValueError, match="ties must be 'breslow' or 'efron'"):
+        compute_weighted_cox([1, 2], [1, 1], [1, 0], ties="exact")

@@ -167,7 +167,7 @@ def compute_iptw_weights(
         Propensity scores P(treated = 1 | X).
     treated : array of 0/1
         1 = trial, 0 = external control.
-    estimand : "ATT" (default), "ATE" or "ATO"
+    estimand : "ATT" (default), "ATE" or "ATO" (alias "overlap"; case-insensitive)
         ATT (effect in the trial population): treated 1, control ps / (1 - ps).
         ATE (whole population): treated 1 / ps, control 1 / (1 - ps).
         ATO (overlap population): treated 1 - ps, control ps.
@@ -202,6 +202,7 @@ def compute_iptw_weights(
     if np.any(~np.isfinite(p)) or np.any(p <= 0) or np.any(p >= 1):
         raise ValueError(f"{who}: propensity scores must be strictly between 0 and 1")
     est = str(estimand).upper()
+    est = "ATO" if est == "OVERLAP" else est
     if est not in ESTIMANDS:
         raise ValueError(f"{who}: estimand must be one of {', '.join(ESTIMANDS)}; got {estimand!r}")
     t = g == 1
@@ -384,6 +385,8 @@ def compute_weighted_km(
     who = "compute_weighted_km"
     if variance not in ("robust", "greenwood"):
         raise ValueError(f"{who}: variance must be 'robust' or 'greenwood'; got {variance!r}")
+    if cluster is not None and variance != "robust":
+        raise ValueError(f"{who}: cluster needs variance='robust' (Greenwood's formula has no clustered form)")
     t, e, w = _surv_arrays(time, event, weights, who)
     opts = km_options("r", ci_transform=ci_transform, level=level, median_rule=median_rule)
     n = t.size
@@ -672,6 +675,8 @@ def compute_weighted_cox(
     Wald CI exp(b +- z se) and two-sided p.
     """
     who = "compute_weighted_cox"
+    if ties not in ("breslow", "efron"):
+        raise ValueError(f"{who}: ties must be 'breslow' or 'efron'; got {ties!r}")
     if variance not in ("robust", "model"):
         raise ValueError(f"{who}: variance must be 'robust' or 'model'; got {variance!r}")
     if not 0 < level < 1:
