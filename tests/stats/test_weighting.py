@@ -191,7 +191,15 @@ def test_weighted_cox_not_estimable_cases():
     r = compute_weighted_cox([1, 2, 3], [0, 0, 0], [1, 0, 1])
     assert np.isnan(r.hr) and r.events == 0
     r = compute_weighted_cox([1, 2, 3], [1, 1, 1], [1, 1, 1])
-    assert np.isnan(r.hr)
+    assert np.isnan(r.hr) and r.reason == "one group only"
+    # no events in one group: the MLE is infinite (R coxph warns "coefficient may be infinite")
+    t = np.arange(1, 21.0)
+    r = compute_weighted_cox(t, np.r_[np.ones(10), np.zeros(10)], np.r_[np.zeros(10), np.ones(10)])
+    assert np.isnan(r.hr) and "no events in the trial" in r.as_dict()["not_estimable"]
+    # events in both groups but every trial event before any external one, all external at risk
+    # then: monotone likelihood, no finite maximum
+    r = compute_weighted_cox(t, np.ones(20), np.r_[np.ones(10), np.zeros(10)])
+    assert np.isnan(r.hr) and "no finite maximum" in r.reason
     with pytest.raises(ValueError, match="weights must be finite and >= 0; position 1"):
         compute_weighted_cox([1, 2], [1, 1], [1, 0], [1.0, -1.0])
 
@@ -299,7 +307,7 @@ def test_iptw_weights_formulas_hand_worked():
     np.testing.assert_allclose(compute_iptw_weights(ps, tr, "ATO"), [0.2, 0.5, 0.2, 0.5, 0.75])
     # trimming (Crump 2009): ps outside [0.25, 0.75] get weight 0
     np.testing.assert_allclose(compute_iptw_weights(ps, tr, "ATT", trim=(0.25, 0.75)), [0, 1, 0, 1, 3])
-    # truncation at the controls' 50% quantile of (0.25, 1, 3) = 1 (numpy linear = R type 7)
+    # truncation at the controls' 51% quantile of (0.25, 1, 3): 1 + 0.02 x (3 - 1) = 1.04 (numpy linear = R type 7)
     np.testing.assert_allclose(compute_iptw_weights(ps, tr, "ATT", truncate_quantile=0.51), [1, 1, 0.25, 1, 1.04])
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         compute_iptw_weights([0.0, 0.5], [1, 0])

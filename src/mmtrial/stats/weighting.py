@@ -461,12 +461,16 @@ class WeightedCoxResult:
     clusters: int = 0
     converged: bool = True
     method: str = "weighted Cox, robust sandwich variance (Lin & Wei 1989)"
+    reason: str = ""  # why the HR is not estimable (empty when it is)
 
     def as_dict(self) -> dict:
-        return {"hr": self.hr, "hr_ci": list(self.hr_ci), "se_robust": self.se_robust,
-                "se_model": self.se_model, "p": self.p, "n": self.n, "events": self.events,
-                "coef": self.coef, "ties": self.ties, "level": self.level, "variance": self.variance,
-                "clusters": self.clusters, "converged": self.converged, "method": self.method}
+        out = {"hr": self.hr, "hr_ci": list(self.hr_ci), "se_robust": self.se_robust,
+               "se_model": self.se_model, "p": self.p, "n": self.n, "events": self.events,
+               "coef": self.coef, "ties": self.ties, "level": self.level, "variance": self.variance,
+               "clusters": self.clusters, "converged": self.converged, "method": self.method}
+        if self.reason:
+            out["not_estimable"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -688,19 +692,31 @@ def compute_weighted_cox(
     nan = float("nan")
     events = int(e.sum())
     has_w = w > 0
-    one_group = (not has_w.any()) or np.ptp(g[has_w]) == 0
-    if events == 0 or one_group:
-        return WeightedCoxResult(nan, (nan, nan), nan, nan, nan, int(t.size), events, nan, ties, level, variance,
-                                 n_cl, False)
+    ev_w = (e == 1) & has_w
+
+    def not_estimable(reason: str, se_r=nan, se_m=nan, b=nan, conv=False) -> WeightedCoxResult:
+        return WeightedCoxResult(nan, (nan, nan), se_r, se_m, nan, int(t.size), events, b, ties, level, variance,
+                                 n_cl, conv, reason=reason)
+
+    if events == 0 or not ev_w.any():
+        return not_estimable("no events")
+    if (not has_w.any()) or np.ptp(g[has_w]) == 0:
+        return not_estimable("one group only")
+    for code, name in ((1, "trial (group 1)"), (0, "external (group 0)")):
+        if not (ev_w & (g == code)).any():  # monotone likelihood: the MLE is infinite
+            return not_estimable(f"no events in the {name}: the hazard ratio is 0 or infinite")
     fit = fit_weighted_cox(t, e, g[:, None], w, cluster=cluster, ties=ties)
     b = float(fit.coef[0])
     se_m = float(np.sqrt(fit.var_model[0, 0]))
     se_r = float(np.sqrt(fit.var_robust[0, 0]))
     se = se_r if variance == "robust" else se_m
     z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    if not fit.converged or not np.isfinite(se_m) or se_m > 1e3:
+        # an SE of log HR in the thousands is the signature of an infinite estimate (monotone
+        # likelihood: all events of one group before any of the other's risk set ends)
+        return not_estimable("the partial likelihood has no finite maximum (monotone likelihood)", se_r, se_m, b)
     if not (np.isfinite(b) and np.isfinite(se) and se > 0):
-        return WeightedCoxResult(nan, (nan, nan), se_r, se_m, nan, int(t.size), events, b, ties, level, variance,
-                                 n_cl, fit.converged)
+        return not_estimable("the variance is not estimable", se_r, se_m, b, fit.converged)
     p = float(2 * stats.norm.sf(abs(b / se)))
     return WeightedCoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), se_r, se_m,
                              p, int(t.size), events, b, ties, level, variance, n_cl, fit.converged)
@@ -823,6 +839,7 @@ class ExternalComparison:
             "max_abs_smd": {"unweighted": float(np.nanmax(np.abs(smd["smd_unweighted"]))),
                             "weighted": float(np.nanmax(np.abs(smd["smd_weighted"])))},
             "hr": self.cox.hr, "hr_ci": list(self.cox.hr_ci), "p": self.cox.p, "se_robust": self.cox.se_robust,
+            "hr_not_estimable": self.cox.reason or None,
             "se_model": self.cox.se_model, "ties": self.cox.ties, "level": self.cox.level,
             "events": {"trial": int(self.km_unweighted["trial"].events),
                        "external": int(self.km_unweighted["external"].events)},
