@@ -486,7 +486,7 @@ class CoxFit:
     iterations: int
 
 
-def _cox_terms(beta, x, t_sorted_idx, ev_idx, grp_of_ev, grp_start, n_grp, grp_first_pos, w, temp_ev, d_ev):
+def _cox_terms(beta, x, ev_idx, grp_of_ev, n_grp, grp_first_pos, w, temp_ev, d_ev):
     """Log-likelihood, score, information and per-event quantities at ``beta`` (sorted data)."""
     eta = x @ beta
     risk = w * np.exp(eta)
@@ -581,7 +581,7 @@ def fit_weighted_cox(
     d_ev = d_grp
 
     def terms(b):
-        return _cox_terms(b, x, order, ev_idx, grp_of_ev, grp_start_ev, n_grp, grp_keys, ws, temp_ev, d_ev)
+        return _cox_terms(b, x, ev_idx, grp_of_ev, n_grp, grp_keys, ws, temp_ev, d_ev)
 
     beta = np.zeros(p)
     ll, U, info, *_ = terms(beta)
