@@ -2,7 +2,7 @@
 
 Rule
 ----
-Austin & Stuart, Stat Med 2015;34:3661, Figure 2 (absolute standardised differences per
+Austin & Stuart, Stat Med 2015;34:3661, section 4 (balance diagnostics: standardised differences per
 covariate, before and after weighting; a reference line at 0.1, the usual threshold of
 negligible imbalance, Austin 2009); the layout of cobalt ``love.plot`` (Greifer): one row per
 covariate, ordered by the unweighted imbalance, open circles before and filled after.
