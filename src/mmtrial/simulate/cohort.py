@@ -167,8 +167,12 @@ def _iso(days: np.ndarray) -> np.ndarray:
     return out
 
 
-def simulate_cohort(n: int, seed: int = 1, params: CohortParams | None = None) -> SimulatedCohort:
-    """Simulate ``n`` patients (module docstring: the generating model). Deterministic per seed."""
+def simulate_cohort(n: int, seed: int = 1, params: CohortParams | None = None, *,
+                    id_offset: int = 0) -> SimulatedCohort:
+    """Simulate ``n`` patients (module docstring: the generating model). Deterministic per seed.
+
+    ``id_offset``: patients are numbered from ``id_offset + 1`` (USUBJID ``C0000001`` ...), so a
+    large cohort can be simulated in chunks with distinct seeds and offsets."""
     if n < 1:
         raise ValueError(f"simulate_cohort: n must be >= 1; got {n}")
     p = params or CohortParams()
@@ -295,14 +299,14 @@ def simulate_cohort(n: int, seed: int = 1, params: CohortParams | None = None) -
 
     lines = {k: np.concatenate([r[k] for r in rec_lines]) for k in rec_lines[0] if k != "drugs"}
     ldrugs = np.concatenate([r["drugs"] for r in rec_lines])
-    return _assemble(p, seed, n, rng, lines, ldrugs, diag, birth, male, hr, cyto_tested, obs_end, death,
+    return _assemble(p, seed, n, id_offset, rng, lines, ldrugs, diag, birth, male, hr, cyto_tested, obs_end, death,
                      indexed, idx_line, idx_day, treated, t0, t1, xcov)
 
 
-def _assemble(p: CohortParams, seed: int, n: int, rng: np.random.Generator, lines: dict[str, np.ndarray],
+def _assemble(p: CohortParams, seed: int, n: int, id_offset: int, rng: np.random.Generator, lines: dict[str, np.ndarray],
               ldrugs: np.ndarray, diag, birth, male, hr, cyto_tested, obs_end, death, indexed, idx_line,
               idx_day, treated, t0, t1, xcov) -> SimulatedCohort:
-    usubjid = np.array([f"C{i + 1:07d}" for i in range(n)], dtype=object)
+    usubjid = np.char.add("C", np.char.zfill(np.arange(id_offset + 1, id_offset + n + 1).astype(str), 7)).astype(object)
     pid = lines["pid"]
     oe = obs_end[pid]
     seen = lines["start"] <= oe
@@ -388,7 +392,7 @@ def _assemble(p: CohortParams, seed: int, n: int, rng: np.random.Generator, line
         "TCRFL": np.where(L["tcr"], "Y", "N"), "PENTAFL": np.where(L["penta"], "Y", "N"),
         "PIREFFL": np.where(L["ref_pi"], "Y", "N"), "IMDREFFL": np.where(L["ref_im"], "Y", "N"),
         "C38REFFL": np.where(L["ref_cd"], "Y", "N"),
-        "DRUGS": [";".join(np.array(DRUG_NAMES)[row]) for row in D] if len(D) else [],
+        "DRUGS": _drug_lists(D),
     }).sort_values(["USUBJID", "LINENUM"]).reset_index(drop=True)
     meta = {
         "synthetic": True, "label": SYNTHETIC_LABEL, "generator": "mmtrial.simulate.cohort", "kind": "cohort",
@@ -399,6 +403,16 @@ def _assemble(p: CohortParams, seed: int, n: int, rng: np.random.Generator, line
     }
     return SimulatedCohort(domains={"dm": dm, "cm": cm, "rs": rs, "ds": ds, "lb": lb, "mh": mh},
                            truth=truth, truth_lines=truth_lines, metadata=meta)
+
+
+def _drug_lists(D: np.ndarray) -> np.ndarray:
+    """';'-joined drug names per row of a boolean drug matrix (one pass per drug, not per row)."""
+    out = np.full(len(D), "", dtype=object)
+    for j, name in enumerate(DRUG_NAMES):
+        has = D[:, j]
+        sep = np.where(out[has] == "", "", ";")
+        out[has] = out[has] + sep + name
+    return out
 
 
 def _jsonable(o: Any) -> Any:
