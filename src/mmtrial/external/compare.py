@@ -54,8 +54,8 @@ def derive_covariate_matrix(df: pd.DataFrame, covariates: list[str]) -> tuple[pd
     return X[cols], notes
 
 
-def _months(v: float | None) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v) / DAYS_PER_MONTH, 2)
+def _rm(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else round(float(v), 2)
 
 
 def compare_external(
@@ -115,11 +115,11 @@ def compare_external(
         med = {}
         for lbl, sel, wt in (("trial", gg == 1, None), ("external_unweighted", gg == 0, None),
                              ("external_weighted", (gg == 0) & pos, ww)):
-            k = compute_weighted_km(tt[sel], ee[sel], None if wt is None else wt[sel], cluster=cc[sel])
+            k = compute_weighted_km(tt[sel] / DAYS_PER_MONTH, ee[sel], None if wt is None else wt[sel],
+                                    cluster=cc[sel])
             curves[lbl] = k
-            m = k.median() if callable(getattr(k, "median", None)) else None
-            lo, hi = k.median_ci() if callable(getattr(k, "median_ci", None)) else (None, None)
-            med[lbl] = {"median_months": _months(m), "ci_months": [_months(lo), _months(hi)]}
+            lo, hi = k.median_ci
+            med[lbl] = {"median_months": _rm(k.median), "ci_months": [_rm(lo), _rm(hi)]}
         km[ep] = curves
         res_ep[ep] = {
             "computed": True, "n": int(ok.sum()), "events": {"trial": int(ee[gg == 1].sum()),
