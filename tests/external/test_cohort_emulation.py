@@ -255,3 +255,19 @@ def test_cohort_without_cm_is_an_input_error(tmp_path):
     with pytest.raises(StudyInputError) as ei:
         read_cohort(tmp_path)
     assert any(i.domain == "cm" for i in ei.value.issues)
+
+
+def test_omop_and_sdtm_give_the_same_comparison(histories):
+    """The IPTW comparison of the same simulated cohort read as SDTM and as OMOP: identical results."""
+    from mmtrial.external.compare import compare_external
+    from mmtrial.external.trial import derive_external_frame
+
+    out = []
+    for fmt in ("sdtm", "omop"):
+        c, h = histories[fmt]
+        e = emulate_target_trial(h, c.frames, eligibility=TCR, options=EmulationOptions(measurable="ignore"))
+        f = derive_external_frame(e.index)
+        g = e.index["DRUGS"].str.contains("selinexor").to_numpy()
+        assert 5 < g.sum() < len(g) - 5
+        out.append(compare_external(f[g], f[~g], covariates=["AGE", "MALE", "NPRIOR"], endpoints=("OS", "PFS")).results)
+    assert out[0] == out[1]
