@@ -76,7 +76,7 @@ def main() -> None:
         t_sql = time.perf_counter() - t0
         import duckdb
 
-        nl, ne = duckdb.sql(f"SELECT count(*), count(*) FILTER (WHERE ELIGFL = 'Y') FROM '{out}'").fetchone()
+        nl, ne = duckdb.sql(f"SELECT count(*), count(*) FILTER (WHERE ELIGFL = 'Y') FROM '{out}'").fetchall()[0]
         print(f"DuckDB single SQL pass: {a.n:,} patients, {nl:,} lines ({ne:,} eligible) in {t_sql:.1f} s "
               f"({a.n / t_sql:,.0f} patients/s)")
         dn = min(a.n, a.dask_n or 20_000)

@@ -86,27 +86,42 @@ def write_normalised_parquet(frames: dict[str, pd.DataFrame], folder: str | Path
     return folder
 
 
-def _term_sql(term: str, dictionary: DrugDictionary) -> str:
-    """One rule term as a SQL boolean over the per-line view ``L`` (columns NPRIOR, LSTREFFL, MEASFL)."""
-    t = parse_term(term)
-    if t.kind == "lines":
-        return f"(L.NPRIOR >= {t.n})"
-    if t.kind == "last_line":
-        return "(L.LSTREFFL = 'Y')"
-    if t.kind == "flag":
-        if t.var != "MEASFL":
-            raise ValueError(f"rule term {term!r}: the SQL pass derives only the flag MEASFL")
-        return "(L.MEASFL = 'Y')"
-    drugs: set[str] = set()
-    for n in t.names:
-        kind, canon = dictionary.resolve(n)
-        if kind == "drug":
-            drugs.add(canon)
-        else:
-            drugs |= set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"] == canon, "DRUG"])
-    cond = "S.REFDT <= L.LOTSTDT" if t.status == "refractory" else "S.FIRSTLN < L.LINENUM"
-    return (f"((SELECT count(DISTINCT S.DRUG) FROM drugstat S WHERE S.USUBJID = L.USUBJID AND {cond} "
-            f"AND S.DRUG IN {_q(tuple(sorted(drugs)))}) >= {t.n})")
+class _Terms:
+    """Rule terms as SQL: drug-set counts become aggregate columns of one join of the lines with
+    the per-drug status (one pass), the others conditions on the per-line view ``L``."""
+
+    def __init__(self, dictionary: DrugDictionary) -> None:
+        self.dictionary = dictionary
+        self.aggs: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def sql(self, term: str) -> str:
+        t = parse_term(term)
+        if t.kind == "lines":
+            return f"(L.NPRIOR >= {t.n})"
+        if t.kind == "last_line":
+            return "(L.LSTREFFL = 'Y')"
+        if t.kind == "flag":
+            if t.var != "MEASFL":
+                raise ValueError(f"rule term {term!r}: the SQL pass derives only the flag MEASFL")
+            return "(L.MEASFL = 'Y')"
+        drugs: set[str] = set()
+        for n in t.names:
+            kind, canon = self.dictionary.resolve(n)
+            if kind == "drug":
+                drugs.add(canon)
+            else:
+                drugs |= set(self.dictionary.drug_classes.loc[self.dictionary.drug_classes["CLASS"] == canon, "DRUG"])
+        key = (t.status, tuple(sorted(drugs)))
+        if key not in self.aggs:
+            self.aggs[key] = f"A{len(self.aggs)}"
+        return f"(T.{self.aggs[key]} >= {t.n})"
+
+    def agg_columns(self) -> str:
+        out = []
+        for (status, drugs), col in self.aggs.items():
+            cond = "S.REFDT <= L.LOTSTDT" if status == "refractory" else "S.FIRSTLN < L.LINENUM"
+            out.append(f"sum(CASE WHEN {cond} AND S.DRUG IN {_q(drugs)} THEN 1 ELSE 0 END) AS {col}")
+        return ", ".join(out) if out else "0 AS A_NONE"
 
 
 def derive_status_sql(
@@ -202,20 +217,26 @@ def derive_status_sql(
                         WHEN m.VAL >= 0.5 THEN 'Y' ELSE 'N' END AS MEASFL
             FROM lot LEFT JOIN itemref ir ON ir.USUBJID = lot.USUBJID AND ir.LINENUM = lot.LINENUM - 1
             LEFT JOIN m ON m.USUBJID = lot.USUBJID AND m.LINENUM = lot.LINENUM""")
+        terms = _Terms(dictionary)
         cols = []
-        for name, terms in refractory_rule.composites.items():
-            cols.append(f"CASE WHEN {' AND '.join(_term_sql(t, dictionary) for t in terms)} THEN 'Y' ELSE 'N' END AS {name}")
+        for name, tl in refractory_rule.composites.items():
+            cols.append(f"CASE WHEN {' AND '.join(terms.sql(t) for t in tl)} THEN 'Y' ELSE 'N' END AS {name}")
         crit: tuple[Criterion, ...] = tuple(eligibility.criteria) if eligibility is not None else ()
         meas = {"when_available": "coalesce(L.MEASFL, 'Y') = 'Y'", "require": "L.MEASFL = 'Y'", "ignore": "TRUE"}[options.measurable]
         conds = []
         for c in crit:
-            parts = [meas if parse_term(t).kind == "flag" and parse_term(t).var == "MEASFL" else _term_sql(t, dictionary)
+            parts = [meas if parse_term(t).kind == "flag" and parse_term(t).var == "MEASFL" else terms.sql(t)
                      for t in c.terms]
             cond = " AND ".join(parts)
             conds.append(cond)
             cols.append(f"CASE WHEN {cond} THEN 'Y' ELSE 'N' END AS ELIG_{c.id}")
         cols.append(f"CASE WHEN {' AND '.join(f'({x})' for x in conds) if conds else 'TRUE'} THEN 'Y' ELSE 'N' END AS ELIGFL")
-        q = f"SELECT L.USUBJID, L.LINENUM, L.LOTSTDT, L.LOTENDT, L.NPRIOR, L.LSTREFFL, L.MEASFL, {', '.join(cols)} FROM L ORDER BY L.USUBJID, L.LINENUM"
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE T AS
+            SELECT L.USUBJID, L.LINENUM, {terms.agg_columns()}
+            FROM L LEFT JOIN drugstat S ON S.USUBJID = L.USUBJID
+            GROUP BY L.USUBJID, L.LINENUM""")
+        q = (f"SELECT L.USUBJID, L.LINENUM, L.LOTSTDT, L.LOTENDT, L.NPRIOR, L.LSTREFFL, L.MEASFL, {', '.join(cols)} "
+             "FROM L JOIN T ON T.USUBJID = L.USUBJID AND T.LINENUM = L.LINENUM ORDER BY L.USUBJID, L.LINENUM")
         if out is not None:
             con.execute(f"COPY ({q}) TO '{out}' (FORMAT PARQUET)")
             return Path(out)
