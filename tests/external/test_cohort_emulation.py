@@ -45,6 +45,7 @@ def histories(cohorts):
     return res
 
 
+@pytest.mark.slow
 def test_simulator_is_labelled_synthetic_and_deterministic(cohorts):
     import json
 
@@ -57,6 +58,7 @@ def test_simulator_is_labelled_synthetic_and_deterministic(cohorts):
     assert (a.domains["dm"]["ARM"].str.contains("SYNTHETIC DATA")).all()
 
 
+@pytest.mark.slow
 def test_status_at_every_line_matches_the_simulator_truth(cohorts, histories):
     """Derived lines (Rajkumar 2015) and class refractoriness at each line start (IMWG) equal the
     simulator's independent bookkeeping, line by line."""
@@ -69,6 +71,7 @@ def test_status_at_every_line_matches_the_simulator_truth(cohorts, histories):
     assert m["TCRFL"].eq("Y").sum() > 20  # the comparison is not vacuous
 
 
+@pytest.mark.slow
 def test_omop_and_sdtm_give_the_same_lines_refractory_and_emulation(histories):
     (cs, hs), (co, ho) = histories["sdtm"], histories["omop"]
     cols = ["USUBJID", "LINENUM", "LOTSTDT", "LOTENDT", "DRUGS", "NPRIOR", "LSTREFFL", "TCRFL", "PENTAFL",
@@ -82,6 +85,7 @@ def test_omop_and_sdtm_give_the_same_lines_refractory_and_emulation(histories):
     pd.testing.assert_frame_equal(es.index[k], eo.index[k], check_dtype=False)
 
 
+@pytest.mark.slow
 def test_first_eligible_line_is_the_simulated_index(cohorts, histories):
     c, h = histories["sdtm"]
     truth = pd.read_csv(cohorts["sdtm"] / "_truth.csv")
@@ -93,6 +97,7 @@ def test_first_eligible_line_is_the_simulated_index(cohorts, histories):
     assert (j["NPRIOR_x"] == j["NPRIOR_y"]).all()
 
 
+@pytest.mark.slow
 def test_index_options_every_and_random(histories):
     c, h = histories["sdtm"]
     first = emulate_target_trial(h, c.frames, eligibility=TCR).index
@@ -107,6 +112,7 @@ def test_index_options_every_and_random(histories):
     assert (every.groupby("USUBJID")["LINENUM"].agg(lambda s: s.max() - s.min() + 1 == len(s))).all()
 
 
+@pytest.mark.slow
 def test_study_drug_lines_are_excluded(histories):
     c, h = histories["sdtm"]
     e = emulate_target_trial(h, c.frames, eligibility=TCR,
@@ -210,6 +216,7 @@ def test_measurable_disease_rules(tiny):
     assert pd.isna(st.loc[("P3", 3), "MEASFL"])
 
 
+@pytest.mark.slow
 def test_storm_criteria_run_on_a_cohort(histories):
     c, h = histories["sdtm"]
     e = emulate_target_trial(h, c.frames, eligibility=EligibilityRule(criteria=STORM_CRITERIA, label_population=()))
@@ -218,13 +225,13 @@ def test_storm_criteria_run_on_a_cohort(histories):
     assert len(a) == 2 + len(STORM_CRITERIA) + 2
 
 
-def test_unknown_flag_criterion_is_a_usage_error(histories):
+def test_unknown_flag_criterion_is_a_usage_error(tiny):
     from mmtrial.errors import UsageError
 
-    c, h = histories["sdtm"]
+    frames, h = tiny
     bad = EligibilityRule(criteria=(Criterion("X", "ECOG", ("flag:ECOGFL",)),), label_population=())
     with pytest.raises(UsageError, match="ECOGFL"):
-        emulate_target_trial(h, c.frames, eligibility=bad)
+        emulate_target_trial(h, frames, eligibility=bad)
 
 
 def test_postgres_without_extension_is_a_clear_usage_error():
@@ -257,6 +264,7 @@ def test_cohort_without_cm_is_an_input_error(tmp_path):
     assert any(i.domain == "cm" for i in ei.value.issues)
 
 
+@pytest.mark.slow
 def test_omop_and_sdtm_give_the_same_comparison(histories):
     """The IPTW comparison of the same simulated cohort read as SDTM and as OMOP: identical results."""
     from mmtrial.external.compare import compare_external

@@ -17,6 +17,8 @@ from mmtrial.external.history import derive_cohort_history
 from mmtrial.external.scale import derive_status_dask, derive_status_sql, write_normalised_parquet
 from mmtrial.simulate.cohort import simulate_cohort
 
+pytestmark = pytest.mark.slow  # a simulated cohort and a Dask cluster: ~1 minute on 2 busy cores
+
 RULE = EligibilityRule(criteria=STORM_CRITERIA, label_population=())
 FLAGS = ["LSTREFFL", "TCRFL", "PENTAFL", "QUADFL", "TCEFL", "MEASFL", "ELIGFL", *[f"ELIG_{c.id}" for c in STORM_CRITERIA]]
 
