@@ -75,7 +75,9 @@ def test_maic_command(inputs):
     assert "synthetic data" in (out / "report.html").read_text()
 
 
-def test_maic_unknown_target_is_a_usage_error(inputs, tmp_path):
-    r = runner.invoke(app, ["maic", str(inputs / "study"), "--target", "nosuch", "--out", str(tmp_path / "o")])
+def test_maic_unknown_target_is_a_usage_error(tmp_path):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "dm.csv").write_text("USUBJID,AGE,SEX\n")
+    r = runner.invoke(app, ["maic", str(tmp_path / "study"), "--target", "nosuch", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "nosuch" in r.output
