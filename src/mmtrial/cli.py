@@ -335,6 +335,87 @@ def demo(
             only=None, quiet=quiet)
 
 
+class CohortFormat(StrEnum):
+    sdtm = "sdtm"
+    omop = "omop"
+
+
+@app.command("simulate-cohort")
+@reports_errors
+def simulate_cohort_cmd(
+    out: Annotated[Path, typer.Option("--out", help="cohort folder to write (new, empty, or an earlier simulate-cohort's)")],
+    n: Annotated[int, typer.Option("--n", min=1, help="number of patients")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 1,
+    format: Annotated[CohortFormat, typer.Option("--format", help="sdtm: CSV domains; omop: OMOP CDM v5.4 in cdm.duckdb")] = CohortFormat.sdtm,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no summary")] = False,
+) -> None:
+    """Write a synthetic real-world myeloma cohort (long treatment histories, known treatment
+    effect and confounding; docs/external.md) as SDTM-style domains or an OMOP CDM database."""
+    from mmtrial._io import check_output_folder
+    from mmtrial.simulate.cohort import simulate_cohort, write_cohort
+
+    check_output_folder(out, kind="study")  # before any work
+    t0 = time.perf_counter()
+    sim = simulate_cohort(n=n, seed=seed)
+    write_cohort(sim, out, fmt=format.value)
+    if not quiet:
+        nl = int(sim.truth_lines.shape[0])
+        console.print(f"[green]Simulated a cohort of {n} patients ({nl:,} lines of therapy, synthetic data, "
+                      f"{format.value}) in {time.perf_counter() - t0:.1f} s -> {escape(str(out))}", soft_wrap=True)
+    typer.echo(str(out))
+
+
+@app.command("external")
+@reports_errors
+def external_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="study folder of the single-arm trial (SDTM-style domains)")],
+    cohort: Annotated[str, typer.Option("--cohort", help="external cohort: SDTM-style folder, OMOP CDM DuckDB file, or postgresql:// connection string")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: new, empty, or an earlier run's")],
+    protocol: Annotated[Path | None, typer.Option("--protocol", help="protocol TOML (default: bundled STORM); [external] and [eligibility] sections")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
+) -> None:
+    """Compare the trial with an external control emulated from a real-world cohort (docs/external.md)."""
+    from mmtrial.external.run import run_external
+
+    with _progress(quiet) as (on_stage, _):
+        res = run_external(study_dir, cohort, out, protocol=protocol, on_stage=on_stage)
+    r = res.results
+    if not quiet:
+        label = " (synthetic data)" if r.get("synthetic") else ""
+        hr = f"HR {r['hr']:.2f} ({r['hr_ci'][0]:.2f}-{r['hr_ci'][1]:.2f})" if r.get("hr") is not None else "HR not computed"
+        console.print(f"[green]External control{label}: trial {r['n']['trial']} vs {r['n']['external_lines']} index "
+                      f"line(s) of {r['n']['external_patients']} patient(s); {r.get('primary_endpoint')} {hr}",
+                      soft_wrap=True)
+    typer.echo(str(res.report_html))
+
+
+@app.command("maic")
+@reports_errors
+def maic_cmd(
+    study_dir: Annotated[Path, typer.Argument(help="study folder of the single-arm trial (SDTM-style domains)")],
+    target: Annotated[str, typer.Option("--target", help="MAIC target TOML, or a bundled target name (mammoth)")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: new, empty, or an earlier run's")],
+    protocol: Annotated[Path | None, typer.Option("--protocol", help="protocol TOML (default: bundled STORM)")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=0, help="bootstrap resamples")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="bootstrap seed")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
+) -> None:
+    """Matching-adjusted indirect comparison of the trial with a published cohort (docs/external.md)."""
+    from mmtrial.external.run import run_maic
+
+    with _progress(quiet) as (on_stage, _):
+        res = run_maic(study_dir, target, out, protocol=protocol, n_boot=n_boot, seed=seed, on_stage=on_stage)
+    r = res.results
+    if not quiet:
+        label = " (synthetic data)" if r.get("synthetic") else ""
+        ep = r["primary_endpoint"]
+        v = r["endpoints"][ep]
+        console.print(f"[green]MAIC{label} vs {r['target']['id']}: ESS {r['ess']['trial']:.1f} of {r['n']['trial']}; "
+                      f"{ep} median weighted {v['median_months_weighted']} months vs published "
+                      f"{v['published_median_months']}", soft_wrap=True)
+    typer.echo(str(res.report_html))
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -99,6 +99,8 @@ SECTIONS: dict[str, SectionSpec] = {s.name: s for s in (
     SectionSpec("simulation", "disease, toxicity and conduct assumptions of the simulator",
                 model="mmtrial.simulate.config:SimulationConfig", optional_module=True,
                 docs_page="simulator.md"),
+    SectionSpec("external", "external control: propensity covariates, estimand, weights, target-trial emulation",
+                model="mmtrial.external.config:ExternalConfig", docs_page="external.md"),
 )}
 
 

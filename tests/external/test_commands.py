@@ -1,0 +1,83 @@
+"""`mmtrial simulate-cohort`, `mmtrial external` and `mmtrial maic` end to end: output-folder rules,
+results.json entry `external`, the report section and the "synthetic data" labels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmtrial.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ext")
+    r = runner.invoke(app, ["simulate", "--n", "60", "--out", str(root / "study"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["simulate-cohort", "--n", "900", "--seed", "4", "--out", str(root / "cohort"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["simulate-cohort", "--n", "900", "--seed", "4", "--format", "omop",
+                            "--out", str(root / "omop"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (root / "omop" / "cdm.duckdb").is_file()
+    return root
+
+
+def test_simulate_cohort_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("user data")
+    r = runner.invoke(app, ["simulate-cohort", "--n", "5", "--out", str(tmp_path)])
+    assert r.exit_code == 2
+    assert (tmp_path / "mine.txt").read_text() == "user data"
+
+
+@pytest.mark.slow
+def test_external_command_sdtm_and_omop(inputs):
+    res = {}
+    for fmt in ("cohort", "omop"):
+        out = inputs / f"out-{fmt}"
+        r = runner.invoke(app, ["external", str(inputs / "study"), "--cohort", str(inputs / fmt), "--out", str(out),
+                                "--quiet"])
+        assert r.exit_code == 0, r.output
+        ext = json.loads((out / "results.json").read_text())["external"]
+        for k in ("method", "n", "ess", "smd", "hr", "hr_ci", "p", "medians", "evalue", "attrition"):
+            assert k in ext, k
+        assert ext["synthetic"] is True and ext["label"] == "synthetic data"
+        html = (out / "report.html").read_text()
+        assert "External control (synthetic data)" in html
+        assert (out / "attrition.csv").is_file() and (out / "weights.csv").is_file()
+        res[fmt] = ext
+    # the same cohort as SDTM and as OMOP: the same results (apart from where it came from)
+    for k in ("n", "ess", "smd", "hr", "hr_ci", "p", "medians", "attrition"):
+        assert res["cohort"][k] == res["omop"][k], k
+    # re-running into its own output folder is allowed; into the study folder is not
+    r = runner.invoke(app, ["external", str(inputs / "study"), "--cohort", str(inputs / "cohort"),
+                            "--out", str(inputs / "study" / "x"), "--quiet"])
+    assert r.exit_code == 2
+
+
+@pytest.mark.slow
+def test_maic_command(inputs):
+    out = inputs / "maic"
+    r = runner.invoke(app, ["maic", str(inputs / "study"), "--target", "mammoth", "--out", str(out),
+                            "--n-boot", "50", "--quiet"])
+    assert r.exit_code == 0, r.output
+    ext = json.loads((out / "results.json").read_text())["external"]
+    assert ext["kind"] == "MAIC" and ext["target"]["id"] == "MAMMOTH"
+    assert 0 < ext["ess"]["trial"] <= ext["n"]["trial"]
+    # the matched means reproduce the target exactly (method of moments)
+    for b in ext["balance"]:
+        assert b["mean_weighted"] == pytest.approx(b["target"], abs=1e-6)
+    assert ext["endpoints"]["OS"]["published_median_months"] == 8.6
+    assert "synthetic data" in (out / "report.html").read_text()
+
+
+def test_maic_unknown_target_is_a_usage_error(tmp_path):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "dm.csv").write_text("USUBJID,AGE,SEX\n")
+    r = runner.invoke(app, ["maic", str(tmp_path / "study"), "--target", "nosuch", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "nosuch" in r.output
