@@ -286,7 +286,7 @@ def test_no_record_after_death_in_a_simulated_study(tmp_path, seed):
     after = [(i.domain, i.variable, i.usubjid, i.value) for i in issues if i.rule == "AFTER_DEATH"]
     assert after == []
     ds = pd.read_csv(out / "ds.csv")
-    eot = ds[ds["DSSCAT"] == "END OF TREATMENT"].set_index("USUBJID")["DSSTDTC"]
-    dth = ds[ds["DSDECOD"] == "DEATH"].set_index("USUBJID")["DSSTDTC"]
-    both = eot.index.intersection(dth.index)
-    assert (pd.to_datetime(eot[both]) <= pd.to_datetime(dth[both])).all()
+    eot = ds.loc[ds["DSSCAT"] == "END OF TREATMENT", ["USUBJID", "DSSTDTC"]]
+    dth = ds.loc[(ds["DSSCAT"] == "END OF STUDY") & (ds["DSDECOD"] == "DEATH"), ["USUBJID", "DSSTDTC"]]
+    both = eot.merge(dth, on="USUBJID", suffixes=("_EOT", "_DTH"))
+    assert len(both) and (pd.to_datetime(both["DSSTDTC_EOT"]) <= pd.to_datetime(both["DSSTDTC_DTH"])).all()

@@ -2,9 +2,10 @@
 
 Structural checks always run: one ItemGroupDef per dataset written with its def:leaf, one
 ItemRef and ItemDef per variable, codelists and methods referenced exist, keys ordered.
-Schema validation runs when the CDISC Define-XML 2.1 schema folder is available: set
-``MMTRIAL_DEFINE21_SCHEMA`` to the folder holding ``cdisc-define-2.1/define2-1-0.xsd``
-(the schema is not shipped with mmtrial; docs/submission.md says where it comes from).
+Schema validation runs by default against the CDISC Define-XML 2.1 schema (``define2-1-0.xsd``
+with the ODM 1.3.2 schema it extends) as redistributed in the odmlib package (MIT licence;
+``odmlib/schemas/define/2.1``, a test dependency); ``MMTRIAL_DEFINE21_SCHEMA`` may name another
+folder holding ``cdisc-define-2.1/define2-1-0.xsd`` (the layout of CDISC's release package).
 """
 
 from __future__ import annotations
@@ -69,12 +70,19 @@ def check_define_structure(xml: bytes, expect: dict[str, list[str]]) -> None:
         assert [k for k, _ in keys] == list(range(1, len(keys) + 1))
 
 
-def validate_xsd(xml: bytes) -> None:
+def define21_xsd() -> Path:
+    """The Define-XML 2.1 schema: ``MMTRIAL_DEFINE21_SCHEMA`` (a CDISC release folder), else the
+    copy odmlib ships (imports resolved relative to it: ../../odm/1.3.2/ODM1-3-2-foundation.xsd)."""
     folder = os.environ.get("MMTRIAL_DEFINE21_SCHEMA")
-    if not folder:
-        pytest.skip("MMTRIAL_DEFINE21_SCHEMA not set: Define-XML 2.1 schema not available")
+    if folder:
+        return Path(folder) / "cdisc-define-2.1" / "define2-1-0.xsd"
+    odmlib = pytest.importorskip("odmlib", reason="odmlib (test extra) ships the Define-XML 2.1 schema")
+    return Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+
+
+def validate_xsd(xml: bytes) -> None:
     etree = pytest.importorskip("lxml.etree")
-    schema = etree.XMLSchema(etree.parse(str(Path(folder) / "cdisc-define-2.1" / "define2-1-0.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(define21_xsd())))
     doc = etree.fromstring(xml)
     assert schema.validate(doc), schema.error_log
 
@@ -97,6 +105,14 @@ def test_define_structure_small():
 def test_define_validates_against_schema_small():
     xml = define_xml(_written(), load_spec(), study_id="STUDY1", study_title="A study", cutoff=date(2019, 6, 1))
     validate_xsd(xml)
+    # the schema is really applied: an ItemDef without its required DataType, or a def:Class
+    # outside the Define-XML 2.1 enumeration, is invalid
+    etree = pytest.importorskip("lxml.etree")
+    schema = etree.XMLSchema(etree.parse(str(define21_xsd())))
+    for broken in (xml.replace(b'DataType="integer"', b"", 1),
+                   xml.replace(b'Name="SUBJECT LEVEL ANALYSIS DATASET"', b'Name="NOT A CLASS"', 1)):
+        assert broken != xml
+        assert not schema.validate(etree.fromstring(broken))
 
 
 def test_demo_define(demo):
