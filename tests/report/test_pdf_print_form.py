@@ -69,7 +69,7 @@ def test_demo_pdf_is_under_60_pages(demo):
     except PdfUnavailableError as exc:  # pragma: no cover - depends on the machine
         pytest.skip(str(exc))
     doc = render_pdf_document(render_html(demo.output.analysis, run_date="x", for_pdf=True))
-    assert len(doc.pages) < 60  # issue 14: "PDF under 60 pages for the demo" (was 142)
+    assert len(doc.pages) < 60  # issue 14: "PDF under 60 pages for the demo" (was 142; 57 on 2026-12-05)
 
 
 def _parsed_tables(html: str) -> dict[str, dict]:

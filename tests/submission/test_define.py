@@ -135,3 +135,37 @@ def test_define_lengths_follow_data():
     lengths = {c.name: c.length for c in cols}
     assert lengths["USUBJID"] == 5 and lengths["SEX"] == 1 and lengths["STUDYID"] == 1
     assert lengths["DCTREAS"] == 5  # bytes in UTF-8, as SAS transport stores them ("\u00e9" is 2 bytes)
+
+
+def test_value_level_metadata_of_aval_per_paramcd():
+    # Define-XML 2.1 section 5.3.6: AVAL of a BDS dataset described per PARAMCD by a ValueListDef
+    # whose ItemRefs are selected by WhereClauseDefs (PARAMCD EQ code); schema-valid
+    from mmtrial.submission import parameters
+
+    adtte = pd.DataFrame({"USUBJID": ["1", "1", "2"], "PARAMCD": ["PFS", "OS", "PFS"],
+                          "PARAM": ["Progression-free survival (days)", "Overall survival (days)",
+                                    "Progression-free survival (days)"],
+                          "AVAL": [30.0, 90.0, 60.0], "CNSR": [0, 1, 1],
+                          "ADT": pd.to_datetime(["2019-01-30", "2019-04-01", "2019-04-01"])})
+    frame, cols, ds = submission_frame("adtte", adtte, "STUDY1")
+    params = parameters(frame)
+    assert params == (("PFS", "Progression-free survival (days)"), ("OS", "Overall survival (days)"))
+    w = [WrittenDataset(spec=ds, columns=cols, xpt_name="adtte.xpt", records=len(frame), params=params)]
+    xml = define_xml(w, load_spec(), study_id="STUDY1", study_title="A study")
+    validate_xsd(xml)
+    root = ET.fromstring(xml)
+    mdv = root.find("odm:Study/odm:MetaDataVersion", NS)
+    aval = mdv.find("odm:ItemDef[@OID='IT.ADTTE.AVAL']", NS)
+    assert aval.find("def:ValueListRef", NS).get("ValueListOID") == "VL.ADTTE.AVAL"
+    vl = mdv.find("def:ValueListDef[@OID='VL.ADTTE.AVAL']", NS)
+    refs = vl.findall("odm:ItemRef", NS)
+    assert [r.get("ItemOID") for r in refs] == ["IT.ADTTE.AVAL.PFS", "IT.ADTTE.AVAL.OS"]
+    for r, (code, label) in zip(refs, params, strict=True):
+        wc = mdv.find(f"def:WhereClauseDef[@OID='{r.find('def:WhereClauseRef', NS).get('WhereClauseOID')}']", NS)
+        rc = wc.find("odm:RangeCheck", NS)
+        assert rc.get("Comparator") == "EQ" and rc.get(f"{{{DEF}}}ItemOID") == "IT.ADTTE.PARAMCD"
+        assert rc.find("odm:CheckValue", NS).text == code
+        item = mdv.find(f"odm:ItemDef[@OID='{r.get('ItemOID')}']", NS)
+        assert item.get("Name") == "AVAL" and label in item.find("odm:Description/odm:TranslatedText", NS).text
+    # without parameters (ADSL) no value list
+    assert mdv.find("def:ValueListDef[@OID='VL.ADSL.AVAL']", NS) is None
