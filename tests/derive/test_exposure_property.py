@@ -3,8 +3,9 @@ interruption or delay; the same doses as runs or as dose days give the same ADEX
 dose inside a dosing window gives exactly one interruption.
 
 The expected values follow from the definitions (docs/exposure.md): full adherence is, by
-definition of the planned dose intensity (planned dose of the cycles / their planned length),
-RDI = 1; the synthetic ex is built from ``Regimen.schedule`` here, independently of the code
+definition of the planned dose intensity (planned dose of the cycles / their planned length,
+the last cycle up to the end of treatment: ``planned_last_cycle = "treated_days"``), RDI = 1,
+also when treatment stops after any planned administration, mid-cycle included; the synthetic ex is built from ``Regimen.schedule`` here, independently of the code
 under test.
 """
 
@@ -89,6 +90,12 @@ def test_full_adherence_is_rdi_one_and_one_missed_dose_is_one_interruption(reg_n
     assert dict(zip(days_form["EXTRT"], days_form["CYCLES"], strict=True)) == planned_cycles.to_dict()
     runs_form = adex_of(ex_from_schedule(sch, runs=True), reg)
     pd.testing.assert_frame_equal(days_form[COLS], runs_form[COLS])
+    # treatment stopped after any planned administration (mid-cycle included), every planned dose
+    # taken up to then: still RDI 1, no interruption, no delay
+    stop = data.draw(st.sampled_from(sorted(sch["STUDYDY"].unique())))
+    cut = adex_of(ex_from_schedule(sch.loc[sch["STUDYDY"] <= stop], runs=False), reg)
+    assert np.allclose(cut["RDI"].to_numpy(dtype=float), 1.0, atol=1e-9), (stop, cut[COLS])
+    assert (cut["NINTERR"] == 0).all() and (cut["NDELAY"] == 0).all()
     # remove one dose that is neither a cycle's first administration (that would move the
     # cycle's start: a delay) nor a drug's first or last administration (treatment starting later
     # or ending earlier is no interruption)

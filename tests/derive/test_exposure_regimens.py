@@ -289,3 +289,75 @@ def test_drug_first_planned_on_day_8_and_a_drug_absent_from_a_phase():
     assert dex["RDI"] == pytest.approx(1.0) and dex["NINTERR"] == 0
     # TRTDURD stays first dose (day 8) to end of cycle 2 (day 42) = 35 days; DIDURD = 42
     assert (dex["TRTDURD"], dex["DIDURD"]) == (35, 42)
+
+
+def test_stopping_mid_cycle_full_adherence_is_rdi_one_and_whole_cycle_option():
+    # 4 mg days 1-14 of 21: cycle 1 complete, cycle 2 (day 22) stopped after its day-7 dose (day 28).
+    # The day-28 dose covers day 28 only (next planned dose day 29): treatment days 1-28 = 4 weeks.
+    # planned_last_cycle = "treated_days" (default, docs/exposure.md): cycle 1 = 14 doses over 21
+    # days, cycle 2 = the 7 doses of its days 1-7 over 7 days -> planned 21 x 4 = 84 mg / 4 weeks
+    # = 21 mg/week; actual 84 mg / 4 weeks = 21 -> RDI 1 (full adherence, wherever it stops)
+    ex = ex_runs([(4, "QD", 1, 14), (4, "QD", 22, 28)])
+    _, a = run(ex)
+    r = a.iloc[0]
+    assert (r["TRTDURD"], r["CUMDOSE"], r["NINTERR"]) == (28, 84, 0)
+    assert r["PLNWKDOS"] == pytest.approx(84 / 4)
+    assert r["RDI"] == pytest.approx(1.0)
+    # "whole_cycle" (the first release): planned 2 x 56 mg / 6 weeks = 18.667 mg/week, RDI = 21 /
+    # 18.667 = 1.125 although every planned dose was taken
+    _, b = run(ex, options=ExposureOptions(planned_last_cycle="whole_cycle"))
+    assert b["PLNWKDOS"].iloc[0] == pytest.approx(4 * 14 * 7 / 21)
+    assert b["RDI"].iloc[0] == pytest.approx(21 / (4 * 14 * 7 / 21))
+    # stopping after the last dose of a cycle: the day-14 dose covers the planned rest, the whole
+    # cycle counts under both options (3 full cycles: 18.667, RDI 1)
+    full = ex_runs([(4, "QD", 1, 14), (4, "QD", 22, 35)])
+    _, c = run(full)
+    _, d = run(full, options=ExposureOptions(planned_last_cycle="whole_cycle"))
+    assert c["PLNWKDOS"].iloc[0] == pytest.approx(d["PLNWKDOS"].iloc[0]) == pytest.approx(4 * 14 * 7 / 21)
+    assert c["RDI"].iloc[0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="planned_last_cycle"):
+        ExposureOptions(planned_last_cycle="half")  # type: ignore[arg-type]
+
+
+def test_stopping_in_a_step_up_cycle_mg_per_m2():
+    # carfilzomib 20 mg/m2 on days 1 and 2 of cycle 1 (step-up), 56 mg/m2 on days 8, 9, 15, 16 of 28;
+    # the subject stops after day 2 (the day-2 dose covers days 2-7). BSA 170 cm / 70 kg (Mosteller)
+    # = 1.818119 m2. Treated days 1-7: planned 2 x 20 mg/m2 = 40 mg/m2 in 1 week; given 2 x 36.36 mg
+    # (20 x 1.818119 rounded to 0.01) -> RDI = 72.72 / (40 x 1.818119) = 0.99999
+    reg = Regimen(cycle_length_days=28, study_drug="CARFILZOMIB", drugs=[
+        {"name": "CARFILZOMIB", "dose": 56, "unit": "mg/m2", "cycle_days": [1, 2, 8, 9, 15, 16],
+         "step_up": [{"cycle": 1, "day": 1, "dose": 20}, {"cycle": 1, "day": 2, "dose": 20}]}])
+    bsa = math.sqrt(170 * 70 / 3600)
+    vs = vs_rows([(1, "HEIGHT", 170, "cm"), (1, "WEIGHT", 70, "kg")])
+    _, a = run(ex_days([1, 2], 36.36, "CARFILZOMIB"), reg, NO_LADDER, vs)
+    r = a.iloc[0]
+    assert (r["TRTDURD"], r["DIDURD"]) == (7, 7)
+    assert r["PLNWKDU"] == pytest.approx(40.0)
+    assert r["PLNWKDOS"] == pytest.approx(40 * bsa)
+    assert r["RDI"] == pytest.approx(72.72 / (40 * bsa))
+    # the cycle's average instead (whole_cycle): (40 + 4 x 56) mg/m2 / 4 weeks = 66 mg/m2/week,
+    # RDI = 40 / 66 = 0.606 (the value the KD demo showed before this rule)
+    _, b = run(ex_days([1, 2], 36.36, "CARFILZOMIB"), reg, NO_LADDER, vs,
+               options=ExposureOptions(planned_last_cycle="whole_cycle"))
+    assert b["PLNWKDU"].iloc[0] == pytest.approx(66.0)
+    assert b["RDI"].iloc[0] == pytest.approx(72.72 / bsa / 66.0)
+
+
+def test_excycle_cycle_whose_first_dose_is_planned_on_day_8():
+    # pomalidomide days 1-14 and dexamethasone day 8 of 21-day cycles, cycles given by EXCYCLE;
+    # pomalidomide stopped after cycle 1, dexamethasone continued in cycle 2 (day 29 = its day 8).
+    # Cycle 2 starts 8 - 1 = 7 days before its first administration: day 22 = planned (1 + 21),
+    # so no delay; read as starting on day 29 it would be a 7-day delay (docs/exposure.md, cycles)
+    reg = Regimen(cycle_length_days=21, study_drug="POMALIDOMIDE", drugs=[
+        {"name": "POMALIDOMIDE", "dose": 4, "cycle_days": list(range(1, 15))},
+        {"name": "DEXAMETHASONE", "dose": 40, "cycle_days": [8]}])
+    ex = pd.concat([ex_runs([(4, "QD", 1, 14)], excycle=[1]),
+                    ex_days([8, 29], 40.0, "DEXAMETHASONE").assign(EXCYCLE=[1, 2])], ignore_index=True)
+    ex["ROWNUM"] = np.arange(1, len(ex) + 1)
+    lv, a = run(ex, reg)
+    cyc = lv.attrs["exposure"]["cycles"]
+    assert cyc["CYCSTDT"].tolist() == [_d(1), _d(22)] and cyc["DELAYD"].tolist() == [0, 0]
+    dex = a.loc[a["EXTRT"] == "DEXAMETHASONE"].iloc[0]
+    # dex: 2 x 40 mg over cycles 1-2 (42 days, the day-29 dose covers to the cycle's end) -> RDI 1
+    assert (dex["NDELAY"], dex["NINTERR"]) == (0, 0)
+    assert dex["RDI"] == pytest.approx(1.0)

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from mmtrial.cli import app
@@ -92,9 +91,10 @@ def test_simulate_cli_bundled_name_and_usage_errors(tmp_path):
     assert not (tmp_path / "u").exists()
 
 
-@pytest.mark.xfail(strict=False, reason="needs branch exposure (ONCE rows, vs body size); on a trial merge with it "
-                   "STRATUS runs end to end but a subject stopping mid-cycle gets RDI > 1 (28/21)")
 def test_demo_any_protocol_end_to_end_rdi_is_100_for_full_adherence(tmp_path):
+    # full adherence = every planned dose taken until treatment stopped (often mid-cycle: death,
+    # progression); RDI 100% by the rule of docs/exposure.md (the last cycle counts up to the end of
+    # treatment), within the 0.01 mg rounding of the mg/m2 doses (carfilzomib >= 20 mg/m2)
     proto = tmp_path / "kd.toml"
     proto.write_text(KD_TOML, "utf-8")
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--protocol", str(proto), "--quiet"])
@@ -103,4 +103,5 @@ def test_demo_any_protocol_end_to_end_rdi_is_100_for_full_adherence(tmp_path):
     truth = pd.read_csv(tmp_path / "demo" / "study" / "_truth.csv")
     full = set(truth.loc[truth["TRUE_FULL_ADHERENCE"] == "Y", "USUBJID"])
     rdi = adex[adex["USUBJID"].isin(full)]["RDI"]
-    assert len(rdi) and ((rdi - 1.0).abs() < 0.01).all()
+    assert len(rdi) and ((rdi - 1.0).abs() < 0.001).all(), adex[adex["USUBJID"].isin(full)]
+    assert (adex.loc[adex["USUBJID"].isin(full), "NINTERR"] == 0).all()

@@ -272,3 +272,21 @@ def test_small_studies_keep_the_invariants(n, seed):
     pd_dt = s.truth["TRUE_PD_DT"].dropna()
     fd = s.truth.loc[pd_dt.index, "TRUE_FIRST_DOSE_DT"]
     assert (pd_dt > fd).all()
+
+
+@pytest.mark.parametrize("seed", [1, 7, 8])
+def test_no_record_after_death_in_a_simulated_study(tmp_path, seed):
+    # the input check AFTER_DEATH (docs/input-checks.md) finds nothing on a simulated study; seed 1
+    # at n = 300 had a not-evaluable subject's end of treatment (withdrawal planned on day 17)
+    # dated 9 days after the subject's death
+    from mmtrial.sdtm import load_study
+
+    out = write_study(simulate_study(300, seed=seed), tmp_path / "study")
+    _, issues = load_study(out)
+    after = [(i.domain, i.variable, i.usubjid, i.value) for i in issues if i.rule == "AFTER_DEATH"]
+    assert after == []
+    ds = pd.read_csv(out / "ds.csv")
+    eot = ds.loc[ds["DSSCAT"] == "END OF TREATMENT", ["USUBJID", "DSSTDTC"]]
+    dth = ds.loc[(ds["DSSCAT"] == "END OF STUDY") & (ds["DSDECOD"] == "DEATH"), ["USUBJID", "DSSTDTC"]]
+    both = eot.merge(dth, on="USUBJID", suffixes=("_EOT", "_DTH"))
+    assert len(both) and (pd.to_datetime(both["DSSTDTC_EOT"]) <= pd.to_datetime(both["DSSTDTC_DTH"])).all()

@@ -126,19 +126,40 @@ def test_demo_datasets_fully_specified(demo):
         assert unlisted(spec.datasets[name], cols) == [], name
 
 
-def test_dataset_json_validates_against_cdisc_schema(tmp_path: Path):
-    """The CDISC Dataset-JSON v1.1 JSON schema (``schema/dataset.schema.json`` of CDISC's
-    DataExchange-DatasetJson repository; not shipped) when ``MMTRIAL_DATASETJSON_SCHEMA`` names it."""
+#: CDISC Dataset-JSON v1.1 JSON schema, vendored (MIT licence; tests/data/schemas/dataset-json-1.1/SOURCE.md)
+DATASET_JSON_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schemas" / "dataset-json-1.1" / "dataset.schema.json"
+
+
+def dataset_json_validator():
+    """Validator of CDISC's Dataset-JSON v1.1 schema (``schema/dataset.schema.json`` of
+    cdisc-org/DataExchange-DatasetJson, vendored); ``MMTRIAL_DATASETJSON_SCHEMA`` may name another copy."""
     import os
 
-    path = os.environ.get("MMTRIAL_DATASETJSON_SCHEMA")
-    if not path:
-        pytest.skip("MMTRIAL_DATASETJSON_SCHEMA not set: Dataset-JSON v1.1 schema not available")
     jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(Path(path).read_text("utf-8"))
-    validator = jsonschema.Draft201909Validator(schema, format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER)
+    path = Path(os.environ.get("MMTRIAL_DATASETJSON_SCHEMA") or DATASET_JSON_SCHEMA)
+    schema = json.loads(path.read_text("utf-8"))
+    return jsonschema.Draft201909Validator(schema, format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER)
+
+
+def test_dataset_json_validates_against_cdisc_schema(tmp_path: Path):
+    validator = dataset_json_validator()
     for name, make in (("adsl", _small_adsl), ("adlb", _small_adlb)):
         frame, cols, ds = submission_frame(name, make(), "STUDY1")
         write_dataset_json(frame, cols, ds, tmp_path / f"{name}.json", study_oid="STUDY1")
-        errors = list(validator.iter_errors(json.loads((tmp_path / f"{name}.json").read_text())))
+        doc = json.loads((tmp_path / f"{name}.json").read_text())
+        errors = list(validator.iter_errors(doc))
         assert not errors, [e.message for e in errors[:5]]
+    # the schema is really applied: a wrong version string or a column without its dataType fails
+    bad = dict(doc, datasetJSONVersion="1.0")
+    assert list(validator.iter_errors(bad))
+    bad = dict(doc, columns=[{k: v for k, v in doc["columns"][0].items() if k != "dataType"}, *doc["columns"][1:]])
+    assert list(validator.iter_errors(bad))
+
+
+def test_demo_dataset_json_files_validate_against_cdisc_schema(demo):
+    validator = dataset_json_validator()
+    files = sorted((demo.out_dir / "adam").glob("*.json"))
+    assert {f.stem for f in files} >= set(SUBMISSION_DATASETS)
+    for f in files:
+        errors = list(validator.iter_errors(json.loads(f.read_text("utf-8"))))
+        assert not errors, (f.name, [e.message for e in errors[:3]])

@@ -2,9 +2,10 @@
 
 Structural checks always run: one ItemGroupDef per dataset written with its def:leaf, one
 ItemRef and ItemDef per variable, codelists and methods referenced exist, keys ordered.
-Schema validation runs when the CDISC Define-XML 2.1 schema folder is available: set
-``MMTRIAL_DEFINE21_SCHEMA`` to the folder holding ``cdisc-define-2.1/define2-1-0.xsd``
-(the schema is not shipped with mmtrial; docs/submission.md says where it comes from).
+Schema validation runs by default against the CDISC Define-XML 2.1 schema (``define2-1-0.xsd``
+with the ODM 1.3.2 schema it extends) as redistributed in the odmlib package (MIT licence;
+``odmlib/schemas/define/2.1``, a test dependency); ``MMTRIAL_DEFINE21_SCHEMA`` may name another
+folder holding ``cdisc-define-2.1/define2-1-0.xsd`` (the layout of CDISC's release package).
 """
 
 from __future__ import annotations
@@ -69,12 +70,19 @@ def check_define_structure(xml: bytes, expect: dict[str, list[str]]) -> None:
         assert [k for k, _ in keys] == list(range(1, len(keys) + 1))
 
 
-def validate_xsd(xml: bytes) -> None:
+def define21_xsd() -> Path:
+    """The Define-XML 2.1 schema: ``MMTRIAL_DEFINE21_SCHEMA`` (a CDISC release folder), else the
+    copy odmlib ships (imports resolved relative to it: ../../odm/1.3.2/ODM1-3-2-foundation.xsd)."""
     folder = os.environ.get("MMTRIAL_DEFINE21_SCHEMA")
-    if not folder:
-        pytest.skip("MMTRIAL_DEFINE21_SCHEMA not set: Define-XML 2.1 schema not available")
+    if folder:
+        return Path(folder) / "cdisc-define-2.1" / "define2-1-0.xsd"
+    odmlib = pytest.importorskip("odmlib", reason="odmlib (test extra) ships the Define-XML 2.1 schema")
+    return Path(odmlib.__file__).parent / "schemas" / "define" / "2.1" / "define2-1-0.xsd"
+
+
+def validate_xsd(xml: bytes) -> None:
     etree = pytest.importorskip("lxml.etree")
-    schema = etree.XMLSchema(etree.parse(str(Path(folder) / "cdisc-define-2.1" / "define2-1-0.xsd")))
+    schema = etree.XMLSchema(etree.parse(str(define21_xsd())))
     doc = etree.fromstring(xml)
     assert schema.validate(doc), schema.error_log
 
@@ -97,6 +105,14 @@ def test_define_structure_small():
 def test_define_validates_against_schema_small():
     xml = define_xml(_written(), load_spec(), study_id="STUDY1", study_title="A study", cutoff=date(2019, 6, 1))
     validate_xsd(xml)
+    # the schema is really applied: an ItemDef without its required DataType, or a def:Class
+    # outside the Define-XML 2.1 enumeration, is invalid
+    etree = pytest.importorskip("lxml.etree")
+    schema = etree.XMLSchema(etree.parse(str(define21_xsd())))
+    for broken in (xml.replace(b'DataType="integer"', b"", 1),
+                   xml.replace(b'Name="SUBJECT LEVEL ANALYSIS DATASET"', b'Name="NOT A CLASS"', 1)):
+        assert broken != xml
+        assert not schema.validate(etree.fromstring(broken))
 
 
 def test_demo_define(demo):
@@ -119,3 +135,37 @@ def test_define_lengths_follow_data():
     lengths = {c.name: c.length for c in cols}
     assert lengths["USUBJID"] == 5 and lengths["SEX"] == 1 and lengths["STUDYID"] == 1
     assert lengths["DCTREAS"] == 5  # bytes in UTF-8, as SAS transport stores them ("\u00e9" is 2 bytes)
+
+
+def test_value_level_metadata_of_aval_per_paramcd():
+    # Define-XML 2.1 section 5.3.6: AVAL of a BDS dataset described per PARAMCD by a ValueListDef
+    # whose ItemRefs are selected by WhereClauseDefs (PARAMCD EQ code); schema-valid
+    from mmtrial.submission import parameters
+
+    adtte = pd.DataFrame({"USUBJID": ["1", "1", "2"], "PARAMCD": ["PFS", "OS", "PFS"],
+                          "PARAM": ["Progression-free survival (days)", "Overall survival (days)",
+                                    "Progression-free survival (days)"],
+                          "AVAL": [30.0, 90.0, 60.0], "CNSR": [0, 1, 1],
+                          "ADT": pd.to_datetime(["2019-01-30", "2019-04-01", "2019-04-01"])})
+    frame, cols, ds = submission_frame("adtte", adtte, "STUDY1")
+    params = parameters(frame)
+    assert params == (("PFS", "Progression-free survival (days)"), ("OS", "Overall survival (days)"))
+    w = [WrittenDataset(spec=ds, columns=cols, xpt_name="adtte.xpt", records=len(frame), params=params)]
+    xml = define_xml(w, load_spec(), study_id="STUDY1", study_title="A study")
+    validate_xsd(xml)
+    root = ET.fromstring(xml)
+    mdv = root.find("odm:Study/odm:MetaDataVersion", NS)
+    aval = mdv.find("odm:ItemDef[@OID='IT.ADTTE.AVAL']", NS)
+    assert aval.find("def:ValueListRef", NS).get("ValueListOID") == "VL.ADTTE.AVAL"
+    vl = mdv.find("def:ValueListDef[@OID='VL.ADTTE.AVAL']", NS)
+    refs = vl.findall("odm:ItemRef", NS)
+    assert [r.get("ItemOID") for r in refs] == ["IT.ADTTE.AVAL.PFS", "IT.ADTTE.AVAL.OS"]
+    for r, (code, label) in zip(refs, params, strict=True):
+        wc = mdv.find(f"def:WhereClauseDef[@OID='{r.find('def:WhereClauseRef', NS).get('WhereClauseOID')}']", NS)
+        rc = wc.find("odm:RangeCheck", NS)
+        assert rc.get("Comparator") == "EQ" and rc.get(f"{{{DEF}}}ItemOID") == "IT.ADTTE.PARAMCD"
+        assert rc.find("odm:CheckValue", NS).text == code
+        item = mdv.find(f"odm:ItemDef[@OID='{r.get('ItemOID')}']", NS)
+        assert item.get("Name") == "AVAL" and label in item.find("odm:Description/odm:TranslatedText", NS).text
+    # without parameters (ADSL) no value list
+    assert mdv.find("def:ValueListDef[@OID='VL.ADSL.AVAL']", NS) is None

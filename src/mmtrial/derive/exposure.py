@@ -77,6 +77,11 @@ class ExposureOptions:
     dose_change_tolerance : a dose differing from the previous one by more than this fraction
         (relative to the plan in force) is a reduction or an escalation (default 0.10, so a
         body-size dose recomputed for a small weight change is no modification).
+    planned_last_cycle : how much of the drug's last cycle the planned dose covers.
+        ``"treated_days"`` (default): the planned doses of its days up to the end of treatment,
+        over those days (a subject who stops on day 7 of a 28-day cycle is compared with the doses
+        planned for days 1-7; full adherence is RDI 100% wherever treatment stops);
+        ``"whole_cycle"``: the whole cycle, averaged over its planned length (the first release).
     """
 
     frequencies: Mapping[str, tuple[int, ...]] = field(default_factory=lambda: dict(DEFAULT_FREQUENCIES))
@@ -87,6 +92,7 @@ class ExposureOptions:
     delay_is_interruption: bool = False
     min_delay_days: int = 1
     dose_change_tolerance: float = 0.10
+    planned_last_cycle: Literal["treated_days", "whole_cycle"] = "treated_days"
 
     def __post_init__(self) -> None:
         if self.duration_end not in ("dose_period", "interval_end", "last_dose"):
@@ -94,6 +100,9 @@ class ExposureOptions:
                 "ExposureOptions.duration_end: allowed 'dose_period', 'interval_end', 'last_dose'; "
                 f"got {self.duration_end!r}"
             )
+        if self.planned_last_cycle not in ("treated_days", "whole_cycle"):
+            raise ValueError("ExposureOptions.planned_last_cycle: allowed 'treated_days', 'whole_cycle'; "
+                             f"got {self.planned_last_cycle!r}")
         if self.cycle_source not in ("auto", "ex", "infer"):
             raise ValueError(f"ExposureOptions.cycle_source: allowed 'auto', 'ex', 'infer'; got {self.cycle_source!r}")
         if self.min_interruption_days < 1:
@@ -406,7 +415,8 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
 
     Rule
     ----
-    From ex (EXCYCLE or VISIT): cycle k starts on its first administration; a cycle number
+    From ex (EXCYCLE or VISIT): cycle k starts on its first administration, less (the
+    administered drug's first planned day in cycle k - 1) when that is not day 1; a cycle number
     skipped between two given ones is a missed cycle (planned start = previous start + planned
     length). Inferred: :func:`infer_cycle_starts`. The planned start of a cycle is the previous
     cycle's start + its planned length; DELAYD = start - planned start (>= 0).
@@ -450,7 +460,14 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
         starts = infer_cycle_starts(subj_codes[order], day[order], lengths, first_day)
         starts["MISSFL"] = ""
     else:
-        g = pd.DataFrame({"SID": subj_codes, "CYCLE": given, "START": day})
+        # a cycle starts (first planned day of the drug in that cycle - 1) days before the drug's
+        # first administration in it (the same rule as for inferred cycles, per drug)
+        sch = regimen.schedule(int(given.max()))
+        fdy = sch.assign(DRUG=sch["DRUG"].astype(str).str.upper()).groupby(["DRUG", "CYCLE"])["CYCLEDY"].min()
+        off = pd.DataFrame({"DRUG": adm["EXTRT"].astype(str).str.upper().to_numpy(), "CYCLE": given}).merge(
+            fdy.rename("FDY").reset_index(), on=["DRUG", "CYCLE"], how="left")["FDY"].to_numpy(dtype=float)
+        off = np.where(np.isnan(off), 0, off - 1).astype(np.int64)
+        g = pd.DataFrame({"SID": subj_codes, "CYCLE": given, "START": day - off})
         present = g.groupby(["SID", "CYCLE"], sort=True)["START"].min().reset_index()
         lo = present.groupby("SID")["CYCLE"].transform("min")
         hi = present.groupby("SID")["CYCLE"].transform("max")
@@ -810,24 +827,37 @@ def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, bo
     The drug's cycles run from its first to its last cycle with a dose (missed cycles between
     included). Planned dose = the schedule's doses of those cycles (step-up doses included), in
     mg from the subject's body size on each planned day; planned days = their planned lengths.
+    The last cycle counts only up to the end of treatment when that comes first
+    (``planned_last_cycle = "treated_days"``: its planned doses on those days, over those days).
     PLNWKDOS = planned dose / planned days x 7 (4 mg on days 1-14 of 21: 4 x 14 x 7 / 21 = 18.67
-    mg/week). Delays: cycle starts after the drug's first cycle, up to its last, started at least
+    mg/week; stopping after the day-7 dose: 4 x 7 x 7 / 7 = 28 mg/week). Delays: cycle starts after the drug's first cycle, up to its last, started at least
     ``min_delay_days`` late.
     """
     key = ["USUBJID", "EXTRT"]
+    end_col = {"dose_period": "PERENDT", "interval_end": "ROWENDT", "last_dose": "ADT"}[options.duration_end]
     g = adm.groupby(key, sort=True)
     s = pd.DataFrame({"FCYCLE": g["CYCLE"].min(), "LCYCLE": g["CYCLE"].max(), "CYCLES": g["CYCLE"].nunique(),
                       "CUMDOSEU": g["DOSEU"].sum(), "DOSEUNIT": g["UNIT"].first(),
-                      "FCYCSTDT": g["CYCSTDT"].min()}).reset_index()
+                      "FCYCSTDT": g["CYCSTDT"].min(), "_TEND": g[end_col].max()}).reset_index()
     s["DOSEUNIT"] = s["DOSEUNIT"].fillna("mg")
     # planned administrations of every subject's cycles
     c = cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN", "DELAYFL", "DELAYD", "MISSFL"]]
-    rng = s[["USUBJID", "EXTRT", "FCYCLE", "LCYCLE"]]
+    rng = s[["USUBJID", "EXTRT", "FCYCLE", "LCYCLE", "_TEND"]]
     cr = c.merge(rng, on="USUBJID")
-    cr = cr.loc[(cr["CYCLE"] >= cr["FCYCLE"]) & (cr["CYCLE"] <= cr["LCYCLE"])]
-    p = cr[["USUBJID", "EXTRT", "CYCLE", "CYCSTDT"]].merge(
+    cr = cr.loc[(cr["CYCLE"] >= cr["FCYCLE"]) & (cr["CYCLE"] <= cr["LCYCLE"])].copy()
+    # the last cycle counts up to the end of treatment when that comes before its planned end
+    # (planned_last_cycle = "treated_days"): a subject who stops mid-cycle is compared with the
+    # doses planned for the days on treatment, not with the cycle's average
+    clen = cr["CYCLEN"].to_numpy(dtype=np.int64)
+    if options.planned_last_cycle == "treated_days":
+        treated = _days(cr["_TEND"]) - _days(cr["CYCSTDT"]) + 1
+        last = (cr["CYCLE"] == cr["LCYCLE"]).to_numpy()
+        clen = np.where(last, np.clip(treated, 1, clen), clen)
+    cr["_PLNLEN"] = clen
+    p = cr[["USUBJID", "EXTRT", "CYCLE", "CYCSTDT", "_PLNLEN"]].merge(
         sch[["DRUG", "CYCLE", "CYCLEDY", "DOSE", "UNIT"]].rename(columns={"DRUG": "EXTRT"}),
         on=["EXTRT", "CYCLE"], how="inner")
+    p = p.loc[p["CYCLEDY"].to_numpy() <= p["_PLNLEN"].to_numpy()]
     p["ADT"] = _date(_days(p["CYCSTDT"]) + p["CYCLEDY"].to_numpy(dtype=np.int64) - 1)
     bs = lookup_body_size(p[["USUBJID", "ADT"]], body, regimen.bsa_formula)
     fac = _body_factor(p["UNIT"].to_numpy(dtype=object), bs["BSA"].to_numpy(), bs["WEIGHT"].to_numpy())
@@ -840,7 +870,7 @@ def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, bo
     cr = cr.assign(_DL=dl.astype(np.int64), _DD=np.where(dl, cr["DELAYD"].to_numpy(), 0),
                    _MS=(cr["MISSFL"] == "Y").to_numpy().astype(np.int64))
     cg = cr.groupby(key, sort=True)
-    cd = pd.DataFrame({"PLNDAYS": cg["CYCLEN"].sum(), "NDELAY": cg["_DL"].sum(), "DELAYD": cg["_DD"].sum(),
+    cd = pd.DataFrame({"PLNDAYS": cg["_PLNLEN"].sum(), "NDELAY": cg["_DL"].sum(), "DELAYD": cg["_DD"].sum(),
                        "NMISSCYC": cg["_MS"].sum()}).reset_index()
     s = s.merge(pl, on=key, how="left").merge(cd, on=key, how="left")
     nan = s["_NAN"].fillna(False).astype(bool).to_numpy()
@@ -849,7 +879,7 @@ def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, bo
                          value=None, problem=f"no height/weight for the body-size dose of {r.EXTRT}; "
                          "planned dose and RDI not computed")
               for r in s.loc[nan].head(200).itertuples()]
-    return s.drop(columns=["_NAN"]), issues
+    return s.drop(columns=["_NAN", "_TEND"]), issues
 
 def _concat_unique(df: pd.DataFrame, key: list[str], col: str) -> pd.DataFrame:
     """Distinct non-empty values of ``col`` per key, joined with "; " (vectorised, no group loop)."""

@@ -261,11 +261,13 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
                             "PHYSICIAN DECISION", "ONGOING"], dtype=object)
     cand = np.stack([first_pd, np.where(disc_ae, tx.disc_day, np.inf), death, t_wd, t_phys, cut_rel])
     cand[:, is_ne] = np.inf
-    cand[2, is_ne] = np.where(ne_death, death, np.inf)[is_ne]
+    # a not-evaluable subject who dies (before the cut-off) before withdrawing ends treatment by death
+    cand[2, is_ne] = np.where(ne_death | died, death, np.inf)[is_ne]
     cand[3, is_ne] = np.where(~ne_death, t_wd, np.inf)[is_ne]
     eot_reason = cand.argmin(axis=0)
     eot_day = cand.min(axis=0)
     eot_day = np.maximum(eot_day, last_dose)
+    eot_day = np.minimum(eot_day, np.where(died, death, np.inf))  # never after death (input check AFTER_DEATH)
     ongoing = eot_reason == 5
 
     # new anti-myeloma therapy: after discontinuation for AE without PD, and after PD

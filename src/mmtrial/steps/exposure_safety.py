@@ -82,7 +82,7 @@ class SafetyOptions:
 def exposure_options(p: Protocol) -> ExposureOptions:
     raw = dict(p.section("exposure"))
     plain = ("duration_end", "min_interruption_days", "cycle_source", "delay_is_interruption", "min_delay_days",
-             "dose_change_tolerance")
+             "dose_change_tolerance", "planned_last_cycle")
     known = {"frequencies", *plain}
     unknown = set(raw) - known
     if unknown:
@@ -129,7 +129,9 @@ def exposure_notes(p: Protocol, eo: ExposureOptions, cycle_source: str, adex: pd
                      "skipped is a missed cycle; a cycle starting after the previous start + its planned "
                      "length is delayed.")
     notes.append("Planned weekly dose = planned dose of the cycles the drug was taken in / their planned "
-                 "weeks (averaged over the cycle, planned rest included). Relative dose intensity = (cumulative "
+                 "weeks (averaged over the cycle, planned rest included"
+                 + ("; the last cycle only up to the end of treatment" if eo.planned_last_cycle == "treated_days"
+                    else "; the last cycle whole") + "). Relative dose intensity = (cumulative "
                  "dose / weeks from the start of the drug's first cycle to the end of treatment) / planned "
                  "weekly dose.")
     notes.append("Interruption: days of a dosing window without the planned dose (each dose covers the days "
@@ -292,9 +294,11 @@ def run(a: Analysis) -> None:
         "delay_is_interruption": eo.delay_is_interruption,
         "min_delay_days": eo.min_delay_days,
         "dose_change_tolerance": eo.dose_change_tolerance,
+        "planned_last_cycle": eo.planned_last_cycle,
         "bsa_formula": p.regimen.bsa_formula,
         "planned_weekly_dose": "planned dose of the drug's cycles (Regimen.schedule, step-up doses "
-                               "included, body-size doses from vs) / their planned weeks",
+                               "included, body-size doses from vs) / their planned weeks; the last "
+                               "cycle per planned_last_cycle",
         "relative_dose_intensity": "(cumulative dose / weeks from the drug's first cycle start to the "
                                    "end of treatment) / planned weekly dose",
         "interruption": "days of a dosing window not covered by a dose (each dose covers up to the next "

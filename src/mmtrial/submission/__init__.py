@@ -39,6 +39,15 @@ def data_cutoff(a: Analysis) -> date | None:
         return None
 
 
+def parameters(frame) -> tuple[tuple[str, str], ...]:
+    """(PARAMCD, PARAM) pairs of a BDS dataset in order of first appearance (empty without PARAMCD)."""
+    if "PARAMCD" not in frame:
+        return ()
+    label = frame["PARAM"] if "PARAM" in frame else frame["PARAMCD"]
+    pairs = frame.assign(_L=label)[["PARAMCD", "_L"]].dropna(subset=["PARAMCD"]).drop_duplicates("PARAMCD")
+    return tuple((str(c), str(lab)) for c, lab in zip(pairs["PARAMCD"], pairs["_L"], strict=True))
+
+
 def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) -> SubmissionFiles:
     """Write ``adam/<name>.xpt``, ``adam/<name>.json``, ``define.xml`` and ``tlf/*.rtf`` into ``out_dir``."""
     from mmtrial.report.model import Listing, Table
@@ -60,7 +69,8 @@ def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) 
         files.xpt.append(write_xpt(frame, columns, ds, out_dir / "adam" / f"{name}.xpt"))
         files.json.append(write_dataset_json(frame, columns, ds, out_dir / "adam" / f"{name}.json",
                                              study_oid=study_id, created=created))
-        written.append(WrittenDataset(spec=ds, columns=columns, xpt_name=f"{name}.xpt", records=len(frame)))
+        written.append(WrittenDataset(spec=ds, columns=columns, xpt_name=f"{name}.xpt", records=len(frame),
+                                      params=parameters(frame)))
     files.define = write_define(out_dir / "define.xml", written, spec, study_id=study_id,
                                 study_title=a.protocol.study.title, cutoff=data_cutoff(a), created=created)
     header = TlfHeader(study=study_id, cutoff=data_cutoff(a), synthetic=a.study.synthetic)

@@ -3,9 +3,9 @@
 One ``ItemGroupDef`` per dataset (class, structure, keys, the XPT as ``def:leaf``), one
 ``ItemDef`` per variable (name, SAS name, data type, length, display format, label, origin),
 ``CodeList`` for the specification's codelists that a variable uses, ``MethodDef`` for every
-derivation text, and a ``def:CommentDef`` with the data cut-off. Element order follows the
-Define-XML 2.1 schema (``define2-1-0.xsd``); the tests validate against it when the schema is
-available. Written with the standard library's ElementTree (why not odmlib: docs/design.md).
+derivation text, a ``def:CommentDef`` with the data cut-off, and value-level metadata of AVAL
+per PARAMCD for the BDS datasets (``def:ValueListDef`` / ``def:WhereClauseDef``). Element order follows the
+Define-XML 2.1 schema (``define2-1-0.xsd``); the tests validate against it. Written with the standard library's ElementTree (why not odmlib: docs/design.md).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class WrittenDataset:
     columns: list[Column]
     xpt_name: str
     records: int
+    #: (PARAMCD, PARAM) of a BDS dataset, in order: value-level metadata of AVAL per parameter
+    params: tuple[tuple[str, str], ...] = ()
 
 
 def _o(tag: str) -> str:
@@ -52,6 +54,24 @@ def _d(tag: str) -> str:
 def _description(parent: ET.Element, text: str) -> None:
     desc = ET.SubElement(parent, _o("Description"))
     ET.SubElement(desc, _o("TranslatedText"), {XML_LANG: "en"}).text = text
+
+
+def _value_lists(mdv: ET.Element, vlm: dict[str, WrittenDataset]) -> None:
+    """Value-level metadata (Define-XML 2.1 section 5.3.6): for each BDS dataset, a
+    ``def:ValueListDef`` of AVAL with one ItemRef per parameter, each selected by a
+    ``def:WhereClauseDef`` PARAMCD EQ code (placed before the ItemGroupDefs, as the schema orders)."""
+    for name, w in vlm.items():
+        vl = ET.SubElement(mdv, _d("ValueListDef"), {"OID": f"VL.{name}.AVAL"})
+        for i, (code, _) in enumerate(w.params, start=1):
+            ref = ET.SubElement(vl, _o("ItemRef"), {"ItemOID": f"IT.{name}.AVAL.{code}", "OrderNumber": str(i),
+                                                    "Mandatory": "No"})
+            ET.SubElement(ref, _d("WhereClauseRef"), {"WhereClauseOID": f"WC.{name}.PARAMCD.{code}"})
+    for name, w in vlm.items():
+        for code, _ in w.params:
+            wc = ET.SubElement(mdv, _d("WhereClauseDef"), {"OID": f"WC.{name}.PARAMCD.{code}"})
+            rc = ET.SubElement(wc, _o("RangeCheck"), {"Comparator": "EQ", "SoftHard": "Soft",
+                                                       _d("ItemOID"): f"IT.{name}.PARAMCD"})
+            ET.SubElement(rc, _o("CheckValue")).text = code
 
 
 def define_xml(datasets: list[WrittenDataset], spec: AdamSpec, *, study_id: str, study_title: str,
@@ -72,6 +92,10 @@ def define_xml(datasets: list[WrittenDataset], spec: AdamSpec, *, study_id: str,
     stds = ET.SubElement(mdv, _d("Standards"))
     ET.SubElement(stds, _d("Standard"), {"OID": "STD.ADAMIG", "Name": "ADaMIG", "Type": "IG",
                                          "Status": "Final", "Version": ADAMIG_VERSION})
+
+    vlm = {w.spec.name.upper(): w for w in datasets
+           if w.params and {"PARAMCD", "AVAL"} <= {c.name for c in w.columns}}
+    _value_lists(mdv, vlm)
 
     methods: dict[str, str] = {}
     used_codelists: list[str] = []
@@ -117,6 +141,17 @@ def define_xml(datasets: list[WrittenDataset], spec: AdamSpec, *, study_id: str,
             origin = ET.SubElement(item, _d("Origin"), origin_attrs)
             if c.spec.origin == "Predecessor" and c.spec.source:
                 _description(origin, c.spec.source)
+            if c.name == "AVAL" and name in vlm:
+                ET.SubElement(item, _d("ValueListRef"), {"ValueListOID": f"VL.{name}.AVAL"})
+        if name in vlm:  # value-level ItemDefs of AVAL, one per parameter
+            aval = next(c for c in w.columns if c.name == "AVAL")
+            for code, label in w.params:
+                item = ET.SubElement(mdv, _o("ItemDef"), {
+                    "OID": f"IT.{name}.AVAL.{code}", "Name": "AVAL", "SASFieldName": "AVAL",
+                    "DataType": _DEFINE_TYPE[aval.data_type], "Length": str(aval.length)}
+                    | ({_d("DisplayFormat"): aval.display_format} if aval.display_format else {}))
+                _description(item, f"{aval.spec.label}: {label}")
+                ET.SubElement(item, _d("Origin"), {"Type": "Derived", "Source": "Sponsor"})
 
     for key in used_codelists:
         cl = spec.codelists[key]
