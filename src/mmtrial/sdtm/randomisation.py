@@ -102,7 +102,7 @@ def check_randomisation_dates(dm: pd.DataFrame, ds: pd.DataFrame | None, rand: p
                              "randomisation date.")
     if len(rand) and ds is not None:
         again = rand["USUBJID"].duplicated(keep="first").to_numpy()
-        shown = rand.assign(_V=rand["DSSTDTC"] if "DSSTDTC" in rand else None)
+        shown = rand.assign(_V=rand.get("DSSTDTC"))
         issues += _rows(shown, again, domain="ds", variable="DSSTDTC", rule="RANDOMIZED_REPEATED", value_col="_V",
                         problem="a second ds RANDOMIZED record for the subject: each subject is randomised once")
     return issues
