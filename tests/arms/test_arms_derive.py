@@ -194,3 +194,37 @@ def test_landmark_rate_difference_matches_r_survfit(tmp_path):
         assert x.ci == pytest.approx((r1.surv - r0.surv - 1.959963984540054 * se,
                                       r1.surv - r0.surv + 1.959963984540054 * se), rel=1e-9)
         assert k < 3
+
+
+def test_rpsftm_inputs_hand_worked():
+    """Time on the experimental drug: experimental arm = whole follow-up; control switcher = from
+    CROSSDT to the end of follow-up (+ 1 day, as AVAL); censoring time = randomisation to cut-off."""
+    from mmtrial.steps.comparison import compute_rpsftm_inputs
+
+    adsl = pd.DataFrame({"USUBJID": ["1", "2", "3"], "ARMCD": ["SVD", "VD", "VD"], "ITTFL": ["Y"] * 3,
+                         "CROSSDT": pd.to_datetime([None, "2020-03-01", None])})
+    adtte = pd.DataFrame({"USUBJID": ["1", "2", "3"], "PARAMCD": ["OS"] * 3, "AVAL": [100.0, 121.0, 50.0],
+                          "CNSR": [0, 1, 0], "STARTDT": pd.to_datetime(["2020-01-01"] * 3),
+                          "ADT": pd.to_datetime(["2020-04-09", "2020-04-30", "2020-02-19"])})
+    d = compute_rpsftm_inputs(adsl, adtte, experimental="SVD", cutoff=pd.Timestamp("2020-12-31"), add_one=True)
+    assert d["arm"].tolist() == [1, 0, 0]
+    assert d["on_time"].tolist() == [100.0, 61.0, 0.0]  # 2020-03-01 .. 2020-04-30 = 60 days + 1
+    assert d["censor_time"].tolist() == [366.0] * 3  # 2020 is a leap year: 365 days + 1
+    assert d["event"].tolist() == [1, 0, 1]
+
+
+def test_one_sided_logrank_is_half_the_two_sided_in_the_direction_of_benefit():
+    """Phi(z) with z = (O - E)/sqrt(V): p1 = p2 / 2 when the experimental arm has fewer events than
+    expected, 1 - p2 / 2 otherwise (the two-sided p is chi-square(1) of z^2)."""
+    from mmtrial.stats.twoarm import compute_logrank_one_sided, compute_stratified_logrank
+
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 2, 200)
+    for scale in (np.where(g == 1, 20, 10), np.where(g == 1, 10, 20)):
+        t = np.round(rng.exponential(scale), 0) + 1
+        e = (rng.random(200) < 0.8).astype(int)
+        two = compute_stratified_logrank(t, e, g).p_value
+        one = compute_logrank_one_sided(t, e, g)
+        r = compute_stratified_logrank(t, e, g)
+        want = two / 2 if r.observed < r.expected else 1 - two / 2
+        assert one == pytest.approx(want, rel=1e-9)
