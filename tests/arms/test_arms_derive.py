@@ -228,3 +228,30 @@ def test_one_sided_logrank_is_half_the_two_sided_in_the_direction_of_benefit():
         r = compute_stratified_logrank(t, e, g)
         want = two / 2 if r.observed < r.expected else 1 - two / 2
         assert one == pytest.approx(want, rel=1e-9)
+
+
+def test_subgroups_pfs_levels_and_non_estimable_level():
+    """One row per level with n and events; a level where one arm has no event gets no HR
+    (the Cox likelihood is monotone there) and says why; age is split at 65 (< 65 / >= 65)."""
+    from mmtrial.steps.comparison import ComparisonOptions, compute_subgroups_pfs
+
+    n = 40
+    rng = np.random.default_rng(2)
+    arm = np.array(["A", "B"] * (n // 2))
+    sex = np.array(["F"] * 20 + ["M"] * 20)
+    adsl = pd.DataFrame({"USUBJID": [str(i) for i in range(n)], "ARMCD": arm, "ITTFL": "Y",
+                         "AGE": np.where(np.arange(n) % 3 == 0, 70, 60), "SEX": sex, "STRATPI": "Y"})
+    cnsr = np.where(rng.random(n) < 0.3, 1, 0)
+    cnsr[(sex == "F") & (arm == "A")] = 1  # no PFS event among women of arm A
+    adtte = pd.DataFrame({"USUBJID": adsl["USUBJID"], "PARAMCD": "PFS", "AVAL": rng.integers(10, 400, n).astype(float),
+                          "CNSR": cnsr})
+    rows = compute_subgroups_pfs(adsl, adtte, experimental="A", strata=["STRATPI"], ties="breslow", level=0.95,
+                                 opts=ComparisonOptions(), labels={"STRATPI": "Prior PI"})
+    by = {(r["subgroup"], r["level"]): r for r in rows}
+    assert by[("Age", "<65")]["n"] + by[("Age", ">=65")]["n"] == n
+    assert by[("Age", ">=65")]["n"] == int((adsl["AGE"] >= 65).sum())
+    women = by[("Sex", "F")]
+    assert women["events_by_arm"][0] == 0 and np.isnan(women["hr"]) and "no events" in women["not_estimable"]
+    men = by[("Sex", "M")]
+    assert np.isfinite(men["hr"]) and men["events"] == int(((sex == "M") & (cnsr == 0)).sum())
+    assert by[("Prior PI", "Y")]["n"] == n

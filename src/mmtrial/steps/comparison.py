@@ -14,6 +14,7 @@ A single-arm protocol: the step does nothing (results unchanged).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,12 +91,20 @@ def compute_subgroups_pfs(adsl: pd.DataFrame, adtte: pd.DataFrame, *, experiment
     for var, name, lv in compute_subgroup_levels(d, strata, opts, labels):  # a handful of subgroups
         if lv.dropna().nunique() < 1:
             continue
-        tab, p_int = compute_subgroup_hazard_ratios(t, e, g, lv.astype(object).where(lv.notna(), None).to_numpy(),
-                                                    ties=ties, level=level)  # type: ignore[arg-type]
+        levels = lv.astype(object).where(lv.notna(), None).to_numpy()
+        with warnings.catch_warnings():  # a level with no events in one arm: reported as not estimable
+            warnings.simplefilter("ignore")
+            tab, p_int = compute_subgroup_hazard_ratios(t, e, g, levels, ties=ties, level=level)  # type: ignore[arg-type]
         for r in tab.itertuples(index=False):
-            rows.append({"subgroup": name, "variable": var, "level": str(r.LEVEL), "n": int(r.N), "events": int(r.EVENTS),
-                         "hr": float(r.HR), "hr_ci": [float(r.LCL), float(r.UCL)],
-                         "p_interaction": float(p_int)})
+            m = (levels == r.LEVEL)
+            ev = (int(e[m & (g == 1)].sum()), int(e[m & (g == 0)].sum()))
+            row = {"subgroup": name, "variable": var, "level": str(r.LEVEL), "n": int(r.N), "events": int(r.EVENTS),
+                   "events_by_arm": list(ev), "hr": float(r.HR), "hr_ci": [float(r.LCL), float(r.UCL)],
+                   "p_interaction": float(p_int)}
+            if min(ev) == 0:  # the Cox estimate diverges (monotone likelihood): no hazard ratio
+                row.update(hr=float("nan"), hr_ci=[float("nan"), float("nan")],
+                           not_estimable="no events in one arm within this level")
+            rows.append(row)
     return rows
 
 
