@@ -44,6 +44,7 @@ STEPS: tuple[str, ...] = (
     "tte",  # ADTTE and efficacy statistics (issue 5)
     "exposure_safety",  # ADEX, ADLB grades, ADAE tables, dose rules (issue 6)
     "biomarker",  # response classifier (issue 8)
+    "comparison",  # randomised two-arm trials: experimental vs control (issue 13); no-op for one arm
 )
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mmtrial._frames import lookup
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
@@ -1016,3 +1017,62 @@ def derive_adex(
         d = adsl[["USUBJID", "DCTREAS"]].drop_duplicates("USUBJID")
         agg = agg.merge(d, on="USUBJID", how="left")
     return agg
+
+
+def derive_exposure_by_arm(
+    ex: pd.DataFrame,
+    adsl: pd.DataFrame,
+    *,
+    arm_of: pd.Series,
+    regimens: Mapping[str, Regimen],
+    ladders: Mapping[str, DoseLadder],
+    ladder_fors: Mapping[str, Callable[[str, int], Sequence[Any]] | None],
+    options: ExposureOptions = ExposureOptions(),
+    vs: pd.DataFrame | None = None,
+    adae: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ADEXLVL and ADEX of a randomised trial: each subject against its own arm's regimen.
+
+    Rule
+    ----
+    Data contract v2: exposure, dose intensity and modifications are measured against the
+    regimen of the arm the subject received (``arm_of``: USUBJID -> arm code, normally ACTARMCD,
+    else ARMCD). Vectorised by arm: ex is split into one frame per arm (two) and each goes
+    through :func:`derive_exposure_intervals` and :func:`derive_adex` with that arm's regimen and
+    ladder; the results are stacked (ADEX gains ``ARMCD`` = the regimen's arm). The cycles and
+    per-drug plans of ``attrs["exposure"]`` are stacked too; ``cycle_source`` is the first arm's.
+    """
+    code = lookup(ex["USUBJID"], arm_of).astype("string").str.upper()
+    up = {k.upper(): k for k in regimens}
+    lv_parts, adex_parts, issues, cycles, drug = [], [], [], [], []
+    cyc_src = ""
+    for key, arm in up.items():  # one pass per arm (two)
+        sub = ex.loc[(code == key).fillna(False).to_numpy(dtype=bool)]
+        if sub.empty:
+            continue
+        lv = derive_exposure_intervals(sub, ladder=ladders[arm], regimen=regimens[arm], options=options,
+                                       end_fallback=adsl, vs=vs, ladder_for=ladder_fors.get(arm))
+        ad = derive_adex(lv, adsl, regimen=regimens[arm], ladder=ladders[arm], adae=adae, options=options)
+        ad.insert(1, "ARMCD", arm)
+        info = lv.attrs.get("exposure", {})
+        issues += lv.attrs.get("issues", [])
+        if info.get("cycles") is not None:
+            cycles.append(info["cycles"])
+        if info.get("drug") is not None:
+            drug.append(info["drug"])
+        cyc_src = cyc_src or str(info.get("cycle_source", ""))
+        lv.attrs = {}
+        lv_parts.append(lv)
+        adex_parts.append(ad)
+    if not lv_parts:  # no dose in any arm: the single-regimen path gives the empty frames
+        first = next(iter(up.values()))
+        lv = derive_exposure_intervals(ex.iloc[:0], ladder=ladders[first], regimen=regimens[first], options=options,
+                                       end_fallback=adsl, vs=vs, ladder_for=ladder_fors.get(first))
+        return lv, derive_adex(lv, adsl, regimen=regimens[first], ladder=ladders[first], adae=adae, options=options)
+    lvl = pd.concat(lv_parts, ignore_index=True)
+    adex = pd.concat(adex_parts, ignore_index=True).sort_values(["USUBJID", "EXTRT"], kind="stable").reset_index(drop=True)
+    lvl.attrs["issues"] = issues
+    lvl.attrs["exposure"] = {"cycles": pd.concat(cycles, ignore_index=True) if cycles else None,
+                             "drug": pd.concat(drug, ignore_index=True) if drug else None,
+                             "cycle_source": cyc_src or "INFERRED"}
+    return lvl, adex

@@ -17,7 +17,10 @@ Rules (each has an id carried in ``InputIssue.rule``; docs/input-checks.md lists
 * ``EMPTY_DOMAIN`` (dm without rows: error; other domains: warning), ``DUPLICATE_ROW`` (warning);
 * reading (``sdtm/read.py``): ``NOT_REGULAR_FILE``, ``FILE_EMPTY``, ``FILE_UNREADABLE``,
   ``ENCODING``, ``CSV_DELIMITER``, ``CSV_FIELDS``, ``DUPLICATE_COLUMN``, ``VALUE_NOT_SCALAR``,
-  ``COLUMN_UNNAMED``, ``RESERVED_COLUMN``, ``STUDY_JSON``.
+  ``COLUMN_UNNAMED``, ``RESERVED_COLUMN``, ``STUDY_JSON``;
+* randomised protocols only (``sdtm/randomisation.py``): ``ARM_UNKNOWN``, ``ACTARM_UNKNOWN``,
+  ``RANDOMIZED_MISSING``, ``RANDOMIZED_REPEATED``, ``TREATED_BEFORE_RANDOMISATION``,
+  ``STRATUM_MISSING``.
 
 A missing required variable is reported once and the checks that need it are skipped (a
 missing key variable never turns into thousands of duplicate-key errors).
@@ -652,6 +655,10 @@ def load_study(
     issues += check_date_order(domains, schema)
     issues += check_subjects(domains)
     issues += check_plausibility(domains, missing, protocol)
+    if protocol is not None and getattr(protocol, "is_randomised", False):  # two-arm trials only
+        from mmtrial.sdtm.randomisation import check_randomised_study
+
+        issues += check_randomised_study(domains, protocol)
     meta, found = load_study_metadata(study_dir)
     issues += found
     if any(i.severity == "error" for i in structural) or any(i.rule in UNREAD_RULES for i in issues):

@@ -462,3 +462,63 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
         except (np.linalg.LinAlgError, ValueError):
             p_int = float("nan")
     return out, p_int
+
+
+# --- event-free rates at landmarks: difference of two Kaplan-Meier estimates ----------------------
+
+
+@dataclass(frozen=True)
+class RateDifference:
+    """Kaplan-Meier S(t) per arm at a landmark, their difference and its Wald CI."""
+
+    time: float
+    surv: tuple[float, float]
+    se: tuple[float, float]
+    difference: float
+    ci: tuple[float, float]
+    level: float
+    method: str = "difference of Kaplan-Meier estimates; Greenwood SE, Wald CI on the survival scale"
+
+    def as_dict(self) -> dict:
+        return {"time": self.time, "surv": list(self.surv), "se": list(self.se), "difference": self.difference,
+                "difference_ci": list(self.ci), "level": self.level, "method": self.method}
+
+
+def compute_km_rate_difference(km1, km0, times, *, level: float = 0.95) -> list[RateDifference]:
+    """S1(t) - S0(t) at each landmark ``t`` with a Wald CI from the Greenwood variances.
+
+    Rule
+    ----
+    The two arms are independent samples, so Var(S1 - S0) = Var(S1) + Var(S0), each by
+    Greenwood's formula (Klein & Moeschberger 2003, section 4.2; R ``summary(survfit)``
+    ``std.err`` is the SE of S); CI = difference +- z SE. ``km1``/``km0`` are
+    :class:`~mmtrial.stats.survival.KaplanMeier` fits (``std_err`` is the SE of log S, so
+    SE(S) = S x std_err). Not estimable (NaN) beyond an arm's last observed time.
+    """
+    z = _z(level)
+    t = np.atleast_1d(np.asarray(times, dtype=float))
+
+    def at(km) -> tuple[np.ndarray, np.ndarray]:
+        tab = km.survival_table(t)
+        s = tab["surv"].to_numpy(float)
+        i = np.searchsorted(km.time, t, side="right") - 1
+        se_log = np.where(i >= 0, km.std_err[np.clip(i, 0, max(km.time.size - 1, 0))], 0.0) if km.time.size \
+            else np.full(t.shape, np.nan)
+        se = np.where(np.isfinite(s), s * np.nan_to_num(se_log, nan=0.0), np.nan)
+        return s, se
+
+    s1, se1 = at(km1)
+    s0, se0 = at(km0)
+    d = s1 - s0
+    se = np.sqrt(se1**2 + se0**2)
+    return [RateDifference(float(t[k]), (float(s1[k]), float(s0[k])), (float(se1[k]), float(se0[k])), float(d[k]),
+                           (float(d[k] - z * se[k]), float(d[k] + z * se[k])), level) for k in range(t.size)]
+
+
+def compute_logrank_one_sided(time, event, group, strata=None) -> float:
+    """One-sided (stratified) log-rank p for group 1 having fewer events than expected:
+    Phi((O - E) / sqrt(V)) (the direction of benefit for the experimental arm)."""
+    from scipy import stats
+
+    o, ex, v = compute_logrank_oev(time, event, group, strata)
+    return float(stats.norm.cdf((o - ex) / np.sqrt(v))) if v > 0 else float("nan")

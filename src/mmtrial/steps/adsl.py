@@ -8,6 +8,14 @@ from mmtrial.derive.adsl import compute_disposition_not_derivable, derive_adsl
 
 def run(a: Analysis) -> None:
     a.adam["adsl"] = derive_adsl(a.study.domains)
+    rnd = a.protocol.randomisation if a.protocol.is_randomised else None
+    if rnd is not None:  # two-arm trials: arms, TRT01P/A, RANDDT, ITTFL, SAFFL, strata (derive/arms.py)
+        from mmtrial.derive.arms import derive_adsl_arms
+
+        labels = {code: a.protocol.arm_label(code) for code in a.protocol.arms}
+        a.adam["adsl"] = derive_adsl_arms(a.adam["adsl"], a.study.domains, labels=labels,
+                                          experimental=rnd.experimental, control=rnd.control,
+                                          strata=rnd.strata, per_protocol=rnd.per_protocol)
     a.methods["populations"] = {
         "safety": a.protocol.populations.safety,
         "efficacy": a.protocol.populations.efficacy,

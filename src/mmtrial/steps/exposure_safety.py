@@ -217,6 +217,23 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
+def _exposure_by_arm(p: Protocol, ex: pd.DataFrame, adsl: pd.DataFrame, adae: pd.DataFrame,
+                     eo: ExposureOptions, vs: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ADEXLVL/ADEX of a randomised trial (derive/exposure.py ``derive_exposure_by_arm``): the arm
+    received is ACTARMCD when it is an arm of the protocol, else the randomised ARMCD."""
+    from mmtrial.derive.exposure import derive_exposure_by_arm
+
+    codes = {c.upper() for c in p.arms}
+    act = adsl["ACTARMCD"].astype("string").str.upper() if "ACTARMCD" in adsl else adsl["ARMCD"].astype("string")
+    arm = act.where(act.isin(codes).fillna(False), adsl["ARMCD"].astype("string").str.upper())
+    arm_of = pd.Series(arm.to_numpy(), index=adsl["USUBJID"].astype(object).to_numpy())
+    per_arm = {c: p.model_copy(update={"regimen": p.regimen_for(c)}) for c in p.arms}
+    return derive_exposure_by_arm(ex, adsl, arm_of=arm_of, regimens={c: q.regimen for c, q in per_arm.items()},
+                                  ladders={c: q.dose_ladder for c, q in per_arm.items()},
+                                  ladder_fors={c: drug_ladder_for(q) for c, q in per_arm.items()},
+                                  options=eo, vs=vs, adae=adae)
+
+
 def run(a: Analysis) -> None:
     """Derive ADAE, ADLB, ADEX/ADEXLVL, dose-rule checks; add results, methods and sections."""
     p = a.protocol
@@ -239,10 +256,14 @@ def run(a: Analysis) -> None:
     adlb = derive_adlb(lb, adsl, criteria=criteria,
                        options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     ex = a.study["ex"]
-    adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
-                                        end_fallback=adsl, vs=a.study.get("vs"), ladder_for=drug_ladder_for(p))
-    a.issues.extend(adexlvl.attrs.get("issues", []))
-    adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
+    if p.is_randomised and "ARMCD" in adsl:  # each subject against the regimen of the arm received
+        adexlvl, adex = _exposure_by_arm(p, ex, adsl, adae, eo, a.study.get("vs"))
+        a.issues.extend(adexlvl.attrs.get("issues", []))
+    else:
+        adexlvl = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen, options=eo,
+                                            end_fallback=adsl, vs=a.study.get("vs"), ladder_for=drug_ladder_for(p))
+        a.issues.extend(adexlvl.attrs.get("issues", []))
+        adex = derive_adex(adexlvl, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae, options=eo)
     exp_info = adexlvl.attrs.get("exposure", {})
     adexlvl.attrs = {}
     adexcyc = exp_info.get("cycles")

@@ -208,8 +208,27 @@ def _km_result(km: KaplanMeier, quantiles, landmarks) -> dict:
     return out
 
 
+def tte_section(a: Analysis) -> dict[str, Any]:
+    """The ``[tte]`` section; a randomised protocol without ``[tte.endpoints]`` gets the
+    randomised defaults (origin RANDDT, ITT population; derive/arms.py)."""
+    raw = dict(a.protocol.section("tte"))
+    rnd = a.protocol.randomisation if a.protocol.is_randomised else None
+    if rnd is not None and "endpoints" not in raw:
+        from mmtrial.derive.arms import derive_randomised_endpoints
+
+        raw["endpoints"] = derive_randomised_endpoints(
+            _storm_endpoints(), censor_os_at_crossover=rnd.crossover.allowed and rnd.crossover.censor_os)
+    return raw
+
+
+def crossover_drugs(a: Analysis) -> list[str]:
+    """``[randomisation.crossover] drugs``, else the experimental arm's study drug."""
+    rnd = a.protocol.randomisation
+    return list(rnd.crossover.drugs) or [a.protocol.regimen_for(rnd.experimental).study_drug]
+
+
 def run(a: Analysis) -> None:
-    cfg = TteConfig.model_validate(a.protocol.section("tte"))
+    cfg = TteConfig.model_validate(tte_section(a))
     profile = _profile(a, cfg)
     over = {k: v for k, v in (("ci_transform", cfg.ci_transform), ("median_rule", cfg.median_rule)) if v is not None}
     if cfg.level != 0.95:
@@ -236,6 +255,12 @@ def run(a: Analysis) -> None:
                     blocks=[Text(f"Time-to-event analyses not run: {reason}")], order=SECTION_ORDER)
         )
         return
+    if a.protocol.is_randomised and "ARMCD" in adsl:  # CROSSFL/CROSSDT need PDDT (response step)
+        from mmtrial.derive.arms import derive_vars_crossover
+
+        adsl = derive_vars_crossover(adsl, a.study.get("cm"), control=a.protocol.randomisation.control,
+                                     drugs=crossover_drugs(a))
+        a.adam["adsl"] = adsl
     _check_variables(adsl, cfg)
     adrs = a.adam.get("adrs")
     ovr = None
