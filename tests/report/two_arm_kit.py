@@ -11,9 +11,6 @@ The by-arm step (``steps/by_arm.py``) then runs as the pipeline's last step woul
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -68,35 +65,14 @@ def fabricate_comparison(adsl: pd.DataFrame, adtte: pd.DataFrame) -> dict:
     return comp
 
 
-@functools.cache
-def _base_analysis(n: int, seed: int):
-    """The single-arm analysis (all steps), cached per process; callers get a fresh copy."""
-    import tempfile
-
-    from mmtrial.context import Analysis
-    from mmtrial.pipeline import FINAL_STEPS, STEPS, run_steps
-    from mmtrial.sdtm.check import load_study
-    from mmtrial.simulate import simulate_study, write_study
-
-    tmp = Path(tempfile.mkdtemp(prefix="mmtrial-twoarm-"))
-    sim = simulate_study(n=n, seed=seed)
-    write_study(sim, tmp / "study", fmt="csv")
-    from mmtrial.pipeline import load_protocol_file
-
-    proto = load_protocol_file(None)
-    study, issues = load_study(tmp / "study", None, protocol=proto)
-    a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"], options={})
-    run_steps(a, tuple(STEPS) + tuple(s for s in FINAL_STEPS if s != "by_arm"))
-    return a
-
-
-def two_arm_analysis(n: int = 60, seed: int = 11):
-    """(analysis after the by-arm step, ADSL with arms, the fabricated comparison)."""
+def two_arm_analysis(base):
+    """(analysis after the by-arm step, ADSL with arms, the fabricated comparison) from a copy of
+    ``base``, a finished single-arm analysis (e.g. the ``demo`` fixture's)."""
     import copy
 
     from mmtrial.steps import by_arm
 
-    a = copy.deepcopy(_base_analysis(n, seed))
+    a = copy.deepcopy(base)
     adsl = assign_arms(a.adam["adsl"])
     a.adam["adsl"] = adsl
     comp = fabricate_comparison(adsl, a.adam["adtte"])

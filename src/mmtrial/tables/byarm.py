@@ -87,7 +87,8 @@ def study_arms(adsl: pd.DataFrame, kind: Kind) -> list[Arm]:
     """The arms of a ``kind`` of table, in TRT01PN (efficacy) or TRT01AN (safety) order.
 
     N is the number of the arm's subjects in the kind's population (ITTFL or SAFFL = "Y");
-    subjects with no arm value (e.g. never treated, for TRT01A) are in no arm column.
+    subjects with no arm value, and arm values with N = 0 (e.g. TRT01A "Not Treated"), are in no
+    arm column (they stay in Total).
     """
     var, num, flag = ARM_VARIABLES[kind]
     if var not in adsl.columns:
@@ -99,7 +100,8 @@ def study_arms(adsl: pd.DataFrame, kind: Kind) -> list[Arm]:
     order = d.groupby("ARM", sort=True)["ORD"].min().sort_values(kind="stable", na_position="last")
     subj = d.groupby("ARM")["USUBJID"].agg(frozenset)
     n = d.loc[d["POP"]].groupby("ARM").size()
-    return [Arm(str(a), subj[a], int(n.get(a, 0))) for a in order.index]
+    # an arm value with nobody in the population (e.g. TRT01A "Not Treated") is no column
+    return [Arm(str(a), subj[a], int(n[a])) for a in order.index if int(n.get(a, 0)) > 0]
 
 
 def population_n(adsl: pd.DataFrame, kind: Kind) -> int:

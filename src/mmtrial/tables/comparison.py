@@ -64,7 +64,8 @@ def _add_comparison_rows(t: Table, rows: Sequence[tuple[str, str, str]], col: st
     data = t.data.copy()
     data[col] = ""
     stub = t.stub or str(data.columns[0])
-    extra = pd.DataFrame([{stub: lab, col: val} for _, lab, val in rows], columns=data.columns).fillna("")
+    extra = pd.DataFrame([{c: "" for c in data.columns} | {stub: lab, col: val} for _, lab, val in rows],
+                         columns=data.columns, dtype=object)
     groups = list(t.groups or [""] * len(data)) + [g for g, _, _ in rows]
     t.data = pd.concat([data, extra], ignore_index=True)
     t.groups = groups
