@@ -112,6 +112,21 @@ def test_ae_by_soc_pt_by_actual_arm_equals_pandas(two_arm):
     assert t.data[tot].iloc[0] == fmt_n_pct(te["USUBJID"].nunique(), int((adsl["SAFFL"] == "Y").sum()))
 
 
+def test_common_ae_rows_by_total_threshold_counts_every_arm_subject(two_arm):
+    """AET04_PI keeps the PTs >= threshold over all arms; an arm below the threshold still shows
+    its true count (pandas), never a made-up 0."""
+    a, adsl, _ = two_arm
+    t = _table(a, "AET04_PI")
+    adae = a.adam["adae"]
+    te = adae.loc[adae["TRTEMFL"] == "Y"].merge(adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "TRT01A"]], on="USUBJID")
+    for label in (EXP, CTL):
+        n = _saf_n(adsl, label)
+        col = _col(t, f"{label} (N={n})", "Any grade")
+        for pt, shown in zip(t.data[t.stub], t.data[col], strict=True):
+            k = te.loc[(te["TRT01A"] == label) & (te["AEDECOD"] == pt), "USUBJID"].nunique()
+            assert shown == (fmt_n_pct(k, n) if k else "0"), (label, pt)
+
+
 def test_teae_overview_and_disposition_headers_and_any_teae(two_arm):
     a, adsl, _ = two_arm
     t = _table(a, "AET01")
@@ -259,6 +274,20 @@ def test_km_by_arm_prints_hr_p_and_number_at_risk(two_arm):
         assert texts[i + 1 : i + 5] == expected
     fig_report = next(b for s in a.sections for b in s.blocks if getattr(b, "id", "") == "km-pfs")
     assert all(lab in fig_report.alt for lab in (EXP, CTL)) and ann[0] in fig_report.alt
+
+
+def test_waterfall_split_by_arm(two_arm):
+    """One waterfall per randomised arm; each alt text counts the arm's bars (pandas on ADRS)."""
+    a, adsl, _ = two_arm
+    figs = [b for s in a.sections for b in s.blocks if getattr(b, "id", "").startswith("rsp-waterfall")]
+    assert [f.id for f in figs] == ["rsp-waterfall-arm1", "rsp-waterfall-arm2"]
+    adrs = a.adam["adrs"]
+    o = adrs.loc[(adrs["PARAMCD"] == "OVR") & (adrs["ANL01FL"] == "Y") & adrs["PCHG"].notna(), "USUBJID"].unique()
+    for f, label in zip(figs, (EXP, CTL), strict=True):
+        arm = adsl.loc[(adsl["TRT01P"] == label) & (adsl["EFFFL"] == "Y")]
+        k = int(arm["USUBJID"].isin(o).sum())
+        assert f.alt.startswith(f"{label}: Waterfall plot of the best percent change from baseline in the myeloma "
+                                f"marker for {k} patients of {len(arm)} ")
 
 
 def test_forest_hr_prints_subgroup_hr_and_interaction_p(two_arm):

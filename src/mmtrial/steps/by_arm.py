@@ -198,9 +198,42 @@ def build_sensitivity_section(a: Analysis, r: dict[str, Any]) -> Section:
 
 
 def _replace(blocks: list, block_id: str, new) -> list:
-    if new is None:
+    """``blocks`` with the block ``block_id`` replaced by ``new`` (a block or a list of blocks)."""
+    if new is None or (isinstance(new, list) and not new):
         return blocks
-    return [new if getattr(b, "id", None) == block_id else b for b in blocks]
+    out: list = []
+    for b in blocks:
+        if getattr(b, "id", None) == block_id:
+            out.extend(new if isinstance(new, list) else [new])
+        else:
+            out.append(b)
+    return out
+
+
+def waterfall_arm_figures(a: Analysis) -> list[Figure]:
+    """The waterfall plot split by randomised arm (one figure per arm, TRT01PN order)."""
+    from mmtrial.figures.svg import figure_to_svg
+    from mmtrial.figures.waterfall import derive_best_change, waterfall_figure
+
+    adsl, adrs = a.adam["adsl"], a.adam.get("adrs")
+    if adrs is None or not len(adrs) or "EFFFL" not in adsl.columns:
+        return []
+    out = []
+    for k, arm in enumerate(study_arms(adsl, "efficacy"), start=1):
+        sub = adsl.loc[adsl["USUBJID"].astype(str).isin(arm.subjects)]
+        best = derive_best_change(adrs, sub)
+        if not len(best):
+            continue
+        n_eff = int(sub["EFFFL"].astype("string").eq("Y").fillna(False).sum())
+        fig, alt = waterfall_figure(best, n_eligible=n_eff)
+        alt = f"{arm.label}: {alt}"
+        out.append(Figure(id=f"rsp-waterfall-arm{k}",
+                          title=f"Best percent change from baseline in the myeloma marker: {arm.label}",
+                          alt=alt, svg=figure_to_svg(fig, alt),
+                          footnotes=[f"{len(best)} of {n_eff} efficacy patients of the arm {arm.label} (TRT01P) "
+                                     "with a post-baseline value of their marker before new therapy. Increases "
+                                     "above +100% are drawn at +100%. Colour: confirmed best overall response."]))
+    return out
 
 
 def _pooled_note(b):
@@ -241,6 +274,9 @@ def run(a: Analysis) -> None:
             s.blocks = _replace(s.blocks, "rsp01-bor", t)
             if t is not None:
                 rebuilt.add(id(t))
+            wf = waterfall_arm_figures(a)
+            s.blocks = _replace(s.blocks, "rsp-waterfall", wf)
+            rebuilt.update(id(f) for f in wf)
         elif s.id == "efficacy-tte" and adtte is not None:
             t = table_tte_by_arm(adtte, adsl, comparison, params=km_codes, options=opts,
                                  days_per_month=cfg.days_per_month, landmarks=cfg.landmark_months,
@@ -256,8 +292,13 @@ def run(a: Analysis) -> None:
     if comparison:
         a.sections.append(build_comparison_section(a, comparison, labels))
         r = comparison.get("OS_rpsftm")
-        if isinstance(r, dict) and "psi" in r:
+        if isinstance(r, dict) and ("psi" in r or "hr_adjusted" in r):
             a.sections.append(build_sensitivity_section(a, r))
+        elif isinstance(r, dict) and r:  # present but not estimable: say why
+            why = r.get("unavailable") or r.get("reason") or "not estimable on this study"
+            a.sections.append(Section(id=SENSITIVITY_SECTION_ID, order=SENSITIVITY_ORDER,
+                                      title="Sensitivity analysis (crossover-adjusted): overall survival",
+                                      blocks=[Text(f"The crossover-adjusted analysis (RPSFTM) was not computed: {why}.")]))
     a.methods["by_arm"] = {
         "efficacy_columns": "TRT01P (planned arm) over ITTFL = Y, TRT01PN order; no Total column",
         "safety_columns": "TRT01A (actual treatment) over SAFFL = Y, TRT01AN order; Total = all arms",

@@ -67,7 +67,7 @@ class ArmRecipe:
     kind: Kind
     total: bool = True
     value_columns: int | None = None  # keep only the first k value columns per arm (None: all)
-    extra: dict = field(default_factory=dict)
+    arm_kwargs: dict = field(default_factory=dict)  # overrides for the per-arm calls (row filters off)
 
 
 def _flag(df: pd.DataFrame, var: str) -> pd.Series:
@@ -109,10 +109,14 @@ def population_n(adsl: pd.DataFrame, kind: Kind) -> int:
     return int(_flag(adsl, ARM_VARIABLES[kind][2]).sum())
 
 
-def by_arm(kind: Kind, *, total: bool = True, value_columns: int | None = None):
+def by_arm(kind: Kind, *, total: bool = True, value_columns: int | None = None,
+           arm_kwargs: dict | None = None):
     """Decorator: the builder's table remembers its call (:class:`ArmRecipe`) for :func:`rebuild_by_arm`.
 
-    The table itself is returned unchanged (single-arm reports are unaffected).
+    The table itself is returned unchanged (single-arm reports are unaffected). ``arm_kwargs``
+    override keyword arguments in the per-arm calls: a builder that keeps only rows above a
+    frequency threshold must show every row in each arm (the rows shown are the Total's, selected
+    by the threshold over all arms), else a row below the threshold in one arm would read 0.
     """
 
     def wrap(builder):
@@ -120,7 +124,8 @@ def by_arm(kind: Kind, *, total: bool = True, value_columns: int | None = None):
         def inner(*args, **kwargs):
             t = builder(*args, **kwargs)
             if isinstance(t, Table):
-                setattr(t, RECIPE_ATTR, ArmRecipe(builder, args, dict(kwargs), kind, total, value_columns))
+                setattr(t, RECIPE_ATTR, ArmRecipe(builder, args, dict(kwargs), kind, total, value_columns,
+                                                  dict(arm_kwargs or {})))
             return t
 
         return inner
@@ -241,7 +246,7 @@ def rebuild_by_arm(t: Table, adsl: pd.DataFrame) -> Table:
     built = []
     for arm in arms:
         args = tuple(subset_to_subjects(v, arm.subjects) for v in recipe.args)
-        kwargs = {k: subset_to_subjects(v, arm.subjects) for k, v in recipe.kwargs.items()}
+        kwargs = {k: subset_to_subjects(v, arm.subjects) for k, v in (recipe.kwargs | recipe.arm_kwargs).items()}
         built.append((arm, recipe.builder(*args, **kwargs)))
     total_n = population_n(adsl, recipe.kind) if recipe.total else None
     return merge_arm_tables(t, built, total_n=total_n, value_columns=recipe.value_columns,

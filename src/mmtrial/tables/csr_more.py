@@ -134,7 +134,7 @@ def compute_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 3
     return sorted(out, key=lambda r: (-r.n, r.term))
 
 
-@by_arm("safety")
+@by_arm("safety", arm_kwargs={"min_subjects": 0})  # rows: PTs in >= min_subjects over all arms
 def table_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30, min_subjects: int = 5,
                footnotes: Sequence[str] = ()) -> Table:
     """STF Table 16: subjects and incidence rate per 100 patient-years, PTs in >= ``min_subjects``."""

@@ -196,7 +196,7 @@ def worst_grade_per_subject_pt(te: pd.DataFrame) -> pd.DataFrame:
     return d.drop_duplicates(["USUBJID", "AEDECOD"])
 
 
-@by_arm("safety")
+@by_arm("safety", arm_kwargs={"threshold": 0.0})  # rows: PTs >= threshold over all arms
 def table_common_ae(adae: pd.DataFrame, adsl: pd.DataFrame, *, threshold: float, footnotes: list[str]) -> Table:
     """AET04_PI: PTs reported in >= threshold of patients, by highest CTCAE grade.
 
