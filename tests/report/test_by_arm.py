@@ -410,3 +410,24 @@ def test_two_arm_report_in_chromium_shows_both_km_curves(two_arm, tmp_path):
     assert info["w"] > 0 and info["shown"] > 100
     assert info["exp"] >= 1 and info["ctl"] >= 1, info
     assert "by randomised arm" in info["caption"]
+
+
+def test_method_notes_print_each_choice_and_one_sided_protocols():
+    """No fixture: the notes come from the comparison dict and the protocol's [randomisation]."""
+    from types import SimpleNamespace
+
+    from mmtrial.steps.by_arm import method_notes
+
+    comp = {"experimental": "SVD", "control": "VD", "strata": ["STRATPI", "STRATLOT"],
+            "PFS": {"hr": 0.7, "hr_ci": [0.53, 0.93], "p_logrank": 0.0075, "stratified": True, "ties": "efron",
+                    "level": 0.95, "p_logrank_one_sided": 0.00375},
+            "ORR": {"difference": 0.14, "difference_ci": [0.05, 0.23], "stratified": True,
+                    "difference_weights": "mantel-haenszel", "odds_ratio": 1.96, "odds_ratio_ci": [1.3, 3.0],
+                    "p": 0.0012}}
+    two = " ".join(method_notes(SimpleNamespace(protocol=SimpleNamespace(randomisation=None)), comp))
+    assert "ties = efron (R coxph default)" in two and "STRATPI, STRATLOT" in two
+    assert "two-sided" in two and "one-sided" not in two
+    assert "without continuity correction" in two and "mantel-haenszel stratum weights" in two
+    one = " ".join(method_notes(SimpleNamespace(protocol=SimpleNamespace(randomisation=SimpleNamespace(sided=1))),
+                                comp))
+    assert "one-sided log-rank p: PFS 0.0038" in one  # fmt_p half-up to 4 decimals

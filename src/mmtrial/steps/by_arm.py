@@ -74,10 +74,17 @@ def method_notes(a: Analysis, comparison: dict[str, Any]) -> list[str]:
         f"strata (separate baseline hazards), ties = {ties} "
         f"({'SAS PHREG default' if ties == 'breslow' else 'R coxph default'}), Wald {level * 100:g}% CI; "
         "the unstratified model is shown beside it.",
-        f"Log-rank p: stratified log-rank test (hypergeometric variance, O - E summed over strata), "
-        f"{sidedness(a, comparison)}; unstratified beside it.",
+        "Log-rank p: stratified log-rank test (hypergeometric variance, O - E summed over strata), "
+        "two-sided; unstratified beside it.",
         "Medians: Kaplan-Meier per arm, months = days / 30.4375.",
     ]
+    if sidedness(a, comparison) == "one-sided":
+        one = {k: (comparison.get(k) or {}).get("p_logrank_one_sided") for k in ("PFS", "OS")}
+        shown = "; ".join(f"{k} {fmt_p(v)}" for k, v in one.items() if v is not None)
+        notes.append("The protocol specifies a one-sided test ([randomisation] sided = 1); the p-values shown "
+                     "are two-sided" + (f"; one-sided log-rank p: {shown}." if shown else
+                                        " (one-sided p = half the two-sided p when the HR favours the "
+                                        "experimental arm)."))
     if "difference" in orr:
         notes.append(
             f"ORR difference: {'stratified ' if orr.get('stratified') else ''}Miettinen-Nurminen score interval"
@@ -270,7 +277,7 @@ def run(a: Analysis) -> None:
     figs = km_arm_figures(a, comparison, km_codes)
     for s in a.sections:
         if s.id == "efficacy-response":
-            t = table_response_by_arm(adsl, comparison, method=method, level=level, footnotes=notes[-1:])
+            t = table_response_by_arm(adsl, comparison, method=method, level=level, footnotes=[n for n in notes if n.startswith("ORR difference")])
             s.blocks = _replace(s.blocks, "rsp01-bor", t)
             if t is not None:
                 rebuilt.add(id(t))
@@ -280,7 +287,8 @@ def run(a: Analysis) -> None:
         elif s.id == "efficacy-tte" and adtte is not None:
             t = table_tte_by_arm(adtte, adsl, comparison, params=km_codes, options=opts,
                                  days_per_month=cfg.days_per_month, landmarks=cfg.landmark_months,
-                                 footnotes=[opts.describe(), *notes[1:3]])
+                                 footnotes=[opts.describe(), *[n for n in notes if n.startswith(("Hazard ratio", "Log-rank",
+                                                                                     "The protocol specifies"))]])
             s.blocks = _replace(s.blocks, "TTET01", t)
             if t is not None:
                 rebuilt.add(id(t))
