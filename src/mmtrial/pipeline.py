@@ -67,7 +67,7 @@ def run_steps(
 
 
 
-FINAL_STEPS: tuple[str, ...] = ("conventions", "csr_displays", "overview")  # issue 14: ADaM IG variables, CSR displays
+FINAL_STEPS: tuple[str, ...] = ("conventions", "csr_displays", "overview", "by_arm")  # issue 14: ADaM IG variables, CSR displays; issue 13: by arm
 
 
 @dataclass

@@ -55,3 +55,65 @@ def forest_svg(rows: Sequence[dict], alt: str, **kw) -> str:
     from mmtrial.figures.svg import figure_to_svg
 
     return figure_to_svg(forest_figure(rows, **kw), alt)
+
+
+def forest_hr_figure(rows: Sequence[dict], *, overall: float | None = None,
+                     xlabel: str = "Hazard ratio (log scale)", favours: tuple[str, str] = ("", "")):
+    """Forest plot of hazard ratios by subgroup (TLG catalog FSTG02, BOSTON Figure 2).
+
+    rows: dicts with ``label`` (subgroup: level), ``n``, ``events``, ``hr``, ``hr_ci`` (2 numbers)
+    and optionally ``p_interaction`` (printed on the first row of its subgroup). Log x axis,
+    reference line at HR 1 and a dashed line at the overall HR; boxes sized by events.
+    """
+    from mmtrial.figures.svg import new_figure
+    from mmtrial.tables.format import fmt_estimate_ci, fmt_p
+
+    k = len(rows)
+    fig = new_figure(figsize=(8.6, 1.3 + 0.34 * max(k, 1)))
+    bottom, height = 0.10 + 0.4 / (1.3 + 0.34 * max(k, 1)), 0.0
+    height = 0.90 - bottom - 0.05
+    ax = fig.add_axes((0.36, bottom, 0.28, height))
+    y = np.arange(k)[::-1]
+    finite = [v for r in rows for v in (r.get("hr_ci") or []) if v is not None and np.isfinite(v) and v > 0]
+    lo_x = min([*finite, 0.5]) * 0.9
+    hi_x = max([*finite, 2.0]) * 1.1
+    max_ev = max([int(r.get("events") or 0) for r in rows] + [1])
+
+    def ypos(yi: float) -> float:
+        return bottom + height * (yi + 0.5) / max(k, 1)
+
+    for yi, r in zip(y, rows, strict=True):
+        fig.text(0.01, ypos(yi), str(r["label"]), va="center", fontsize=8)
+        fig.text(0.33, ypos(yi), f"{r.get('events', '')}/{r.get('n', '')}", va="center", ha="right", fontsize=8)
+        hr, ci = r.get("hr"), tuple(r.get("hr_ci") or (None, None))
+        fig.text(0.66, ypos(yi), fmt_estimate_ci(hr, ci, 2), va="center", fontsize=8)
+        if r.get("p_interaction") is not None:
+            fig.text(0.99, ypos(yi), fmt_p(r["p_interaction"]), va="center", ha="right", fontsize=8)
+        if hr is None or not np.isfinite(hr) or hr <= 0:
+            continue
+        lo, hi = (min(max(v, lo_x), hi_x) if v is not None and np.isfinite(v) else (lo_x if j == 0 else hi_x)
+                  for j, v in enumerate(ci))
+        ax.plot([lo, hi], [yi, yi], color="#1f4e79", lw=1.3)
+        ax.plot([hr], [yi], "s", color="#1f4e79", ms=3 + 5 * np.sqrt(int(r.get("events") or 0) / max_ev))
+    ax.axvline(1.0, color="#444444", lw=0.8)
+    if overall is not None and np.isfinite(overall) and overall > 0:
+        ax.axvline(overall, color="#888888", ls="--", lw=0.9)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_x, hi_x)
+    ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0) if lo_x <= t <= hi_x]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-0.5, k - 0.5)
+    ax.set_yticks([])
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.grid(axis="x", alpha=0.25)
+    head = bottom + height + 0.02
+    fig.text(0.01, head, "Subgroup", fontsize=8, weight="bold")
+    fig.text(0.33, head, "Events/n", fontsize=8, weight="bold", ha="right")
+    fig.text(0.66, head, "HR (95% CI)", fontsize=8, weight="bold")
+    fig.text(0.99, head, "Interaction p", fontsize=8, weight="bold", ha="right")
+    if any(favours):
+        fig.text(0.36, 0.01, f"< favours {favours[0]}", fontsize=7.5)
+        fig.text(0.64, 0.01, f"favours {favours[1]} >", fontsize=7.5, ha="right")
+    return fig

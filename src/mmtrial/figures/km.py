@@ -94,10 +94,13 @@ def km_figure(
     at_risk_times: Sequence[float] | None = None,
     show_ci: bool = True,
     title: str = "",
+    annotation: Sequence[str] = (),
 ):
     """A matplotlib figure of one or more KM curves with a number-at-risk table.
 
-    The curves must already be on the plotting time scale (e.g. months).
+    The curves must already be on the plotting time scale (e.g. months). ``annotation``: lines
+    printed in a box on the plot below the medians (two arms: the hazard ratio with its CI and
+    the log-rank p, KMG01's Cox annotation).
     """
     from mmtrial.figures.svg import new_figure
 
@@ -138,6 +141,10 @@ def km_figure(
         )
         if med is not None:
             ax.plot([0, med, med], [0.5, 0.5, 0], ls=":", color=col, lw=0.8)
+    if annotation:
+        ax.text(0.98, 0.97 - 0.07 * n_rows, "\n".join(annotation), transform=ax.transAxes, ha="right",
+                va="top", fontsize=8.5, bbox={"boxstyle": "square,pad=0.3", "fc": "white", "ec": "#888888",
+                                              "lw": 0.6})
     ax.set_xlim(0, float(ticks[-1]) if len(ticks) else tmax)
     ax.set_ylim(0, 1.02)
     ax.set_xticks(ticks)

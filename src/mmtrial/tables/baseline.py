@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Table
+from mmtrial.tables.byarm import by_arm
 from mmtrial.tables.format import fmt_median_range, fmt_n_pct
 
 
@@ -78,6 +79,7 @@ class _Col:
     mask: np.ndarray  # rows of the frame in this column
 
 
+@by_arm("efficacy", value_columns=1)
 def build_baseline_table(
     adsl: pd.DataFrame,
     lab_values: pd.DataFrame | None = None,

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from mmtrial.report.model import Table
+from mmtrial.tables.byarm import by_arm
 from mmtrial.tables.format import fmt_num
 from mmtrial.tables.safety import (
     SOC_TOTAL_LABEL,
@@ -47,6 +48,7 @@ def _grade_counts(d: pd.DataFrame, b: TableBuilder, n: int) -> dict:
     }
 
 
+@by_arm("safety")
 def table_related_ae_by_grade(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: Sequence[str] = ()) -> Table:
     """AET09 with AET04 grade columns: treatment-related TEAEs by SOC and PT, at each patient's
     worst grade of the related events of that SOC or PT (AERELFL = Y)."""
@@ -132,6 +134,7 @@ def compute_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 3
     return sorted(out, key=lambda r: (-r.n, r.term))
 
 
+@by_arm("safety", arm_kwargs={"min_subjects": 0})  # rows: PTs in >= min_subjects over all arms
 def table_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30, min_subjects: int = 5,
                footnotes: Sequence[str] = ()) -> Table:
     """STF Table 16: subjects and incidence rate per 100 patient-years, PTs in >= ``min_subjects``."""

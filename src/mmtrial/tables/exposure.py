@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Listing, Table
+from mmtrial.tables.byarm import by_arm
 from mmtrial.tables.format import fmt_median_range, fmt_num
 from mmtrial.tables.safety import TableBuilder
 
@@ -27,6 +28,7 @@ def fmt_planned(values: pd.Series) -> str:
     return fmt_median_range(v, 2)
 
 
+@by_arm("safety")
 def table_exposure(adex: pd.DataFrame, adsl: pd.DataFrame, *, drugs: list[str], footnotes: list[str]) -> Table:
     """EXT01 / mmtrial-EX02: per drug (one column each), duration, cycles, delays, dose in mg and,
     for a body-size drug, in its unit (mg/m2 or mg/kg), intensity and modifications."""
@@ -85,6 +87,7 @@ def table_exposure(adex: pd.DataFrame, adsl: pd.DataFrame, *, drugs: list[str], 
                    "ADAE (AEACN)")
 
 
+@by_arm("safety")
 def table_modification_reasons(adexlvl: pd.DataFrame, adsl: pd.DataFrame, *, study_drug: str,
                                footnotes: list[str]) -> Table:
     """Reductions and interruptions of the study drug by reason (EXADJ)."""

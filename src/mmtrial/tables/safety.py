@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Table
+from mmtrial.tables.byarm import by_arm
 from mmtrial.tables.format import fmt_n_pct, fmt_pct
 
 
@@ -64,6 +65,7 @@ def teae(adae: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
     return adae.loc[(adae["TRTEMFL"] == "Y") & adae["USUBJID"].isin(saf)]
 
 
+@by_arm("safety")
 def table_disposition(adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
     """DST01-style disposition: on treatment, discontinued (by reason), in follow-up, died.
 
@@ -101,6 +103,7 @@ def table_disposition(adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
                    population="Safety population", source="ADSL (EOTSTT, DCTREAS, EOSSTT, DTHFL)")
 
 
+@by_arm("safety")
 def table_teae_overview(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
     """AET01: overview of treatment-emergent adverse events (tlg-catalog section 4)."""
     saf = safety_population(adsl)
@@ -145,6 +148,7 @@ def _soc_pt_order(te: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
     return subj_soc, subj_pt
 
 
+@by_arm("safety")
 def table_ae_by_soc_pt(
     adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str], id: str = "AET02",
     title: str = "Treatment-emergent adverse events by system organ class and preferred term",
@@ -192,6 +196,7 @@ def worst_grade_per_subject_pt(te: pd.DataFrame) -> pd.DataFrame:
     return d.drop_duplicates(["USUBJID", "AEDECOD"])
 
 
+@by_arm("safety", arm_kwargs={"threshold": 0.0})  # rows: PTs >= threshold over all arms
 def table_common_ae(adae: pd.DataFrame, adsl: pd.DataFrame, *, threshold: float, footnotes: list[str]) -> Table:
     """AET04_PI: PTs reported in >= threshold of patients, by highest CTCAE grade.
 
@@ -224,6 +229,7 @@ def table_common_ae(adae: pd.DataFrame, adsl: pd.DataFrame, *, threshold: float,
                    population="Safety population", source="ADAE (TRTEMFL, AEDECOD, ATOXGR)")
 
 
+@by_arm("safety")
 def table_ae_actions(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
     """TEAEs leading to dose reduction, interruption and discontinuation, by PT (STF T12)."""
     saf = safety_population(adsl)
@@ -275,6 +281,7 @@ def compute_death_causes(adsl: pd.DataFrame, adae: pd.DataFrame) -> pd.DataFrame
     return out
 
 
+@by_arm("safety")
 def table_deaths(adsl: pd.DataFrame, adae: pd.DataFrame, *, window_days: int, footnotes: list[str]) -> Table:
     """DTHT01 / STF T8: deaths by primary cause and relatedness, and by time from last dose.
 
@@ -326,6 +333,7 @@ def worst_lab_grades(adlb: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
     return d.reset_index(drop=True)
 
 
+@by_arm("safety")
 def table_lab_worst_grade(adlb: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
     """LBT07: highest CTCAE grade post-baseline per test and direction."""
     w = worst_lab_grades(adlb, adsl)
@@ -349,6 +357,7 @@ def table_lab_worst_grade(adlb: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: 
                    population="Safety population with a graded post-baseline value", source="ADLB (ATOXGR, WGRLOFL, WGRHIFL)")
 
 
+@by_arm("safety")
 def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, footnotes: list[str]) -> Table | None:
     """LBT14: baseline grade (rows) x highest post-baseline grade (columns) for one test."""
     w = worst_lab_grades(adlb, adsl)
@@ -385,6 +394,7 @@ def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, foo
                    source="ADLB (BTOXGR, ATOXGR, worst-grade flags)")
 
 
+@by_arm("safety")
 def table_lab_shift_to_grade34(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Iterable[str], *,
                                footnotes: list[str]) -> Table | None:
     """LBT15: shifts to CTCAE grade 3-4 post-baseline, one row per test (and its direction).
@@ -439,6 +449,7 @@ def table_lab_shift_to_grade34(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: It
                    source="ADLB (BTOXGR, ATOXGR, worst-grade flags)")
 
 
+@by_arm("safety")
 def table_lab_vs_ae(adlb: pd.DataFrame, adae: pd.DataFrame, adsl: pd.DataFrame, *,
                     ae_terms: dict[str, tuple[str, ...]], footnotes: list[str]) -> Table:
     """mmtrial-LB01: lab-derived worst grades beside investigator-reported AE incidence.
