@@ -143,3 +143,20 @@ def test_simulated_two_arm_study_passes_the_input_checks(boston, tmp_path):
     _, issues = load_study(tmp_path / "s")
     assert [i for i in issues if i.severity == "error"] == []
     assert [i for i in issues if i.severity == "warning"] == []  # none expected (docs/simulator.md)
+
+
+def test_simulation_options_for_an_unknown_arm_or_stratum_are_protocol_errors(tmp_path):
+    from mmtrial.errors import ProtocolError
+
+    from mmtrial.protocol.model import bundled
+
+    src = bundled("boston").read_text("utf-8")
+    bad_arm = tmp_path / "a.toml"
+    bad_arm.write_text(src.replace("[simulation.arms.VD]", "[simulation.arms.XX]"), "utf-8")
+    with pytest.raises(ProtocolError, match="simulation.arms.XX"):
+        simulate_study(n=8, seed=1, protocol=bad_arm)
+    bad_stratum = tmp_path / "s.toml"
+    bad_stratum.write_text(src.replace('strata = ["STRATPI", "STRATLOT", "STRATRISS"]',
+                                       'strata = ["STRATPI", "STRATECOG"]'), "utf-8")
+    with pytest.raises(ProtocolError, match="STRATECOG"):
+        simulate_study(n=8, seed=1, protocol=bad_stratum)

@@ -124,6 +124,10 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
     rnd = proto.randomisation
     assert rnd is not None
     tw = cfg.two_arm
+    unknown = sorted({c for c in cfg.arms if c.upper() not in {a.upper() for a in proto.arms}})
+    if unknown:
+        raise ProtocolError(f"{unknown[0]!r} is not an arm of [arms] ({', '.join(proto.arms)})",
+                            file=proto.source_path, key=f"simulation.arms.{unknown[0]}")
     report = progress or (lambda stage, frac: None)
     base = simulation_params(cfg, params)
     r_rand, r_base, r_cross, r_seed = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
