@@ -147,13 +147,12 @@ def test_simulated_two_arm_study_passes_the_input_checks(boston, tmp_path):
 
 def test_simulation_options_for_an_unknown_arm_or_stratum_are_protocol_errors(tmp_path):
     from mmtrial.errors import ProtocolError
-
     from mmtrial.protocol.model import bundled
 
     src = bundled("boston").read_text("utf-8")
     bad_arm = tmp_path / "a.toml"
     bad_arm.write_text(src.replace("[simulation.arms.VD]", "[simulation.arms.XX]"), "utf-8")
-    with pytest.raises(ProtocolError, match="simulation.arms.XX"):
+    with pytest.raises(ProtocolError, match=r"simulation\.arms\.XX"):
         simulate_study(n=8, seed=1, protocol=bad_arm)
     bad_stratum = tmp_path / "s.toml"
     bad_stratum.write_text(src.replace('strata = ["STRATPI", "STRATLOT", "STRATRISS"]',
