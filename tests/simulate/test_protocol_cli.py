@@ -105,3 +105,23 @@ def test_demo_any_protocol_end_to_end_rdi_is_100_for_full_adherence(tmp_path):
     rdi = adex[adex["USUBJID"].isin(full)]["RDI"]
     assert len(rdi) and ((rdi - 1.0).abs() < 0.001).all(), adex[adex["USUBJID"].isin(full)]
     assert (adex.loc[adex["USUBJID"].isin(full), "NINTERR"] == 0).all()
+
+
+@pytest.mark.slow
+def test_boston_simulate_and_demo_end_to_end(tmp_path):
+    # issue 13: `mmtrial demo --protocol boston` runs end to end on the simulated randomised study
+    r = CliRunner()
+    sim = r.invoke(app, ["simulate", "--out", str(tmp_path / "s"), "--protocol", "boston", "--n", "16", "--quiet"])
+    assert sim.exit_code == 0, sim.output
+    dm = pd.read_csv(tmp_path / "s" / "dm.csv")
+    assert set(dm["ARMCD"]) == {"SVD", "VD"} and (tmp_path / "s" / "suppdm.csv").exists()
+    assert json.loads((tmp_path / "s" / "study.json").read_text())["protocol_id"] == "BOSTON"
+    res = r.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--protocol", "boston", "--n", "60", "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "demo" / "output"
+    results = json.loads((out / "results.json").read_text())
+    assert results["populations"]["enrolled"] == 60
+    assert "synthetic data" in (out / "report.html").read_text("utf-8").lower()
+    comp = results["comparison"]  # the two-arm analysis (steps/comparison.py)
+    assert (comp["experimental"], comp["control"]) == ("SVD", "VD")
+    assert comp["PFS"]["hr"] > 0 and comp["ORR"]["n"]["SVD"] + comp["ORR"]["n"]["VD"] == 60

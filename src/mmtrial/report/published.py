@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from mmtrial.report.model import Section, Table, Text
-from mmtrial.tables.format import NE, fmt_ci, fmt_num
+from mmtrial.tables.format import NE, fmt_ci, fmt_num, fmt_p
 
 if TYPE_CHECKING:  # pragma: no cover
     from mmtrial.context import Analysis
@@ -27,7 +27,7 @@ PUBLISHED_ORDER = 95
 #: Days per month and per week (data contract: months are days / 30.4375).
 DAYS_PER_UNIT: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}
 
-ItemKind = Literal["count", "pct", "ci_pct", "median", "median_ci", "prop_text", "pct_of"]
+ItemKind = Literal["count", "pct", "ci_pct", "median", "median_ci", "prop_text", "pct_of", "ratio", "ratio_ci", "p"]
 
 
 #: A step of a results path: a key, or a record selector (first list element whose fields match).
@@ -45,7 +45,8 @@ class PublishedItem:
     converted from the unit at ``unit_path``, else the ``unit`` stored beside the value, else
     this item's ``unit``, to this item's ``unit``); ``prop_text`` (a proportion record
     ``{x, n, ci}`` shown as ``x/n (p%, 95% CI lo-hi)``); ``pct_of`` (a count at ``path`` as a
-    percent of the count at ``denominator``). ``note`` says where the computed quantity differs
+    percent of the count at ``denominator``); ``ratio`` / ``ratio_ci`` (a hazard or odds ratio and
+    its CI, two decimals); ``p`` (a p-value as CSR tables print it). ``note`` says where the computed quantity differs
     from the published definition.
     """
 
@@ -167,6 +168,37 @@ PUBLISHED_ITEMS: tuple[PublishedItem, ...] = (
     ),
 )
 
+
+def _arm(arm: str, endpoint: str, field: str) -> tuple[str, ...]:
+    return ("comparison", endpoint, field, arm)
+
+
+_CMP_NOTE = "computed: results.json comparison (ITT, by randomised arm)"
+
+#: Two-arm keys (boston.toml ``[published]``; results.json ``comparison``, data contract v2).
+#: The arm codes are BOSTON's (SVD experimental, VD control).
+_TWO_ARM_BY_ARM = tuple(
+    item
+    for arm, low in (("SVD", "svd"), ("VD", "vd"))
+    for item in (
+        PublishedItem(f"itt_n_{low}", f"ITT population {arm}, n", _arm(arm, "ORR", "n"), "count"),
+        PublishedItem(f"median_pfs_months_{low}", f"Median PFS {arm}, months", _arm(arm, "PFS", "median"),
+                      "median", "months", unit_path=("comparison", "unit"), note=_CMP_NOTE),
+        PublishedItem(f"orr_pct_{low}", f"Overall response rate {arm} (>=PR), %", _arm(arm, "ORR", "x"),
+                      "pct_of", denominator=_arm(arm, "ORR", "n"), note=_CMP_NOTE),
+    )
+)
+PUBLISHED_ITEMS = (
+    *PUBLISHED_ITEMS,
+    *_TWO_ARM_BY_ARM,
+    PublishedItem("pfs_hr", "PFS hazard ratio (experimental / control)", ("comparison", "PFS", "hr"), "ratio",
+                  note="computed: stratified Cox (ties per the method profile)"),
+    PublishedItem("pfs_hr_ci", "PFS hazard ratio 95% CI", ("comparison", "PFS", "hr_ci"), "ratio_ci"),
+    PublishedItem("pfs_p", "PFS stratified log-rank p", ("comparison", "PFS", "p_logrank"), "p",
+                  note="computed: sidedness per the protocol's [randomisation] sided"),
+    PublishedItem("orr_p", "ORR Cochran-Mantel-Haenszel p", ("comparison", "ORR", "p"), "p"),
+)
+
 _MISSING = object()
 
 
@@ -261,6 +293,13 @@ def format_computed(item: PublishedItem, results: Mapping[str, Any]) -> str:
         hi = fmt_num(None if ci[1] is None else 100.0 * ci[1], 1)
         level = value.get("level", 0.95)
         return f"{x}/{n} ({pct}%, {fmt_num(100.0 * float(level), 0)}% CI {lo}-{hi})"
+    if item.kind == "ratio":
+        return fmt_num(_num(value), 2)
+    if item.kind == "ratio_ci":
+        lo, hi = (None, None) if value is None else value
+        return fmt_ci((_num(lo), _num(hi)), 2)
+    if item.kind == "p":
+        return fmt_p(_num(value))
     if item.kind == "pct_of":
         den = lookup(results, item.denominator)
         v, d = _num(value), _num(den) if den is not _MISSING else None

@@ -121,4 +121,58 @@ def calibration_table(n: int = 122, seeds: range = range(50),
     return out
 
 
-__all__ = ["PUBLISHED", "calibration_table", "km_median", "summarize"]
+
+
+#: published BOSTON values (Grosicki S et al., Lancet 2020;396:1563-73; boston.toml [published], tag C)
+PUBLISHED_BOSTON: dict[str, float] = {
+    "median_pfs_months_SVD": 13.93, "median_pfs_months_VD": 9.46, "pfs_hr": 0.70,
+    "orr_pct_SVD": 76.4, "orr_pct_VD": 62.3, "cr_or_better_pct_SVD": 16.9, "cr_or_better_pct_VD": 10.6,
+    "g34_thrombocytopenia_pct_SVD": 39.0, "g34_thrombocytopenia_pct_VD": 17.0,
+    "g2plus_peripheral_neuropathy_pct_SVD": 21.0, "g2plus_peripheral_neuropathy_pct_VD": 34.0,
+}
+
+
+def two_arm_times(sim: Any, endpoint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(days from randomisation, event, ARMCD) of the true PFS or OS of a simulated two-arm study.
+
+    The truth counts days from the first dose (day 1 = first dose); the ITT origin is the
+    randomisation date (data contract v2), so the days between them are added.
+    """
+    tr = sim.truth
+    shift = (pd.to_datetime(tr["TRUE_FIRST_DOSE_DT"]) - pd.to_datetime(tr["TRUE_RAND_DT"])).dt.days.to_numpy(float)
+    days = tr[f"TRUE_{endpoint}_DAYS"].to_numpy(float) + shift
+    return days, tr[f"TRUE_{endpoint}_EVENT"].to_numpy(bool), tr["ARMCD"].to_numpy(dtype=object)
+
+
+def summarize_two_arm(sim: Any) -> dict[str, float]:
+    """BOSTON-comparable aggregates of a simulated two-arm study, per arm (ITT; safety = all dosed).
+
+    ORR and CR-or-better over all randomised subjects (ITT); KM medians of PFS and OS from
+    randomisation; grade 3/4 thrombocytopenia (AE grade >= 3) and grade >= 2 peripheral
+    neuropathy per arm over the subjects of the arm.
+    """
+    tr = sim.truth
+    ae = sim.domains["ae"]
+    out: dict[str, float] = {}
+    for ep in ("PFS", "OS"):
+        days, evt, arm = two_arm_times(sim, ep)
+        for a in pd.unique(arm):
+            m = arm == a
+            out[f"median_{ep.lower()}_months_{a}"] = km_median(days[m], evt[m]) / DAYS_PER_MONTH
+    for a, g in tr.groupby("ARMCD"):
+        n = len(g)
+        out[f"n_{a}"] = float(n)
+        out[f"orr_pct_{a}"] = 100.0 * (g["TRUE_RESPONDER"] == "Y").mean()
+        out[f"cr_or_better_pct_{a}"] = 100.0 * g["TRUE_BOR"].isin(["sCR", "CR"]).mean()
+        ids = set(g["USUBJID"])
+        sub = ae[ae["USUBJID"].isin(ids)]
+        thr = sub[(sub["AEDECOD"] == "THROMBOCYTOPENIA") & (sub["AETOXGR"] >= 3)]
+        out[f"g34_thrombocytopenia_pct_{a}"] = 100.0 * thr["USUBJID"].nunique() / n
+        pn = sub[sub["AEDECOD"].str.contains("PERIPHERAL", na=False) & (sub["AETOXGR"] >= 2)]
+        out[f"g2plus_peripheral_neuropathy_pct_{a}"] = 100.0 * pn["USUBJID"].nunique() / n
+        if "TRUE_CROSSOVER" in g:
+            out[f"crossover_pct_{a}"] = 100.0 * (g["TRUE_CROSSOVER"] == "Y").mean()
+    return out
+
+__all__ = ["PUBLISHED", "PUBLISHED_BOSTON", "calibration_table", "km_median", "summarize", "summarize_two_arm",
+           "two_arm_times"]

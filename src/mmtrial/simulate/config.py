@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -43,6 +43,86 @@ class ToxicityScale(BaseModel):
     hemoglobin: float = Field(1.0, ge=0)
     sodium: float = Field(1.0, ge=0)
     nonhematologic: float = Field(1.0, ge=0, description="probability of each non-haematological AE (capped at 1)")
+
+
+class AdverseEventSpec(BaseModel):
+    """One non-haematological adverse event of the model (``SimulationParams.nonheme_aes`` row)."""
+
+    model_config = ConfigDict(extra="forbid")
+    term: str = Field(min_length=1, description="AEDECOD (MedDRA preferred term)")
+    soc: str = Field(min_length=1, description="AEBODSYS (MedDRA system organ class)")
+    prob: float = Field(ge=0, le=1, description="probability of an episode while exposed")
+    onset_mean_days: float = Field(gt=0, description="mean onset day (exponential)")
+    grade3_prob: float = Field(ge=0, le=1, description="probability the episode is grade 3 (frailty-scaled; "
+                                                       "else grade 1 or 2 as 62:38)")
+    serious_prob: float = Field(0.0, ge=0, le=1, description="probability the episode is serious")
+
+
+class StratumSpec(BaseModel):
+    """How the simulator draws one stratification factor (``[simulation.two_arm.strata.<QNAM>]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field("", description="suppdm QLABEL (default: the QNAM)")
+    derived: Literal["prior_pi", "prior_lines", ""] = Field(
+        "", description="prior_pi: Y/N from the simulated prior therapy (a proteasome inhibitor in any prior "
+                        "line); prior_lines: 1 / >1 prior lines; empty: drawn from levels")
+    levels: dict[str, float] = Field(default_factory=dict, description="QVAL values and their probabilities")
+
+    @model_validator(mode="after")
+    def _one(self) -> StratumSpec:
+        if bool(self.derived) == bool(self.levels):
+            raise ValueError("give exactly one of derived or levels")
+        if self.levels and (min(self.levels.values()) < 0 or abs(sum(self.levels.values()) - 1.0) > 1e-6):
+            raise ValueError(f"levels: probabilities >= 0 summing to 1; got {self.levels}")
+        return self
+
+
+#: BOSTON's stratification factors (Grosicki S et al., Lancet 2020;396:1563-73; data contract v2).
+BOSTON_STRATA: dict[str, dict[str, Any]] = {
+    "STRATPI": {"label": "Prior proteasome inhibitor", "derived": "prior_pi"},
+    "STRATLOT": {"label": "Prior lines of therapy", "derived": "prior_lines"},
+    "STRATRISS": {"label": "R-ISS stage", "levels": {"III": 0.185, "I/II": 0.815}},
+}
+
+
+class TwoArmSimulation(BaseModel):
+    """``[simulation.two_arm]``: randomisation, baseline factors and crossover of a two-arm study."""
+
+    model_config = ConfigDict(extra="forbid")
+    block_size: int = Field(4, ge=2, description="permuted-block size within each stratum (a multiple of the "
+                                                 "allocation ratio's sum)")
+    prior_lines_probs: tuple[float, float, float] = Field(
+        (0.49, 0.32, 0.19), description="probability of 1, 2 and 3 prior lines of therapy")
+    prior_pi_prob: float = Field(0.76, ge=0, le=1, description="a proteasome inhibitor in a prior line")
+    transplant_prob: float = Field(0.39, ge=0, le=1, description="prior autologous transplant (line 1)")
+    randomisation_to_dose_days: tuple[int, int] = Field((0, 7), description="days from randomisation to the "
+                                                                            "first dose (uniform, inclusive)")
+    crossover_prob: float = Field(0.5, ge=0, le=1, description="a control subject whose subsequent therapy "
+                                                              "starts after progression takes the crossover regimen")
+    crossover_regimens: list[list[str]] = Field(
+        default_factory=lambda: [["SELINEXOR", "BORTEZOMIB", "DEXAMETHASONE"], ["SELINEXOR", "DEXAMETHASONE"]],
+        description="crossover regimens (cm CMTRT), drawn with crossover_regimen_probs")
+    crossover_regimen_probs: list[float] = Field(default_factory=lambda: [0.6, 0.4])
+    strata: dict[str, StratumSpec] = Field(
+        default_factory=lambda: {k: StratumSpec.model_validate(v) for k, v in BOSTON_STRATA.items()},
+        description="how each stratification factor is drawn (default: BOSTON's three)")
+
+    @field_validator("prior_lines_probs")
+    @classmethod
+    def _lines(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(v) < 0 or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"prior_lines_probs: >= 0 and sum to 1; got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _crossover(self) -> TwoArmSimulation:
+        if len(self.crossover_regimens) != len(self.crossover_regimen_probs) or not self.crossover_regimens:
+            raise ValueError("crossover_regimens and crossover_regimen_probs must have the same, non-zero length")
+        if abs(sum(self.crossover_regimen_probs) - 1.0) > 1e-6:
+            raise ValueError(f"crossover_regimen_probs must sum to 1; got {self.crossover_regimen_probs}")
+        if self.randomisation_to_dose_days[0] < 0 or self.randomisation_to_dose_days[1] < self.randomisation_to_dose_days[0]:
+            raise ValueError("randomisation_to_dose_days: 0 <= low <= high")
+        return self
 
 
 class SimulationConfig(BaseModel):
@@ -69,6 +149,14 @@ class SimulationConfig(BaseModel):
     weight_change_per_cycle: float = Field(0.02, ge=0, description="log-scale SD of the weight change per cycle")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="any SimulationParams field by name (advanced)")
+    additional_aes: list[AdverseEventSpec] = Field(
+        default_factory=list, description="non-haematological adverse events added to the model's list "
+                                          "(e.g. peripheral neuropathy of a bortezomib arm)")
+    arms: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="randomised trials: per-arm options ([simulation.arms.<ARMCD>]), "
+                                          "any option of this section; they override the options above for that arm")
+    two_arm: TwoArmSimulation = Field(default_factory=lambda: TwoArmSimulation(),
+                                      description="randomised trials: randomisation, baseline factors, crossover")
 
     @field_validator("response_rates")
     @classmethod
@@ -99,6 +187,12 @@ class SimulationConfig(BaseModel):
         if unknown:
             raise ValueError(f"params: unknown SimulationParams fields {unknown}")
         return v
+
+    @model_validator(mode="after")
+    def _arm_options(self) -> SimulationConfig:
+        for code in self.arms:
+            arm_config(self, code)  # each arm's merged options must validate
+        return self
 
     @model_validator(mode="after")
     def _medians(self) -> SimulationConfig:
@@ -171,11 +265,15 @@ def scale_for_medians(p: SimulationParams, pfs_months: float | None,
     """Scales of the latent progression and post-progression times for target medians.
 
     The surrogate (:func:`_surrogate_medians`) is solved *relative to itself at the calibrated
-    defaults*: k makes surrogate(k) / surrogate(1) equal target / STORM's median (3.7 and 8.6
-    months, domain.md 1.4), so the surrogate's own bias at STORM cancels. The OS scale is then
+    defaults*: k makes surrogate(p, k) / surrogate(STORM defaults, 1) equal target / STORM's
+    median (3.7 and 8.6 months, domain.md 1.4), so the surrogate's own bias at STORM cancels
+    while p's response classes and hazards act through surrogate(p, k). The OS scale is then
     refined with the simulator itself (:func:`_refine_os`).
     """
-    base_pfs, base_os = _surrogate_medians(p, 1.0, 1.0)
+    # the surrogate's bias at the calibrated STORM defaults (same assessment interval), where the
+    # simulator is known to give STORM's medians; p's own class mix and hazards enter through f(k)
+    ref = dataclasses.replace(SimulationParams(), assessment_interval=p.assessment_interval)
+    base_pfs, base_os = _surrogate_medians(ref, 1.0, 1.0)
     k_pfs = 1.0
     if pfs_months is not None:
         goal = base_pfs * pfs_months / STORM_PFS_MONTHS
@@ -200,14 +298,17 @@ def _refine_os(p: SimulationParams, k_pfs: float, k_os: float, os_months: float)
     """Secant steps on log k_os with the simulator itself (2,000 subjects, fixed seed).
 
     The surrogate misses part of how survival after progression adds up (it under-predicts the
-    OS gain of a larger scale), so up to three simulations correct it; a median not reached
-    within follow-up counts as too long.
+    OS gain of a larger scale), so up to three simulations correct it, each with at least ten
+    years of follow-up after the last enrolment; a median still not reached counts as too long.
     """
     from mmtrial.simulate.calibration import DAYS_PER_MONTH, km_median
     from mmtrial.simulate.study import simulate_study
 
     def f(x: float) -> float:
-        tr = simulate_study(2000, 20190822, params=_scaled(p, k_pfs, float(np.exp(x)))).truth
+        # long follow-up, so that the median is reached whatever the protocol's cut-off
+        q = dataclasses.replace(_scaled(p, k_pfs, float(np.exp(x))),
+                                cutoff_after_last_days=max(p.cutoff_after_last_days, 3650))
+        tr = simulate_study(2000, 20190822, params=q).truth
         m = km_median(tr["TRUE_OS_DAYS"].to_numpy(float), tr["TRUE_OS_EVENT"].to_numpy(bool))
         return float(np.log(m / DAYS_PER_MONTH / os_months)) if np.isfinite(m) else 1.0
 
@@ -223,6 +324,23 @@ def _refine_os(p: SimulationParams, k_pfs: float, k_os: float, os_months: float)
         x0, f0 = x1, f1
         x1 = x0 - f0 / slope
     return float(np.exp(x1 if abs(f0) >= 0.02 else x0))
+
+
+def arm_config(cfg: SimulationConfig, armcd: str) -> SimulationConfig:
+    """The options of arm ``armcd``: the section's options with ``[simulation.arms.<ARMCD>]`` on top.
+
+    ``params`` and ``toxicity_scale`` merge key by key; any other option is replaced. An arm
+    without its own table uses the section's options (no difference between arms).
+    """
+    arm = next((v for k, v in cfg.arms.items() if k.upper() == armcd.upper()), None)
+    if not arm:
+        return cfg
+    base = cfg.model_dump(exclude={"arms"})
+    merged = {**base, **arm}
+    for key in ("params", "toxicity_scale"):
+        if key in arm:
+            merged[key] = {**base.get(key, {}), **arm[key]}
+    return SimulationConfig.model_validate(merged)
 
 
 def simulation_params(cfg: SimulationConfig, base: SimulationParams | None = None) -> SimulationParams:
@@ -251,7 +369,12 @@ def simulation_params(cfg: SimulationConfig, base: SimulationParams | None = Non
     if ts.nonhematologic != 1.0:
         upd["nonheme_aes"] = tuple((a[0], a[1], min(a[2] * ts.nonhematologic, 1.0), *a[3:])
                                    for a in p.nonheme_aes)
+    if cfg.additional_aes:
+        upd["nonheme_aes"] = (*upd.get("nonheme_aes", p.nonheme_aes),
+                              *((e.term.upper(), e.soc.upper(), e.prob, e.onset_mean_days, e.grade3_prob,
+                                 e.serious_prob) for e in cfg.additional_aes))
     return dataclasses.replace(p, **upd) if upd else p
 
 
-__all__ = ["SimulationConfig", "ToxicityScale", "scale_for_medians", "simulation_params"]
+__all__ = ["AdverseEventSpec", "SimulationConfig", "StratumSpec", "ToxicityScale", "TwoArmSimulation", "arm_config",
+           "scale_for_medians", "simulation_params"]

@@ -68,6 +68,23 @@ class SimulatedStudy:
     cycles: pd.DataFrame | None = None
 
 
+@dataclass(frozen=True)
+class ArmFrame:
+    """The subjects of one arm of a randomised study, drawn by :mod:`mmtrial.simulate.twoarm`.
+
+    ``simulate_study(..., arm_frame=...)`` uses these instead of its own draws: subject ids and
+    sites, first-dose days (days since 1970-01-01), the study's common data cut-off, the arm's
+    (ARMCD, ARM) and the prior-therapy generator (same signature as ``simulate_history``).
+    """
+
+    usubjid: np.ndarray
+    site: np.ndarray
+    first_dose: np.ndarray
+    cutoff: int
+    arm: tuple[str, str]
+    history: Callable[..., Any]
+
+
 def _days(iso: str) -> int:
     return int(np.datetime64(iso, "D").astype(np.int64))
 
@@ -103,15 +120,17 @@ def load_simulation(protocol: Protocol | str | Path | None,
         err = exc.errors()[0]
         key = ".".join(["simulation", *(str(x) for x in err["loc"])])
         raise ProtocolError(err["msg"], file=proto.source_path, key=key) from None
-    p = simulation_params(cfg, params)
-    if "assessment_interval" not in cfg.params:
-        p = replace(p, assessment_interval=int(proto.visits.response_assessment_days))
+    base = params or SimulationParams()
+    if "assessment_interval" not in cfg.params:  # before the PFS/OS targets are solved for
+        base = replace(base, assessment_interval=int(proto.visits.response_assessment_days))
+    p = simulation_params(cfg, base)
     return proto, cfg, p
 
 
 def simulate_study(n: int | None = None, seed: int | None = None, params: SimulationParams | None = None,
                    progress: ProgressFn | None = None,
-                   protocol: Protocol | str | Path | None = None) -> SimulatedStudy:
+                   protocol: Protocol | str | Path | None = None,
+                   arm_frame: ArmFrame | None = None) -> SimulatedStudy:
     """Simulate a single-arm study of ``n`` subjects from ``seed`` under ``protocol``'s regimen.
 
     Parameters
@@ -126,6 +145,8 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     protocol : a :class:`Protocol` or a protocol file; ``None`` is the bundled STORM protocol.
         Its regimen (cycles, dosing days, phases, units, step-up doses) and dose ladder drive
         the dosing model.
+    arm_frame : one arm of a randomised study (:class:`ArmFrame`; simulate/twoarm.py): its
+        subjects, first doses, the common cut-off, its ARMCD/ARM and prior-therapy generator.
 
     Returns
     -------
@@ -138,6 +159,10 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     seed = cfg.seed if seed is None and cfg.seed is not None else (7 if seed is None else seed)
     if n < 1:
         raise ValueError(f"simulate_study: n must be >= 1; got {n!r}")
+    if proto.is_randomised and arm_frame is None:  # a randomised study: each arm with this model
+        from mmtrial.simulate.twoarm import simulate_two_arm
+
+        return simulate_two_arm(proto, cfg, n, seed, params=params, progress=progress)
     regimen = proto.regimen
     report = progress or (lambda stage, frac: None)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
@@ -156,6 +181,11 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     start = _days(p.enrollment_start)
     first_dose = np.sort(start + r_demo.integers(0, p.enrollment_days + 1, n))
     cutoff = int(first_dose.max()) + p.cutoff_after_last_days
+    if arm_frame is not None:  # one arm of a randomised study: its subjects and the common cut-off
+        if len(arm_frame.usubjid) != n:
+            raise ValueError(f"simulate_study: arm_frame has {len(arm_frame.usubjid)} subjects, n = {n}")
+        usubjid, site = arm_frame.usubjid, arm_frame.site
+        first_dose, cutoff = np.asarray(arm_frame.first_dose, dtype=np.int64), int(arm_frame.cutoff)
     cut_rel = (cutoff - first_dose).astype(float)
 
     # --- disease, biomarker latent score, response class -----------------------------------
@@ -291,7 +321,8 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     truth = _truth(usubjid, first_dose, level, inc, vday, pd_obs, first_pd, death, died,
                    death_cause, measurable, dis, cls, newtx, cut_rel, t_wd, score, planted, p)
     report("laboratory domain", 0.50)
-    hist = simulate_history(r_hist, usubjid, first_dose, dis.terms, p)
+    hist = (arm_frame.history if arm_frame is not None else simulate_history)(r_hist, usubjid, first_dose,
+                                                                               dis.terms, p)
 
     lb = _lb(r_lab, p, usubjid, first_dose, male, dis, ratio, course, inc, vday, tx, truth, cls)
     report("adverse events", 0.75)
@@ -302,7 +333,7 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     ds = _ds(r_misc, p, usubjid, first_dose, eot_reason, eot_reasons, eot_day, ongoing, died, death,
              death_cause, t_wd, cut_rel, is_ne, ne_death, last_dose, vday, inc)
     dm = _dm(p, usubjid, site, age, male, race, race_names, first_dose, last_dose, died, death,
-             arm_label(regimen))
+             arm_frame.arm if arm_frame is not None else arm_label(regimen))
     rs = _rs(r_rs, p, usubjid, first_dose, level, vday, inc, hist.rs)
     cm = _cm_subsequent(r_misc, p, usubjid, first_dose, newtx, hist.cm)
     tu, tr = _tu_tr(r_misc, p, usubjid, first_dose, dis, ratio, inc, vday, first_pd, pd_obs)
