@@ -43,7 +43,11 @@ def _same_as_pyreadstat(tmp_path: Path, name: str, df: pd.DataFrame) -> None:
     assert _STAMP.sub(b"T", a) == _STAMP.sub(b"T", b), name
 
 
-def test_small_frames_byte_identical_to_pyreadstat(tmp_path: Path):
+@pytest.mark.parametrize("chunk", [2, 50_000])
+def test_small_frames_byte_identical_to_pyreadstat(tmp_path: Path, monkeypatch, chunk):
+    import mmtrial.submission.xpt as xpt
+
+    monkeypatch.setattr(xpt, "ROWS_PER_CHUNK", chunk)  # several chunks, and one
     df = pd.DataFrame({
         "USUBJID": pd.array(["001-1", "001-2", "002-3"], dtype="string"),
         "AGE": [64.0, 75.5, np.nan], "SEX": ["F", None, "M"],
