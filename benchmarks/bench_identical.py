@@ -49,6 +49,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default="ef8f0f1", help="git revision to compare with")
     ap.add_argument("--n", type=int, nargs="+", default=[123, 2000])
+    ap.add_argument("--seed", type=int, default=11, help="seed of the larger studies (the demo uses 7)")
     args = ap.parse_args()
     bad = 0
     with tempfile.TemporaryDirectory() as tmp_s:
@@ -56,7 +57,7 @@ def main() -> int:
         base_src = _export(args.base, tmp / "base")
         new_src = ROOT / "src"
         for n in args.n:
-            seed = 7 if n == 123 else 11
+            seed = 7 if n == 123 else args.seed
             study = tmp / f"study{n}"
             subprocess.run([sys.executable, "-m", "mmtrial.cli", "simulate", "--n", str(n), "--seed", str(seed),
                             "--out", str(study), "--quiet"], check=True, env={**os.environ, "PYTHONPATH": str(new_src)},

@@ -4,6 +4,12 @@ Plain script: ``.venv/bin/python benchmarks/bench_prior_therapy.py [n_subjects] 
 Builds a synthetic normalised cm/rs/pr (about 2.4 million cm rows), then times each derivation
 (drug exposure, regimens, lines, ADLOT, line and drug refractoriness, ADSL flags, eligibility) and
 prints rows/second and the peak resident memory (``resource.getrusage``).
+
+Floor (issue 15): one DuckDB SQL pass over the same rows doing the same kinds of work (regimens
+grouped per subject, a line number per subject by a window over the regimen starts, the
+progression-in-window range join per drug row, the per subject-drug and per-subject counts),
+timed in CPU seconds (all threads) in the same run; the derivations' CPU seconds are printed as
+a ratio to it (target <= 3x for lines of therapy + refractory status).
 """
 
 from __future__ import annotations
@@ -11,6 +17,51 @@ from __future__ import annotations
 import resource
 import sys
 import time
+
+FLOOR_SQL = """
+WITH reg AS (  -- regimens: one row per subject and CMGRPID
+  SELECT USUBJID, CMGRPID, min(CMSTDT) AS st, max(CMENDT) AS en, arg_max(CMRSDISC, CMENDT) AS reason,
+         string_agg(DISTINCT CMTRT, ';' ORDER BY CMTRT) AS drugs, count(*) AS n
+  FROM cm GROUP BY USUBJID, CMGRPID),
+lin AS (  -- a line number per subject: a new line when the drugs change
+  SELECT *, sum(CASE WHEN drugs IS DISTINCT FROM prev THEN 1 ELSE 0 END)
+              OVER (PARTITION BY USUBJID ORDER BY st, CMGRPID) AS linenum
+  FROM (SELECT *, lag(drugs) OVER (PARTITION BY USUBJID ORDER BY st, CMGRPID) AS prev FROM reg)),
+lot AS (SELECT USUBJID, linenum, min(st) AS st, max(en) AS en FROM lin GROUP BY ALL),
+iv AS (  -- drug rows with a progression on therapy or within 60 days
+  SELECT c.USUBJID, c.CMTRT, c.CMSTDT, c.CMENDT, min(r.RSDT) AS pd
+  FROM cm c LEFT JOIN rs r ON r.USUBJID = c.USUBJID AND r.RSDT >= c.CMSTDT
+       AND r.RSDT <= c.CMENDT + INTERVAL 60 DAY
+  GROUP BY ALL),
+drug AS (SELECT USUBJID, CMTRT, count(*) AS nexp, bool_or(pd IS NOT NULL) AS ref, max(CMENDT) AS last
+         FROM iv GROUP BY ALL)
+SELECT d.USUBJID, count(*) AS ndrugs, sum(ref::INT) AS nref,
+       (SELECT max(linenum) FROM lot l WHERE l.USUBJID = d.USUBJID) AS nlines
+FROM drug d GROUP BY d.USUBJID
+"""
+
+
+def _cpu() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+def duckdb_floor(cm: pd.DataFrame, rs: pd.DataFrame) -> tuple[float, int]:
+    """CPU seconds of one DuckDB pass (FLOOR_SQL) over cm and rs, and its result's row count."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.sql("SELECT 1").fetchall()  # warm
+    c = cm[["USUBJID", "CMGRPID", "CMTRT", "CMSTDT", "CMENDT", "CMRSDISC"]]
+    r = rs[["USUBJID", "RSDT"]]
+    t = _cpu()
+    con.register("cm", c)
+    con.register("rs", r)
+    n = len(con.sql(FLOOR_SQL).df())
+    used = _cpu() - t
+    con.close()
+    return used, n
 
 import numpy as np
 import pandas as pd
@@ -95,10 +146,13 @@ def main() -> None:
     timings: list[tuple[str, float]] = []
     start_all = time.perf_counter()
 
+    cpu: dict[str, float] = {}
+
     def timed(name, f):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         out = f()
         timings.append((name, time.perf_counter() - t))
+        cpu[name] = _cpu() - c
         return out
 
     exp, _ = timed("drug exposure (dictionary)", lambda: derive_drug_exposure(cm, dictionary=d))
@@ -123,6 +177,13 @@ def main() -> None:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"total {total:.1f} s: {n / total:,.0f} subjects/s, {len(cm) / total:,.0f} cm rows/s; "
           f"peak RSS {peak_kb / 1024:,.0f} MiB")
+    floor, nrow = duckdb_floor(cm, rs)
+    lot_ref = sum(v for k, v in cpu.items() if k in ("regimens", "lines of therapy", "ADLOT", "line refractory",
+                                                      "drug refractory (ADREFR)", "ADSL flags (TCR, penta ...)"))
+    print(f"floor: one DuckDB SQL pass (1 thread) over the same cm/rs rows: {floor:.2f} s CPU ({nrow:,} subjects)")
+    print(f"lines of therapy + refractory status (regimens .. ADSL flags): {lot_ref:.2f} s CPU = "
+          f"{lot_ref / floor:.1f} x floor (target <= 3x); all derivations {sum(cpu.values()):.2f} s CPU = "
+          f"{sum(cpu.values()) / floor:.1f} x")
     print(f"lines: {len(adlot):,}; median lines {subj['NLINES'].median():.0f}; TCR {flags['TCRFL'].eq('Y').mean():.1%}; "
           f"penta {flags['PENTAFL'].eq('Y').mean():.1%}; eligible {elig['ELIGFL'].eq('Y').mean():.1%}")
 

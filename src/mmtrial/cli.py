@@ -49,6 +49,11 @@ class Only(StrEnum):
     biomarker = "biomarker"
 
 
+class PdfEngine(StrEnum):
+    weasyprint = "weasyprint"
+    chromium = "chromium"
+
+
 @contextmanager
 def _progress(quiet: bool):
     """A rich progress display (silent with --quiet); yields (on_stage, on_fraction)."""
@@ -273,6 +278,7 @@ def analyze(
     only: Annotated[Only | None, typer.Option("--only", help="run only this analysis (after the ADSL and response steps it needs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
     cutoff: Annotated[str | None, typer.Option("--cutoff", help="data cut-off YYYY-MM-DD: later records are not used (default: protocol's [study] data_cutoff)")] = None,
+    pdf_engine: Annotated[PdfEngine, typer.Option("--pdf-engine", help="PDF renderer for --pdf: weasyprint (default) or chromium (headless, faster; docs/report.md)")] = PdfEngine.weasyprint,
 ) -> None:
     """Analyse a study: input checks, ADaM datasets, statistics, results.json and report.html."""
     from mmtrial.pipeline import STEPS
@@ -288,7 +294,8 @@ def analyze(
     try:
         with _progress(quiet) as (on_stage, _):
             result = run_analysis(study_dir, out, protocol=protocol, options=options, steps=steps,
-                                  pdf=pdf, on_stage=on_stage, cutoff=cutoff_date)
+                                  pdf=pdf, on_stage=on_stage, cutoff=cutoff_date,
+                                  pdf_engine=pdf_engine.value)
     except StudyInputError as exc:
         _show_issues(exc.issues, csv_path=out / "issues.csv")
         console.print(f"[red]Input errors: no report written. All issues: {escape(str(out / 'issues.csv'))}",

@@ -220,13 +220,16 @@ def load_protocol_file(protocol: str | Path | None) -> Protocol:
         raise ProtocolError(msg + more, file=file, key=key) from None
 
 
-def require_pdf_renderer() -> None:
-    """:class:`UsageError` unless WeasyPrint and its system libraries load (checked before any
-    work, so a missing renderer never costs a finished analysis)."""
-    from mmtrial.report.pdf import PdfUnavailableError, load_weasyprint
+def require_pdf_renderer(engine: str = "weasyprint") -> None:
+    """:class:`UsageError` unless the PDF renderer loads: WeasyPrint and its system libraries, or
+    a Chromium executable for ``engine="chromium"`` (checked before any work, so a missing
+    renderer never costs a finished analysis)."""
+    from mmtrial.report.pdf import PDF_ENGINES, PdfUnavailableError, find_chromium, load_weasyprint
 
+    if engine not in PDF_ENGINES:
+        raise UsageError(f"--pdf-engine must be one of {', '.join(PDF_ENGINES)}; got {engine!r}")
     try:
-        load_weasyprint()
+        find_chromium() if engine == "chromium" else load_weasyprint()
     except PdfUnavailableError as exc:
         raise UsageError(f"--pdf: {exc}") from None
 
@@ -286,6 +289,7 @@ def analyze(
     run_date: str | None = None,
     on_stage: Callable[[str], None] | None = None,
     cutoff: date | None = None,
+    pdf_engine: str = "weasyprint",
 ) -> AnalysisOutput:
     """Read, check, derive, analyse and render one study into ``out_dir`` (atomically).
 
@@ -305,7 +309,7 @@ def analyze(
     out_path = check_output_folder(out_dir, kind="analysis", study=study_path)
     proto = protocol if isinstance(protocol, Protocol) else load_protocol_file(protocol)
     if pdf:
-        require_pdf_renderer()
+        require_pdf_renderer(pdf_engine)
     tmp = new_temp_dir(out_path, kind="analysis", study=study_path)
     try:
         study, issues = load_study(study_dir, read_options, on_stage=on_stage, protocol=proto)  # the path as given, for the report
@@ -336,7 +340,7 @@ def analyze(
             on_stage("render report")
         from mmtrial.report.render import write_report
 
-        write_report(a, tmp, pdf=pdf, run_date=run_date)
+        write_report(a, tmp, pdf=pdf, run_date=run_date, pdf_engine=pdf_engine)
         finish_dir(tmp, out_path, kind="analysis", status="complete", study=study_path)
     except (StudyInputError, UsageError):
         raise

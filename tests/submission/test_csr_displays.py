@@ -86,3 +86,13 @@ def test_spider_and_swimmer_figures_render():
     assert s["ONGOING"].tolist() == [True, False]
     assert s.loc[s["USUBJID"] == "1", "DUR"].item() == pytest.approx(31 / 30.4375)
     assert figure_to_svg(fm.plot_swimmer_response(s), "swimmer", close=False).startswith("<svg")
+
+
+def test_swimmer_lanes_capped_to_the_longest_treated():
+    """Issue 15: at most SWIMMER_MAX_PATIENTS lanes, the longest treated, still ordered by duration;
+    a smaller set is drawn whole (the demo's 40 responders are unchanged)."""
+    d = pd.DataFrame({"USUBJID": [f"S{i:03d}" for i in range(7)], "BOR": "PR",
+                      "DUR": [5.0, 1.0, np.nan, 7.0, 3.0, 7.0, 2.0]})
+    got = fm.cap_swimmer_response(d, max_patients=3)
+    assert got["USUBJID"].tolist() == ["S000", "S003", "S005"]  # 5, 7, 7 (ties by USUBJID)
+    assert fm.cap_swimmer_response(d, max_patients=7) is d

@@ -163,3 +163,17 @@ def test_demo_dataset_json_files_validate_against_cdisc_schema(demo):
     for f in files:
         errors = list(validator.iter_errors(json.loads(f.read_text("utf-8"))))
         assert not errors, (f.name, [e.message for e in errors[:3]])
+
+
+def test_dataset_json_written_in_chunks_is_json_dumps_of_the_document(tmp_path: Path, monkeypatch):
+    """Streaming rows a chunk at a time (issue 15) writes exactly ``json.dumps`` of the whole
+    document (the json module's own text for the same dict), for 0, 1 and several chunks."""
+    import mmtrial.submission.datasetjson as dj
+
+    monkeypatch.setattr(dj, "ROWS_PER_CHUNK", 2)
+    for n in (0, 1, 2, 3):
+        frame, cols, ds = submission_frame("adsl", _small_adsl().iloc[:n], "S")
+        path = dj.write_dataset_json(frame, cols, ds, tmp_path / f"adsl{n}.json", study_oid="S", created="2026-01-01")
+        want = json.dumps(dj.dataset_json(frame, cols, ds, study_oid="S", created="2026-01-01"), allow_nan=False)
+        assert path.read_text("utf-8") == want
+        assert len(json.loads(want)["rows"]) == n

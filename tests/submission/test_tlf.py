@@ -90,3 +90,34 @@ def test_demo_rtf_numbers_match_report_tables(demo):
         if data.size:
             assert body == want, t.id
         assert f"Population: {t.population or 'see title'}" in rtf_header(path), t.id
+
+
+def test_rtf_structure_is_well_formed(tmp_path: Path):
+    """RTF 1.9.1: groups balance; each row (``\\trowd`` ... ``\\row``) defines one ``\\cellx`` per
+    ``\\cell``; only the column header row is a repeated header row (``\\trhdr``)."""
+    t = _table()
+    t.data.loc[1, "Any grade"] = "a {brace} \\ back\nslash"
+    path = write_table_rtf(t, tmp_path, TlfHeader("S{1}", None))
+    text = path.read_text("ascii")  # every non-ASCII character is escaped
+    depth = 0
+    for m in re.finditer(r"\\\\|\\[{}]|[{}]", text):
+        depth += {"{": 1, "}": -1}.get(m.group(0), 0)
+        assert depth >= 0
+    assert depth == 0
+    rows = re.findall(r"\\trowd(.*?)\\row\b", text, re.S)
+    assert len(rows) == 1 + 2 + 1  # header, 2 body rows, footnotes
+    for r in rows:
+        assert r.count("\\cellx") == len(re.findall(r"\\cell\b", r))
+    assert [("\\trhdr" in r) for r in rows] == [True, False, False, False]
+    assert rtf_cells(path)[7] == "a {brace} \\ back\nslash"
+    assert "Study S{1}" in rtf_header(path)
+
+
+def test_rtf_escape_unicode_outside_the_bmp():
+    """RTF 1.9.1 "Unicode RTF": \\uN takes a signed 16-bit value; a character beyond U+FFFF is two
+    UTF-16 surrogates (U+1F600 = D83D DE00 = -10179, -8704)."""
+    from mmtrial.submission.tlf import rtf_escape
+
+    assert rtf_escape("\u2265 3") == "\\uc1\\u8805* 3"
+    assert rtf_escape("\U0001F600") == "\\uc1\\u-10179*\\uc1\\u-8704*"
+    assert rtf_escape("plain") == "plain"

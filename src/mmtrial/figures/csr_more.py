@@ -88,6 +88,19 @@ def compute_swimmer_response(adsl: pd.DataFrame, *, responders: tuple[str, ...] 
     return out.sort_values(["DUR", "USUBJID"], ascending=[True, True]).reset_index(drop=True)
 
 
+#: Most lanes the responder swimmer plot draws (issue 15: one labelled lane per patient made the
+#: figure 450 inches high and cost about 30 s of CPU at 5,000 subjects).
+SWIMMER_MAX_PATIENTS = 100
+
+
+def cap_swimmer_response(d: pd.DataFrame, max_patients: int = SWIMMER_MAX_PATIENTS) -> pd.DataFrame:
+    """The lanes shown: all when there are at most ``max_patients``, else the ``max_patients``
+    longest treated (as the exposure swimmer plot does), in the same order (by duration)."""
+    if len(d) <= max_patients:
+        return d
+    return d.sort_values(["DUR", "USUBJID"], na_position="first", kind="stable").tail(max_patients).reset_index(drop=True)
+
+
 def plot_swimmer_response(d: pd.DataFrame):
     """Horizontal bars (treatment duration) coloured by BOR, with response, PD and death markers."""
     fig = _figure(8, max(3.0, 0.18 * len(d) + 1.2))

@@ -88,3 +88,82 @@ def render_pdf(html: str, path: Path | str, *, page_size: PageSize = "A4") -> No
     """
     doc = render_pdf_document(html, page_size=page_size)
     atomic_write_bytes(Path(path), doc.write_pdf())
+
+
+# --- a second renderer: headless Chromium (issue 15) ----------------------------------------------
+
+PDF_ENGINES: tuple[str, ...] = ("weasyprint", "chromium")
+CHROMIUM_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_TIMEOUT_S = 600
+
+
+def find_chromium() -> str:
+    """The path of a Chromium (or Chrome) executable on PATH; :class:`PdfUnavailableError` if none."""
+    import shutil
+
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise PdfUnavailableError(f"--pdf-engine chromium: none of {', '.join(CHROMIUM_NAMES)} is on PATH "
+                              "(apt-get install chromium)")
+
+
+def chromium_command(exe: str, html_file: Path, pdf_file: Path, profile_dir: Path) -> list[str]:
+    """The headless print command: no browser header/footer (the print stylesheet has its own),
+    a throw-away profile, no sandbox only when running as root (Chromium refuses otherwise)."""
+    import os
+
+    cmd = [exe, "--headless", "--disable-gpu", "--no-first-run", "--no-pdf-header-footer",
+           f"--user-data-dir={profile_dir}", f"--print-to-pdf={pdf_file}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--no-sandbox")
+    return [*cmd, html_file.resolve().as_uri()]
+
+
+def _chromium_env() -> dict[str, str]:
+    """Chromium's environment: a short TMPDIR (its IPC sockets live there, and a Unix socket path
+    is limited to 107 bytes: with a long TMPDIR Chromium aborts), else as given."""
+    import os
+    import tempfile
+
+    env = dict(os.environ)
+    if len(tempfile.gettempdir()) > 40 and os.access("/tmp", os.W_OK):
+        env["TMPDIR"] = "/tmp"
+    return env
+
+
+def render_pdf_chromium(html: str, path: Path | str, *, page_size: PageSize = "A4") -> None:
+    """Write the report HTML as a PDF with headless Chromium (``--print-to-pdf``).
+
+    Same print form and stylesheet as :func:`render_pdf`; Chromium applies the ``@page`` rules,
+    its page breaks may differ (docs/report.md). Chromium runs in its own process group, which is
+    ended after it returns, so none of its helper processes outlives the call.
+    """
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    exe = find_chromium()
+    with tempfile.TemporaryDirectory(prefix="mmtrial-pdf-") as tmp_s:
+        tmp = Path(tmp_s)
+        src, out = tmp / "report.html", tmp / "report.pdf"
+        src.write_text(compact_trace_index(_with_page_size(html, page_size)), "utf-8")
+        proc = subprocess.Popen(chromium_command(exe, src, out, tmp / "profile"), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                env=_chromium_env())
+        try:
+            _, err = proc.communicate(timeout=CHROMIUM_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        finally:
+            # helpers (zygote, GPU, utility) Chromium has not reaped: end the group it leads
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode != 0 or not out.exists() or out.stat().st_size == 0:
+            tail = (err or b"").decode("utf-8", "replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"chromium --print-to-pdf failed (exit {proc.returncode}): {' | '.join(tail)}")
+        atomic_write_bytes(Path(path), out.read_bytes())

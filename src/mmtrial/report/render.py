@@ -681,8 +681,10 @@ def write_report(
     pdf: bool = False,
     run_date: str | None = None,
     page_size: str = "A4",
+    pdf_engine: str = "weasyprint",
 ) -> Path:
-    """Write ``report.html`` (and ``report.pdf`` when ``pdf``) into ``out_dir``, atomically.
+    """Write ``report.html`` (and ``report.pdf`` when ``pdf``, by ``pdf_engine``: ``weasyprint``
+    or ``chromium``) into ``out_dir``, atomically.
 
     Each file is written to a temporary file in ``out_dir`` and moved into place with
     ``os.replace``, so a reader never sees a half-written report. Returns the HTML path.
@@ -694,7 +696,8 @@ def write_report(
     html_path = out / "report.html"
     atomic_write_bytes(html_path, html.encode("utf-8"))
     if pdf:
-        from mmtrial.report.pdf import render_pdf
+        from mmtrial.report.pdf import render_pdf, render_pdf_chromium
 
-        render_pdf(render_html(a, run_date=run_date, for_pdf=True), out / "report.pdf", page_size=page_size)
+        render = render_pdf_chromium if pdf_engine == "chromium" else render_pdf
+        render(render_html(a, run_date=run_date, for_pdf=True), out / "report.pdf", page_size=page_size)
     return html_path

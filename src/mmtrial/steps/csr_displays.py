@@ -32,7 +32,10 @@ def _efficacy_blocks(a: Analysis) -> list:
                                             "+100% drawn at +100%. Dashed lines: -50% (PR), -90% (VGPR), +25% (PD).",
                                             "Population: efficacy population (EFFFL = Y) with a post-baseline value."]))
     if "BOR" in adsl and "EFFFL" in adsl:
-        s = fm.compute_swimmer_response(adsl)
+        s_all = fm.compute_swimmer_response(adsl)
+        s = fm.cap_swimmer_response(s_all)
+        capped = ([f"{len(s)} of {len(s_all)} responders shown: the {len(s)} longest treated (lanes are "
+                   "capped so the figure stays readable)."] if len(s) < len(s_all) else [])
         if len(s):
             alt = (f"Swimmer plot: months on treatment for {len(s)} patients with a minimal response or better, "
                    "bars coloured by best response, with markers for first response, progression and death.")
@@ -42,7 +45,8 @@ def _efficacy_blocks(a: Analysis) -> list:
                                  footnotes=["Bar: first to last dose (TRTSDT to TRTEDT); triangle: first confirmed "
                                             "MR or better; cross: progression (PDDT); diamond: death; arrow: "
                                             "treatment ongoing at the data cut-off.",
-                                            "Population: efficacy population with a best response of MR or better."]))
+                                            "Population: efficacy population with a best response of MR or better.",
+                                            *capped]))
     return blocks
 
 

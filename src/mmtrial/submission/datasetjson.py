@@ -10,7 +10,10 @@ missing). Dates are ``dataType = "date"`` with ISO 8601 values and ``targetDataT
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial import __version__
-from mmtrial._io import atomic_write_bytes
+from mmtrial._io import file_mode
 from mmtrial.submission.spec import Column, DatasetSpec
 
 DATASET_JSON_VERSION = "1.1.0"
@@ -44,8 +47,9 @@ def column_values(s: pd.Series, kind: str) -> list[Any]:
 
 
 def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *, study_oid: str,
-                 created: str | None = None) -> dict[str, Any]:
-    """The Dataset-JSON v1.1 document of one dataset (a dict ready for ``json.dumps``)."""
+                 created: str | None = None, rows: bool = True) -> dict[str, Any]:
+    """The Dataset-JSON v1.1 document of one dataset (a dict ready for ``json.dumps``); with
+    ``rows=False`` its ``rows`` are left empty (:func:`write_dataset_json` streams them)."""
     name = ds.name.upper()
     cols = []
     for c in columns:
@@ -60,8 +64,6 @@ def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
         if c.spec.name in ds.keys:
             meta["keySequence"] = ds.keys.index(c.spec.name) + 1
         cols.append(meta)
-    values = [column_values(frame[c.name], c.data_type) for c in columns]
-    rows = [list(r) for r in zip(*values, strict=True)] if columns else []
     now = created or datetime.now(UTC).replace(microsecond=0).isoformat()
     return {
         "datasetJSONCreationDateTime": now,
@@ -77,15 +79,47 @@ def dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
         "name": name,
         "label": ds.label,
         "columns": cols,
-        "rows": rows,
+        "rows": _rows(frame, columns) if rows else [],
     }
+
+
+def _rows(frame: pd.DataFrame, columns: list[Column]) -> list[list[Any]]:
+    values = [column_values(frame[c.name], c.data_type) for c in columns]
+    return [list(r) for r in zip(*values, strict=True)] if columns else []
+
+
+#: Rows serialised at a time: the Python objects of one chunk only are alive (issue 15: the whole
+#: adlb as lists of Python values took about 2 GB at 20,000 subjects).
+ROWS_PER_CHUNK = 20_000
 
 
 def write_dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, path: Path, *,
                        study_oid: str, created: str | None = None) -> Path:
-    """Write one dataset as Dataset-JSON v1.1 (atomically)."""
-    doc = dataset_json(frame, columns, ds, study_oid=study_oid, created=created)
-    atomic_write_bytes(path, json.dumps(doc, allow_nan=False, default=_np_default).encode("utf-8"))
+    """Write one dataset as Dataset-JSON v1.1 (atomically).
+
+    The text is exactly ``json.dumps`` of :func:`dataset_json`'s document, written a chunk of
+    :data:`ROWS_PER_CHUNK` rows at a time (``json.dumps`` of a list is its items' texts joined
+    by ``", "`` inside brackets), so memory stays bounded by one chunk.
+    """
+    doc = dataset_json(frame, columns, ds, study_oid=study_oid, created=created, rows=False)
+    head = json.dumps(doc, allow_nan=False, default=_np_default)
+    assert head.endswith('"rows": []}')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:  # as _io.atomic_write_bytes, a chunk at a time
+            fh.write(head[:-2].encode("utf-8"))
+            for i, start in enumerate(range(0, len(frame), ROWS_PER_CHUNK)):
+                chunk = _rows(frame.iloc[start:start + ROWS_PER_CHUNK], columns)
+                text = json.dumps(chunk, allow_nan=False, default=_np_default)[1:-1]
+                fh.write(((", " if i else "") + text).encode("utf-8"))
+            fh.write(b"]}")
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
