@@ -151,34 +151,9 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
     has_pd = ~np.isnan(pd_off)
     dx_day = first_reg - rng.integers(14, 46, n)
 
-    grp = np.char.add("R", np.char.zfill((pos + 1).astype(str), 2))
-    grp_names, grp_code = np.unique(grp, return_inverse=True)
     link = (kind <= 1) & transplant[owner]
-    rsdisc_names = np.array(["PLANNED", "COMPLETED", "PROGRESSIVE DISEASE", "TOXICITY"], dtype=object)
     rsdisc = np.select([(end_kind == 0) & transplant[owner], end_kind == 0, end_kind == 3], [0, 1, 3], 2)
-    scat_names = np.array(["INDUCTION", "MAINTENANCE", ""], dtype=object)
     scat = np.where(kind == 0, 0, np.where((kind == 1) & transplant[owner], 1, 2))
-
-    # cm: one row per drug per regimen
-    ndrug = np.array([len(c) for c in CATALOGUE])
-    drug_names = np.array(sorted({d for c in CATALOGUE for d in c}), dtype=object)
-    drug_code = np.full((len(CATALOGUE), 4), -1)
-    for i, c in enumerate(CATALOGUE):  # the small catalogue table, not the data
-        drug_code[i, : len(c)] = np.searchsorted(drug_names, c)
-    r_idx, d_pos = explode_index(ndrug[cat_id])
-    o = owner[r_idx]
-    cm = pd.DataFrame({
-        "STUDYID": constcol(p.study_id, len(r_idx)),
-        "USUBJID": strcol(usubjid, o),
-        "CMTRT": strcol(drug_names, drug_code[cat_id[r_idx], d_pos]),
-        "CMCAT": constcol("PRIOR ANTI-MYELOMA THERAPY", len(r_idx)),
-        "CMSCAT": strcol(scat_names, scat[r_idx], scat[r_idx] == 2),
-        "CMGRPID": strcol(grp_names, grp_code[r_idx]),
-        "CMLNKGRP": strcol(["L01"], np.zeros(len(r_idx), np.int64), ~link[r_idx]),
-        "CMSTDTC": datecol(start[r_idx]),
-        "CMENDTC": datecol(end[r_idx]),
-        "CMRSDISC": strcol(rsdisc_names, rsdisc[r_idx]),
-    })
 
     # rs: best response (not for PD-as-best) and the progression of each regimen
     best = rng.choice(4, rows, p=[0.12, 0.38, 0.2, 0.3])
@@ -192,6 +167,62 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
                       np.concatenate([best_day, np.zeros(has_pd.sum(), np.int64)]))
     rs_day = np.where(rs_is_pd, rs_day, np.minimum(rs_day, np.concatenate(
         [np.where(has_pd, pd_day - 1, end), np.zeros(has_pd.sum(), np.int64)])))
+    # pr: the transplant of the planned induction -> ASCT -> maintenance sequence
+    ind = np.flatnonzero((kind == 0) & transplant[owner])
+    cm, rs, pr, mh = history_frames(
+        p, usubjid, owner=owner, pos=pos, cat_id=cat_id, start=start, end=end, link=link, rsdisc=rsdisc,
+        scat=scat, rs_owner=rs_owner, rs_val=rs_val, rs_day=rs_day, asct=ind, asct_day=end[ind] + asct_gap[ind],
+        mh_terms=mh_terms, dx_day=dx_day)
+    return History(cm=cm, rs=rs, pr=pr, mh=mh, dx_day=dx_day, n_regimens=n_reg,
+                   penta=PENTA_TEMPLATE[template], transplant=transplant)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cats, codes = np.unique(values.astype(str), return_inverse=True)
+    return cats, codes
+
+
+def history_frames(p: SimulationParams, usubjid: np.ndarray, *, owner: np.ndarray, pos: np.ndarray,
+                   cat_id: np.ndarray, start: np.ndarray, end: np.ndarray, link: np.ndarray, rsdisc: np.ndarray,
+                   scat: np.ndarray, rs_owner: np.ndarray, rs_val: np.ndarray, rs_day: np.ndarray,
+                   asct: np.ndarray, asct_day: np.ndarray, mh_terms: np.ndarray,
+                   dx_day: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cm, rs, pr and mh domains from one row per prior regimen (shared by the late-line
+    history here and the early-line history of simulate/history_early.py).
+
+    ``owner``/``pos``: each regimen's subject and its position; ``cat_id``: its row of
+    :data:`CATALOGUE`; ``link``: part of the transplant sequence (CMLNKGRP L01); ``rsdisc``: code
+    into PLANNED, COMPLETED, PROGRESSIVE DISEASE, TOXICITY; ``scat``: INDUCTION, MAINTENANCE or none;
+    ``rs_owner``/``rs_val``/``rs_day``: the prior-therapy responses (regimen, code into
+    PRIOR_RESPONSES + PD, day); ``asct``: the regimens followed by a transplant on ``asct_day``.
+    """
+    n = len(usubjid)
+    grp = np.char.add("R", np.char.zfill((pos + 1).astype(str), 2))
+    grp_names, grp_code = np.unique(grp, return_inverse=True)
+    rsdisc_names = np.array(["PLANNED", "COMPLETED", "PROGRESSIVE DISEASE", "TOXICITY"], dtype=object)
+    scat_names = np.array(["INDUCTION", "MAINTENANCE", ""], dtype=object)
+
+    # cm: one row per drug per regimen
+    ndrug = np.array([len(c) for c in CATALOGUE])
+    drug_names = np.array(sorted({d for c in CATALOGUE for d in c}), dtype=object)
+    drug_code = np.full((len(CATALOGUE), 4), -1)
+    for i, c in enumerate(CATALOGUE):  # the small catalogue table, not the data
+        drug_code[i, : len(c)] = np.searchsorted(drug_names, c)
+    r_idx, d_pos = explode_index(ndrug[cat_id])
+    cm = pd.DataFrame({
+        "STUDYID": constcol(p.study_id, len(r_idx)),
+        "USUBJID": strcol(usubjid, owner[r_idx]),
+        "CMTRT": strcol(drug_names, drug_code[cat_id[r_idx], d_pos]),
+        "CMCAT": constcol("PRIOR ANTI-MYELOMA THERAPY", len(r_idx)),
+        "CMSCAT": strcol(scat_names, scat[r_idx], scat[r_idx] == 2),
+        "CMGRPID": strcol(grp_names, grp_code[r_idx]),
+        "CMLNKGRP": strcol(["L01"], np.zeros(len(r_idx), np.int64), ~link[r_idx]),
+        "CMSTDTC": datecol(start[r_idx]),
+        "CMENDTC": datecol(end[r_idx]),
+        "CMRSDISC": strcol(rsdisc_names, rsdisc[r_idx]),
+    })
+
+    # rs: in subject and date order
     order = np.lexsort((rs_day, owner[rs_owner]))
     rs_owner, rs_val, rs_day = rs_owner[order], rs_val[order], rs_day[order]
     nrs = len(rs_owner)
@@ -205,16 +236,13 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
         "RSGRPID": strcol(grp_names, grp_code[rs_owner]),
         "RSDTC": datecol(rs_day),
     })
-
-    # pr: the transplant of the planned induction -> ASCT -> maintenance sequence
-    ind = np.flatnonzero((kind == 0) & transplant[owner])
-    npr = len(ind)
+    npr = len(asct)
     pr = pd.DataFrame({
         "STUDYID": constcol(p.study_id, npr),
-        "USUBJID": strcol(usubjid, owner[ind]),
+        "USUBJID": strcol(usubjid, owner[asct]),
         "PRTRT": constcol("AUTOLOGOUS STEM CELL TRANSPLANT", npr),
         "PRCAT": constcol("STEM CELL TRANSPLANT", npr),
-        "PRSTDTC": datecol(end[ind] + asct_gap[ind]),
+        "PRSTDTC": datecol(asct_day),
         "PRLNKGRP": constcol("L01", npr),
     })
     mh = pd.DataFrame({
@@ -225,10 +253,4 @@ def simulate_history(rng: np.random.Generator, usubjid: np.ndarray, first_dose: 
         "MHDECOD": constcol("PLASMA CELL MYELOMA", n),
         "MHSTDTC": datecol(dx_day),
     })
-    return History(cm=cm, rs=rs, pr=pr, mh=mh, dx_day=dx_day, n_regimens=n_reg,
-                   penta=PENTA_TEMPLATE[template], transplant=transplant)
-
-
-def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cats, codes = np.unique(values.astype(str), return_inverse=True)
-    return cats, codes
+    return cm, rs, pr, mh

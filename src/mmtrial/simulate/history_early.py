@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
-from mmtrial.simulate._frames import constcol, datecol, explode_index, strcol
-from mmtrial.simulate.history import CATALOGUE, PRIOR_RESPONSES, History, _codes
+from mmtrial.simulate._frames import explode_index
+from mmtrial.simulate.history import History, _lognormal, history_frames
 from mmtrial.simulate.params import SimulationParams
 
 #: catalogue ids (mmtrial.simulate.history.CATALOGUE) by role
@@ -34,10 +33,6 @@ LATER_ANY = np.array([21, 17, 15, 8, 23, 18, 13])  # DRd, Kd, DVd, ixazomib-d, P
 LATER_ANY_P = np.array([0.25, 0.15, 0.15, 0.1, 0.15, 0.1, 0.1])
 LATER_NON_PI = np.array([21, 23, 18, 13, 4])  # DRd, Pd, DPd, elotuzumab-d, Rd
 LATER_NON_PI_P = np.array([0.35, 0.2, 0.2, 0.1, 0.15])
-
-
-def _lognormal(rng, median, sigma, n):
-    return median * np.exp(sigma * rng.standard_normal(n))
 
 
 def early_history(n_lines: np.ndarray, prior_pi: np.ndarray, transplant: np.ndarray) -> Callable[..., History]:
@@ -100,33 +95,9 @@ def simulate_early_history(rng: np.random.Generator, usubjid: np.ndarray, first_
     has_pd = ~np.isnan(pd_off)
     dx_day = first_reg - rng.integers(14, 46, n)
 
-    grp = np.char.add("R", np.char.zfill((pos + 1).astype(str), 2))
-    grp_names, grp_code = np.unique(grp, return_inverse=True)
     link = (kind <= 1) & tx
-    rsdisc_names = np.array(["PLANNED", "COMPLETED", "PROGRESSIVE DISEASE", "TOXICITY"], dtype=object)
     rsdisc = np.select([end_kind == 0, end_kind == 2], [0, 1], 2)
-    scat_names = np.array(["INDUCTION", "MAINTENANCE", ""], dtype=object)
     scat = np.where((kind == 0) & tx, 0, np.where(kind == 1, 1, 2))
-
-    ndrug = np.array([len(c) for c in CATALOGUE])
-    drug_names = np.array(sorted({d for c in CATALOGUE for d in c}), dtype=object)
-    drug_code = np.full((len(CATALOGUE), 4), -1)
-    for i, c in enumerate(CATALOGUE):  # the small catalogue table, not the data
-        drug_code[i, : len(c)] = np.searchsorted(drug_names, c)
-    r_idx, d_pos = explode_index(ndrug[cat_id])
-    o = owner[r_idx]
-    cm = pd.DataFrame({
-        "STUDYID": constcol(p.study_id, len(r_idx)),
-        "USUBJID": strcol(usubjid, o),
-        "CMTRT": strcol(drug_names, drug_code[cat_id[r_idx], d_pos]),
-        "CMCAT": constcol("PRIOR ANTI-MYELOMA THERAPY", len(r_idx)),
-        "CMSCAT": strcol(scat_names, scat[r_idx], scat[r_idx] == 2),
-        "CMGRPID": strcol(grp_names, grp_code[r_idx]),
-        "CMLNKGRP": strcol(["L01"], np.zeros(len(r_idx), np.int64), ~link[r_idx]),
-        "CMSTDTC": datecol(start[r_idx]),
-        "CMENDTC": datecol(end[r_idx]),
-        "CMRSDISC": strcol(rsdisc_names, rsdisc[r_idx]),
-    })
 
     # rs: best response of each regimen (deeper in early lines), then its progression
     best = rng.choice(4, rows, p=[0.35, 0.4, 0.15, 0.1])
@@ -136,36 +107,10 @@ def simulate_early_history(rng: np.random.Generator, usubjid: np.ndarray, first_
     rs_is_pd = np.concatenate([np.zeros(rows, bool), np.ones(has_pd.sum(), bool)])
     rs_val = np.where(rs_is_pd, 4, np.concatenate([best, np.zeros(has_pd.sum(), np.int64)]))
     rs_day = np.concatenate([np.minimum(best_day, np.where(has_pd, pd_day - 1, end)), pd_day[has_pd]])
-    order = np.lexsort((rs_day, owner[rs_owner]))
-    rs_owner, rs_val, rs_day = rs_owner[order], rs_val[order], rs_day[order]
-    nrs = len(rs_owner)
-    rs = pd.DataFrame({
-        "STUDYID": constcol(p.study_id, nrs),
-        "USUBJID": strcol(usubjid, owner[rs_owner]),
-        "RSCAT": constcol("PRIOR THERAPY", nrs),
-        "RSTESTCD": constcol("OVRLRESP", nrs),
-        "RSSTRESC": strcol(np.append(PRIOR_RESPONSES, "PD"), rs_val),
-        "RSEVAL": constcol("INVESTIGATOR", nrs),
-        "RSGRPID": strcol(grp_names, grp_code[rs_owner]),
-        "RSDTC": datecol(rs_day),
-    })
     ind = np.flatnonzero(planned)
-    npr = len(ind)
-    pr = pd.DataFrame({
-        "STUDYID": constcol(p.study_id, npr),
-        "USUBJID": strcol(usubjid, owner[ind]),
-        "PRTRT": constcol("AUTOLOGOUS STEM CELL TRANSPLANT", npr),
-        "PRCAT": constcol("STEM CELL TRANSPLANT", npr),
-        "PRSTDTC": datecol(end[ind] + asct_gap[ind]),
-        "PRLNKGRP": constcol("L01", npr),
-    })
-    mh = pd.DataFrame({
-        "STUDYID": constcol(p.study_id, n),
-        "USUBJID": strcol(usubjid, np.arange(n)),
-        "MHCAT": constcol("PRIMARY DIAGNOSIS", n),
-        "MHTERM": strcol(*_codes(mh_terms)),
-        "MHDECOD": constcol("PLASMA CELL MYELOMA", n),
-        "MHSTDTC": datecol(dx_day),
-    })
+    cm, rs, pr, mh = history_frames(
+        p, usubjid, owner=owner, pos=pos, cat_id=cat_id, start=start, end=end, link=link, rsdisc=rsdisc,
+        scat=scat, rs_owner=rs_owner, rs_val=rs_val, rs_day=rs_day, asct=ind, asct_day=end[ind] + asct_gap[ind],
+        mh_terms=mh_terms, dx_day=dx_day)
     return History(cm=cm, rs=rs, pr=pr, mh=mh, dx_day=dx_day, n_regimens=n_reg,
                    penta=np.zeros(n, bool), transplant=transplant.copy())
