@@ -64,32 +64,19 @@ def check_cohort_domains(raw: dict[str, pd.DataFrame], *, label: str) -> tuple[d
     from mmtrial.sdtm.check import (
         ReadOptions,
         check_date_order,
-        check_duplicates,
-        check_empty,
-        check_nonmissing,
+        check_domains,
         check_structure,
         check_subjects,
         check_terms,
         convert_lab_units,
-        derive_dates,
-        normalise_types,
     )
 
     options = ReadOptions()
     schema = cohort_schema()
     raw = {k: v for k, v in raw.items() if k in schema["domains"]}
     issues = check_structure(raw, schema)
-    domains: dict[str, pd.DataFrame] = {}
-    for dom, df in raw.items():
-        spec = schema["domains"][dom]
-        df, found = normalise_types(dom, df, spec)
-        issues += found
-        issues += check_nonmissing(dom, df, spec)
-        df, found = derive_dates(dom, df, options.imputation, options.date_window())
-        issues += found
-        issues += check_duplicates(dom, df, spec)
-        issues += check_empty(dom, df)
-        domains[dom] = df
+    domains, found = check_domains(raw, schema, options)
+    issues += found
     if "lb" in domains and len(domains["lb"]):
         lb = domains["lb"]
         for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):

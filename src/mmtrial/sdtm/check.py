@@ -607,6 +607,26 @@ def check_plausibility(domains: dict[str, pd.DataFrame], missing: dict[str, set[
     return issues
 
 
+def check_domains(raw: dict[str, pd.DataFrame], schema: dict[str, Any],
+                  options: ReadOptions) -> tuple[dict[str, pd.DataFrame], list[InputIssue]]:
+    """Each domain typed, its key variables non-missing, its dates derived (the options'
+    imputation and window), duplicates and emptiness checked: the frames and every issue.
+    Shared by the study reader (:func:`load_study`) and the external-cohort reader."""
+    issues: list[InputIssue] = []
+    domains: dict[str, pd.DataFrame] = {}
+    for dom, df in raw.items():
+        spec = schema["domains"][dom]
+        df, found = normalise_types(dom, df, spec)
+        issues += found
+        issues += check_nonmissing(dom, df, spec)
+        df, found = derive_dates(dom, df, options.imputation, options.date_window())
+        issues += found
+        issues += check_duplicates(dom, df, spec)
+        issues += check_empty(dom, df)
+        domains[dom] = df
+    return domains, issues
+
+
 def load_study(
     study_dir: str | Path,
     options: ReadOptions | None = None,
@@ -631,17 +651,8 @@ def load_study(
     # once (each check below skips what is absent); the study is withheld at the end.
     if on_stage:
         on_stage("check")
-    domains: dict[str, pd.DataFrame] = {}
-    for dom, df in raw.items():
-        spec = schema["domains"][dom]
-        df, found = normalise_types(dom, df, spec)
-        issues += found
-        issues += check_nonmissing(dom, df, spec)
-        df, found = derive_dates(dom, df, options.imputation, options.date_window())
-        issues += found
-        issues += check_duplicates(dom, df, spec)
-        issues += check_empty(dom, df)
-        domains[dom] = df
+    domains, found = check_domains(raw, schema, options)
+    issues += found
     if "lb" in domains and {"USUBJID", "LBTESTCD", "LBSTRESU"} <= set(domains["lb"].columns):
         for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
             if c not in domains["lb"]:
