@@ -81,3 +81,30 @@ def test_maic_unknown_target_is_a_usage_error(tmp_path):
     r = runner.invoke(app, ["maic", str(tmp_path / "study"), "--target", "nosuch", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
     assert "nosuch" in r.output
+
+
+def test_external_cohort_input_errors_write_issues_csv(tmp_path):
+    """Data contract v2 (output folder rules): input errors exit 1 and OUT receives only
+    issues.csv naming the cohort's domain, row, USUBJID, variable and value (as mmtrial analyze)."""
+    from mmtrial.sdtm.issues import read_issues_csv
+
+    study = tmp_path / "study"
+    study.mkdir()  # never read: the cohort is read and checked first
+    coh = tmp_path / "cohort"
+    coh.mkdir()
+    (coh / "dm.csv").write_text("STUDYID,DOMAIN,USUBJID,SUBJID,AGE,SEX\nRWD,DM,P1,1,70,F\n")
+    (coh / "cm.csv").write_text(
+        "STUDYID,DOMAIN,USUBJID,CMSEQ,CMTRT,CMCAT,CMSTDTC,CMENDTC,CMGRPID\n"
+        "RWD,CM,P1,1,BORTEZOMIB,PRIOR ANTI-MYELOMA THERAPY,2019-13-45,2019-06-01,R1\n")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["external", str(study), "--cohort", str(coh), "--out", str(out), "--quiet"])
+    assert r.exit_code == 1, r.output
+    assert not (out / "report.html").exists()
+    iss = read_issues_csv(out / "issues.csv")
+    bad = iss.loc[iss["severity"].eq("error")]
+    assert len(bad) and bad["domain"].eq("cohort:cm").any(), iss
+    row = bad.loc[bad["domain"].eq("cohort:cm")].iloc[0]
+    assert (row["variable"], str(row["usubjid"]), str(row["value"]), int(row["row"])) == ("CMSTDTC", "P1", "2019-13-45", 1)
+    # a second run with the error fixed may replace this folder (it is mmtrial's): the rules allow it
+    r2 = runner.invoke(app, ["external", str(study), "--cohort", str(coh), "--out", str(out), "--quiet"])
+    assert r2.exit_code == 1 and (out / "issues.csv").is_file()

@@ -125,11 +125,36 @@ def build_external_section(res: dict[str, Any], *, attrition: pd.DataFrame | Non
     return Section(id=SECTION_ID, title=f"External control{lab}", blocks=blocks, order=SECTION_ORDER)
 
 
-def _write(a, tmp: Path, out: Path, study: Path, extra: dict[str, pd.DataFrame]) -> None:
+def tag_cohort_issues(issues: list) -> list:
+    """Cohort issues with their domain written ``cohort:<domain>`` (issues.csv then tells the
+    cohort's rows from the study's)."""
+    from dataclasses import replace
+
+    return [i if str(i.domain).startswith("cohort:") else replace(i, domain=f"cohort:{i.domain}") for i in issues]
+
+
+def write_input_errors(issues: list, out: Path, study: Path) -> None:
+    """Input errors (data contract v2, output folder rules): OUT receives only ``issues.csv``
+    (never a partial report; an earlier report is replaced), as ``mmtrial analyze`` does."""
+    from mmtrial._io import finish_dir, new_temp_dir, remove_tree
+    from mmtrial.sdtm.issues import write_issues_csv
+
+    tmp = new_temp_dir(out, kind="analysis", study=study)
+    try:
+        write_issues_csv(issues, tmp / "issues.csv")
+        finish_dir(tmp, out, kind="analysis", status="input-errors", study=study)
+    finally:
+        if tmp.exists():
+            remove_tree(tmp)
+
+
+def _write(a, tmp: Path, out: Path, study: Path, extra: dict[str, pd.DataFrame], issues: list | None = None) -> None:
     from mmtrial._io import finish_dir
     from mmtrial.pipeline import results_to_json
     from mmtrial.report.render import write_report
+    from mmtrial.sdtm.issues import write_issues_csv
 
+    write_issues_csv(list(issues or []), tmp / "issues.csv")  # warnings, as mmtrial analyze writes them
     (tmp / "results.json").write_text(results_to_json(a.results), "utf-8")
     for name, df in extra.items():
         df.to_csv(tmp / name, index=False)
@@ -149,6 +174,7 @@ def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path,
     from mmtrial.external.history import derive_cohort_history
     from mmtrial.external.trial import analyse_trial, derive_external_frame, derive_trial_frame
     from mmtrial.pipeline import check_study_folder, load_protocol_file
+    from mmtrial.sdtm.issues import StudyInputError
     from mmtrial.steps.prior_therapy import eligibility_rule
 
     study = check_study_folder(study_dir)
@@ -157,9 +183,19 @@ def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path,
     cfg = external_config(proto)
     stage = on_stage or (lambda s: None)
     stage("read cohort")
-    coh = read_cohort(cohort)
+    try:
+        coh = read_cohort(cohort)
+    except StudyInputError as exc:
+        issues = tag_cohort_issues(exc.issues)
+        write_input_errors(issues, out, study)
+        raise StudyInputError(issues) from None
     stage("analyse trial")
-    a = analyse_trial(study, proto)
+    try:
+        a = analyse_trial(study, proto)
+    except StudyInputError as exc:
+        issues = [*exc.issues, *tag_cohort_issues(coh.issues)]
+        write_input_errors(issues, out, study)
+        raise StudyInputError(issues) from None
     stage("lines and refractory status at every line")
     dictionary = DrugDictionary.load(None)
     hist = derive_cohort_history(coh.frames, dictionary=dictionary,
@@ -202,7 +238,8 @@ def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path,
         d = cmp.data
         weights = d[["GROUP", "ID", "CLUSTER", "PS", "W"]].assign(GROUP=np.where(d["GROUP"] == 1, "trial", "external"))
         _write(a, tmp, out, study, {"attrition.csv": em.attrition, "index_lines.csv": em.index, "weights.csv": weights,
-                                    "balance.csv": cmp.smd})
+                                    "balance.csv": cmp.smd},
+               issues=[*a.issues, *tag_cohort_issues([*coh.issues, *hist.issues])])
     finally:
         if tmp.exists():
             remove_tree(tmp)
@@ -252,7 +289,13 @@ def run_maic(study_dir: str | Path, target: str | Path, out_dir: str | Path, *, 
     tgt = load_target(target)
     stage = on_stage or (lambda s: None)
     stage("analyse trial")
-    a = analyse_trial(study, proto)
+    from mmtrial.sdtm.issues import StudyInputError
+
+    try:
+        a = analyse_trial(study, proto)
+    except StudyInputError as exc:
+        write_input_errors(exc.issues, out, study)
+        raise
     trial = derive_trial_frame(a)
     base = {b["variable"].upper(): float(b["mean"]) for b in tgt["baseline"]}
     missing = [v for v in base if v not in trial or trial[v].isna().all()]
@@ -333,7 +376,7 @@ def run_maic(study_dir: str | Path, target: str | Path, out_dir: str | Path, *, 
     tmp = new_temp_dir(out, kind="analysis", study=study)
     try:
         w = pd.DataFrame({"ID": trial.loc[keep, "ID"].to_numpy(), "W": first.weights})
-        _write(a, tmp, out, study, {"maic_weights.csv": w, "maic_balance.csv": bal})
+        _write(a, tmp, out, study, {"maic_weights.csv": w, "maic_balance.csv": bal}, issues=a.issues)
     finally:
         if tmp.exists():
             remove_tree(tmp)
