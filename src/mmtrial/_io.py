@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from mmtrial.errors import OutputFolderError
 
-OutputKind = Literal["analysis", "study", "demo"]
+OutputKind = Literal["analysis", "study", "demo", "cohort", "external", "maic"]
 
 #: The marker file mmtrial writes into every output folder it creates.
 MARKER = ".mmtrial-output"
@@ -38,7 +38,8 @@ STALE_AFTER_SECONDS = 24 * 3600
 #: the user's work (they are moved into the new output, not deleted).
 FILE_MANAGER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 #: What each kind of output is called in messages (the command that writes it).
-KIND_COMMAND = {"analysis": "mmtrial analyze", "study": "mmtrial simulate", "demo": "mmtrial demo"}
+KIND_COMMAND = {"analysis": "mmtrial analyze", "study": "mmtrial simulate", "demo": "mmtrial demo",
+                "cohort": "mmtrial simulate-cohort", "external": "mmtrial external", "maic": "mmtrial maic"}
 
 
 def _umask() -> int:

@@ -361,7 +361,7 @@ def simulate_cohort_cmd(
     from mmtrial._io import check_output_folder
     from mmtrial.simulate.cohort import simulate_cohort, write_cohort
 
-    check_output_folder(out, kind="study")  # before any work
+    check_output_folder(out, kind="cohort")  # before any work
     t0 = time.perf_counter()
     sim = simulate_cohort(n=n, seed=seed)
     write_cohort(sim, out, fmt=format.value)

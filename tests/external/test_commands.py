@@ -108,3 +108,22 @@ def test_external_cohort_input_errors_write_issues_csv(tmp_path):
     # a second run with the error fixed may replace this folder (it is mmtrial's): the rules allow it
     r2 = runner.invoke(app, ["external", str(study), "--cohort", str(coh), "--out", str(out), "--quiet"])
     assert r2.exit_code == 1 and (out / "issues.csv").is_file()
+
+
+def test_cohort_and_study_folders_are_different_kinds(tmp_path):
+    """docs/cli.md (data contract v2): --out may be a folder an earlier run of the *same command*
+    wrote; a simulate-cohort folder is not simulate's, and the reverse (marker kind ``cohort``)."""
+    cohort = tmp_path / "cohort"
+    r = runner.invoke(app, ["simulate-cohort", "--n", "5", "--out", str(cohort), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((cohort / ".mmtrial-output").read_text())["kind"] == "cohort"
+    before = sorted(p.name for p in cohort.iterdir())
+    r = runner.invoke(app, ["simulate", "--n", "5", "--out", str(cohort), "--quiet"])
+    assert r.exit_code == 2 and "mmtrial simulate-cohort" in r.output
+    assert sorted(p.name for p in cohort.iterdir()) == before
+    study = tmp_path / "study"
+    assert runner.invoke(app, ["simulate", "--n", "5", "--out", str(study), "--quiet"]).exit_code == 0
+    r = runner.invoke(app, ["simulate-cohort", "--n", "5", "--out", str(study), "--quiet"])
+    assert r.exit_code == 2 and "mmtrial simulate" in r.output
+    r = runner.invoke(app, ["simulate-cohort", "--n", "5", "--seed", "2", "--out", str(cohort), "--quiet"])
+    assert r.exit_code == 0, r.output  # its own earlier output may be replaced

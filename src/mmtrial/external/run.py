@@ -133,22 +133,23 @@ def tag_cohort_issues(issues: list) -> list:
     return [i if str(i.domain).startswith("cohort:") else replace(i, domain=f"cohort:{i.domain}") for i in issues]
 
 
-def write_input_errors(issues: list, out: Path, study: Path) -> None:
+def write_input_errors(issues: list, out: Path, study: Path, *, kind: str = "external") -> None:
     """Input errors (data contract v2, output folder rules): OUT receives only ``issues.csv``
     (never a partial report; an earlier report is replaced), as ``mmtrial analyze`` does."""
     from mmtrial._io import finish_dir, new_temp_dir, remove_tree
     from mmtrial.sdtm.issues import write_issues_csv
 
-    tmp = new_temp_dir(out, kind="analysis", study=study)
+    tmp = new_temp_dir(out, kind=kind, study=study)
     try:
         write_issues_csv(issues, tmp / "issues.csv")
-        finish_dir(tmp, out, kind="analysis", status="input-errors", study=study)
+        finish_dir(tmp, out, kind=kind, status="input-errors", study=study)
     finally:
         if tmp.exists():
             remove_tree(tmp)
 
 
-def _write(a, tmp: Path, out: Path, study: Path, extra: dict[str, pd.DataFrame], issues: list | None = None) -> None:
+def _write(a, tmp: Path, out: Path, study: Path, extra: dict[str, pd.DataFrame], issues: list | None = None,
+           *, kind: str = "external") -> None:
     from mmtrial._io import finish_dir
     from mmtrial.pipeline import results_to_json
     from mmtrial.report.render import write_report
@@ -159,7 +160,7 @@ def _write(a, tmp: Path, out: Path, study: Path, extra: dict[str, pd.DataFrame],
     for name, df in extra.items():
         df.to_csv(tmp / name, index=False)
     write_report(a, tmp)
-    finish_dir(tmp, out, kind="analysis", status="complete", study=study)
+    finish_dir(tmp, out, kind=kind, status="complete", study=study)
 
 
 def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path, *, protocol=None,
@@ -178,7 +179,7 @@ def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path,
     from mmtrial.steps.prior_therapy import eligibility_rule
 
     study = check_study_folder(study_dir)
-    out = check_output_folder(out_dir, kind="analysis", study=study)
+    out = check_output_folder(out_dir, kind="external", study=study)
     proto = load_protocol_file(protocol)
     cfg = external_config(proto)
     stage = on_stage or (lambda s: None)
@@ -233,7 +234,7 @@ def run_external(study_dir: str | Path, cohort: str | Path, out_dir: str | Path,
     a.sections = [build_external_section(res, attrition=em.attrition, smd=cmp.smd, km=cmp.km, synthetic=synthetic,
                                          notes=notes)]
     stage("write outputs")
-    tmp = new_temp_dir(out, kind="analysis", study=study)
+    tmp = new_temp_dir(out, kind="external", study=study)
     try:
         d = cmp.data
         weights = d[["GROUP", "ID", "CLUSTER", "PS", "W"]].assign(GROUP=np.where(d["GROUP"] == 1, "trial", "external"))
@@ -284,7 +285,7 @@ def run_maic(study_dir: str | Path, target: str | Path, out_dir: str | Path, *, 
     from mmtrial.stats.maic import compare_maic
 
     study = check_study_folder(study_dir)
-    out = check_output_folder(out_dir, kind="analysis", study=study)
+    out = check_output_folder(out_dir, kind="maic", study=study)
     proto = load_protocol_file(protocol)
     tgt = load_target(target)
     stage = on_stage or (lambda s: None)
@@ -294,7 +295,7 @@ def run_maic(study_dir: str | Path, target: str | Path, out_dir: str | Path, *, 
     try:
         a = analyse_trial(study, proto)
     except StudyInputError as exc:
-        write_input_errors(exc.issues, out, study)
+        write_input_errors(exc.issues, out, study, kind="maic")
         raise
     trial = derive_trial_frame(a)
     base = {b["variable"].upper(): float(b["mean"]) for b in tgt["baseline"]}
@@ -373,10 +374,10 @@ def run_maic(study_dir: str | Path, target: str | Path, out_dir: str | Path, *, 
                     population="Trial", source=f"ADTTE; {tgt['path']}")]
     a.sections = [Section(id="maic", title=f"Matching-adjusted indirect comparison{lab}", blocks=blocks, order=SECTION_ORDER)]
     a.methods = {"maic": {"target": tgt["path"], "n_boot": n_boot, "seed": seed}}
-    tmp = new_temp_dir(out, kind="analysis", study=study)
+    tmp = new_temp_dir(out, kind="maic", study=study)
     try:
         w = pd.DataFrame({"ID": trial.loc[keep, "ID"].to_numpy(), "W": first.weights})
-        _write(a, tmp, out, study, {"maic_weights.csv": w, "maic_balance.csv": bal}, issues=a.issues)
+        _write(a, tmp, out, study, {"maic_weights.csv": w, "maic_balance.csv": bal}, issues=a.issues, kind="maic")
     finally:
         if tmp.exists():
             remove_tree(tmp)

@@ -426,7 +426,7 @@ def _jsonable(o: Any) -> Any:
 
 
 def write_cohort(sim: SimulatedCohort, out_dir: str | Path, fmt: str = "sdtm") -> Path:
-    """Write the cohort to ``out_dir`` (output-folder rules, docs/cli.md; kind ``study``).
+    """Write the cohort to ``out_dir`` (output-folder rules, docs/cli.md; kind ``cohort``).
 
     ``sdtm``: one CSV per domain plus ``_truth.csv``, ``_truth_lines.csv`` and ``study.json``
     (``synthetic: true``); ``omop``: ``cdm.duckdb`` with the OMOP CDM v5.4 tables
@@ -435,8 +435,8 @@ def write_cohort(sim: SimulatedCohort, out_dir: str | Path, fmt: str = "sdtm") -
     if fmt not in ("sdtm", "omop"):
         raise ValueError(f"write_cohort: fmt must be 'sdtm' or 'omop'; got {fmt!r}")
     given = Path(out_dir)
-    out = check_output_folder(given, kind="study")
-    tmp = new_temp_dir(out, kind="study")
+    out = check_output_folder(given, kind="cohort")
+    tmp = new_temp_dir(out, kind="cohort")
     try:
         if fmt == "sdtm":
             for name, df in sim.domains.items():
@@ -451,7 +451,7 @@ def write_cohort(sim: SimulatedCohort, out_dir: str | Path, fmt: str = "sdtm") -
         meta["format"] = fmt
         meta["domains"] = {k: len(v) for k, v in sim.domains.items()}
         (tmp / "study.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-        finish_dir(tmp, out, kind="study", status="complete")
+        finish_dir(tmp, out, kind="cohort", status="complete")
     finally:
         if tmp.exists():
             remove_tree(tmp)
