@@ -40,12 +40,12 @@ def _day(d: int) -> pd.Timestamp:
 
 @st.composite
 def cohorts(draw) -> dict[str, pd.DataFrame]:
-    """1-3 patients: regimens (1-3 drugs each, possibly no end date, a reason, phase and link
+    """1-6 patients: regimens (1-3 drugs each, possibly no end date, a reason, phase and link
     group per regimen), transplants (with or without link groups), progressions (some linked to a
     regimen by RSGRPID) and serum M-protein values, on a 0-900 day grid so that gaps, windows and
     tandem intervals fall on both sides of every threshold."""
     cm, rs, pr, lb = [], [], [], []
-    for p in range(draw(st.integers(1, 3))):
+    for p in range(draw(st.integers(1, 6))):
         u = f"P{p}"
         t = 0
         for k in range(draw(st.integers(1, 5))):
@@ -133,8 +133,8 @@ refractory_rules = st.builds(
     pd_link=st.sampled_from(["any", "regimen"]), composites=st.just(COMPOSITES))
 
 
-@pytest.mark.slow  # 30 generated cohorts through both paths: ~1 min on 2 busy cores
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@pytest.mark.slow  # the pandas oracle costs ~1-9 s per cohort (per call, not per patient): 8 cohorts of up to 6
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(frames=cohorts(), line_rule=line_rules, refractory_rule=refractory_rules)
 def test_sql_pass_equals_pandas_on_generated_cohorts(frames, line_rule, refractory_rule, tmp_path_factory):
@@ -167,7 +167,7 @@ def _hand_cohort() -> dict[str, pd.DataFrame]:
     return _frames(cm, rs, pr, [])
 
 
-def test_sql_pass_transplants_hand_checked(tmp_path):
+def test_sql_pass_transplants_hand_checked(tmp_path, monkeypatch):
     """Rajkumar 2015 (lines) and IMWG 60-day window (refractory), worked by hand: 3 lines starting
     on days 0, 420 and 700; lenalidomide refractory from line 2 (PD on day 400 on R); carfilzomib
     never refractory at a line start (the only later PD, day 760, is after line 3 starts). Line 2
@@ -185,10 +185,15 @@ def test_sql_pass_transplants_hand_checked(tmp_path):
     lr = LineRule(tandem_max_days=100)
     got2 = derive_status_sql(folder, eligibility=RULE, line_rule=lr)
     assert pd.to_datetime(got2["LOTSTDT"]).tolist() == [_day(0), _day(250), _day(420), _day(700)]
-    ref = _pandas_status(frames, lr, RefractoryRule())
-    _compare(ref, got2, DEFAULT_COMPOSITES)
+    assert got2["ELIG_REF_IMID"].tolist() == ["N", "N", "Y", "Y"]  # R maintenance joins line 2, PD day 400
+    # more distinct drugs than a 128-bit mask holds: drug-set counts instead of masks, same flags
+    import mmtrial.external.scale as scale
+
+    monkeypatch.setattr(scale, "MASK_DRUGS", 0)
+    pd.testing.assert_frame_equal(got2, derive_status_sql(folder, eligibility=RULE, line_rule=lr))
 
 
+@pytest.mark.slow  # the pandas oracle twice (~10 s on 2 busy cores)
 def test_dask_path_with_transplants_and_rules(tmp_path):
     """The Dask bucket path passes the rules and the transplants through (default scheduler)."""
     frames = _hand_cohort()
@@ -200,3 +205,4 @@ def test_dask_path_with_transplants_and_rules(tmp_path):
     # and 700; lenalidomide maintenance joins line 2 (planned phase) and progresses on day 400
     assert got["ELIG_REF_IMID"].tolist() == ["N", "N", "Y", "Y"]
     assert got["LSTREFFL"].tolist() == ["N", "N", "Y", "N"]
+
