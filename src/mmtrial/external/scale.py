@@ -262,9 +262,11 @@ def derive_status_sql(
         if use_masks:  # drug sets as a 128-bit mask (subset = one AND)
             mask, no_mask = "bit_or(CASE WHEN DID IS NULL THEN 0::HUGEINT ELSE (1::HUGEINT << DID) END)", "0::HUGEINT"
             subset = "((MASK & PMASK) = MASK)"
+            ndrugs = f"bit_count({mask})::INTEGER"  # distinct drugs: the set bits (no DISTINCT aggregate)
         else:
             mask, no_mask = "list_sort(list(DISTINCT DID) FILTER (WHERE DID IS NOT NULL))", "[]::INTEGER[]"
             subset = "list_has_all(PMASK, MASK)"
+            ndrugs = f"len({mask})::INTEGER"
         run("exposure rows", f"""CREATE OR REPLACE TEMP TABLE x AS
             SELECT s.PID, e.CMGRPID AS ITEMID, d.DID,
                    (CAST(e.CMSTDT AS DATE) - {epoch})::INTEGER AS ST, (CAST(e.CMENDT AS DATE) - {epoch})::INTEGER AS EN,
@@ -287,7 +289,7 @@ def derive_status_sql(
                    arg_max(REASON, coalesce(EN, {noend})) FILTER (WHERE REASON IS NOT NULL) AS REASON,
                    arg_min(PHASE, coalesce(EN, {noend})) FILTER (WHERE PHASE IS NOT NULL) AS PHASE,
                    arg_min(LNK, coalesce(EN, {noend})) FILTER (WHERE LNK IS NOT NULL) AS LNK,
-                   {mask} AS MASK, count(DISTINCT DID)::INTEGER AS NDRUGS
+                   {mask} AS MASK, {ndrugs} AS NDRUGS
             FROM x GROUP BY PID, ITEMID
             {sct_sql}""")
         planned = "TRUE" if r.infer_planned else "FALSE"
