@@ -42,7 +42,7 @@ def _day(d: int) -> pd.Timestamp:
 def cohorts(draw) -> dict[str, pd.DataFrame]:
     """1-6 patients: regimens (1-3 drugs each, possibly no end date, a reason, phase and link
     group per regimen), transplants (with or without link groups), progressions (some linked to a
-    regimen by RSGRPID) and serum M-protein values, on a 0-900 day grid so that gaps, windows and
+    regimen by RSGRPID), best responses (SD, PR, VGPR) and serum M-protein values, on a 0-900 day grid so that gaps, windows and
     tandem intervals fall on both sides of every threshold."""
     cm, rs, pr, lb = [], [], [], []
     for p in range(draw(st.integers(1, 6))):
@@ -63,6 +63,9 @@ def cohorts(draw) -> dict[str, pd.DataFrame]:
                            "CMRSDISC": reason, "CMSCAT": phase, "CMLNKGRP": link})
             if draw(st.booleans()):
                 rs.append({"USUBJID": u, "RSGRPID": f"R{k:02d}", "RSDT": _day(t + draw(st.integers(0, 260)))})
+            if draw(st.booleans()):  # a best response recorded for the regimen (SD: non-response)
+                rs.append({"USUBJID": u, "RSGRPID": f"R{k:02d}", "RSDT": _day(t + draw(st.integers(0, 200))),
+                           "RSSTRESC": draw(st.sampled_from(["SD", "PR", "VGPR"]))})
         for _ in range(draw(st.integers(0, 2))):
             pr.append({"USUBJID": u, "PRTRT": draw(st.sampled_from(["AUTOLOGOUS STEM CELL TRANSPLANT",
                                                                     "ALLOGENEIC STEM CELL TRANSPLANT", "RADIOTHERAPY"])),
@@ -82,8 +85,9 @@ def _frames(cm, rs, pr, lb) -> dict[str, pd.DataFrame]:
     for col in ("USUBJID", "CMGRPID", "CMTRT", "CMRSDISC", "CMSCAT", "CMLNKGRP"):
         c[col] = c[col].astype("string")
     c["CMENDT"] = pd.to_datetime(c["CMENDT"])
-    r = pd.DataFrame(rs, columns=["USUBJID", "RSGRPID", "RSDT"])
-    r = r.assign(RSCAT="PRIOR THERAPY", RSTESTCD="OVRLRESP", RSSTRESC="PD", RSDTF="", ROWNUM=np.arange(1, len(r) + 1))
+    r = pd.DataFrame(rs, columns=["USUBJID", "RSGRPID", "RSDT", "RSSTRESC"])
+    r["RSSTRESC"] = r["RSSTRESC"].astype("string").fillna("PD")
+    r = r.assign(RSCAT="PRIOR THERAPY", RSTESTCD="OVRLRESP", RSDTF="", ROWNUM=np.arange(1, len(r) + 1))
     r["RSDT"] = pd.to_datetime(r["RSDT"])
     for col in ("USUBJID", "RSGRPID"):
         r[col] = r[col].astype("string")
@@ -130,7 +134,8 @@ line_rules = st.builds(LineRule, tandem_max_days=st.sampled_from([0, 90, 180]), 
 refractory_rules = st.builds(
     RefractoryRule, window_days=st.sampled_from([0, 1, 30, 60]), min_exposure_days=st.sampled_from([0, 28]),
     pd_on_first_day=st.booleans(), missing_end=st.sampled_from(["ongoing", "exclude"]),
-    pd_link=st.sampled_from(["any", "regimen"]), composites=st.just(COMPOSITES))
+    pd_link=st.sampled_from(["any", "regimen"]), nonresponse_is_refractory=st.booleans(),
+    composites=st.just(COMPOSITES))
 
 
 @pytest.mark.slow  # the pandas oracle costs ~1-9 s per cohort (per call, not per patient): 8 cohorts of up to 6
@@ -145,7 +150,7 @@ def test_sql_pass_equals_pandas_on_generated_cohorts(frames, line_rule, refracto
     _compare(ref, got, COMPOSITES)
 
 
-def _hand_cohort() -> dict[str, pd.DataFrame]:
+def _hand_cohort(extra_rs: tuple[dict, ...] = ()) -> dict[str, pd.DataFrame]:
     """One patient: VRd induction -> planned ASCT (day 130) -> tandem ASCT (day 250, 120 days:
     a planned tandem, same line) -> R maintenance; progression on day 400 (on R, line 1);
     Kd from day 420 (line 2); a third ASCT on day 700 (a new line: line 3); PD on day 760."""
@@ -163,7 +168,8 @@ def _hand_cohort() -> dict[str, pd.DataFrame]:
     ]
     pr = [{"USUBJID": "H1", "PRTRT": "AUTOLOGOUS STEM CELL TRANSPLANT", "PRSTDT": _day(d), "PRLNKGRP": None}
           for d in (130, 250, 700)]
-    rs = [{"USUBJID": "H1", "RSGRPID": "R02", "RSDT": _day(400)}, {"USUBJID": "H1", "RSGRPID": None, "RSDT": _day(760)}]
+    rs = [{"USUBJID": "H1", "RSGRPID": "R02", "RSDT": _day(400)}, {"USUBJID": "H1", "RSGRPID": None, "RSDT": _day(760)},
+          *extra_rs]
     return _frames(cm, rs, pr, [])
 
 
@@ -206,3 +212,16 @@ def test_dask_path_with_transplants_and_rules(tmp_path):
     assert got["ELIG_REF_IMID"].tolist() == ["N", "N", "Y", "Y"]
     assert got["LSTREFFL"].tolist() == ["N", "N", "Y", "N"]
 
+
+
+def test_sql_pass_nonresponse_hand_checked(tmp_path):
+    """Rajkumar 2011 "nonresponsive while on therapy" (RefractoryRule.nonresponse_is_refractory):
+    Kd (line 2) with best response SD on day 500 makes carfilzomib refractory at line 3 (day 700),
+    although no progression qualifies; without the option it is not."""
+    frames = _hand_cohort(({"USUBJID": "H1", "RSGRPID": "R03", "RSDT": _day(500), "RSSTRESC": "SD"},))
+    folder = write_normalised_parquet(frames, tmp_path, dictionary=DIC)
+    base = derive_status_sql(folder, eligibility=RULE)
+    nr = derive_status_sql(folder, eligibility=RULE, refractory_rule=RefractoryRule(nonresponse_is_refractory=True))
+    assert base["ELIG_REF_PI"].tolist() == ["N", "N", "N"]
+    assert nr["ELIG_REF_PI"].tolist() == ["N", "N", "Y"]
+    assert nr["LSTREFFL"].tolist() == ["N", "Y", "Y"]  # line 2 (Kd) non-responsive by line 3's start

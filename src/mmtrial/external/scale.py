@@ -7,7 +7,8 @@ regimen, DRUG the dictionary's canonical name), ``pd/*.parquet`` (USUBJID, PDDT:
 progressions), ``lab/*.parquet`` (USUBJID, LBDT, VAL: serum M-protein g/dL) and
 ``sct/*.parquet`` (USUBJID, PRROW, PRTRT, PRSTDT, PRLNKGRP: the pr procedures) and
 ``classes.parquet`` (DRUG, CLASS), each file holding whole patients (a hash bucket of USUBJID).
-``pd`` also carries RSGRPID (for ``pd_link = "regimen"``).
+``pd`` also carries RSGRPID (for ``pd_link = "regimen"``); ``resp/*.parquet`` (USUBJID, RSGRPID,
+RSSTRESC, RSDT) holds the other prior-therapy responses (for ``nonresponse_is_refractory``).
 
 The SQL pass computes, for every line of every patient, what external/history.py and
 external/emulate.py compute with pandas (tests/external/test_scale.py checks equality, on a
@@ -31,8 +32,9 @@ simulated cohort and on generated cohorts with transplants and non-default rules
   eligibility criteria.
 
 RefractoryRule options handled: window_days, min_exposure_days, pd_link, pd_on_first_day,
-missing_end, composites; partial_dates other than "imputed" and nonresponse_is_refractory raise
-(they need imputation flags and best-response rows: the pandas and Dask paths have them).
+missing_end, nonresponse_is_refractory (the regimen's first non-response date, like a progression
+that needs no window), composites; partial_dates other than "imputed" raises (it needs the
+imputation flags: the pandas and Dask paths have them).
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def write_normalised_parquet(frames: dict[str, pd.DataFrame], folder: str | Path
     else:
         pdt = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "PDDT": pd.Series(dtype="datetime64[ns]"),
                             "RSGRPID": pd.Series(dtype="string")})
+    resp = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "RSGRPID": pd.Series(dtype="string"),
+                         "RSSTRESC": pd.Series(dtype="string"), "RSDT": pd.Series(dtype="datetime64[ns]")})
+    if rs is not None and len(rs):  # the other prior-therapy responses (non-response rules)
+        sel = (rs["RSCAT"].astype("string").str.upper().eq("PRIOR THERAPY").fillna(False) & rs["RSDT"].notna()
+               & ~rs["RSSTRESC"].astype("string").str.upper().eq("PD").fillna(False))
+        if "RSTESTCD" in rs:
+            sel &= rs["RSTESTCD"].astype("string").str.upper().eq("OVRLRESP").fillna(False)
+        resp = pd.DataFrame({"USUBJID": rs.loc[sel, "USUBJID"].astype("string"), "RSGRPID": grp[sel],
+                             "RSSTRESC": rs.loc[sel, "RSSTRESC"].astype("string").str.upper().str.strip(),
+                             "RSDT": pd.to_datetime(rs.loc[sel, "RSDT"])})
     pr = frames.get("pr")
     sct = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "PRROW": pd.Series(dtype="int64"),
                         "PRTRT": pd.Series(dtype="string"), "PRSTDT": pd.Series(dtype="datetime64[ns]"),
@@ -103,7 +115,7 @@ def write_normalised_parquet(frames: dict[str, pd.DataFrame], folder: str | Path
     else:
         lab = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "LBDT": pd.Series(dtype="datetime64[ns]"),
                             "VAL": pd.Series(dtype=float)})
-    for name, df in (("ex", ex), ("pd", pdt), ("lab", lab), ("sct", sct)):
+    for name, df in (("ex", ex), ("pd", pdt), ("lab", lab), ("sct", sct), ("resp", resp)):
         (folder / name).mkdir(parents=True, exist_ok=True)
         b = pd.util.hash_pandas_object(df["USUBJID"].astype(str), index=False).to_numpy() % partitions
         for k in range(partitions):
@@ -179,12 +191,12 @@ class _Terms:
 MASK_DRUGS = 126  # at most this many distinct drugs: drug sets as HUGEINT bit masks
 
 def _check_sql_rule(rule: RefractoryRule) -> None:
-    """The SQL pass implements every RefractoryRule option except partial-date bounds and
-    non-response (they need the imputation flags and the best-response rows)."""
-    if rule.partial_dates != "imputed" or rule.nonresponse_is_refractory:
-        raise ValueError("derive_status_sql implements RefractoryRule partial_dates = 'imputed' without "
-                         "nonresponse_is_refractory; use the pandas path (external/history.py) or "
-                         "derive_status_dask for partial_dates = 'certain'/'possible' or non-response")
+    """The SQL pass implements every RefractoryRule option except partial-date bounds (they need
+    the imputation flags)."""
+    if rule.partial_dates != "imputed":
+        raise ValueError("derive_status_sql implements RefractoryRule partial_dates = 'imputed' (the normalised "
+                         "folder holds imputed dates without their flags); use the pandas path "
+                         "(external/history.py) or derive_status_dask for partial_dates = 'certain'/'possible'")
 
 
 def _has_column(con: Any, glob: str, column: str) -> bool:
@@ -334,23 +346,45 @@ def derive_status_sql(
             SELECT s.PID, (CAST(p.PDDT AS DATE) - {epoch})::INTEGER AS PD{grp}
             FROM read_parquet('{folder}/pd/*.parquet') p JOIN subj s ON s.USUBJID = p.USUBJID WHERE p.PDDT IS NOT NULL""")
 
-        # the first progression after a row's first dose (ASOF: nearest later PD); it qualifies when it
-        # is within the window of a known last dose; without an end, the row is ongoing until the line
-        def threshold(en: str, st: str, extra: str = "") -> str:
-            on = f"CASE WHEN {ongoing} THEN NXT + {ongoing_lag} END"
-            if extra:
-                on = f"CASE WHEN {ongoing} AND NXT IS NOT NULL THEN greatest(NXT + {ongoing_lag}, {st} + {extra}) END"
-            fin = f"CASE WHEN NXT <= {en} + {w} THEN NXT END"
-            return f"CASE WHEN {en} IS NULL THEN {on} ELSE {fin} END"
-
+        nonresp = rr.nonresponse_is_refractory
+        if nonresp:
+            if not ((folder / "resp").is_dir() and any((folder / "resp").glob("*.parquet"))):
+                raise ValueError(f"nonresponse_is_refractory needs {folder}/resp (the prior-therapy responses; "
+                                 "write the folder again with write_normalised_parquet)")
+            # the first non-response (e.g. SD) recorded for each regimen (derive/refractory.py)
+            run("non-response", f"""CREATE OR REPLACE TEMP TABLE nrt AS
+                SELECT s.PID, r.RSGRPID AS GRP, min((CAST(r.RSDT AS DATE) - {epoch})::INTEGER) AS NRDT
+                FROM read_parquet('{folder}/resp/*.parquet') r JOIN subj s ON s.USUBJID = r.USUBJID
+                WHERE r.RSDT IS NOT NULL AND upper(trim(r.RSSTRESC)) IN {_q(rr.nonresponse_values)}
+                GROUP BY s.PID, r.RSGRPID""")
         m = int(rr.min_exposure_days)
+        zero = "TRUE" if m == 0 else "FALSE"
+        # A row's threshold: the first line start on or after it makes the row count. PD: the first
+        # progression after the first dose (ASOF: nearest later PD), when within the window of a
+        # known last dose; a row without an end is ongoing until the day before the line (PD on or
+        # before the line's start; exposure counted up to it), or never counts (missing_end exclude).
+        # Exposure (min_exposure_days): derive/refractory.py, (end - start + 1) >= m, unknown -> m == 0.
+        fin_ok = f"coalesce(EN - ST + 1 >= {m}, {zero})"
+        if ongoing:
+            pd_open = f"CASE WHEN NXT IS NOT NULL THEN greatest(NXT + {ongoing_lag}, ST + {m}) END"
+            nr_open = f"CASE WHEN NRDT IS NULL THEN NULL WHEN ST IS NULL THEN CASE WHEN {zero} THEN NRDT END ELSE greatest(NRDT, ST + {m}) END"
+        else:
+            pd_open = "NULL"
+            nr_open = f"CASE WHEN {zero} THEN NRDT END"
+        drug_pd = f"CASE WHEN EN IS NULL THEN {pd_open} WHEN {fin_ok} AND NXT <= EN + {w} THEN NXT END"
+        drug_nr = f"CASE WHEN EN IS NULL THEN {nr_open} WHEN {fin_ok} THEN NRDT END"
+        item_pd = (f"CASE WHEN EN IS NULL THEN {f'NXT + {ongoing_lag}' if ongoing else 'NULL'} "
+                   f"WHEN NXT <= EN + {w} THEN NXT END")
+        drug_thr = f"least({drug_pd}, {drug_nr})" if nonresp else drug_pd
+        item_thr = f"least({item_pd}, NRDT)" if nonresp else item_pd
+        nr_join = "LEFT JOIN nrt q ON q.PID = n.PID AND q.GRP = n.ITEMID" if nonresp else ""
+        nr_col = ", q.NRDT" if nonresp else ""
         eq = "AND p.GRP = r.ITEMID" if link else ""
         run("line starts", """CREATE OR REPLACE TEMP TABLE lot AS
             SELECT PID, LINENUM, min(ST) AS LOTSTDT, CASE WHEN bool_or(EN IS NULL) THEN NULL ELSE max(EN) END AS LOTENDT
             FROM items GROUP BY PID, LINENUM""")
         run("line starts by date", """CREATE OR REPLACE TEMP TABLE lotd AS
             SELECT PID, LOTSTDT, min(LINENUM) AS LINENUM FROM lot WHERE LOTSTDT IS NOT NULL GROUP BY PID, LOTSTDT""")
-        expok = f"(EN IS NULL OR EN - ST + 1 >= {m})" if m else "TRUE"
         run("drug onset", f"""CREATE OR REPLACE TEMP TABLE ds AS
             WITH r AS (
               SELECT x.PID, x.ITEMID, x.DID, x.ST, x.EN, i.LINENUM AS SRCLINE
@@ -359,17 +393,21 @@ def derive_status_sql(
             n AS (
               SELECT r.*, p.PD AS NXT FROM r ASOF LEFT JOIN pdt p ON p.PID = r.PID {eq} AND p.PD {after} r.ST),
             t AS (
-              SELECT PID, DID, SRCLINE, CASE WHEN {expok} THEN {threshold('EN', 'ST', str(m) if m else '')} END AS THR FROM n),
+              SELECT n.PID, n.DID, n.SRCLINE, n.ST, n.EN, n.NXT{nr_col} FROM n {nr_join}),
+            h AS (
+              SELECT PID, DID, SRCLINE, {drug_thr} AS THR FROM t),
             o AS (
-              SELECT t.PID, t.DID, t.SRCLINE, CASE WHEN l.LINENUM IS NOT NULL THEN greatest(t.SRCLINE + 1, l.LINENUM) END AS ONSLN
-              FROM t ASOF LEFT JOIN lotd l ON l.PID = t.PID AND l.LOTSTDT >= t.THR)
+              SELECT h.PID, h.DID, h.SRCLINE, CASE WHEN l.LINENUM IS NOT NULL THEN greatest(h.SRCLINE + 1, l.LINENUM) END AS ONSLN
+              FROM h ASOF LEFT JOIN lotd l ON l.PID = h.PID AND l.LOTSTDT >= h.THR)
             SELECT PID, DID, min(SRCLINE) + 1 AS EXPLN, min(ONSLN) AS ONSLN FROM o GROUP BY PID, DID""")
         eqi = "AND p.GRP = i.ITEMID" if link else ""
         run("line refractory", f"""CREATE OR REPLACE TEMP TABLE lth AS
             WITH n AS (
-              SELECT i.PID, i.LINENUM, i.ST, i.EN, p.PD AS NXT
-              FROM items i ASOF LEFT JOIN pdt p ON p.PID = i.PID {eqi} AND p.PD {after} i.ST)
-            SELECT PID, LINENUM, min({threshold('EN', 'ST')}) AS TH FROM n GROUP BY PID, LINENUM""")
+              SELECT i.PID, i.ITEMID, i.LINENUM, i.ST, i.EN, p.PD AS NXT
+              FROM items i ASOF LEFT JOIN pdt p ON p.PID = i.PID {eqi} AND p.PD {after} i.ST),
+            t AS (
+              SELECT n.PID, n.LINENUM, n.ST, n.EN, n.NXT{nr_col} FROM n {nr_join})
+            SELECT PID, LINENUM, min({item_thr}) AS TH FROM t GROUP BY PID, LINENUM""")
         run("labs", f"""CREATE OR REPLACE TEMP TABLE lab AS
             SELECT s.PID, (CAST(b.LBDT AS DATE) - {epoch})::INTEGER AS LBDT, b.VAL
             FROM read_parquet('{folder}/lab/*.parquet') b JOIN subj s ON s.USUBJID = b.USUBJID WHERE b.LBDT IS NOT NULL""")
@@ -449,6 +487,13 @@ def _status_of_bucket(folder: str, bucket: str, eligibility: EligibilityRule | N
                        "LBSTRESN": lab["VAL"], "LBDT": pd.to_datetime(lab["LBDT"])})
     if "RSGRPID" in pdt:
         rs["RSGRPID"] = pdt["RSGRPID"].astype("string").to_numpy()
+    if (f / "resp" / bucket).is_file():
+        resp = pd.read_parquet(f / "resp" / bucket)
+        rs = pd.concat([rs, pd.DataFrame({"USUBJID": resp["USUBJID"].astype("string"), "RSCAT": "PRIOR THERAPY",
+                                          "RSTESTCD": "OVRLRESP", "RSSTRESC": resp["RSSTRESC"],
+                                          "RSDT": pd.to_datetime(resp["RSDT"]), "RSDTF": "",
+                                          "RSGRPID": resp["RSGRPID"].astype("string")})], ignore_index=True)
+        rs["ROWNUM"] = np.arange(1, len(rs) + 1)
     frames = {"cm": cm, "rs": rs, "lb": lb}
     if (f / "sct" / bucket).is_file():
         sct = pd.read_parquet(f / "sct" / bucket)
