@@ -225,3 +225,9 @@ def test_sql_pass_nonresponse_hand_checked(tmp_path):
     assert base["ELIG_REF_PI"].tolist() == ["N", "N", "N"]
     assert nr["ELIG_REF_PI"].tolist() == ["N", "N", "Y"]
     assert nr["LSTREFFL"].tolist() == ["N", "Y", "Y"]  # line 2 (Kd) non-responsive by line 3's start
+
+
+def test_sql_pass_refuses_partial_date_bounds(tmp_path):
+    """partial_dates 'certain'/'possible' need the imputation flags: a clear error, not a guess."""
+    with pytest.raises(ValueError, match="partial_dates"):
+        derive_status_sql(tmp_path, refractory_rule=RefractoryRule(partial_dates="certain"))
