@@ -105,9 +105,14 @@ def test_external_cohort_input_errors_write_issues_csv(tmp_path):
     assert len(bad) and bad["domain"].eq("cohort:cm").any(), iss
     row = bad.loc[bad["domain"].eq("cohort:cm")].iloc[0]
     assert (row["variable"], str(row["usubjid"]), str(row["value"]), int(row["row"])) == ("CMSTDTC", "P1", "2019-13-45", 1)
-    # a second run with the error fixed may replace this folder (it is mmtrial's): the rules allow it
-    r2 = runner.invoke(app, ["external", str(study), "--cohort", str(coh), "--out", str(out), "--quiet"])
-    assert r2.exit_code == 1 and (out / "issues.csv").is_file()
+    # a valid cohort and a study with errors (no domain files): the study's issues, same folder rules
+    good = tmp_path / "good"
+    assert runner.invoke(app, ["simulate-cohort", "--n", "5", "--out", str(good), "--quiet"]).exit_code == 0
+    r2 = runner.invoke(app, ["external", str(study), "--cohort", str(good), "--out", str(out), "--quiet"])
+    assert r2.exit_code == 1, r2.output
+    iss2 = read_issues_csv(out / "issues.csv")
+    assert iss2["severity"].eq("error").any() and not iss2["domain"].astype(str).str.startswith("cohort:").any()
+    assert not (out / "report.html").exists()
 
 
 def test_cohort_and_study_folders_are_different_kinds(tmp_path):
