@@ -11,8 +11,11 @@ has ``[arms]`` and ``[randomisation]``):
    arm's regimen (``Protocol.regimen_for``) and the arm's ``[simulation.arms.<ARMCD>]`` options
    (response, PFS/OS targets, toxicity), with the study's common data cut-off;
 4. adds what a randomised study has: dm ACTARMCD/ACTARM, ds RANDOMIZED (DSCAT PROTOCOL
-   MILESTONE), suppdm strata, and crossover of control subjects to the experimental drug after
-   progression (cm SUBSEQUENT ANTI-MYELOMA THERAPY).
+   MILESTONE), suppdm strata, crossover of control subjects to the experimental drug after
+   progression (cm SUBSEQUENT ANTI-MYELOMA THERAPY; survival after the switch x
+   ``crossover_acceleration_factor``, decided in the control arm's model), randomised subjects
+   never treated (``not_treated_prob``: ACTARMCD NOTTRT, no ex) and prognostic strata
+   (``time_ratio`` of a stratum level: the latent progression and death times multiplied).
 
 Never imports derive/ or stats/. Model and calibration: docs/simulator.md, "Two-arm studies".
 """
@@ -195,7 +198,7 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
     p_any = parts[0][1].metadata
     study_id = str(p_any["study_id"])
 
-    # dm: actual arm = planned arm (every simulated subject is dosed as randomised)
+    # dm: actual arm = planned arm (the never-treated subjects become NOTTRT below)
     dm = domains["dm"]
     at = list(dm.columns).index("ARM") + 1
     dm.insert(at, "ACTARMCD", dm["ARMCD"])
