@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from mmtrial.stats.twoarm import compute_stratified_cox
+from mmtrial.stats.weighting import fit_weighted_cox
 from support.rscript import run_r
 
 
@@ -50,6 +51,7 @@ def whas500() -> pd.DataFrame:
         # CAMIS: LENFOLY = round(LENFOL / 365.25, 2) (R round; SAS round(x, 0.01))
         "lenfoly": np.round(days / 365.25, 2),
         **nominal,
+        "age": raw["age"].to_numpy(float), "bmi": raw["bmi"].to_numpy(float),
     })
 
 
@@ -81,17 +83,28 @@ for (tt in c("lenfol", "lenfoly")) for (ties in c("efron", "breslow")) for (st i
        else coxph(as.formula(paste0("Surv(", tt, ", fstat) ~ AFB")), data = d, ties = ties)
   ci <- exp(confint(f))
   out <- rbind(out, data.frame(time = tt, ties = ties, strat = st, hr = exp(coef(f))[[1]],
-                               lo = ci[1, 1], hi = ci[1, 2]))
+                               lo = ci[1, 1], hi = ci[1, 2], term = "AFB0", coef = NA, se = NA))
+}
+for (ties in c("efron", "breslow")) {  # several covariates
+  f <- coxph(Surv(lenfoly, fstat) ~ afb + gender + age + bmi, data = d, ties = ties)
+  out <- rbind(out, data.frame(time = "multi", ties = ties, strat = 0, hr = NA, lo = NA, hi = NA,
+                               term = names(coef(f)), coef = unname(coef(f)), se = sqrt(diag(vcov(f)))))
 }
 write.csv(out, stdout(), row.names = FALSE)
 """
 
 
+@pytest.fixture(scope="module")
+def r_whas(tmp_path_factory, whas500) -> pd.DataFrame:
+    """R survival coxph on WHAS500, one R run for every test below."""
+    return run_r(tmp_path_factory.mktemp("whas_r"), R_WHAS, whas500)
+
+
 @pytest.mark.r
-def test_cox_on_whas500_matches_r_coxph_live(tmp_path, whas500):
+def test_cox_on_whas500_matches_r_coxph_live(r_whas, whas500):
     # R survival coxph, live: both time scales (days and CAMIS's rounded years), both ties,
     # unstratified and stratified by gender (CAMIS's stratified model).
-    ref = run_r(tmp_path, R_WHAS, whas500)
+    ref = r_whas[r_whas["time"] != "multi"]
     d = whas500
     for row in ref.itertuples():
         strata = d["gender"] if row.strat == 1 else None
@@ -99,3 +112,17 @@ def test_cox_on_whas500_matches_r_coxph_live(tmp_path, whas500):
                                    ties=row.ties)
         np.testing.assert_allclose([r.hr, *r.ci], [row.hr, row.lo, row.hi], rtol=1e-6,
                                    err_msg=f"{row.time} {row.ties} strata={row.strat}")
+
+
+@pytest.mark.r
+def test_multivariable_cox_on_whas500_matches_r_coxph_live(r_whas, whas500):
+    # Several covariates (stats/weighting.fit_weighted_cox, unit weights): the WHAS500 model of
+    # atrial fibrillation adjusted for gender, age and BMI (the UCLA/CAMIS data), R coxph live.
+    ref = r_whas[r_whas["time"] == "multi"]
+    d = whas500
+    x = d[["afb", "gender", "age", "bmi"]].to_numpy(float)
+    for ties, r in ref.groupby("ties", sort=False):
+        fit = fit_weighted_cox(d["lenfoly"], d["fstat"], x, ties=ties)
+        assert fit.converged
+        np.testing.assert_allclose(fit.coef, r["coef"].to_numpy(), rtol=1e-6, err_msg=ties)
+        np.testing.assert_allclose(np.sqrt(np.diag(fit.var_model)), r["se"].to_numpy(), rtol=1e-5, err_msg=ties)
