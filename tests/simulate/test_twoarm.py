@@ -53,7 +53,11 @@ def test_dm_planned_and_actual_arm_from_the_protocol(boston):
     dm = boston.domains["dm"]
     proto = Protocol.load("boston")
     assert set(dm["ARMCD"]) == {"SVD", "VD"}
-    assert (dm["ACTARMCD"] == dm["ARMCD"]).all() and (dm["ACTARM"] == dm["ARM"]).all()
+    # actual = planned, except the randomised subjects never treated (boston.toml not_treated_prob)
+    treated = dm["ACTARMCD"] != "NOTTRT"
+    assert (dm.loc[treated, "ACTARMCD"] == dm.loc[treated, "ARMCD"]).all()
+    assert (dm.loc[treated, "ACTARM"] == dm.loc[treated, "ARM"]).all()
+    assert (dm.loc[~treated, "ACTARM"] == "Not Treated").all()
     assert dict(zip(dm["ARMCD"], dm["ARM"], strict=True)) == {a: proto.arm_label(a) for a in ("SVD", "VD")}
     assert abs((dm["ARMCD"] == "SVD").sum() - (dm["ARMCD"] == "VD").sum()) <= 12  # 12 strata x half a block of 4
     assert dm["USUBJID"].is_unique
@@ -66,7 +70,9 @@ def test_one_randomisation_record_per_subject_before_the_first_dose(boston):
     assert r["USUBJID"].is_unique and set(r["USUBJID"]) == set(dm["USUBJID"])
     m = dm.merge(r, on="USUBJID")
     gap = (pd.to_datetime(m["RFXSTDTC"]) - pd.to_datetime(m["DSSTDTC"])).dt.days
-    assert gap.between(0, 7).all()  # [simulation.two_arm] randomisation_to_dose_days = (0, 7)
+    dosed = m["ACTARMCD"] != "NOTTRT"  # a subject never treated has no first dose
+    assert gap[dosed].between(0, 7).all()  # [simulation.two_arm] randomisation_to_dose_days = (0, 7)
+    assert m.loc[~dosed, "RFXSTDTC"].isna().all()
 
 
 def test_suppdm_strata_match_the_prior_therapy(boston):

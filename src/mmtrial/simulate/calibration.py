@@ -164,12 +164,14 @@ def summarize_two_arm(sim: Any) -> dict[str, float]:
         out[f"n_{a}"] = float(n)
         out[f"orr_pct_{a}"] = 100.0 * (g["TRUE_RESPONDER"] == "Y").mean()
         out[f"cr_or_better_pct_{a}"] = 100.0 * g["TRUE_BOR"].isin(["sCR", "CR"]).mean()
-        ids = set(g["USUBJID"])
+        treated = g[g["TRUE_TREATED"] != "N"] if "TRUE_TREATED" in g else g  # safety: the dosed subjects
+        n_safety = max(len(treated), 1)
+        ids = set(treated["USUBJID"])
         sub = ae[ae["USUBJID"].isin(ids)]
         thr = sub[(sub["AEDECOD"] == "THROMBOCYTOPENIA") & (sub["AETOXGR"] >= 3)]
-        out[f"g34_thrombocytopenia_pct_{a}"] = 100.0 * thr["USUBJID"].nunique() / n
+        out[f"g34_thrombocytopenia_pct_{a}"] = 100.0 * thr["USUBJID"].nunique() / n_safety
         pn = sub[sub["AEDECOD"].str.contains("PERIPHERAL", na=False) & (sub["AETOXGR"] >= 2)]
-        out[f"g2plus_peripheral_neuropathy_pct_{a}"] = 100.0 * pn["USUBJID"].nunique() / n
+        out[f"g2plus_peripheral_neuropathy_pct_{a}"] = 100.0 * pn["USUBJID"].nunique() / n_safety
         if "TRUE_CROSSOVER" in g:
             out[f"crossover_pct_{a}"] = 100.0 * (g["TRUE_CROSSOVER"] == "Y").mean()
     return out

@@ -67,6 +67,9 @@ class StratumSpec(BaseModel):
         "", description="prior_pi: Y/N from the simulated prior therapy (a proteasome inhibitor in any prior "
                         "line); prior_lines: 1 / >1 prior lines; empty: drawn from levels")
     levels: dict[str, float] = Field(default_factory=dict, description="QVAL values and their probabilities")
+    time_ratio: dict[str, float] = Field(
+        default_factory=dict, description="prognostic effect: a level's multiplier of the latent progression and "
+                                          "death times (< 1: worse prognosis); levels not named: 1")
 
     @model_validator(mode="after")
     def _one(self) -> StratumSpec:
@@ -74,6 +77,13 @@ class StratumSpec(BaseModel):
             raise ValueError("give exactly one of derived or levels")
         if self.levels and (min(self.levels.values()) < 0 or abs(sum(self.levels.values()) - 1.0) > 1e-6):
             raise ValueError(f"levels: probabilities >= 0 summing to 1; got {self.levels}")
+        if self.time_ratio and self.derived:
+            raise ValueError("time_ratio: only for a factor drawn from levels")
+        unknown = sorted(set(self.time_ratio) - set(self.levels))
+        if unknown:
+            raise ValueError(f"time_ratio: {unknown[0]!r} is not one of the levels {sorted(self.levels)}")
+        if any(not 0.05 <= v <= 20 for v in self.time_ratio.values()):
+            raise ValueError(f"time_ratio: multipliers between 0.05 and 20; got {self.time_ratio}")
         return self
 
 
@@ -103,6 +113,11 @@ class TwoArmSimulation(BaseModel):
         default_factory=lambda: [["SELINEXOR", "BORTEZOMIB", "DEXAMETHASONE"], ["SELINEXOR", "DEXAMETHASONE"]],
         description="crossover regimens (cm CMTRT), drawn with crossover_regimen_probs")
     crossover_regimen_probs: list[float] = Field(default_factory=lambda: [0.6, 0.4])
+    crossover_acceleration_factor: float = Field(
+        1.0, ge=0.1, le=10, description="survival remaining at the crossover is multiplied by this factor (RPSFTM's "
+                                         "acceleration factor exp(-psi) of the experimental drug; 1: no effect)")
+    not_treated_prob: float = Field(0.0, ge=0, le=0.5, description="a randomised subject is never treated "
+                                                                   "(ACTARMCD NOTTRT, no ex)")
     strata: dict[str, StratumSpec] = Field(
         default_factory=lambda: {k: StratumSpec.model_validate(v) for k, v in BOSTON_STRATA.items()},
         description="how each stratification factor is drawn (default: BOSTON's three)")

@@ -83,6 +83,27 @@ class ArmFrame:
     cutoff: int
     arm: tuple[str, str]
     history: Callable[..., Any]
+    #: per-subject multiplier of the latent progression and death times (a prognostic factor, e.g.
+    #: R-ISS III; ``None``: 1 for every subject)
+    time_ratio: np.ndarray | None = None
+    #: crossover of this (control) arm's subjects to the experimental drug after progression
+    crossover: CrossoverPlan | None = None
+
+
+@dataclass(frozen=True)
+class CrossoverPlan:
+    """Crossover of a control arm (:mod:`mmtrial.simulate.twoarm`, ``[simulation.two_arm]``).
+
+    A subject whose confirmed progression is observed and whose new therapy starts on or after it
+    crosses over when ``draw < prob`` (``draw``: one uniform number per subject); survival after
+    the switch is multiplied by ``acceleration_factor`` (rank-preserving structural failure time
+    model, Robins & Tsiatis 1991: untreated remaining time x factor), so a crossover-adjusted
+    analysis (RPSFTM) has a known truth.
+    """
+
+    draw: np.ndarray
+    prob: float
+    acceleration_factor: float = 1.0
 
 
 def _days(iso: str) -> int:
@@ -211,6 +232,8 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     prog_med = dict(p.prog_median_days)
     med = np.array([prog_med.get(c, 1.0) for c in CATEGORIES])[cls]
     t_prog = _lognormal(r_course, 1.0, p.prog_sigma, n) * med
+    if arm_frame is not None and arm_frame.time_ratio is not None:
+        t_prog = t_prog * arm_frame.time_ratio
     course = dz.design_course(r_course, cls, dis.route, dis, vday, n_perf, t_prog, p)
     ratio = dz.apply_progression(r_course, dis, course)
     j_pd = course.j_pd
@@ -227,6 +250,9 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     pps_med = np.array([pps_by_class.get(c, p.pps_median_days) for c in CATEGORIES])[cls]
     pps = _lognormal(r_evt, 1.0, p.pps_sigma, n) * pps_med
     pps = np.where(cls == dz.PD, np.minimum(pps, r_evt.exponential(p.pd_class_death_median_days / np.log(2), n)), pps)
+    if arm_frame is not None and arm_frame.time_ratio is not None:  # a prognostic factor (docs/simulator.md)
+        pps = pps * arm_frame.time_ratio
+        t_death_pre = t_death_pre * arm_frame.time_ratio
     t_wd = r_evt.exponential(365.0 / max(p.withdrawal_hazard_per_year, 1e-9), n)
     t_phys = r_evt.exponential(365.0 / max(p.physician_decision_hazard_per_year, 1e-9), n)
     t_ne = r_evt.uniform(4, 25, n)
@@ -316,6 +342,9 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     inc &= ~is_ne[:, None]
     level = np.where(inc, course.level, -1)
     pd_obs = has_pd_grid & (confirm <= fu_end)
+    crossed = np.zeros(n, dtype=bool)
+    if arm_frame is not None and arm_frame.crossover is not None:
+        death, died, crossed = _cross_over(arm_frame.crossover, pd_obs, first_pd, newtx, death, cut_rel)
     report("truth", 0.40)
 
     truth = _truth(usubjid, first_dose, level, inc, vday, pd_obs, first_pd, death, died,
@@ -352,6 +381,10 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     # full adherence: every planned administration up to the last dose given on its day at the
     # protocol dose (no reduction, interruption, delay or missed dose)
     truth["TRUE_FULL_ADHERENCE"] = np.where(~modified & (tx.missed == 0), "Y", "N")
+    if arm_frame is not None and arm_frame.crossover is not None:
+        truth["TRUE_CROSSOVER"] = np.where(crossed, "Y", "N")
+        truth["TRUE_CROSSOVER_DT"] = datecol(first_dose + np.where(crossed, np.floor(newtx), 0).astype(np.int64),
+                                             ~crossed)
     domains = {"dm": dm, "ex": ex, "lb": lb, "ae": ae, "ds": ds, "cm": cm, "rs": rs,
                "pr": hist.pr, "tu": tu, "tr": tr, "mh": hist.mh}
     if body is not None:
@@ -367,6 +400,22 @@ def simulate_study(n: int | None = None, seed: int | None = None, params: Simula
     report("done", 1.0)
     return SimulatedStudy(domains=domains, truth=truth, metadata=meta,
                           cycles=_truth_cycles(usubjid, first_dose, cycle_start, plan.cycle_len))
+
+
+def _cross_over(plan: CrossoverPlan, pd_obs: np.ndarray, first_pd: np.ndarray, newtx: np.ndarray,
+                death: np.ndarray, cut_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Death, died and crossed-over after the crossover of a control arm (:class:`CrossoverPlan`).
+
+    Eligible: confirmed progression observed and the new therapy (the crossover regimen) started
+    on or after the progression date (data contract v2). The survival remaining at the switch is
+    multiplied by the acceleration factor: death' = x + AF (death - x), x the switch day
+    (Robins & Tsiatis 1991: the untreated remaining time is (death' - x) / AF).
+    """
+    eligible = pd_obs & np.isfinite(newtx) & (np.floor(newtx) >= np.floor(first_pd))
+    crossed = eligible & (np.asarray(plan.draw) < plan.prob)
+    x = np.where(crossed, newtx, 0.0)
+    death = np.where(crossed, x + plan.acceleration_factor * (death - x), death)
+    return death, death <= cut_rel, crossed
 
 
 def _truth_cycles(usubjid, first_dose, cycle_start, cycle_len) -> pd.DataFrame:

@@ -11,8 +11,11 @@ has ``[arms]`` and ``[randomisation]``):
    arm's regimen (``Protocol.regimen_for``) and the arm's ``[simulation.arms.<ARMCD>]`` options
    (response, PFS/OS targets, toxicity), with the study's common data cut-off;
 4. adds what a randomised study has: dm ACTARMCD/ACTARM, ds RANDOMIZED (DSCAT PROTOCOL
-   MILESTONE), suppdm strata, and crossover of control subjects to the experimental drug after
-   progression (cm SUBSEQUENT ANTI-MYELOMA THERAPY).
+   MILESTONE), suppdm strata, crossover of control subjects to the experimental drug after
+   progression (cm SUBSEQUENT ANTI-MYELOMA THERAPY; survival after the switch x
+   ``crossover_acceleration_factor``, decided in the control arm's model), randomised subjects
+   never treated (``not_treated_prob``: ACTARMCD NOTTRT, no ex) and prognostic strata
+   (``time_ratio`` of a stratum level: the latent progression and death times multiplied).
 
 Never imports derive/ or stats/. Model and calibration: docs/simulator.md, "Two-arm studies".
 """
@@ -119,7 +122,7 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
     simulator plus suppdm; ``truth`` with ARMCD, the strata, TRUE_CROSSOVER and
     TRUE_CROSSOVER_DT; metadata with the randomisation.
     """
-    from mmtrial.simulate.study import ArmFrame, SimulatedStudy, simulate_study
+    from mmtrial.simulate.study import ArmFrame, CrossoverPlan, SimulatedStudy, simulate_study
 
     rnd = proto.randomisation
     assert rnd is not None
@@ -130,7 +133,7 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
                             file=proto.source_path, key=f"simulation.arms.{unknown[0]}")
     report = progress or (lambda stage, frac: None)
     base = simulation_params(cfg, params)
-    r_rand, r_base, r_cross, r_seed = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    r_rand, r_base, r_cross, r_seed, r_nt = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
 
     # --- enrolment and baseline factors (before randomisation) ---------------------------------
     start = int(np.datetime64(base.enrollment_start, "D").astype(np.int64))
@@ -152,6 +155,8 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
         code = code * len(names) + codes
     arm_idx = randomise_permuted_blocks(r_rand, code, tuple(rnd.ratio), tw.block_size)
     arms = [rnd.experimental, rnd.control]
+    time_ratio = _time_ratio(tw, strata, n)
+    cross_draw = r_cross.random(n)  # crossover of control subjects (decided in the arm's model)
     report("randomised", 0.05)
 
     # --- each arm with the single-arm model ----------------------------------------------------
@@ -160,9 +165,12 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
     for k, armcd in enumerate(arms):
         idx = np.flatnonzero(arm_idx == k)
         view = _arm_protocol(proto, armcd, cfg)
+        plan = (CrossoverPlan(draw=cross_draw[idx], prob=tw.crossover_prob,
+                              acceleration_factor=tw.crossover_acceleration_factor) if armcd == rnd.control else None)
         frame = ArmFrame(usubjid=usubjid[idx], site=site[idx], first_dose=first_dose[idx], cutoff=cutoff,
                          arm=(armcd, proto.arm_label(armcd)),
-                         history=early_history(n_lines[idx], prior_pi[idx], transplant[idx]))
+                         history=early_history(n_lines[idx], prior_pi[idx], transplant[idx]),
+                         time_ratio=None if time_ratio is None else time_ratio[idx], crossover=plan)
         sub = simulate_study(len(idx), int(arm_seeds[k]), params=params, protocol=view, arm_frame=frame,
                              progress=lambda stage, frac, k=k, a=armcd: report(f"{a}: {stage}", 0.05 + 0.45 * (k + frac)))
         parts.append((idx, sub))
@@ -185,10 +193,12 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
     for q, (_label, nm_, codes) in strata.items():
         truth[q] = pd.Series(nm_[codes], dtype="str")
     truth["TRUE_PRIOR_LINES"] = n_lines
+    if time_ratio is not None:
+        truth["TRUE_TIME_RATIO"] = time_ratio
     p_any = parts[0][1].metadata
     study_id = str(p_any["study_id"])
 
-    # dm: actual arm = planned arm (every simulated subject is dosed as randomised)
+    # dm: actual arm = planned arm (the never-treated subjects become NOTTRT below)
     dm = domains["dm"]
     at = list(dm.columns).index("ARM") + 1
     dm.insert(at, "ACTARMCD", dm["ARMCD"])
@@ -214,6 +224,7 @@ def simulate_two_arm(proto: Protocol, cfg: SimulationConfig, n: int, seed: int,
 
     # crossover: control subjects whose subsequent therapy starts after progression
     domains["cm"], truth = _crossover(r_cross, tw, proto, rnd.control, domains["cm"], truth)
+    cycles = _never_treated(r_nt, tw.not_treated_prob, domains, truth, cycles)
     report("assembled", 0.98)
 
     note = (f"Synthetic data from mmtrial's simulator under protocol {proto.study.id} (randomised, "
@@ -243,18 +254,19 @@ def _crossover(rng: np.random.Generator, tw: TwoArmSimulation, proto: Protocol, 
                cm: pd.DataFrame, truth: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace the subsequent therapy of crossing-over control subjects by a crossover regimen.
 
-    A control subject whose first subsequent therapy starts on or after the first progression
-    (TRUE_PD_DT) crosses over with probability ``crossover_prob``; the regimen is drawn from
-    ``crossover_regimens`` and starts on the same day (data contract v2: crossover = the first
-    subsequent-therapy record of a control subject whose CMTRT is the experimental drug, on or
-    after progression). Survival is not changed by crossing over (docs/simulator.md).
+    Who crosses over is decided in the control arm's model (:class:`~mmtrial.simulate.study.CrossoverPlan`:
+    a control subject whose first subsequent therapy starts on or after the first progression
+    (TRUE_PD_DT), with probability ``crossover_prob``; survival after the switch multiplied by
+    ``crossover_acceleration_factor``); here the regimen is drawn from ``crossover_regimens`` and
+    starts on the same day (data contract v2: crossover = the first subsequent-therapy record of a
+    control subject whose CMTRT is the experimental drug, on or after progression).
     """
-    pd_dt = pd.to_datetime(truth["TRUE_PD_DT"])
-    nt_dt = pd.to_datetime(truth["TRUE_NEWTX_DT"])
-    eligible = (truth["ARMCD"].to_numpy() == control) & pd_dt.notna().to_numpy() & (nt_dt >= pd_dt).to_numpy()
-    cross = eligible & (rng.random(len(truth)) < tw.crossover_prob)
-    truth["TRUE_CROSSOVER"] = np.where(truth["ARMCD"].to_numpy() == control, np.where(cross, "Y", "N"), "")
-    truth["TRUE_CROSSOVER_DT"] = nt_dt.dt.strftime("%Y-%m-%d").where(cross, None).astype("str")
+    is_control = truth["ARMCD"].to_numpy() == control
+    cross = is_control & (truth["TRUE_CROSSOVER"].to_numpy(dtype=object) == "Y")
+    cross_dt = truth["TRUE_CROSSOVER_DT"]
+    truth = truth.drop(columns=["TRUE_CROSSOVER", "TRUE_CROSSOVER_DT"])  # re-added last
+    truth["TRUE_CROSSOVER"] = np.where(is_control, np.where(cross, "Y", "N"), "")
+    truth["TRUE_CROSSOVER_DT"] = cross_dt.astype(object).where(cross, None).astype("str")
     ids = truth.loc[cross, "USUBJID"].to_numpy(dtype=object)
     if len(ids) == 0:
         return cm, truth
@@ -272,3 +284,54 @@ def _crossover(rng: np.random.Generator, tw: TwoArmSimulation, proto: Protocol, 
     new["CMGRPID"] = "S01"
     out = pd.concat([cm.loc[~drop], new[cm.columns]], ignore_index=True)
     return out.sort_values(["USUBJID"], kind="stable").reset_index(drop=True), truth
+
+
+def _time_ratio(tw: TwoArmSimulation, strata: dict[str, tuple[str, np.ndarray, np.ndarray]],
+                n: int) -> np.ndarray | None:
+    """Each subject's multiplier of the latent progression and death times: the product over the
+    stratification factors of their level's ``time_ratio`` (``None`` when no factor has one)."""
+    specs = {k.upper(): v for k, v in tw.strata.items()}
+    ratio = np.ones(n)
+    any_ratio = False
+    for q, (_label, names, codes) in strata.items():
+        spec = specs.get(q.upper())
+        if spec is None or not spec.time_ratio:
+            continue
+        any_ratio = True
+        ratio = ratio * np.array([spec.time_ratio.get(str(nm), 1.0) for nm in names])[codes]
+    return ratio if any_ratio else None
+
+
+NOT_TREATED = ("NOTTRT", "Not Treated")  # SDTM IG 3.x ACTARMCD / ACTARM for a randomised subject never dosed
+
+
+def _never_treated(rng: np.random.Generator, prob: float, domains: dict[str, pd.DataFrame], truth: pd.DataFrame,
+                   cycles: pd.DataFrame) -> pd.DataFrame:
+    """Make a ``prob`` fraction of randomised subjects never treated (in place; returns the cycles).
+
+    dm ACTARMCD/ACTARM NOTTRT / "Not Treated" and no RFXSTDTC/RFXENDTC; no ex, ae or vs records
+    and no end-of-treatment disposition; the efficacy follow-up (assessments, progression,
+    survival) is kept as simulated (a simplification: docs/simulator.md). ``truth`` gets
+    TRUE_TREATED (Y/N). With ``prob`` 0 nothing is drawn and nothing changes.
+    """
+    if prob <= 0:
+        return cycles
+    nt = rng.random(len(truth)) < prob
+    truth["TRUE_TREATED"] = np.where(nt, "N", "Y")
+    ids = set(truth.loc[nt, "USUBJID"])
+    if not ids:
+        return cycles
+    dm = domains["dm"]
+    m = dm["USUBJID"].isin(ids)
+    dm.loc[m, "ACTARMCD"], dm.loc[m, "ACTARM"] = NOT_TREATED
+    for col in ("RFXSTDTC", "RFXENDTC"):
+        if col in dm:
+            dm.loc[m, col] = None
+    for name in ("ex", "ae", "vs"):
+        if name in domains:
+            d = domains[name]
+            domains[name] = d.loc[~d["USUBJID"].isin(ids)].reset_index(drop=True)
+    ds = domains["ds"]
+    eot = ds["USUBJID"].isin(ids) & (ds.get("DSSCAT", pd.Series("", index=ds.index)) == "END OF TREATMENT")
+    domains["ds"] = ds.loc[~eot].reset_index(drop=True)
+    return cycles.loc[~cycles["USUBJID"].isin(ids)].reset_index(drop=True)

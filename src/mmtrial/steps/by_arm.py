@@ -185,6 +185,7 @@ def build_comparison_section(a: Analysis, comparison: dict[str, Any], labels: di
         fn = ["Hazard ratio of progression-free survival within each subgroup level: unstratified Cox model "
               f"(ties = {pfs.get('ties', 'breslow')}); interaction p: Wald test of the arm-by-subgroup terms "
               "(R coxph(Surv(t, e) ~ arm * subgroup))."]
+        fn += [comparison["subgroups_PFS_note"]] if comparison.get("subgroups_PFS_note") else []  # [forest]
         alt = ("Forest plot of the progression-free survival hazard ratio by subgroup: "
                + "; ".join(f"{r['label']} HR {fmt_estimate_ci(r['hr'], tuple(r['hr_ci'] or (None, None)), 2)}"
                            for r in rows) + ".")

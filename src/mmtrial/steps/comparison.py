@@ -6,7 +6,8 @@ and stratified log-rank p (two-sided; also one-sided when ``[randomisation] side
 unstratified variants, KM medians, event-free rates at the ``[tte] landmark_months`` with their
 difference (Greenwood SE, Wald CI), ORR per arm (exact CI) with the stratified Miettinen-Nurminen
 difference and the CMH odds ratio; ``comparison.subgroups_PFS`` (PFS hazard ratio by subgroup
-with the interaction p, for the forest plot); ``comparison.OS_rpsftm`` (OS adjusted for
+with the interaction p, for the forest plot; subgroups from the protocol's ``[forest]``, their
+definitions in ``comparison.subgroups_PFS_note``); ``comparison.OS_rpsftm`` (OS adjusted for
 crossover, a sensitivity analysis) when ``[randomisation.crossover] allowed`` and ``rpsftm``.
 
 A single-arm protocol: the step does nothing (results unchanged).
@@ -14,29 +15,56 @@ A single-arm protocol: the step does nothing (results unchanged).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from mmtrial.context import Analysis
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mmtrial.protocol.model import Protocol
 
 
 @dataclass(frozen=True)
 class ComparisonOptions:
-    """Subgroups of the PFS forest plot (BOSTON, Grosicki 2020, Figure 2 style).
+    """Subgroups of the PFS forest plot (protocol section ``[forest]``; BOSTON, Grosicki 2020, Figure 2 style).
 
-    ``age_cutoff``: < cut-off vs >= cut-off years; ``nlines_cutoff``: prior lines < cut-off vs
-    >= cut-off (2: one prior line vs more, as BOSTON's stratum); ``cytogenetic_var``: the
-    high-risk cytogenetics flag; ``refractory_vars``: refractory flags shown as subgroups.
+    Options
+    -------
+    age_cutoff : age subgroups < cut-off vs >= cut-off years (default 65, BOSTON's Figure 2).
+    nlines_cutoff : prior-lines subgroups < cut-off vs >= cut-off (default 2: one prior line vs
+        more, BOSTON's stratification factor).
+    cytogenetic_var : the ADSL high-risk cytogenetics flag shown as a subgroup (default HRCYTOFL).
+    refractory_vars : the ADSL refractory flags shown as subgroups (default LENREFFL, PIREFFL).
     """
 
-    age_cutoff: int = 65
-    nlines_cutoff: int = 2
-    cytogenetic_var: str = "HRCYTOFL"
-    refractory_vars: tuple[str, ...] = ("LENREFFL", "PIREFFL")
+    age_cutoff: Annotated[int, Field(ge=1, le=120)] = 65
+    nlines_cutoff: Annotated[int, Field(ge=2, le=20)] = 2
+    cytogenetic_var: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,7}$")] = "HRCYTOFL"
+    refractory_vars: tuple[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,7}$")], ...] = ("LENREFFL", "PIREFFL")
+
+
+def forest_options(p: Protocol) -> ComparisonOptions:
+    """The forest-plot subgroup options of the protocol's ``[forest]`` section (defaults when absent)."""
+    from pydantic import TypeAdapter
+
+    raw = dict(p.section("forest"))
+    opts = TypeAdapter(ComparisonOptions).validate_python(raw)
+    return dataclasses.replace(opts, cytogenetic_var=opts.cytogenetic_var.upper(),
+                               refractory_vars=tuple(v.upper() for v in opts.refractory_vars))
+
+
+def forest_footnote(opts: ComparisonOptions) -> str:
+    """The subgroup definitions in words, for the forest plot's footnote."""
+    refr = ", ".join(opts.refractory_vars) or "none"
+    return (f"Subgroups ([forest] of the protocol): age < {opts.age_cutoff} vs >= {opts.age_cutoff} years; "
+            f"prior lines < {opts.nlines_cutoff} vs >= {opts.nlines_cutoff}; cytogenetic risk from "
+            f"{opts.cytogenetic_var}; refractory flags {refr}; and the randomisation strata and sex.")
 
 
 _REFRACTORY_LABELS = {"LENREFFL": "Lenalidomide-refractory", "PIREFFL": "PI-refractory",
@@ -196,10 +224,12 @@ def run(a: Analysis) -> None:
         for arm in (exp_, ctl):
             pr = compute_proportion(comp["ORR"]["x"][arm], comp["ORR"]["n"][arm], ci_method, level)
             comp["ORR"]["rate"][arm] = {"estimate": pr.estimate, "ci": list(pr.ci), "method": ci_method}
+    forest = forest_options(a.protocol)
     if "PFS" in set(adtte["PARAMCD"]):
         comp["subgroups_PFS"] = compute_subgroups_pfs(adsl, adtte, experimental=exp_, strata=strata, ties=ties,
-                                                      level=level, opts=ComparisonOptions(),
+                                                      level=level, opts=forest,
                                                       labels=stratum_labels(a.study.get("suppdm")))
+        comp["subgroups_PFS_note"] = forest_footnote(forest)
     if rnd.crossover.allowed and rnd.crossover.rpsftm and "OS" in set(adtte["PARAMCD"]):
         comp["OS_rpsftm"] = _rpsftm(a, adsl, adtte, exp_, strata, ties, level, cfg.add_one)
     a.results["comparison"] = comp
@@ -212,6 +242,7 @@ def run(a: Analysis) -> None:
         "orr": "stratified Miettinen-Nurminen difference (Mantel-Haenszel weights); Mantel-Haenszel odds ratio "
                "(Robins-Breslow-Greenland CI); CMH test without continuity correction",
         "subgroups": "unstratified Cox HR within each level; interaction: Wald test of arm x subgroup",
+        "subgroup_definitions": dataclasses.asdict(forest),
         "crossover": {"allowed": rnd.crossover.allowed, "drugs": list(rnd.crossover.drugs),
                       "censor_os": rnd.crossover.censor_os, "rpsftm": rnd.crossover.rpsftm,
                       "recensor": rnd.crossover.recensor},
