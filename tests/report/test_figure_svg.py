@@ -63,3 +63,28 @@ def test_alt_text_is_required():
     with pytest.raises(ValueError, match="alt text is required"):
         figure_to_svg(fig, "  ")
     plt.close(fig)
+
+
+def test_crop_is_the_size_savefig_tight_gives():
+    # figure_to_svg draws once and crops with the viewBox; the oracle is matplotlib's own
+    # savefig(bbox_inches="tight") of the same figure: same width and height in points
+    import io
+
+    from mmtrial.figures.svg import new_figure
+
+    def make():
+        fig = new_figure((5, 3))
+        ax = fig.subplots()
+        ax.plot([0, 10], [0, 1])
+        ax.set_ylabel("a long y label that sticks out")
+        fig.text(0.0, -0.05, "footnote below the axes")
+        return fig
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "x", "svg.fonttype": "path"}):
+        make().savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    ref = re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', buf.getvalue())
+    got = re.search(r'width="([\d.]+)pt" height="([\d.]+)pt" viewBox="(-?[\d.]+) (-?[\d.]+) ', figure_to_svg(make(), "x"))
+    assert float(got[1]) == pytest.approx(float(ref[1]), abs=1e-3)
+    assert float(got[2]) == pytest.approx(float(ref[2]), abs=1e-3)
+    assert float(got[4]) + float(got[2]) > 3 * 72  # the crop reaches below the figure (the footnote)

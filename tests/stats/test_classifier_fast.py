@@ -135,3 +135,44 @@ def test_worker_count():
     assert C._worker_count(2, 1) == 1
     assert C._worker_count(8, 3) == 3
     assert C._worker_count(-1, 100) == (os.cpu_count() or 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.integers(0, 1), min_size=6, max_size=60), folds=st.integers(2, 6),
+       seed=st.integers(0, 2**32 - 1))
+def test_numpy_stratified_folds_equal_scikit_learn(y, folds, seed):
+    # oracle: scikit-learn's StratifiedKFold(folds, shuffle=True, random_state=seed).split
+    import warnings
+
+    from mmtrial.stats.classifier import _numpy_stratified_kfold, _sklearn_stratified_kfold
+
+    y = np.asarray(y)
+    with warnings.catch_warnings(record=True) as ours_w:
+        warnings.simplefilter("always")
+        try:
+            ours = _numpy_stratified_kfold(y, folds, seed)
+        except ValueError as exc:
+            ours = str(exc)
+    with warnings.catch_warnings(record=True) as ref_w:
+        warnings.simplefilter("always")
+        try:
+            ref = _sklearn_stratified_kfold(y, folds, seed)
+        except ValueError as exc:
+            ref = str(exc)
+    if isinstance(ref, str):
+        assert ours == ref
+        return
+    assert len(ours) == len(ref) == folds
+    for (tr, te), (rtr, rte) in zip(ours, ref, strict=True):
+        assert np.array_equal(tr, rtr) and np.array_equal(te, rte)
+    assert [str(w.message) for w in ours_w if w.category is UserWarning] == \
+        [str(w.message) for w in ref_w if w.category is UserWarning]
+
+
+def test_stratified_folds_use_the_checked_numpy_path():
+    from mmtrial.stats import classifier as C
+
+    y = np.array([0, 1] * 10)
+    assert [t.tolist() for _, t in C._stratified_kfold(y, 3, 5)] == \
+        [t.tolist() for _, t in C._sklearn_stratified_kfold(y, 3, 5)]
+    assert C._KFOLD_OK == [True]  # the self-check against scikit-learn passed on this installation

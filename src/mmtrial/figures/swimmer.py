@@ -85,6 +85,26 @@ MARKER_STYLE = {
 }
 
 
+def _add_bars(ax, lane: np.ndarray, left: np.ndarray, width: np.ndarray, *, height: float, colors: list) -> None:
+    """Horizontal bars from ``left``, ``width`` long, centred on ``lane``, as one collection (issue 15).
+
+    Draws what ``ax.barh(lane, width, left=left, height=height, color=colors,
+    edgecolor="none")`` draws, including its sticky x edges at each bar's left end (no margin
+    before the first dose), but as one ``PolyCollection`` instead of one ``Rectangle`` artist
+    per bar: a third of the CPU of the whole plot at 195 bars.
+    """
+    from matplotlib.collections import PolyCollection
+
+    y0 = lane - height / 2  # barh's corners, computed as barh does (same floats, same limits)
+    y1, right = y0 + height, left + width
+    verts = np.stack([np.column_stack([left, y0]), np.column_stack([left, y1]),
+                      np.column_stack([right, y1]), np.column_stack([right, y0])], axis=1)
+    bars = PolyCollection(verts, facecolors=colors, edgecolors="none", linewidths=0)
+    bars.sticky_edges.x.extend(np.unique(left).tolist())
+    ax.add_collection(bars, autolim=True)
+    ax.autoscale_view()
+
+
 def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[int, str],
                  title: str = "") -> str:
     """Render the swimmer plot as an SVG string (matplotlib, deterministic ids)."""
@@ -102,8 +122,8 @@ def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[
     if len(seg):
         lv = seg["DOSELVL"].to_numpy(dtype=float)
         col = [colors.get(int(v), "#999999") if not np.isnan(v) else "#999999" for v in lv]
-        ax.barh(seg["LANE"].to_numpy(), (seg["END"] - seg["START"]).to_numpy() / 7.0,
-                left=seg["START"].to_numpy() / 7.0, height=0.7, color=col, edgecolor="none")
+        _add_bars(ax, seg["LANE"].to_numpy(dtype=float), seg["START"].to_numpy(dtype=float) / 7.0,
+                  (seg["END"] - seg["START"]).to_numpy(dtype=float) / 7.0, height=0.7, colors=col)
     for kind, st in MARKER_STYLE.items():
         m = marks.loc[marks["KIND"] == kind] if len(marks) else marks
         if len(m):

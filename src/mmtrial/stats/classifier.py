@@ -628,19 +628,81 @@ def _score(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> f
     return float(np.mean(yb * np.log(pc) + (1 - yb) * np.log(1 - pc)))
 
 
-def _inner_splits(y: np.ndarray, n_folds: int, random_state: int):
+def _sklearn_stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
     from sklearn.model_selection import StratifiedKFold
 
     return list(StratifiedKFold(n_folds, shuffle=True, random_state=random_state).split(np.zeros(y.size), y))
 
 
+def _numpy_stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``StratifiedKFold(n_folds, shuffle=True, random_state).split(X, y)`` for a 0/1 label vector.
+
+    scikit-learn's rule (``StratifiedKFold._make_test_folds``): classes in order of first
+    appearance; the sorted labels dealt round-robin to the folds give each fold's count per class;
+    each class's fold numbers (``arange(n_folds).repeat(count)``) are shuffled by one
+    ``RandomState(random_state)``, class after class, and assigned to that class's subjects in
+    order. Its checks and warning are kept (a fold count above every class size is an error,
+    above the smallest a UserWarning). :func:`_stratified_kfold` checks the result against
+    scikit-learn before using it.
+    """
+    _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
+    _, class_perm = np.unique(first, return_inverse=True)
+    code = class_perm[inverse.reshape(-1)]
+    n_classes = first.size
+    counts = np.bincount(code)
+    if np.all(n_folds > counts):
+        raise ValueError(f"n_splits={n_folds} cannot be greater than the number of members in each class.")
+    if n_folds > counts.min():
+        warnings.warn(f"The least populated class in y has only {counts.min()} members, which is less than "
+                      f"n_splits={n_folds}.", UserWarning, stacklevel=3)
+    order = np.sort(code)
+    allocation = np.asarray([np.bincount(order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
+    rng = np.random.RandomState(random_state)
+    test_folds = np.empty(y.size, dtype="i")
+    for k in range(n_classes):
+        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
+        rng.shuffle(folds_for_class)
+        test_folds[code == k] = folds_for_class
+    idx = np.arange(y.size)
+    return [(idx[test_folds != i], idx[test_folds == i]) for i in range(n_folds)]
+
+
+_KFOLD_OK: list[bool] = []
+
+
+def _stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified shuffled folds, as scikit-learn's ``StratifiedKFold`` gives them (issue 15).
+
+    The permutation test asks for thousands of fold splits of a few dozen labels; scikit-learn
+    spends most of each call validating its arguments. The first call compares
+    :func:`_numpy_stratified_kfold` with scikit-learn on seeded label vectors and keeps it only
+    when every fold is identical (else, e.g. after a scikit-learn upgrade that changes the rule,
+    scikit-learn is used); labels other than a 1-D vector of 0/1 always go to scikit-learn.
+    """
+    if not _KFOLD_OK:
+        rng = np.random.default_rng(2024)
+        ok = True
+        for n, folds, seed in ((28, 3, 7), (35, 5, 123456789), (23, 3, 4242), (40, 4, 1)):
+            yy = (rng.random(n) < 0.4).astype(int)
+            a, b = _numpy_stratified_kfold(yy, folds, seed), _sklearn_stratified_kfold(yy, folds, seed)
+            ok &= len(a) == len(b) and all(np.array_equal(p, q) for pa, pb in zip(a, b, strict=True) for p, q in zip(pa, pb, strict=True))
+        _KFOLD_OK.append(bool(ok))
+    y = np.asarray(y)
+    if _KFOLD_OK[0] and y.ndim == 1 and y.size and np.isin(y, (0, 1)).all():
+        return _numpy_stratified_kfold(y, n_folds, random_state)
+    return _sklearn_stratified_kfold(y, n_folds, random_state)
+
+
+def _inner_splits(y: np.ndarray, n_folds: int, random_state: int):
+    return _stratified_kfold(y, n_folds, random_state)
+
+
 def _outer_splits(y: np.ndarray, options: ClassifierOptions, random_state: int):
-    from sklearn.model_selection import LeaveOneOut, StratifiedKFold
+    from sklearn.model_selection import LeaveOneOut
 
     if options.outer_folds == 0:
         return list(LeaveOneOut().split(np.zeros(y.size)))
-    return list(StratifiedKFold(options.outer_folds, shuffle=True, random_state=random_state)
-                .split(np.zeros(y.size), y))
+    return _stratified_kfold(y, options.outer_folds, random_state)
 
 
 @dataclass(frozen=True)
@@ -706,6 +768,8 @@ class _LiblinearL1:
 
 
 _LIBLINEAR_OK: dict[tuple[Any, ...], bool] = {}
+#: One fitter per (options, seed): it holds no state between fits (issue 15: built once, not per fold).
+_FITTERS: dict[tuple[Any, ...], _LiblinearL1] = {}
 
 
 def _liblinear_l1(options: ClassifierOptions, random_state: int) -> _LiblinearL1 | None:
@@ -717,10 +781,13 @@ def _liblinear_l1(options: ClassifierOptions, random_state: int) -> _LiblinearL1
     if options.model != "l1-logistic":
         return None
     key = (options.class_weight, random_state)
-    try:
-        fitter = _LiblinearL1(options, random_state)
-    except Exception:  # a private routine moved: use the estimator
-        return None
+    fitter = _FITTERS.get((options, random_state))
+    if fitter is None:
+        try:
+            fitter = _LiblinearL1(options, random_state)
+        except Exception:  # a private routine moved: use the estimator
+            return None
+        _FITTERS[(options, random_state)] = fitter
     if key not in _LIBLINEAR_OK:
         rng = np.random.default_rng(12345)
         Z = rng.normal(size=(30, 4))

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from mmtrial._lazy import lazy_module
+from mmtrial._lazy import import_phreg, lazy_module
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier
 
@@ -224,8 +224,7 @@ def compute_cox_estimability(event, x, labels: tuple[str, str] = ("group 1", "gr
 
 
 def _cox(stop, event, x, entry, ties, level, method, n_subjects, labels=("group 1", "group 0")) -> CoxResult:
-    from statsmodels.duration.hazard_regression import PHReg
-
+    PHReg = import_phreg()
     nan = float("nan")
     n_events = int(np.sum(event))
     reason = compute_cox_estimability(event, x, labels)

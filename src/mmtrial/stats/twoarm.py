@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 
+from mmtrial._lazy import import_phreg
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
 
@@ -124,7 +125,7 @@ def compute_stratified_cox(
     or Efron (R default). A stratum with one arm only contributes nothing.
     """
     from scipy import stats
-    from statsmodels.duration.hazard_regression import PHReg
+    PHReg = import_phreg()
 
     if ties not in ("breslow", "efron"):
         raise ValueError(f"ties: allowed 'breslow', 'efron'; got {ties!r}")
@@ -432,7 +433,7 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
     """
     import pandas as pd
     from scipy import stats
-    from statsmodels.duration.hazard_regression import PHReg
+    PHReg = import_phreg()
 
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=float)
