@@ -372,5 +372,7 @@ def run(a: Analysis) -> None:
         "arms": {"planned": [x.label for x in study_arms(adsl, "efficacy")],
                  "actual": [x.label for x in study_arms(adsl, "safety")]},
         "pooled_displays": sorted({str(b.id) for s in a.sections for b in s.blocks
-                                   if isinstance(b, Table | Figure) and POOLED_NOTE in b.footnotes}),
+                                   if isinstance(b, Table | Figure)
+                                   and any(str(f).startswith(POOLED_NOTE) for f in b.footnotes)}),
+        "pooled_reasons": "steps/by_arm_displays.py POOLED_REASONS (printed in each pooled display's footnote)",
     }

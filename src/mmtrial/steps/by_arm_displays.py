@@ -388,4 +388,5 @@ def binomial_test_by_arm(a: Analysis, adsl: pd.DataFrame, experimental: str, lab
         f"Experimental arm only ({label}, intent-to-treat population, responder RSPFL = Y): the protocol's null "
         "rate ([tte] binomial_null) is a rate for the experimental regimen; the control arm is compared with it "
         "by the randomised comparison, not by this test."])
+    t.title = f"{t.title}: {label}"
     return [t]
