@@ -513,3 +513,54 @@ def test_method_notes_print_each_choice_and_one_sided_protocols():
     one = " ".join(method_notes(SimpleNamespace(protocol=SimpleNamespace(randomisation=SimpleNamespace(sided=1))),
                                 comp))
     assert "one-sided log-rank p: PFS 0.0038" in one  # fmt_p half-up to 4 decimals
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # one chromium print of the report's tables (about 20 s): the only PDF check of by-arm tables
+def test_two_arm_pdf_prints_every_column_of_the_wide_by_arm_tables(two_arm, tmp_path):
+    """The two-arm report printed by chromium (``--pdf --pdf-engine chromium``): every column header
+    of every table is in the PDF text and no text lies outside its page (no clipped column), with
+    BOSTON's long arm labels (protocol/boston.toml [arms]) in the headers, where the widest by-arm
+    tables (arms x grades + Total: LBT07 has 22 columns) would not fit a landscape page."""
+    import copy
+    import unicodedata
+
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is not installed (test extra)")
+    from mmtrial.report.model import Listing
+    from mmtrial.report.pdf import PdfUnavailableError, find_chromium
+    from mmtrial.report.render import write_report
+
+    try:
+        find_chromium()
+    except PdfUnavailableError as exc:
+        pytest.skip(f"Chromium unavailable: {exc}")
+    long_ = {EXP: "Selinexor + bortezomib + dexamethasone", CTL: "Bortezomib + dexamethasone"}
+    a = copy.deepcopy(two_arm[0])
+    tables = []
+    for s in a.sections:
+        s.blocks = [b for b in s.blocks if isinstance(b, Table) and not isinstance(b, Listing)]
+        for b in s.blocks:
+            cols = [str(c) for c in b.data.columns]
+            for short, lng in long_.items():
+                cols = [c.replace(short, lng) for c in cols]
+            b.data.columns = cols
+            b.stub = cols[0] if b.stub is not None and b.stub not in cols else b.stub
+            b.cell_subjects = {}
+            tables.append(b)
+    assert max(len(t.data.columns) for t in tables) > 20
+    write_report(a, tmp_path / "out", pdf=True, run_date="2026-01-01T00:00:00Z", pdf_engine="chromium")
+    reader = pypdf.PdfReader(str(tmp_path / "out" / "report.pdf"))
+    text, outside = [], []
+    for page in reader.pages:
+        width = float(page.mediabox.width)
+
+        def visit(t, cm, tm, _fd, _fs, width=width):
+            x = cm[4] + tm[4] * cm[0]
+            if t.strip() and not (0 <= x <= width):
+                outside.append((x, t))
+
+        text.append(page.extract_text(visitor_text=visit))
+    flat = "".join(unicodedata.normalize("NFKC", " ".join(text)).split())  # ligatures, wrapped lines
+    missing = [(t.id, c) for t in tables for c in t.data.columns if "".join(str(c).split()) not in flat]
+    assert not missing, missing[:10]
+    assert not outside, outside[:10]
