@@ -24,8 +24,10 @@ def build_populations_table(adsl: pd.DataFrame, a: Analysis) -> Table:
         pops.append(("Efficacy population, mITT (EFFFL = Y)", adsl["EFFFL"] == "Y", a.protocol.populations.efficacy))
     if "PPROTFL" in adsl:
         pops.append(("Per-protocol population (PPROTFL = Y)", adsl["PPROTFL"] == "Y",
-                     "randomised, treated, and treated with the randomised arm's regimen (ACTARMCD = ARMCD); "
-                     "protocol deviations (dv) are not read"))
+                     "randomised, treated, and treated with the randomised arm's regimen (ACTARMCD = ARMCD)"
+                     + (f"; no protocol deviation (dv) in {', '.join(a.protocol.randomisation.per_protocol_exclude)}"
+                        if a.protocol.is_randomised and a.protocol.randomisation.per_protocol_exclude
+                        else "; protocol deviations (dv) are not read")))
     for i, (label, mask, definition) in enumerate(pops):
         rows.append({"Population": label, "n (%)": fmt_n_pct(int(mask.sum()), n), "Definition": definition})
         subjects[(i, "n (%)")] = adsl.loc[mask, "USUBJID"].tolist()
