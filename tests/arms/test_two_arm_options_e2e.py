@@ -34,6 +34,8 @@ pytestmark = pytest.mark.slow
 
 #: Subjects (by dm row) treated with the other arm's regimen: outside the per-protocol population.
 SWITCHED_ROWS = (1, 2)
+#: dm row of the subject with a MAJOR deviation (the next row has a MINOR one).
+DEVIATION_ROW = 5
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,15 @@ def run(tmp_path_factory):
     for i in SWITCHED_ROWS:
         other = "D" if dm.at[i, "ARMCD"] == "SD" else "SD"
         dm.at[i, "ACTARMCD"], dm.at[i, "ACTARM"] = other, arms[other]
+    # one MAJOR protocol deviation (dv) for a subject treated as randomised: out of the per-protocol set
+    doms["dv"] = pd.DataFrame({"USUBJID": [dm.at[DEVIATION_ROW, "USUBJID"], dm.at[DEVIATION_ROW + 1, "USUBJID"]],
+                               "DVSEQ": [1, 1], "DVCAT": ["MAJOR", "MINOR"],
+                               "DVDECOD": ["ELIGIBILITY CRITERIA NOT MET", "VISIT OUT OF WINDOW"]})
     write_two_arm_study(base / "study", domains=doms)
-    (base / "p.toml").write_text(two_arm_protocol_text(sided=1, censor_os=True, per_protocol=True), "utf-8")
+    text = two_arm_protocol_text(sided=1, censor_os=True, per_protocol=True)
+    text = text.replace("per_protocol = true\n", 'per_protocol = true\nper_protocol_exclude = ["MAJOR"]\n')
+    assert "per_protocol_exclude" in text
+    (base / "p.toml").write_text(text, "utf-8")
     res = CliRunner().invoke(app, ["analyze", str(base / "study"), "--out", str(base / "out"), "--protocol",
                                    str(base / "p.toml"), "--profile", "r", "--quiet"])
     assert res.exit_code == 0, res.output
@@ -118,12 +127,15 @@ def test_os_censored_at_crossover(run):
 
 
 def test_per_protocol_population_counts(run):
-    """PPROTFL = ITT, treated, and treated as randomised (ACTARMCD = ARMCD): pandas on dm."""
+    """PPROTFL = ITT, treated, treated as randomised (ACTARMCD = ARMCD) and no MAJOR deviation
+    (per_protocol_exclude = ["MAJOR"]; the MINOR one does not exclude): pandas on dm and dv."""
     dm, adsl, res = run["dm"], run["adsl"], run["results"]
     same = dm["ACTARMCD"].astype(str) == dm["ARMCD"].astype(str)
     assert int((~same).sum()) == len(SWITCHED_ROWS)
     pp = adsl.loc[adsl["PPROTFL"] == "Y", "USUBJID"]
-    want = dm.loc[same, "USUBJID"]
+    major, minor = dm.at[DEVIATION_ROW, "USUBJID"], dm.at[DEVIATION_ROW + 1, "USUBJID"]
+    assert major not in set(pp) and minor in set(pp)
+    want = dm.loc[same & (dm["USUBJID"] != major), "USUBJID"]
     treated = adsl.loc[(adsl["ITTFL"] == "Y") & (adsl["SAFFL"] == "Y"), "USUBJID"]
     assert set(pp) == set(want) & set(treated)
     assert res["populations"]["per_protocol"] == len(pp)
