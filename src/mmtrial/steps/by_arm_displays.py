@@ -189,8 +189,10 @@ def dose_swimmer_by_arm(a: Analysis, max_subjects: int) -> list[Figure]:
                           f"{arm.label}", alt=alt, svg=plot_swimmer(seg, marks, ladder_labels=labels),
                           footnotes=[f"Up to {max_subjects} patients of the arm {arm.label} (actual treatment, "
                                      "TRT01A) shown (responders first, then the longest treated), ordered by "
-                                     "duration.", *([] if labels else [f"No dose ladder for {drug.title()} in the "
-                                                                        "protocol: levels are doses."])]))
+                                     "duration.", *([] if labels else [f"The protocol gives no dose ladder for {drug.title()} "
+                                                                        f"([dose_ladder.{drug}]): the bars show time on "
+                                                                        "the drug and its interruptions; reduced doses "
+                                                                        "are not placed on ladder levels."])]))
     return out
 
 
