@@ -105,9 +105,15 @@ def defaults(
         typer.echo(text)
         return
     path = Path(write)
-    doc = path.read_text("utf-8")
+    try:
+        doc = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"{write}: cannot be read ({type(exc).__name__}: {exc.strerror or exc})"
+              if isinstance(exc, OSError) else f"{write}: not UTF-8 text")
     if BEGIN not in doc or END not in doc:
         _fail(f"{write}: no generated block ({BEGIN} ... {END})")
     head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}", "utf-8")
+    from mmtrial._io import atomic_write_bytes
+
+    atomic_write_bytes(path, f"{head}{BEGIN}\n{text}\n{END}{tail}".encode())

@@ -50,3 +50,16 @@ def test_every_toml_example_in_the_walkthrough_parses():
     assert len(blocks) >= 4  # minimal, phases, step-up, ladder
     for b in blocks:
         tomllib.loads(b)
+
+
+def test_defaults_write_to_a_missing_file_is_a_usage_error(tmp_path):
+    """A --write target that does not exist: exit 2 and one line naming it, no traceback."""
+    from typer.testing import CliRunner
+
+    from mmtrial.cli import app
+
+    missing = tmp_path / "nope.md"
+    r = CliRunner().invoke(app, ["protocol", "defaults", "--write", str(missing)])
+    assert r.exit_code == 2
+    assert "nope.md: cannot be read" in r.output
+    assert "Traceback" not in r.output and not missing.exists()

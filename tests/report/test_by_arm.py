@@ -333,10 +333,92 @@ def test_comparison_and_sensitivity_sections_state_every_method_choice(two_arm):
                                              f"{fmt_p(comp['PFS']['p_logrank'])}")
 
 
-def test_unsplit_displays_say_pooled(two_arm):
+BY_ARM_IDS = {"DST01", "LBT01-TIME", "labs-over-time", "spider-arm1", "spider-arm2", "swimmer-response-arm1",
+              "swimmer-response-arm2", "TTE02-arm1", "TTE02-arm2", "km-os-landmark-arm1", "km-os-landmark-arm2",
+              "ONCT05", "forest-orr", "RSP02", "BINOM01", "mmtrial-F02-arm1"}
+
+
+def test_every_display_is_by_arm_or_on_the_documented_allow_list(two_arm):
+    """Each table and figure of the two-arm report either shows the arms (an arm label in a column
+    header, its title or its description; or a comparison section) or says "All arms pooled" with
+    its documented reason (steps/by_arm_displays.py POOLED_REASONS)."""
+    from mmtrial.report.model import Figure, Listing
+    from mmtrial.steps.by_arm import _NOT_DATA, POOLED_NOTE
+    from mmtrial.steps.by_arm_displays import pooled_reason
+
     a, _, _ = two_arm
+    seen, pooled = set(), set()
+    for s in a.sections:
+        for b in s.blocks:
+            if not isinstance(b, Table | Figure) or b.id in _NOT_DATA:
+                continue
+            seen.add(b.id)
+            note = [f for f in b.footnotes if f.startswith(POOLED_NOTE)]
+            if note:
+                why = pooled_reason(b.id)
+                assert why is not None, f"{b.id}: pooled but not on the allow-list"
+                assert why in note[0], b.id
+                pooled.add(b.id)
+                continue
+            if isinstance(b, Listing):
+                continue
+            text = " ".join([b.title, getattr(b, "alt", ""), *(map(str, b.data.columns) if isinstance(b, Table) else [])])
+            by_arm = s.id in ("comparison", "sensitivity-crossover") or EXP in text or CTL in text
+            assert by_arm, f"{s.id}/{b.id}: neither by arm nor pooled"
+    missing = BY_ARM_IDS - seen
+    assert not missing, missing
+    assert not pooled & BY_ARM_IDS
+    assert {p.split("-")[0] for p in pooled} <= {"biomarker", "rsp", "EX"}
+    assert set(a.methods["by_arm"]["pooled_displays"]) == pooled
+
+
+def test_disposition_is_itt_by_randomised_arm(two_arm):
+    a, adsl, _ = two_arm
+    t = _table(a, "DST01")
+    itt = adsl.loc[adsl["ITTFL"] == "Y"]
+    cols = [f"{lab} (N={int((itt['TRT01P'] == lab).sum())})" for lab in (EXP, CTL)] + [f"Total (N={len(itt)})"]
+    assert list(t.data.columns)[1:] == cols
+    row = t.data.set_index("Category").loc["Received another arm's treatment"]
+    for lab, col in zip((EXP, CTL), cols, strict=False):  # pandas: treated with TRT01A != TRT01P
+        d = itt.loc[itt["TRT01P"] == lab]
+        k = int(((d["SAFFL"] == "Y") & (d["TRT01A"] != d["TRT01P"])).sum())
+        assert row[col] == fmt_n_pct(k, len(d))
+    assert int(row[cols[0]].split()[0]) + int(row[cols[1]].split()[0]) == len(SWITCHED)
+
+
+def test_binomial_test_on_the_experimental_arm_when_the_protocol_sets_its_null(two_arm):
+    """STORM's protocol states binomial_null = 0.10: the test is run on the experimental arm (ITT)."""
+    a, adsl, _ = two_arm
     t = _table(a, "BINOM01")
-    assert any("pooled" in f for f in t.footnotes)
+    arm = adsl.loc[(adsl["ARMCD"] == EXPERIMENTAL) & (adsl["ITTFL"] == "Y")]
+    x = int((arm["RSPFL"] == "Y").sum())
+    assert t.data.set_index("Statistic").loc["Responders / patients", "Value"].startswith(f"{x}/{len(arm)} (")
+    assert any(f.startswith("Experimental arm only") for f in t.footnotes)
+    assert a.results["binomial_test"]["n"] == len(arm)
+
+
+def test_binomial_test_left_out_without_a_protocol_null(two_arm, monkeypatch):
+    import mmtrial.steps.tte as tte
+    from mmtrial.report.model import Text
+    from mmtrial.steps.by_arm_displays import binomial_test_by_arm
+
+    _, adsl, _ = two_arm
+    monkeypatch.setattr(tte, "tte_section", lambda _a: {})
+    fake = type("A", (), {"results": {}})()
+    out = binomial_test_by_arm(fake, adsl, EXPERIMENTAL, EXP)
+    assert len(out) == 1 and isinstance(out[0], Text) and "not done" in out[0].text
+    assert "not_applicable" in fake.results["binomial_test"]
+
+
+def test_os_by_response_within_each_arm(two_arm):
+    a, adsl, _ = two_arm
+    os_ = a.adam["adtte"].loc[a.adam["adtte"]["PARAMCD"] == "OS"]
+    for k, lab in ((1, EXP), (2, CTL)):
+        t = _table(a, f"TTE02-arm{k}")
+        ids = set(adsl.loc[(adsl["TRT01P"] == lab) & (adsl["ITTFL"] == "Y"), "USUBJID"])
+        n_naive = t.data.loc[t.data["Analysis"].ne("").cumsum() == 1, "n"].astype(int).sum()
+        assert n_naive == int(os_["USUBJID"].isin(ids).sum())  # pandas: the arm's OS records
+        assert lab in t.title
 
 
 def test_single_arm_analysis_is_left_alone(demo):
@@ -431,3 +513,54 @@ def test_method_notes_print_each_choice_and_one_sided_protocols():
     one = " ".join(method_notes(SimpleNamespace(protocol=SimpleNamespace(randomisation=SimpleNamespace(sided=1))),
                                 comp))
     assert "one-sided log-rank p: PFS 0.0038" in one  # fmt_p half-up to 4 decimals
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # one chromium print of the report's tables (about 20 s): the only PDF check of by-arm tables
+def test_two_arm_pdf_prints_every_column_of_the_wide_by_arm_tables(two_arm, tmp_path):
+    """The two-arm report printed by chromium (``--pdf --pdf-engine chromium``): every column header
+    of every table is in the PDF text and no text lies outside its page (no clipped column), with
+    BOSTON's long arm labels (protocol/boston.toml [arms]) in the headers, where the widest by-arm
+    tables (arms x grades + Total: LBT07 has 22 columns) would not fit a landscape page."""
+    import copy
+    import unicodedata
+
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is not installed (test extra)")
+    from mmtrial.report.model import Listing
+    from mmtrial.report.pdf import PdfUnavailableError, find_chromium
+    from mmtrial.report.render import write_report
+
+    try:
+        find_chromium()
+    except PdfUnavailableError as exc:
+        pytest.skip(f"Chromium unavailable: {exc}")
+    long_ = {EXP: "Selinexor + bortezomib + dexamethasone", CTL: "Bortezomib + dexamethasone"}
+    a = copy.deepcopy(two_arm[0])
+    tables = []
+    for s in a.sections:
+        s.blocks = [b for b in s.blocks if isinstance(b, Table) and not isinstance(b, Listing)]
+        for b in s.blocks:
+            cols = [str(c) for c in b.data.columns]
+            for short, lng in long_.items():
+                cols = [c.replace(short, lng) for c in cols]
+            b.data.columns = cols
+            b.stub = cols[0] if b.stub is not None and b.stub not in cols else b.stub
+            b.cell_subjects = {}
+            tables.append(b)
+    assert max(len(t.data.columns) for t in tables) > 20
+    write_report(a, tmp_path / "out", pdf=True, run_date="2026-01-01T00:00:00Z", pdf_engine="chromium")
+    reader = pypdf.PdfReader(str(tmp_path / "out" / "report.pdf"))
+    text, outside = [], []
+    for page in reader.pages:
+        width = float(page.mediabox.width)
+
+        def visit(t, cm, tm, _fd, _fs, width=width):
+            x = cm[4] + tm[4] * cm[0]
+            if t.strip() and not (0 <= x <= width):
+                outside.append((x, t))
+
+        text.append(page.extract_text(visitor_text=visit))
+    flat = "".join(unicodedata.normalize("NFKC", " ".join(text)).split())  # ligatures, wrapped lines
+    missing = [(t.id, c) for t in tables for c in t.data.columns if "".join(str(c).split()) not in flat]
+    assert not missing, missing[:10]
+    assert not outside, outside[:10]

@@ -121,13 +121,25 @@ def derive_var_saffl_arms(adsl: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def derive_var_pprotfl(adsl: pd.DataFrame) -> pd.DataFrame:
+def derive_var_pprotfl(adsl: pd.DataFrame, dv: pd.DataFrame | None = None,
+                       exclude: Sequence[str] = ()) -> pd.DataFrame:
     """PPROTFL = "Y" for randomised (ITTFL = Y), treated (SAFFL = Y) subjects whose actual arm is
-    the randomised arm (ACTARMCD = ARMCD). Major protocol deviations (SDTM dv) are not read by
-    mmtrial, so they cannot exclude anyone; docs/randomised.md says so."""
+    the randomised arm (ACTARMCD = ARMCD) and who have no protocol deviation (SDTM dv) whose DVCAT
+    or DVDECOD is one of ``exclude`` (case-insensitive; the protocol's
+    ``[randomisation] per_protocol_exclude``, e.g. the major-deviation category). ICH E9 section
+    5.2.2: the per-protocol set excludes subjects with major protocol violations. With no
+    ``exclude`` (or no dv domain) deviations exclude nobody."""
     out = adsl.copy()
     same = out["ACTARMCD"].astype("string").eq(out["ARMCD"].astype("string")).fillna(False)
     ok = out["ITTFL"].eq("Y") & out["SAFFL"].eq("Y") & same
+    if exclude and dv is not None and len(dv):
+        want = {str(x).strip().upper() for x in exclude}
+        hit = pd.Series(False, index=dv.index)
+        for col in ("DVCAT", "DVDECOD"):  # two columns at most
+            if col in dv.columns:
+                hit |= dv[col].astype("string").str.strip().str.upper().isin(want).fillna(False)
+        excluded = set(dv.loc[hit.to_numpy(dtype=bool), "USUBJID"].astype(str))
+        ok &= ~out["USUBJID"].astype(str).isin(excluded)
     out["PPROTFL"] = np.where(ok.to_numpy(dtype=bool), "Y", "N")
     return out
 
@@ -194,7 +206,7 @@ def derive_vars_crossover(adsl: pd.DataFrame, cm: pd.DataFrame | None, *, contro
 
 def derive_adsl_arms(adsl: pd.DataFrame, domains: Mapping[str, pd.DataFrame], *, labels: Mapping[str, str],
                      experimental: str, control: str, strata: Sequence[str],
-                     per_protocol: bool = False) -> pd.DataFrame:
+                     per_protocol: bool = False, per_protocol_exclude: Sequence[str] = ()) -> pd.DataFrame:
     """The two-arm ADSL variables above, in order (crossover is added later, once PDDT exists)."""
     dm = domains["dm"]
     out = derive_vars_arm(adsl, dm, labels)
@@ -203,7 +215,7 @@ def derive_adsl_arms(adsl: pd.DataFrame, domains: Mapping[str, pd.DataFrame], *,
     out = derive_vars_trt01_arms(out, experimental, control)
     out = derive_var_ittfl(out, list(labels))
     if per_protocol:
-        out = derive_var_pprotfl(out)
+        out = derive_var_pprotfl(out, domains.get("dv"), per_protocol_exclude)
     return derive_vars_strata(out, domains.get("suppdm"), strata)
 
 

@@ -143,3 +143,32 @@ def plot_lab_over_time(stats_frame: pd.DataFrame, names: dict[str, str]):
     if tests:
         ax.set_xlabel("Weeks since first dose (baseline at week 0)")
     return fig
+
+
+def plot_lab_over_time_by_arm(frames: dict[str, pd.DataFrame], names: dict[str, str]):
+    """One panel per test; per arm (``frames``: arm label -> :func:`compute_lab_by_visit` frame) the
+    median (line, the arm's colour of the KM plots) and the interquartile range (band)."""
+    from mmtrial.figures.km import _COLOURS
+
+    tests = list(dict.fromkeys(t for f in frames.values() for t in f["PARAMCD"]))
+    fig = _figure(8, 2.0 * max(1, len(tests)))
+    ax = None
+    for i, t in enumerate(tests, start=1):
+        ax = fig.add_subplot(len(tests), 1, i)
+        unit = ""
+        for k, (label, f) in enumerate(frames.items()):
+            s = f.loc[f["PARAMCD"] == t].sort_values("AVISITN")
+            if not len(s):
+                continue
+            x = (s["AVISITN"].clip(lower=1) - 1) / 7.0
+            col = _COLOURS[k % len(_COLOURS)]
+            ax.fill_between(x, s["q1"], s["q3"], color=col, alpha=0.15, lw=0)
+            ax.plot(x, s["median"], color=col, lw=1.2, marker="o", ms=2, label=label)
+            unit = s["AVALU"].iloc[0]
+        ax.set_ylabel(f"{names.get(t, t)}\n({unit})", fontsize=7)
+        ax.tick_params(labelsize=7)
+        if i == 1:
+            ax.legend(fontsize=7, frameon=False, loc="best")
+    if ax is not None:
+        ax.set_xlabel("Weeks since first dose (baseline at week 0)")
+    return fig

@@ -117,3 +117,49 @@ def forest_hr_figure(rows: Sequence[dict], *, overall: float | None = None,
         fig.text(0.36, 0.01, f"< favours {favours[0]}", fontsize=7.5)
         fig.text(0.64, 0.01, f"favours {favours[1]} >", fontsize=7.5, ha="right")
     return fig
+
+
+def forest_difference_figure(rows: Sequence[dict], *, overall: float | None = None,
+                             favours: tuple[str, str] | None = None, xlabel: str = "Difference in ORR (percentage points)"):
+    """Forest plot of a difference of proportions (experimental - control) by subgroup.
+
+    rows: dicts with ``label``, ``counts`` (text, e.g. "40/52 vs 30/50"), ``estimate`` and ``ci``
+    (differences as proportions, -1 to 1; None when not estimable). Reference line at 0 (no
+    difference), dashed line at the overall difference; box size by the subgroup's n.
+    """
+    from mmtrial.figures.svg import new_figure
+    from mmtrial.tables.format import fmt_estimate_ci
+
+    k = len(rows)
+    fig = new_figure(figsize=(8.0, 1.3 + 0.38 * max(k, 1)))
+    ax = fig.add_axes((0.42, 0.2, 0.36, 0.72))
+    y = np.arange(k)[::-1]
+    n_max = max([*(r.get("n") or 0 for r in rows), 1])
+    his = [100 * abs(v) for r in rows if r.get("ci") and None not in r["ci"] for v in r["ci"]]
+    lim = min(100.0, max(25.0, 5 * np.ceil(max([*his, 0.0]) / 5)))
+    for yi, r in zip(y, rows, strict=True):
+        yy = 0.2 + 0.72 * (yi + 0.5) / k
+        fig.text(0.01, yy, r["label"], va="center", fontsize=8.5)
+        fig.text(0.40, yy, r.get("counts", ""), va="center", ha="right", fontsize=8)
+        est, ci = r.get("estimate"), r.get("ci")
+        if est is None or ci is None or None in ci or not np.isfinite(est):
+            fig.text(0.80, yy, "NE", va="center", fontsize=8.5)
+            continue
+        ax.plot([100 * ci[0], 100 * ci[1]], [yi, yi], color="#1f4e79", lw=1.4)
+        ax.plot([100 * est], [yi], "s", color="#1f4e79", ms=4 + 4 * np.sqrt((r.get("n") or 0) / n_max))
+        fig.text(0.80, yy, fmt_estimate_ci(est, tuple(ci), 1, 100), va="center", fontsize=8.5)
+    ax.axvline(0.0, color="#444444", lw=0.8)
+    if overall is not None and np.isfinite(overall):
+        ax.axvline(100 * overall, color="#888888", ls="--", lw=0.9)
+    ax.set_ylim(-0.5, k - 0.5)
+    ax.set_yticks([])
+    ax.set_xlim(-lim, lim)
+    ax.set_xlabel(xlabel, fontsize=8.5)
+    ax.grid(axis="x", alpha=0.25)
+    if favours:
+        ax.text(0.02, -0.2, f"< favours {favours[1]}", transform=ax.transAxes, fontsize=7.5, va="top")
+        ax.text(0.98, -0.2, f"favours {favours[0]} >", transform=ax.transAxes, fontsize=7.5, va="top", ha="right")
+    fig.text(0.01, 0.95, "Subgroup", fontsize=8.5, weight="bold")
+    fig.text(0.40, 0.95, "Responders/n (exp. vs control)", fontsize=8, weight="bold", ha="right")
+    fig.text(0.80, 0.95, "Difference (CI)", fontsize=8.5, weight="bold")
+    return fig

@@ -59,6 +59,11 @@ class RandomisationConfig(BaseModel):
     sided: Literal[1, 2] = Field(2, description="sidedness of the log-rank p-value reported")
     per_protocol: bool = Field(False, description="also analyse a per-protocol population (randomised, treated "
                                                   "as randomised, no major deviation)")
+    per_protocol_exclude: list[str] = Field(
+        default_factory=list,
+        description="with per_protocol: protocol deviations (dv) that exclude a subject from the per-protocol "
+                    "population, by DVCAT or DVDECOD value (case-insensitive), e.g. [\"MAJOR\"]; empty: dv is "
+                    "not read")
     crossover: CrossoverConfig = Field(default_factory=CrossoverConfig, description="crossover handling")
 
     @field_validator("ratio")
@@ -72,6 +77,9 @@ class RandomisationConfig(BaseModel):
     def _two_arms(self) -> RandomisationConfig:
         if self.experimental == self.control:
             raise ValueError(f"experimental and control are the same arm ({self.experimental!r})")
+        if self.per_protocol_exclude and not self.per_protocol:
+            raise ValueError("per_protocol_exclude needs per_protocol = true (it defines who leaves the "
+                             "per-protocol population)")
         if len({s.upper() for s in self.strata}) != len(self.strata):
             raise ValueError(f"strata repeat a factor: {self.strata}")
         return self

@@ -72,6 +72,9 @@ SECTION_ORDER: dict[str, int] = {
 
 #: Tables with more columns than this print on a landscape page.
 WIDE_TABLE_COLUMNS = 8
+#: Tables with more columns than this (a by-arm table of many statistics: arms x statistics + Total)
+#: print in a smaller font and may break a word anywhere, so that every column fits the landscape page.
+XWIDE_TABLE_COLUMNS = 14
 #: At most this many USUBJIDs are named in a count's tooltip (the index entry names all).
 TOOLTIP_MAX_SUBJECTS = 40
 #: At most this many input issues are shown (all are in issues.csv).
@@ -237,7 +240,8 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
     classes = "tlg-table" + (" listing" if is_listing else "")
     notes = _notes(t)
     notes_id = f"{tid}-notes"
-    out = [f'<div class="tlg{" wide" if wide else ""}" id="{tid}">', '<div class="tlg-scroll">']
+    xwide = " xwide" if ncol > XWIDE_TABLE_COLUMNS else ""
+    out = [f'<div class="tlg{" wide" if wide else ""}{xwide}" id="{tid}">', '<div class="tlg-scroll">']
     described = f' aria-describedby="{notes_id}"' if notes else ""
     out.append(f'<table class="{classes}"{described}>')
     pop = f'<span class="tlg-pop">Population: {escape(t.population)}</span>' if t.population else ""

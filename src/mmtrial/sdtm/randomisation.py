@@ -14,6 +14,9 @@ docs/input-checks.md and docs/randomised.md):
 * ``RANDOMIZED_MISSING`` / ``RANDOMIZED_REPEATED``: each randomised subject has exactly one ds
   record with DSDECOD = RANDOMIZED (its DSSTDTC is the randomisation date, ADSL RANDDT).
 * ``TREATED_BEFORE_RANDOMISATION``: a dose (ex, EXDOSE > 0) dated before the randomisation date.
+* dv (with ``[randomisation] per_protocol_exclude``): ``MISSING_DOMAIN`` (warning), dv without
+  DVCAT and DVDECOD (``MISSING_VARIABLE``), ``DEVIATION_CATEGORY_UNUSED`` (warning: an excluding
+  category no dv record has).
 * ``STRATUM_MISSING``: a stratification factor the protocol names (``[randomisation] strata``,
   suppdm QNAM) has no non-blank QVAL for a randomised subject (or suppdm is absent).
 
@@ -157,6 +160,39 @@ def check_strata(dm: pd.DataFrame, suppdm: pd.DataFrame | None, rand: pd.DataFra
     return issues
 
 
+def check_deviations(dv: pd.DataFrame | None, exclude: list[str]) -> list[InputIssue]:
+    """DV checks when the protocol's ``[randomisation] per_protocol_exclude`` names deviation
+    categories: dv absent (warning: no subject is excluded), dv without DVCAT and DVDECOD (error:
+    the rule cannot be applied), an excluding value that no dv record has (warning: a typo would
+    silently exclude nobody)."""
+    if not exclude:
+        return []
+    named = ", ".join(exclude)
+    if dv is None:
+        return [InputIssue(domain="dv", variable="(file)", rule="MISSING_DOMAIN", severity="warning",
+                           problem=f"the protocol excludes subjects with deviations {named} from the per-protocol "
+                                   "population but the study has no dv domain: no subject is excluded for a "
+                                   "deviation",
+                           hint="Add dv.csv (USUBJID, DVCAT and/or DVDECOD, DVTERM, DVSTDTC).")]
+    cols = [c for c in ("DVCAT", "DVDECOD") if c in dv.columns]
+    if not cols:
+        return [InputIssue(domain="dv", variable="DVCAT", rule="MISSING_VARIABLE",
+                           problem="dv has neither DVCAT nor DVDECOD: the per-protocol exclusion "
+                                   f"({named}) cannot be applied",
+                           hint="Add DVCAT (deviation category, e.g. MAJOR) or DVDECOD to dv.")]
+    seen = set()
+    for c in cols:  # two columns at most
+        seen |= set(dv[c].dropna().astype(str).str.strip().str.upper())
+    unmatched = [x for x in exclude if str(x).strip().upper() not in seen]
+    if not unmatched:
+        return []
+    return [InputIssue(domain="dv", variable="/".join(cols), rule="DEVIATION_CATEGORY_UNUSED", severity="warning",
+                       value=", ".join(unmatched),
+                       problem="the protocol's [randomisation] per_protocol_exclude names a deviation category "
+                               f"that no dv record has ({', '.join(unmatched)}): it excludes nobody",
+                       hint="Check the spelling against dv DVCAT / DVDECOD.")]
+
+
 def check_randomised_study(domains: dict[str, pd.DataFrame], protocol: Protocol) -> list[InputIssue]:
     """Every randomisation check above (nothing for a single-arm protocol)."""
     if protocol is None or not getattr(protocol, "is_randomised", False):
@@ -171,7 +207,10 @@ def check_randomised_study(domains: dict[str, pd.DataFrame], protocol: Protocol)
     issues += check_randomisation_dates(dm, domains.get("ds"), rand, arms)
     issues += check_treated_before_randomisation(domains.get("ex"), rand)
     issues += check_strata(dm, domains.get("suppdm"), rand, list(rnd.strata) if rnd is not None else [])
+    if rnd is not None and rnd.per_protocol:
+        issues += check_deviations(domains.get("dv"), list(rnd.per_protocol_exclude))
     return issues
 
 
-__all__ = ["ACTUAL_NULL_CODES", "NOT_RANDOMISED_CODES", "check_randomised_study", "compute_randomisation_records"]
+__all__ = ["ACTUAL_NULL_CODES", "NOT_RANDOMISED_CODES", "check_deviations", "check_randomised_study",
+           "compute_randomisation_records"]

@@ -37,7 +37,7 @@ from mmtrial.errors import UsageError
 from mmtrial.sdtm.issues import InputIssue
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".xpt": "xpt", ".json": "json"}
-KNOWN_DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh", "vs", "suppdm")
+KNOWN_DOMAINS = ("dm", "ex", "lb", "ae", "ds", "cm", "rs", "pr", "tu", "tr", "mh", "vs", "suppdm", "dv")
 DELIMITERS = (",", ";", "\t", "|")
 MAX_ROW_ISSUES = 20  # malformed CSV records listed per file (then one line with the count)
 

@@ -15,7 +15,8 @@ def run(a: Analysis) -> None:
         labels = {code: a.protocol.arm_label(code) for code in a.protocol.arms}
         a.adam["adsl"] = derive_adsl_arms(a.adam["adsl"], a.study.domains, labels=labels,
                                           experimental=rnd.experimental, control=rnd.control,
-                                          strata=rnd.strata, per_protocol=rnd.per_protocol)
+                                          strata=rnd.strata, per_protocol=rnd.per_protocol,
+                                          per_protocol_exclude=rnd.per_protocol_exclude)
     a.methods["populations"] = {
         "safety": a.protocol.populations.safety,
         "efficacy": a.protocol.populations.efficacy,

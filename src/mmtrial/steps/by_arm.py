@@ -245,11 +245,68 @@ def waterfall_arm_figures(a: Analysis) -> list[Figure]:
 
 
 def _pooled_note(b):
-    if isinstance(b, Listing) or not isinstance(b, Table | Figure) or b.id in _NOT_DATA:
+    """A display not split by arm says so in its footnote, with the documented reason when it has one
+    (steps/by_arm_displays.py ``POOLED_REASONS``)."""
+    from mmtrial.steps.by_arm_displays import pooled_reason
+
+    if isinstance(b, Listing) and pooled_reason(str(b.id)) is None:
         return b
-    if POOLED_NOTE not in b.footnotes:
-        b.footnotes = [*b.footnotes, POOLED_NOTE]
+    if not isinstance(b, Table | Figure) or b.id in _NOT_DATA:
+        return b
+    why = pooled_reason(str(b.id))
+    note = f"{POOLED_NOTE} {why}" if why else POOLED_NOTE
+    if note not in b.footnotes:
+        b.footnotes = [*b.footnotes, note]
     return b
+
+
+def _more_displays_by_arm(a: Analysis, comparison: dict[str, Any], labels: dict[str, str]) -> set[int]:
+    """Disposition, labs over time, spider/swimmer plots, OS by response, ORR by subgroup and the
+    binomial test by arm (steps/by_arm_displays.py); returns the ids of the new blocks."""
+    from mmtrial.steps import by_arm_displays as bd
+    from mmtrial.steps.exposure_safety import SafetyOptions
+
+    adsl = a.adam["adsl"]
+    new: list = []
+
+    def put(section_id: str, block_id: str, blocks) -> None:
+        for s in a.sections:
+            if s.id == section_id:
+                s.blocks = _replace(s.blocks, block_id, blocks)
+                new.extend(blocks if isinstance(blocks, list) else [blocks] if blocks is not None else [])
+
+    put("disposition", "DST01", bd.disposition_by_arm(adsl, footnotes=[]))
+    adlb = a.adam.get("adlb")
+    if adlb is not None and "AVISITN" in adlb.columns:
+        t, fig = bd.labs_over_time_by_arm(adlb, adsl)
+        put("safety-labs-time", "LBT01-TIME", t)
+        put("safety-labs-time", "labs-over-time", fig)
+    figs = bd.spider_swimmer_by_arm(adsl, a.adam.get("adrs"))
+    for fid, fs in figs.items():
+        put("efficacy-time", fid, fs)
+    put("exposure", "mmtrial-F02", bd.dose_swimmer_by_arm(a, SafetyOptions.from_protocol(a.protocol).swimmer_max_subjects))
+    adtte = a.adam.get("adtte")
+    rnd = getattr(a.protocol, "randomisation", None)
+    exp_ = str(comparison.get("experimental") or getattr(rnd, "experimental", "") or "")
+    if adtte is not None:
+        osr = bd.os_by_response_by_arm(a, adsl, adtte)
+        put("efficacy-tte", "TTE02", [b for b in osr if isinstance(b, Table)] or None)
+        put("efficacy-tte", "km-os-landmark", [b for b in osr if isinstance(b, Figure)] or None)
+        rsp02 = next((b for s in a.sections for b in s.blocks if getattr(b, "id", None) == "RSP02"), None)
+        put("efficacy-tte", "RSP02", bd.ttr_by_arm(a, adsl, adtte, rsp02))
+    if exp_ and {"ARMCD", "RSPFL"} <= set(adsl.columns):
+        from mmtrial.steps.comparison import stratum_labels
+
+        cfg, _ = _tte_config(a)
+        ctl = str(comparison.get("control") or getattr(rnd, "control", "") or "")
+        rows = bd.compute_orr_subgroups_by_arm(adsl, exp_, list(comparison.get("strata") or []),
+                                               labels=stratum_labels(a.study.get("suppdm")) if a.study else None,
+                                               level=cfg.level)
+        blocks = bd.orr_subgroup_displays(rows, (labels.get(exp_, exp_), labels.get(ctl, ctl)), cfg.level)
+        put("efficacy-tte", "ONCT05", [b for b in blocks if isinstance(b, Table)] or None)
+        put("efficacy-tte", "forest-orr", [b for b in blocks if isinstance(b, Figure)] or None)
+        put("efficacy-tte", "BINOM01", bd.binomial_test_by_arm(a, adsl, exp_, labels.get(exp_, exp_)))
+    return {id(b) for b in new}
 
 
 def run(a: Analysis) -> None:
@@ -296,6 +353,7 @@ def run(a: Analysis) -> None:
             for f in figs.values():
                 s.blocks = _replace(s.blocks, f.id, f)
                 rebuilt.add(id(f))
+    rebuilt.update(_more_displays_by_arm(a, comparison, labels))
     for s in a.sections:
         s.blocks = [b if id(b) in rebuilt else _pooled_note(b) for b in s.blocks]
     if comparison:
@@ -315,5 +373,7 @@ def run(a: Analysis) -> None:
         "arms": {"planned": [x.label for x in study_arms(adsl, "efficacy")],
                  "actual": [x.label for x in study_arms(adsl, "safety")]},
         "pooled_displays": sorted({str(b.id) for s in a.sections for b in s.blocks
-                                   if isinstance(b, Table | Figure) and POOLED_NOTE in b.footnotes}),
+                                   if isinstance(b, Table | Figure)
+                                   and any(str(f).startswith(POOLED_NOTE) for f in b.footnotes)}),
+        "pooled_reasons": "steps/by_arm_displays.py POOLED_REASONS (printed in each pooled display's footnote)",
     }

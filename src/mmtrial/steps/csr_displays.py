@@ -16,6 +16,9 @@ from mmtrial.report.model import Figure, Section
 from mmtrial.steps.exposure_safety import SafetyOptions
 from mmtrial.tables import csr_more as tm
 
+#: Names of the laboratory tests over time (table and figure).
+LAB_TIME_NAMES: dict[str, str] = {**LAB_TEST_NAMES, "NEUT": "Neutrophils", "HGB": "Haemoglobin"}
+
 
 def _efficacy_blocks(a: Analysis) -> list:
     adsl, adrs = a.adam["adsl"], a.adam.get("adrs")
@@ -67,7 +70,7 @@ def run(a: Analysis) -> None:
     if adlb is not None and "AVISITN" in adlb:
         st = tm.compute_lab_by_visit(adlb, adsl)
         if len(st):
-            names = {**LAB_TEST_NAMES, "NEUT": "Neutrophils", "HGB": "Haemoglobin"}
+            names = LAB_TIME_NAMES
             n_saf = int((adsl["SAFFL"] == "Y").sum())
             alt = ("Median and interquartile range of platelets, neutrophils, haemoglobin, sodium and creatinine "
                    "by analysis visit, one panel per test.")

@@ -17,8 +17,17 @@ def build_populations_table(adsl: pd.DataFrame, a: Analysis) -> Table:
     rows, subjects = [], {}
     pops = [("Enrolled (dm)", pd.Series(True, index=adsl.index), "all subjects in dm")]
     pops.append(("Safety population (SAFFL = Y)", adsl["SAFFL"] == "Y", a.protocol.populations.safety))
+    if "ITTFL" in adsl:  # randomised study (data contract v2): ITT and, when derived, per-protocol
+        pops.append(("Intent-to-treat population (ITTFL = Y)", adsl["ITTFL"] == "Y",
+                     "all randomised subjects, analysed by randomised arm (TRT01P)"))
     if "EFFFL" in adsl:
         pops.append(("Efficacy population, mITT (EFFFL = Y)", adsl["EFFFL"] == "Y", a.protocol.populations.efficacy))
+    if "PPROTFL" in adsl:
+        pops.append(("Per-protocol population (PPROTFL = Y)", adsl["PPROTFL"] == "Y",
+                     "randomised, treated, and treated with the randomised arm's regimen (ACTARMCD = ARMCD)"
+                     + (f"; no protocol deviation (dv) in {', '.join(a.protocol.randomisation.per_protocol_exclude)}"
+                        if a.protocol.is_randomised and a.protocol.randomisation.per_protocol_exclude
+                        else "; protocol deviations (dv) are not read")))
     for i, (label, mask, definition) in enumerate(pops):
         rows.append({"Population": label, "n (%)": fmt_n_pct(int(mask.sum()), n), "Definition": definition})
         subjects[(i, "n (%)")] = adsl.loc[mask, "USUBJID"].tolist()
@@ -63,6 +72,9 @@ def run(a: Analysis) -> None:
         "safety": int((adsl["SAFFL"] == "Y").sum()),
         "efficacy": int((adsl["EFFFL"] == "Y").sum()) if "EFFFL" in adsl else None,
     }
+    for key, flag in (("itt", "ITTFL"), ("per_protocol", "PPROTFL")):  # randomised studies only
+        if flag in adsl:
+            a.results["populations"][key] = int((adsl[flag] == "Y").sum())
     a.sections.append(Section(id="populations", title="Analysis populations", order=12,
                               blocks=[build_populations_table(adsl, a)]))
     add_not_computable(a)

@@ -200,9 +200,11 @@ def merge_arm_tables(total: Table, arm_tables: Sequence[tuple[Arm, Table | None]
         names = _arm_column_names(arm.label, arm.n, cols)
         m = base[["_KEY", "_OCC", "_POS"]].merge(k[["_KEY", "_OCC", "_POS", *cols]], on=["_KEY", "_OCC"],
                                                  how="left", suffixes=("", "_ARM"))
-        for c in cols:
+        for j, c in enumerate(cols):
+            # the arm's column j matches the pooled column j (its header may differ: "... (N=arm n)")
+            tc = c if c in counts else (tot_cols[j] if j < len(tot_cols) else None)
+            filler = counts[tc].to_numpy() if tc in counts else pd.Series(False, index=m.index).to_numpy()
             vals = m[c].astype("object")
-            filler = counts[c].to_numpy() if c in counts else pd.Series(False, index=m.index).to_numpy()
             missing = vals.isna().to_numpy()
             vals = vals.where(~missing, pd.Series(["0" if f else "" for f in filler], index=m.index, dtype=object))
             out[names[c]] = vals.to_numpy()

@@ -214,3 +214,47 @@ def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, foot
     return Table(id="LBT01-TIME", title="Laboratory values over time: median and interquartile range by visit",
                  data=pd.DataFrame(data), footnotes=notes, population=pop,
                  source="ADLB (PARAMCD, AVISIT, AVISITN, AVAL, ABLFL, ONTRTFL)", stub="Visit")
+
+
+@by_arm("safety")
+def table_lab_by_visit_long(adlb: pd.DataFrame, adsl: pd.DataFrame, names: dict[str, str], *,
+                            footnotes: Sequence[str] = ()) -> Table:
+    """LBT01 (median and IQR form), one row per test and visit, one value column: the layout that
+    takes one column per arm (tables/byarm.py), used for randomised studies.
+
+    Rule
+    ----
+    The same statistics as :func:`table_lab_by_visit` (:func:`compute_lab_by_visit`: safety
+    population, baseline and on-treatment records, one value per subject and visit, SAS
+    QNTLDEF=5 quartiles, visits with at least 5 values), transposed: rows grouped by test
+    (TLG catalog LBT01 rows are visits within a parameter), so that a column is a population.
+    In a by-arm rebuild each arm keeps the visits with at least 5 of its own values; a visit
+    shown for all arms but with fewer than 5 values in one arm is blank in that arm.
+    """
+    st = compute_lab_by_visit(adlb, adsl)
+    n = int((adsl["SAFFL"] == "Y").sum()) if "SAFFL" in adsl.columns else len(adsl)
+    col = f"Safety population (N={n})"
+    stub = "Test / visit: n; median (Q1, Q3)"
+    tests = [t for t in LAB_TIME_TESTS if t in set(st["PARAMCD"])]
+    digits = {"PLAT": 0, "SODIUM": 0, "CREAT": 2}
+    rows, groups = [], []
+    for t in tests:  # five tests at most
+        s = st.loc[st["PARAMCD"] == t].sort_values("AVISITN")
+        unit = s["AVALU"].iloc[0] if len(s) else ""
+        dg = digits.get(t, 1)
+        cells = (s["n"].astype(int).astype(str) + "; " + s["median"].map(lambda v, d=dg: fmt_num(v, d)) + " ("
+                 + s["q1"].map(lambda v, d=dg: fmt_num(v, d)) + ", " + s["q3"].map(lambda v, d=dg: fmt_num(v, d)) + ")")
+        rows += [{stub: v, col: c} for v, c in zip(s["AVISIT"].astype(str), cells, strict=True)]
+        groups += [f"{names.get(t, t)} ({unit})"] * len(s)
+    notes = [
+        "n = patients with a value at the visit (baseline: the baseline record; later visits: on-treatment "
+        "records); each visit's n is its own denominator.",
+        "Analysis visits: each value is assigned to the nearest nominal visit day (AVISIT); one value per "
+        "patient and visit (the closest to the nominal day). Visits with fewer than 5 values are omitted "
+        "(in a column: fewer than 5 values of that column's patients leave the cell blank).",
+        "Median and quartiles: SAS PROC UNIVARIATE default definition (QNTLDEF=5).",
+        *footnotes,
+    ]
+    return Table(id="LBT01-TIME", title="Laboratory values over time: median and interquartile range by visit",
+                 data=pd.DataFrame(rows, columns=[stub, col]), footnotes=notes, population="Safety population",
+                 source="ADLB (PARAMCD, AVISIT, AVISITN, AVAL, ABLFL, ONTRTFL)", stub=stub, groups=groups)

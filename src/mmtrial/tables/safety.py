@@ -103,6 +103,65 @@ def table_disposition(adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
                    population="Safety population", source="ADSL (EOTSTT, DCTREAS, EOSSTT, DTHFL)")
 
 
+def _ystr(df: pd.DataFrame, var: str) -> pd.Series:
+    """``var`` == "Y" as a boolean Series (False when the column is absent or blank)."""
+    if var not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df[var].astype("string").str.upper().eq("Y").fillna(False)
+
+
+@by_arm("efficacy")
+def table_disposition_randomised(adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
+    """DST01 of a randomised study: the ITT population (ITTFL = Y) by randomised arm.
+
+    Rule
+    ----
+    ICH E3 section 10.1 (disposition of patients: all randomised patients, those who received
+    treatment and those who did not, by treatment group); the TLG catalog's DST01 (tern) counts
+    every randomised patient in the arm they were randomised to (TRT01P). Randomised, treated:
+    SAFFL = Y; randomised, not treated: ITTFL = Y and SAFFL not Y. Received another arm's
+    treatment: treated and TRT01A differs from TRT01P. The status rows then follow
+    :func:`table_disposition` (EOTSTT, DCTREAS, EOSSTT, DTHFL) over the randomised patients;
+    every percentage has the ITT N of the column as its denominator.
+    """
+    itt = adsl.loc[_ystr(adsl, "ITTFL")]
+    n = len(itt)
+    b = TableBuilder("Category", [f"Intent-to-treat population (N={n})"])
+    col = b.columns[0]
+    ids = itt["USUBJID"]
+    treated = _ystr(itt, "SAFFL")
+    b.add("Randomised", {col: b.count(ids, n)})
+    b.add("Received study treatment", {col: b.count(ids[treated], n)})
+    b.add("Randomised, not treated", {col: b.count(ids[~treated], n)})
+    if {"TRT01A", "TRT01P"} <= set(itt.columns):
+        other = treated & (itt["TRT01A"].astype("string") != itt["TRT01P"].astype("string")).fillna(False)
+        b.add("Received another arm's treatment", {col: b.count(ids[other], n)})
+    eot = itt.get("EOTSTT", pd.Series(pd.NA, index=itt.index)).astype("string").str.upper()
+    eos = itt.get("EOSSTT", pd.Series(pd.NA, index=itt.index)).astype("string").str.upper()
+    dth = _ystr(itt, "DTHFL")
+    b.add("On treatment", {col: b.count(ids[(eot == "ONGOING").fillna(False) & treated], n)})
+    disc = (eot == "DISCONTINUED").fillna(False) & treated
+    b.add("Discontinued treatment", {col: b.count(ids[disc], n)})
+    reas = itt.get("DCTREAS", pd.Series(pd.NA, index=itt.index)).astype("string").str.upper().fillna("NOT RECORDED")
+    counts = reas[disc].value_counts()
+    for r in sorted(counts.index, key=lambda x: (-counts[x], x)):
+        b.add(f"  {r.capitalize()}", {col: b.count(ids[disc & (reas == r)], n)})
+    off = (disc | ~treated) & ~dth & ~eos.isin(["DISCONTINUED", "COMPLETED"]).fillna(False)
+    b.add("Off treatment or never treated, in follow-up (alive)", {col: b.count(ids[off], n)})
+    b.add("Discontinued study", {col: b.count(ids[(eos == "DISCONTINUED").fillna(False)], n)})
+    b.add("Died", {col: b.count(ids[dth], n)})
+    miss = eot.isna() & treated
+    if miss.any():
+        b.add("Treatment status not recorded (treated)", {col: b.count(ids[miss], n)})
+    notes = ["Intent-to-treat population (ITTFL = Y): every randomised patient, counted in the arm of "
+             "randomisation (TRT01P) whether treated or not (ICH E3 section 10.1; TLG catalog DST01). "
+             "Received study treatment: SAFFL = Y; received another arm's treatment: TRT01A differs from TRT01P.",
+             *footnotes]
+    return b.table("DST01", "Patient disposition (randomised patients)", footnotes=notes,
+                   population="Intent-to-treat population",
+                   source="ADSL (ITTFL, SAFFL, TRT01P, TRT01A, EOTSTT, DCTREAS, EOSSTT, DTHFL)")
+
+
 @by_arm("safety")
 def table_teae_overview(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[str]) -> Table:
     """AET01: overview of treatment-emergent adverse events (tlg-catalog section 4)."""
