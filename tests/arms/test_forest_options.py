@@ -77,3 +77,16 @@ def test_bad_forest_options_are_protocol_errors(tmp_path, extra, key):
     with pytest.raises(ProtocolError) as e:
         _protocol(tmp_path, extra)
     assert key in str(e.value)
+
+
+def test_prior_lines_subgroup_that_repeats_a_stratum_is_shown_once():
+    """BOSTON stratifies by 1 vs > 1 prior lines (Grosicki 2020, Figure 2 shows it once): the derived
+    NLINES < 2 / >= 2 subgroup is the same partition, so only the stratum is listed; when the
+    stratum disagrees with NLINES for one subject (a stratification error) both are shown."""
+    adsl = pd.DataFrame({"USUBJID": ["A", "B", "C", "D"], "NLINES": [1, 2, 3, 1],
+                         "STRATLOT": ["1", ">1", ">1", "1"]})
+    names = [v for v, _, _ in compute_subgroup_levels(adsl, ["STRATLOT"], ComparisonOptions())]
+    assert names == ["STRATLOT"]
+    adsl.loc[3, "STRATLOT"] = ">1"  # misstratified subject
+    names = [v for v, _, _ in compute_subgroup_levels(adsl, ["STRATLOT"], ComparisonOptions())]
+    assert names == ["STRATLOT", "NLINES"]

@@ -295,13 +295,13 @@ def _more_displays_by_arm(a: Analysis, comparison: dict[str, Any], labels: dict[
         rsp02 = next((b for s in a.sections for b in s.blocks if getattr(b, "id", None) == "RSP02"), None)
         put("efficacy-tte", "RSP02", bd.ttr_by_arm(a, adsl, adtte, rsp02))
     if exp_ and {"ARMCD", "RSPFL"} <= set(adsl.columns):
-        from mmtrial.steps.comparison import stratum_labels
+        from mmtrial.steps.comparison import forest_options, stratum_labels
 
         cfg, _ = _tte_config(a)
         ctl = str(comparison.get("control") or getattr(rnd, "control", "") or "")
         rows = bd.compute_orr_subgroups_by_arm(adsl, exp_, list(comparison.get("strata") or []),
                                                labels=stratum_labels(a.study.get("suppdm")) if a.study else None,
-                                               level=cfg.level)
+                                               level=cfg.level, opts=forest_options(a.protocol))
         blocks = bd.orr_subgroup_displays(rows, (labels.get(exp_, exp_), labels.get(ctl, ctl)), cfg.level)
         put("efficacy-tte", "ONCT05", [b for b in blocks if isinstance(b, Table)] or None)
         put("efficacy-tte", "forest-orr", [b for b in blocks if isinstance(b, Figure)] or None)

@@ -28,7 +28,7 @@ the study drug's label rules.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,9 @@ from mmtrial.context import Analysis
 from mmtrial.report.model import Figure, Table, Text
 from mmtrial.tables.byarm import Arm, rebuild_by_arm, study_arms
 from mmtrial.tables.format import fmt_estimate_ci, fmt_pct
+
+if TYPE_CHECKING:
+    from mmtrial.steps.comparison import ComparisonOptions
 
 #: Displays deliberately left pooled in a randomised study's report, with the reason printed in
 #: their footnote (the by-arm allow-list; tests/report/test_by_arm_displays.py).
@@ -284,11 +287,13 @@ def ttr_by_arm(a: Analysis, adsl: pd.DataFrame, adtte: pd.DataFrame, pooled: Tab
 # --- ORR by subgroup: per arm and the difference --------------------------------------------------
 
 def compute_orr_subgroups_by_arm(adsl: pd.DataFrame, experimental: str, strata: list[str], *,
-                                 labels: dict[str, str] | None = None, level: float = 0.95) -> list[dict[str, Any]]:
+                                 labels: dict[str, str] | None = None, level: float = 0.95,
+                                 opts: ComparisonOptions | None = None) -> list[dict[str, Any]]:
     """Per subgroup level (the PFS forest plot's subgroups), ITT population: responders / n per arm
     and the ORR difference (experimental - control) with the unstratified Miettinen-Nurminen score
     interval (:func:`mmtrial.stats.twoarm.compute_mn_risk_difference`). Responder: RSPFL = Y, as
-    results.json ``comparison.ORR``."""
+    results.json ``comparison.ORR``. ``opts``: the protocol's ``[forest]`` subgroups (defaults
+    when None)."""
     from mmtrial.stats.twoarm import compute_mn_risk_difference
     from mmtrial.steps.comparison import ComparisonOptions, compute_subgroup_levels
 
@@ -296,7 +301,7 @@ def compute_orr_subgroups_by_arm(adsl: pd.DataFrame, experimental: str, strata: 
     g = itt["ARMCD"].astype("string").str.upper().eq(experimental.upper()).fillna(False).to_numpy(dtype=bool)
     r = _y(itt, "RSPFL")
     subgroups = [("ALL", "All patients", pd.Series("All", index=itt.index, dtype="string"))]
-    subgroups += compute_subgroup_levels(itt, strata, ComparisonOptions(), labels)
+    subgroups += compute_subgroup_levels(itt, strata, opts or ComparisonOptions(), labels)
     rows = []
     for var, name, lv in subgroups:
         tab = pd.DataFrame({"L": lv.astype(object), "G": g, "R": r}).dropna(subset=["L"])

@@ -72,12 +72,24 @@ _REFRACTORY_LABELS = {"LENREFFL": "Lenalidomide-refractory", "PIREFFL": "PI-refr
                       "TCRFL": "Triple-class refractory", "PENTAFL": "Penta-refractory"}
 
 
+def _same_partition(a: pd.Series, b: pd.Series) -> bool:
+    """True when two level series split the subjects into the same groups (labels aside, missing
+    as a group of its own): a derived subgroup that only repeats a stratum is shown once."""
+    ca = pd.factorize(a.astype(object).fillna("\0"))[0]
+    cb = pd.factorize(b.astype(object).fillna("\0"))[0]
+    return bool(len(ca) == len(cb) and (ca.max(initial=-1) == cb.max(initial=-1))
+                and len(set(zip(ca.tolist(), cb.tolist(), strict=True))) == ca.max(initial=-1) + 1)
+
+
 def compute_subgroup_levels(adsl: pd.DataFrame, strata: list[str], opts: ComparisonOptions,
                             labels: dict[str, str] | None = None) -> list[tuple[str, str, pd.Series]]:
     """(ADSL variable, subgroup name, level per subject) for every forest-plot subgroup ADSL can give;
-    a stratum is named by its suppdm QLABEL (``labels``) when known."""
+    a stratum is named by its suppdm QLABEL (``labels``) when known. The prior-lines subgroup is
+    left out when it splits the subjects exactly as a stratum does (BOSTON's "1 vs > 1 prior
+    lines" stratum and prior lines < 2 vs >= 2 are one subgroup, Grosicki 2020 Figure 2)."""
     labels = labels or {}
     out: list[tuple[str, str, pd.Series]] = [(s, labels.get(s, s), adsl[s].astype("string")) for s in strata if s in adsl]
+    n_strata = len(out)
     if "AGE" in adsl:
         age = pd.to_numeric(adsl["AGE"], errors="coerce")
         c = opts.age_cutoff
@@ -91,8 +103,9 @@ def compute_subgroup_levels(adsl: pd.DataFrame, strata: list[str], opts: Compari
     if "NLINES" in adsl:
         nl = pd.to_numeric(adsl["NLINES"], errors="coerce")
         c = opts.nlines_cutoff
-        out.append(("NLINES", "Prior lines", pd.Series(np.where(nl < c, f"<{c}", f">={c}"), index=adsl.index,
-                                             dtype="string").where(nl.notna())))
+        lines = pd.Series(np.where(nl < c, f"<{c}", f">={c}"), index=adsl.index, dtype="string").where(nl.notna())
+        if not any(_same_partition(lines, lv) for _, _, lv in out[:n_strata]):
+            out.append(("NLINES", "Prior lines", lines))
     for var in opts.refractory_vars:
         if var in adsl:
             v = adsl[var].astype("string")
