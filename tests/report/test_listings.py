@@ -137,3 +137,25 @@ def test_no_adsl_means_no_listing():
     a = make_analysis()
     a.adam = {}
     assert build_subject_listing(a) is None
+
+
+def test_dose_levels_of_a_once_weekly_regimen_come_from_the_exposure_intervals():
+    """BOSTON's SVd arm records selinexor one row per dose (EXDOSFRQ ONCE, 100 mg weekly, days
+    1, 8, 15, 22, 29 of 35-day cycles; Grosicki 2020): the frequency alone gives no weekly dose,
+    so the listing takes WKDOSE and DOSELVL from the exposure derivation (ADEXLVL) measured
+    against the arm's regimen. Ladder 100 -> 80 mg once weekly = levels 0 -> -1 (boston.toml,
+    XPOVIO label XVd reductions)."""
+    from mmtrial.derive.exposure import derive_exposure_intervals
+    from mmtrial.report.listings import derive_dose_level_sequence_from_intervals
+    from mmtrial.steps.exposure_safety import drug_ladder_for
+
+    p = Protocol.load("boston")
+    days = ["2020-01-01", "2020-01-08", "2020-01-15", "2020-01-22", "2020-01-29"]
+    doses = [100, 100, 100, 80, 80]
+    ex = pd.DataFrame({"USUBJID": "S1", "EXTRT": "SELINEXOR", "EXDOSE": doses, "EXDOSU": "mg",
+                       "EXDOSFRQ": "ONCE", "EXSTDT": pd.to_datetime(days), "EXENDT": pd.to_datetime(days)})
+    ex["ROWNUM"] = range(1, len(ex) + 1)
+    lv = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen_for("SVD"),
+                                   ladder_for=drug_ladder_for(p))
+    out = derive_dose_level_sequence_from_intervals(lv, study_drug="SELINEXOR")
+    assert out.to_dict("records") == [{"USUBJID": "S1", "DOSELVLS": "100 -> 80 mg/wk (levels 0 -> -1)"}]

@@ -161,8 +161,36 @@ def derive_dose_level_sequence(
     w = e["_W"].to_numpy(dtype=float)
     hit = np.isclose(w[:, None], lv_w[None, :])
     level = np.where(hit.any(axis=1), lv_n[hit.argmax(axis=1)], "?")
+    return _level_sequence_text(e.assign(_LV=level))
+
+
+def derive_dose_level_sequence_from_intervals(adexlvl: pd.DataFrame, *, study_drug: str) -> pd.DataFrame:
+    """Each subject's sequence of study-drug dose levels from the exposure derivation's intervals
+    (ADEXLVL: WKDOSE and DOSELVL, measured against the subject's own arm regimen and ladder,
+    derive/exposure.py), so any schedule (once weekly, daily, phases, mg/m2) gets its weekly dose;
+    same text and rules as :func:`derive_dose_level_sequence`."""
+    cols = ["USUBJID", "DOSELVLS"]
+    need = {"USUBJID", "EXTRT", "WKDOSE", "DOSELVL", "ASTDT"}
+    if adexlvl is None or adexlvl.empty or not need <= set(adexlvl.columns):
+        return pd.DataFrame(columns=cols)
+    e = adexlvl[adexlvl["EXTRT"].astype("string").str.upper().eq(study_drug.upper()).fillna(False)]
+    e = e[pd.to_numeric(e["WKDOSE"], errors="coerce") > 0]
+    if e.empty:
+        return pd.DataFrame(columns=cols)
+    e = e.assign(_W=e["WKDOSE"].to_numpy(dtype=float)).sort_values(
+        ["USUBJID", "ASTDT"] + (["ROWNUM"] if "ROWNUM" in e.columns else []), kind="mergesort")
+    same = e["USUBJID"].eq(e["USUBJID"].shift()) & e["_W"].eq(e["_W"].shift())
+    e = e[~same]
+    lvl = e["DOSELVL"].to_numpy(dtype=float)
+    level = np.where(np.isnan(lvl), "?", np.char.mod("%d", np.nan_to_num(lvl).astype(np.int64))).astype(object)
+    return _level_sequence_text(e.assign(_LV=level))
+
+
+def _level_sequence_text(e: pd.DataFrame) -> pd.DataFrame:
+    """``"160 -> 100 mg/wk (levels 0 -> -1)"`` per subject from time-ordered steps (_W, _LV)."""
+    w = e["_W"].to_numpy(dtype=float)
     wtxt = pd.Series(w, index=e.index).map(lambda v: "?" if np.isnan(v) else f"{v:g}")
-    e = e.assign(_WT=wtxt, _LV=level)
+    e = e.assign(_WT=wtxt)
     g = e.groupby("USUBJID", sort=True)
     out = pd.DataFrame(
         {
@@ -171,7 +199,7 @@ def derive_dose_level_sequence(
         }
     )
     out["DOSELVLS"] = out["w"] + " mg/wk (levels " + out["l"] + ")"
-    return out.reset_index()[cols]
+    return out.reset_index()[["USUBJID", "DOSELVLS"]]
 
 
 def build_subject_listing(a: Analysis) -> Listing | None:
@@ -205,9 +233,12 @@ def build_subject_listing(a: Analysis) -> Listing | None:
     else:
         data["Refractory status"] = status
     ex = a.study.get("ex") if a.study is not None else None
-    ladder = a.protocol.dose_ladder
-    if ex is not None:
-        seq = derive_dose_level_sequence(ex, ladder, study_drug=a.protocol.regimen.study_drug)
+    adexlvl = a.adam.get("adexlvl")
+    drug = a.protocol.regimen.study_drug
+    seq = (derive_dose_level_sequence_from_intervals(adexlvl, study_drug=drug) if adexlvl is not None
+           else derive_dose_level_sequence(ex, a.protocol.dose_ladder, study_drug=drug) if ex is not None
+           else None)
+    if seq is not None:
         merged = adsl[["USUBJID"]].merge(seq, on="USUBJID", how="left")
         data["Dose levels"] = merged["DOSELVLS"].astype("string").fillna("")
     else:
@@ -217,8 +248,9 @@ def build_subject_listing(a: Analysis) -> Listing | None:
         "BOR: confirmed best overall response (IMWG); dates are ISO 8601 (YYYY-MM-DD).",
         "Refractory status: the most extensive of penta-, quad- and triple-class refractory "
         "(ADSL flags PENTAFL, QUADFL, TCRFL).",
-        f"Dose levels: study drug ({a.protocol.regimen.study_drug}) weekly dose in time order and its "
-        f"step on the protocol dose ladder ({ladder.source}).",
+        f"Dose levels: study drug ({drug}) weekly dose in time order and its step on the protocol "
+        f"dose ladder ({a.protocol.dose_ladder.source}); weekly dose and level from the exposure "
+        "intervals measured against the subject's arm regimen (ADEXLVL); blank: no dose of the study drug.",
     ]
     if missing:
         notes.append("Not derived in this analysis, so not shown: " + "; ".join(missing) + ".")
@@ -228,7 +260,7 @@ def build_subject_listing(a: Analysis) -> Listing | None:
         data=frame,
         footnotes=notes,
         population="All subjects in ADSL",
-        source="ADSL; ex with the protocol dose ladder",
+        source="ADSL; ADEXLVL (ex with the regimen and dose ladder)",
         stub="USUBJID",
         anchor_column="USUBJID",
     )
