@@ -15,6 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial.derive._groups import (
+    NAT,
+    codes_of,
+    datetimes_i8,
+    first_valid,
+    group_ids,
+    group_starts,
+    join_runs,
+    last_valid,
+    take_or_na,
+)
 from mmtrial.sdtm.issues import InputIssue
 
 RAJKUMAR_2015 = "Rajkumar SV, Richardson P, San Miguel JF. Blood 2015;126(7):921-922"
@@ -174,31 +185,7 @@ def derive_regimens(exposure: pd.DataFrame, transplants: pd.DataFrame) -> pd.Dat
     and link group (CMLNKGRP) the first recorded. A transplant is an item that starts and ends
     on PRSTDT. Columns: see ``ITEM_COLUMNS``.
     """
-    e = exposure.sort_values(["USUBJID", "CMGRPID", "CMENDT"], na_position="first")
-    g = e.groupby(["USUBJID", "CMGRPID"], sort=False, observed=True)
-    reg = g.agg(STDT=("CMSTDT", "min"), ENDT=("CMENDT", "max"), REASON=("CMRSDISC", "last"),
-                PHASE=("CMSCAT", "first"), LNKGRP=("CMLNKGRP", "first"),
-                NDRUGS=("DRUG", "nunique")).reset_index()
-    # imputation flag of the date that defines the start and the end (for partial-date rules)
-    st = e.loc[e["CMSTDT"].notna()].sort_values("CMSTDT").drop_duplicates(["USUBJID", "CMGRPID"])
-    en = e.loc[e["CMENDT"].notna()].sort_values("CMENDT").drop_duplicates(["USUBJID", "CMGRPID"], keep="last")
-    reg = reg.merge(st[["USUBJID", "CMGRPID", "CMSTDTF"]].rename(columns={"CMSTDTF": "STDTF"}),
-                    on=["USUBJID", "CMGRPID"], how="left")
-    reg = reg.merge(en[["USUBJID", "CMGRPID", "CMENDTF"]].rename(columns={"CMENDTF": "ENDTF"}),
-                    on=["USUBJID", "CMGRPID"], how="left")
-    anynoend = e["CMENDT"].isna().groupby([e["USUBJID"], e["CMGRPID"]], observed=True).any()
-    anynoend = anynoend.rename("NOEND").reset_index()
-    reg = reg.merge(anynoend, on=["USUBJID", "CMGRPID"], how="left")
-    reg.loc[reg["NOEND"], "ENDT"] = pd.NaT  # a drug with no end date: the regimen's end is unknown
-    if len(e):
-        drugs = _string_agg(e.drop_duplicates(["USUBJID", "CMGRPID", "DRUG"]), ["USUBJID", "CMGRPID"],
-                            "DRUG", "DRUG", "DRUGS")
-        rows = _string_agg(e, ["USUBJID", "CMGRPID"], "ROWNUM", "ROWNUM", "SRCROWS", sep=",")
-        reg = reg.merge(drugs, on=["USUBJID", "CMGRPID"], how="left").merge(
-            rows, on=["USUBJID", "CMGRPID"], how="left")
-    else:
-        reg["DRUGS"] = pd.Series(dtype="string")
-        reg["SRCROWS"] = pd.Series(dtype="string")
+    reg = _regimen_rows(exposure)
     reg = reg.rename(columns={"CMGRPID": "ITEMID"})
     reg["ITEMTYPE"] = "REGIMEN"
     reg["SRCDOM"] = "cm"
@@ -229,6 +216,82 @@ def derive_regimens(exposure: pd.DataFrame, transplants: pd.DataFrame) -> pd.Dat
     items["STDT"] = pd.to_datetime(items["STDT"])
     items["ENDT"] = pd.to_datetime(items["ENDT"])
     return items
+
+
+def _regimen_rows(exposure: pd.DataFrame) -> pd.DataFrame:
+    """One row per (USUBJID, CMGRPID), in key order: STDT, ENDT, REASON, PHASE, LNKGRP, NDRUGS,
+    STDTF, ENDTF, DRUGS, SRCROWS (see :func:`derive_regimens`), on integer codes (issue 15).
+
+    Rows are ordered by subject, regimen and end date (missing first; stable), as the pandas
+    group-by this replaces. The start's (end's) imputation flag is that of the row that a
+    quicksort of the dated rows by start (end) date puts first (last) in the regimen -- the
+    pandas ``sort_values`` + ``drop_duplicates`` of the first release, kept for identical output.
+    """
+    e = exposure.loc[exposure["USUBJID"].notna()] if exposure["USUBJID"].isna().any() else exposure
+    n = len(e)
+    if n == 0:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in (
+            "USUBJID", "CMGRPID", "STDT", "ENDT", "REASON", "PHASE", "LNKGRP", "STDTF", "ENDTF")})
+        out["NDRUGS"] = pd.Series(dtype="int64")
+        out["DRUGS"] = pd.Series(dtype="string")
+        out["SRCROWS"] = pd.Series(dtype="string")
+        return out
+    scode, suni = codes_of(e["USUBJID"])
+    gcode, guni = codes_of(e["CMGRPID"])
+    en_all = datetimes_i8(e["CMENDT"])
+    order = np.lexsort((en_all, gcode, scode))  # text columns are read only at the rows chosen
+    S, G = scode[order], gcode[order]
+    starts = group_starts(S, G)
+    gid = group_ids(starts, n)
+    ng = len(starts)
+    st = datetimes_i8(e["CMSTDT"])[order]
+    en = en_all[order]
+    big = np.iinfo(np.int64).max
+    stmin = np.minimum.reduceat(np.where(st == NAT, big, st), starts)
+    stmin = np.where(stmin == big, NAT, stmin)
+    ends = np.r_[starts[1:], n] - 1
+    # the regimen's end: its latest drug end, unknown when any drug has no end (NaT sorts first)
+    enmax = np.where(en[starts] == NAT, NAT, en[ends])
+
+    def pick(col: str, rows: np.ndarray) -> pd.Series:  # rows: sorted positions, -1 = none
+        return take_or_na(e[col], np.where(rows < 0, -1, order[rows]))
+
+    def valid(col: str) -> np.ndarray:
+        return e[col].notna().to_numpy()[order]
+
+    reg = pd.DataFrame({
+        "USUBJID": pd.Series(suni.take(S[starts])),
+        "CMGRPID": pd.Series(guni.take(G[starts])),
+        "STDT": stmin.view(e["CMSTDT"].dtype),
+        "ENDT": enmax.view(e["CMENDT"].dtype),
+        "REASON": pick("CMRSDISC", last_valid(valid("CMRSDISC"), starts)),
+        "PHASE": pick("CMSCAT", first_valid(valid("CMSCAT"), starts)),
+        "LNKGRP": pick("CMLNKGRP", first_valid(valid("CMLNKGRP"), starts)),
+    })
+    dcode, duni = codes_of(e["DRUG"])
+    nd = len(duni) + 1
+    pairs = np.sort(gid * nd + dcode[order])
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # distinct (regimen, drug), in that order
+    pg, pdr = pairs // nd, pairs % nd
+    reg["NDRUGS"] = np.bincount(pg[pdr < len(duni)], minlength=ng).astype("int64")
+    for col, flag, first in (("CMSTDT", "STDTF", True), ("CMENDT", "ENDTF", False)):
+        vals = st if first else en
+        dated = np.flatnonzero(vals != NAT)
+        perm = dated[pd.Series(vals[dated].view(e[col].dtype)).sort_values().index.to_numpy()]
+        gp = gid[perm]
+        o = np.argsort(gp, kind="stable")
+        b = group_starts(gp[o])
+        at = b if first else np.r_[b[1:], len(o)] - 1
+        rows = np.full(ng, -1, dtype=np.int64)
+        rows[gp[o[at]]] = perm[o[at]]
+        reg[flag] = pick(col + "F", rows)
+    names = np.append(np.asarray(duni, dtype=object), "")  # a missing drug joins as ""
+    reg["DRUGS"] = pd.Series(join_runs(names[pdr], group_starts(pg), ";"), dtype="string")
+    rownum = e["ROWNUM"].to_numpy()[order]
+    rows = e["ROWNUM"].astype("string").fillna("").to_numpy(dtype=object)[order]
+    o2 = np.lexsort((rownum, gid))
+    reg["SRCROWS"] = pd.Series(join_runs(rows[o2], starts, ","), dtype="string")
+    return reg
 
 
 def derive_lines_of_therapy(

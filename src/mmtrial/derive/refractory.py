@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
+from mmtrial.derive._groups import codes_of
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -210,7 +211,9 @@ def compute_term(
     union ``PI+IMID`` counts distinct drugs in any of the classes.
     """
     t = parse_term(term) if isinstance(term, str) else term
-    ids = subjects["USUBJID"].astype("string")
+    ids = subjects["USUBJID"]
+    if not pd.api.types.is_integer_dtype(ids.dtype):  # integer subject codes are used as they are
+        ids = ids.astype("string")
     if t.kind == "lines":
         return (subjects["NLINES"].fillna(0).astype("int64") >= t.n).set_axis(subjects.index)
     if t.kind == "last_line":
@@ -245,6 +248,11 @@ def compute_terms(
 
 
 DEFAULT_REFRACTORY_RULE = RefractoryRule()
+
+
+def _encode(values: pd.Series, uniques: Any) -> np.ndarray:
+    """Codes of ``values`` among ``uniques`` (from :func:`codes_of`); -1 for values not there."""
+    return pd.Index(uniques).get_indexer(values.astype(object) if len(values) == 0 else values)
 
 
 # --------------------------------------------------------------------------- dates and intervals
@@ -314,6 +322,11 @@ def _prior_rs(rs: pd.DataFrame | None) -> pd.DataFrame:
     return x[cols]
 
 
+def _key(s: pd.Series) -> np.ndarray:
+    """A join key for DuckDB: integer subject codes as they are, text as text."""
+    return s.to_numpy() if pd.api.types.is_integer_dtype(s.dtype) else s.astype("string").to_numpy()
+
+
 def compute_progression_in_window(
     intervals: pd.DataFrame,
     events: pd.DataFrame,
@@ -337,15 +350,15 @@ def compute_progression_in_window(
     stlo, sthi = compute_date_bounds(iv["ST"], iv["STF"])
     enlo, enhi = compute_date_bounds(iv["EN"], iv["ENF"])
     d = pd.DataFrame({
-        "IVID": iv["IVID"].to_numpy(), "USUBJID": iv["USUBJID"].astype("string").to_numpy(),
-        "GRP": iv["CMGRPID"].astype("string").to_numpy(),
+        "IVID": iv["IVID"].to_numpy(), "USUBJID": _key(iv["USUBJID"]),
+        "GRP": iv["CMGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
         "st": _days(iv["ST"]).to_numpy(), "en": _days(iv["EN"]).to_numpy(),
         "stlo": _days(stlo).to_numpy(), "sthi": _days(sthi).to_numpy(),
         "enlo": _days(enlo).to_numpy(), "enhi": _days(enhi).to_numpy(),
     })
     p = pd.DataFrame({
-        "USUBJID": events["USUBJID"].astype("string").to_numpy(),
-        "GRP": events["RSGRPID"].astype("string").to_numpy(),
+        "USUBJID": _key(events["USUBJID"]),
+        "GRP": events["RSGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
         "pd": _days(events["PDDT"]).to_numpy(), "pdlo": _days(events["PDLO"]).to_numpy(),
         "pdhi": _days(events["PDHI"]).to_numpy(), "PDROW": events["PDROW"].astype("Int64").to_numpy(),
     })
@@ -467,6 +480,11 @@ def derive_drug_refractory(
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ADREFR_COLUMNS}), []
     iv, issues = _exposure_intervals(exposure, trtsdt, rule)
     events = derive_progression_events(rs)
+    # integer subject and drug codes in text order (issue 15): the same groups, sorts and joins
+    subj_code, subjects = codes_of(iv["USUBJID"])
+    drug_code, drugs = codes_of(iv["DRUG"])
+    iv = iv[["IVID", "CMGRPID", "ST", "EN", "STF", "ENF", "ROWNUM"]].assign(USUBJID=subj_code, DRUG=drug_code)
+    events = events.assign(USUBJID=_encode(events["USUBJID"], subjects))
     hits = compute_progression_in_window(iv, events, rule=rule)
     iv = iv.merge(hits, on="IVID", how="left")
     iv["QUALFL"] = iv["QUALFL"].astype("boolean").fillna(False)
@@ -481,6 +499,7 @@ def derive_drug_refractory(
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT", "ROWNUM"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"])
         nr = nr.rename(columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT", "ROWNUM": "NRROW"})
+        nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
         iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
         isnr = iv["NRDT"].notna() & ~iv["QUALFL"]
         iv.loc[isnr, "TYPE"] = "NONRESPONSE"
@@ -517,7 +536,10 @@ def derive_drug_refractory(
     out["NXTPDDY"] = (out["NXTPDDT"] - out["_LEN"]).dt.days.astype("Int64")
     cls = dictionary.drug_classes.sort_values("CLASS").groupby("DRUG")["CLASS"].agg(list)
     cls = cls.map(";".join) if len(cls) else cls
-    out["CLASSES"] = out["DRUG"].map(cls).astype("string")
+    out["USUBJID"] = subjects.take(out["USUBJID"].to_numpy())
+    drug_classes = pd.Series(drugs).map(cls).astype("string").array
+    out["CLASSES"] = drug_classes.take(out["DRUG"].to_numpy())
+    out["DRUG"] = drugs.take(out["DRUG"].to_numpy())
     for c in ("REFGRPID", "REFTYPE"):
         out[c] = out[c].astype("string")
     for c in ("REFCMROW", "REFRSROW"):
@@ -585,6 +607,10 @@ def derive_refractory_flags(
     exclusive MAMMOTH-style category (``PENTA``, ``QUAD``, ``TRIPLE``, ``NOT TRIPLE``).
     """
     out = subjects.copy()
+    # integer subject codes (issue 15): every term counts per subject on int64 keys
+    subj_code, subj_uni = codes_of(out["USUBJID"])
+    status = status[["USUBJID", "DRUG", "EXPFL", "REFFL"]].assign(USUBJID=_encode(status["USUBJID"], subj_uni))
+    coded = pd.Series(subj_code, index=out.index)
     for drug in rule.flag_drugs:
         kind, canon = dictionary.resolve(drug)
         if kind != "drug":
@@ -592,7 +618,7 @@ def derive_refractory_flags(
         code = dictionary.code_of(canon)
         for st, col in (("exposed", "EXPFL"), ("refractory", "REFFL")):
             v = compute_term(Term(kind="status", text=f"{st}:{canon}", status=st, names=(canon,)),
-                             status, out, dictionary)
+                             status, out[["USUBJID"]].assign(USUBJID=coded), dictionary)
             out[f"{code}{col}"] = np.where(v, "Y", "N")
     for cls in rule.flag_classes:
         kind, code = dictionary.resolve(cls)
@@ -601,14 +627,14 @@ def derive_refractory_flags(
         pfx = dictionary.prefix_of(code)
         members = set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"] == code, "DRUG"])
         s = status.loc[status["DRUG"].isin(members)]
-        ids = out["USUBJID"].astype("string")
+        ids = coded
         for col, nm in (("EXPFL", "EXP"), ("REFFL", "REF")):
             cnt = s.loc[s[col].eq("Y")].groupby("USUBJID")["DRUG"].nunique()
             n = ids.map(cnt).fillna(0).astype("int64").to_numpy()
             out[f"{pfx}{nm}N"] = n
             out[f"{pfx}{nm}FL"] = np.where(n > 0, "Y", "N")
     for name, terms in rule.composites.items():
-        out[name] = np.where(compute_terms(terms, status, out, dictionary), "Y", "N")
+        out[name] = np.where(compute_terms(terms, status, out.assign(USUBJID=coded), dictionary), "Y", "N")
     conds = []
     labels = []
     for nm, lbl in (("PENTAFL", "PENTA"), ("QUADFL", "QUAD"), ("TCRFL", "TRIPLE")):
