@@ -257,10 +257,16 @@ def _encode(values: pd.Series, uniques: Any) -> np.ndarray:
 
 # --------------------------------------------------------------------------- dates and intervals
 
-def _days(s: pd.Series) -> pd.Series:
-    """Dates as nullable integer days since 1970-01-01."""
-    d = pd.to_datetime(s)
-    return ((d - pd.Timestamp("1970-01-01")).dt.days).astype("Int64")
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _days(s: pd.Series) -> pd.arrays.IntegerArray:
+    """Dates as nullable integer days since 1970-01-01 (floor), from the int64 values directly."""
+    v = pd.to_datetime(s).to_numpy()
+    i8 = v.view(np.int64)
+    missing = np.isnat(v)
+    per_day = _PER_DAY[np.datetime_data(v.dtype)[0]]
+    return pd.arrays.IntegerArray(np.where(missing, 0, i8 // per_day), missing)
 
 
 def compute_date_bounds(dates: pd.Series, flags: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -346,26 +352,21 @@ def compute_progression_in_window(
     import duckdb
 
     w = int(rule.window_days)
-    iv = intervals[["IVID", "USUBJID", "CMGRPID", "ST", "EN", "STF", "ENF"]].copy()
+    iv = intervals
     stlo, sthi = compute_date_bounds(iv["ST"], iv["STF"])
     enlo, enhi = compute_date_bounds(iv["EN"], iv["ENF"])
     d = pd.DataFrame({
         "IVID": iv["IVID"].to_numpy(), "USUBJID": _key(iv["USUBJID"]),
         "GRP": iv["CMGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
-        "st": _days(iv["ST"]).to_numpy(), "en": _days(iv["EN"]).to_numpy(),
-        "stlo": _days(stlo).to_numpy(), "sthi": _days(sthi).to_numpy(),
-        "enlo": _days(enlo).to_numpy(), "enhi": _days(enhi).to_numpy(),
+        "st": _days(iv["ST"]), "en": _days(iv["EN"]),
+        "stlo": _days(stlo), "sthi": _days(sthi), "enlo": _days(enlo), "enhi": _days(enhi),
     })
     p = pd.DataFrame({
         "USUBJID": _key(events["USUBJID"]),
         "GRP": events["RSGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
-        "pd": _days(events["PDDT"]).to_numpy(), "pdlo": _days(events["PDLO"]).to_numpy(),
-        "pdhi": _days(events["PDHI"]).to_numpy(), "PDROW": events["PDROW"].astype("Int64").to_numpy(),
+        "pd": _days(events["PDDT"]), "pdlo": _days(events["PDLO"]), "pdhi": _days(events["PDHI"]),
+        "PDROW": events["PDROW"].astype("Int64").array,
     })
-    for c in ("st", "en", "stlo", "sthi", "enlo", "enhi"):
-        d[c] = d[c].astype("Int64")
-    for c in ("pd", "pdlo", "pdhi"):
-        p[c] = p[c].astype("Int64")
     link = "AND p.GRP = d.GRP" if rule.pd_link == "regimen" else ""
     after = ">=" if rule.pd_on_first_day else ">"  # PD on the drug's first day: see RefractoryRule
     cond = {
