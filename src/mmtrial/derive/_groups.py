@@ -26,6 +26,12 @@ def codes_of(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.api.extensi
     return c, u
 
 
+def decode(codes: np.ndarray, uniques: pd.api.extensions.ExtensionArray | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The values of :func:`codes_of` codes (the missing-value code gives a missing value)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return pd.array(uniques).take(np.where(codes >= len(uniques), -1, codes), allow_fill=True)
+
+
 def group_starts(*sorted_codes: np.ndarray) -> np.ndarray:
     """Start positions of the runs of equal keys in arrays already sorted by those keys."""
     n = len(sorted_codes[0])

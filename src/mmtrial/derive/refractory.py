@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
-from mmtrial.derive._groups import codes_of
+from mmtrial.derive._groups import codes_of, decode
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -411,7 +411,8 @@ def _exposure_intervals(
     exposure: pd.DataFrame, trtsdt: pd.Series | None, rule: RefractoryRule
 ) -> tuple[pd.DataFrame, list[InputIssue]]:
     """Drug rows as intervals; missing end handled per ``rule.missing_end`` (with warnings)."""
-    x = exposure.copy().reset_index(drop=True)
+    x = exposure[["USUBJID", "DRUG", "CMGRPID", "CMSTDT", "CMENDT", "CMSTDTF", "CMENDTF", "ROWNUM"]]
+    x = x.reset_index(drop=True)  # a copy of the columns used
     x["IVID"] = np.arange(len(x), dtype="int64")
     x["ST"] = pd.to_datetime(x["CMSTDT"])
     x["EN"] = pd.to_datetime(x["CMENDT"])
@@ -575,21 +576,30 @@ def derive_line_refractory(
         iv.loc[noend, "EN"] = pd.to_datetime(lookup(iv.loc[noend, "USUBJID"], trtsdt)
                                              - pd.Timedelta(days=1)).to_numpy()
         iv.loc[noend, "ENF"] = ""
-    hits = compute_progression_in_window(iv, derive_progression_events(rs), rule=rule)
+    # integer subject codes in text order (issue 15): the same joins, sorts and duplicates
+    subj_code, subjects = codes_of(iv["USUBJID"])
+    iv = iv[["LINENUM", "IVID", "CMGRPID", "ST", "EN", "STF", "ENF"]].assign(USUBJID=subj_code)
+    events = derive_progression_events(rs)
+    hits = compute_progression_in_window(iv, events.assign(USUBJID=_encode(events["USUBJID"], subjects)),
+                                         rule=rule)
     iv = iv.merge(hits.loc[hits["QUALFL"]], on="IVID", how="left")
     if rule.nonresponse_is_refractory:
         prs = _prior_rs(rs)
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"]).rename(
             columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT"})
+        nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
         iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
         iv["PDDT"] = iv["PDDT"].fillna(iv["NRDT"])
     q = iv.loc[iv["PDDT"].notna()].sort_values("PDDT").drop_duplicates(k)
-    out = lines[k].drop_duplicates().merge(q[[*k, "PDDT", "PDROW"]], on=k, how="left")
+    keys = pd.DataFrame({"LINENUM": lines["LINENUM"].to_numpy(), "USUBJID": subj_code})[k].drop_duplicates()
+    out = keys.merge(q[[*k, "PDDT", "PDROW"]], on=k, how="left")
     out = out.rename(columns={"PDDT": "LOTPDDT", "PDROW": "LOTPDROW"})
     out["LOTREFFL"] = np.where(out["LOTPDDT"].notna(), "Y", "N")
     out["LOTPDROW"] = out["LOTPDROW"].astype("Int64")
-    return out.sort_values(k).reset_index(drop=True)
+    out = out.sort_values(k).reset_index(drop=True)
+    out["USUBJID"] = decode(out["USUBJID"].to_numpy(), subjects)
+    return out
 
 
 def derive_refractory_flags(
