@@ -190,7 +190,7 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
     -inf and magnitudes beyond ``data/plausibility.toml`` ``numbers.max_abs``, set to NaN),
     character variables to text."""
     issues: list[InputIssue] = []
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write: every column is replaced below, none copied twice (issue 15)
     numeric = set(spec.get("numeric", []))
     max_abs = float(load_plausibility()["numbers"]["max_abs"])
     for c in out.columns:
