@@ -26,7 +26,7 @@ KEYS = st.sampled_from(["S10", "S2", "S1", "A", "b", "S02"])
 VALS = st.one_of(st.none(), st.sampled_from(["x", "y", "PD", ""]))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(KEYS, KEYS, VALS), min_size=1, max_size=30))
 def test_codes_groups_first_last_join_match_pandas(rows):
     df = pd.DataFrame(rows, columns=["K1", "K2", "V"]).astype("string")
