@@ -386,7 +386,8 @@ def compute_progression_in_window(
            bool_or(cert) AS PDCERT, TRUE AS PDPOSS
     FROM j WHERE chosen GROUP BY IVID
     """
-    con = duckdb.connect()
+    # one thread: less CPU for joins of this size (issue 15), and ties in arg_min resolved in scan order
+    con = duckdb.connect(config={"threads": 1})
     try:
         con.register("d", d)
         con.register("p", p)
