@@ -65,7 +65,11 @@ def derive_baseline_lab_values(
     x["VAL"] = pd.to_numeric(x["LBSTRESN"], errors="coerce")
     ref = pd.Series(pd.to_datetime(adsl["TRTSDT"]).to_numpy(), index=adsl["USUBJID"].astype("string"))
     ref = ref[~ref.index.duplicated()]
-    x["REF"] = x["USUBJID"].map(ref)
+    # first dose per row through the distinct subjects (a map of millions of Arrow strings makes a
+    # Python object per row, issue 15)
+    codes, subjects = pd.factorize(x["USUBJID"])
+    per_subject = pd.Series(subjects).map(ref)
+    x["REF"] = pd.Series(per_subject.array.take(codes, allow_fill=True), index=x.index)  # -1 (missing id): NaT
     x = x.loc[x["VAL"].notna() & (pd.to_datetime(x["LBDT"]) <= x["REF"]).fillna(False)]
     for lab in labs:
         sel = x["LBTESTCD"].eq(lab.testcd)
