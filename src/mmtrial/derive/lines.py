@@ -15,6 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial.derive._groups import (
+    NAT,
+    codes_of,
+    datetimes_i8,
+    first_valid,
+    group_ids,
+    group_starts,
+    join_runs,
+    last_valid,
+    take_or_na,
+)
 from mmtrial.sdtm.issues import InputIssue
 
 RAJKUMAR_2015 = "Rajkumar SV, Richardson P, San Miguel JF. Blood 2015;126(7):921-922"
@@ -174,31 +185,7 @@ def derive_regimens(exposure: pd.DataFrame, transplants: pd.DataFrame) -> pd.Dat
     and link group (CMLNKGRP) the first recorded. A transplant is an item that starts and ends
     on PRSTDT. Columns: see ``ITEM_COLUMNS``.
     """
-    e = exposure.sort_values(["USUBJID", "CMGRPID", "CMENDT"], na_position="first")
-    g = e.groupby(["USUBJID", "CMGRPID"], sort=False, observed=True)
-    reg = g.agg(STDT=("CMSTDT", "min"), ENDT=("CMENDT", "max"), REASON=("CMRSDISC", "last"),
-                PHASE=("CMSCAT", "first"), LNKGRP=("CMLNKGRP", "first"),
-                NDRUGS=("DRUG", "nunique")).reset_index()
-    # imputation flag of the date that defines the start and the end (for partial-date rules)
-    st = e.loc[e["CMSTDT"].notna()].sort_values("CMSTDT").drop_duplicates(["USUBJID", "CMGRPID"])
-    en = e.loc[e["CMENDT"].notna()].sort_values("CMENDT").drop_duplicates(["USUBJID", "CMGRPID"], keep="last")
-    reg = reg.merge(st[["USUBJID", "CMGRPID", "CMSTDTF"]].rename(columns={"CMSTDTF": "STDTF"}),
-                    on=["USUBJID", "CMGRPID"], how="left")
-    reg = reg.merge(en[["USUBJID", "CMGRPID", "CMENDTF"]].rename(columns={"CMENDTF": "ENDTF"}),
-                    on=["USUBJID", "CMGRPID"], how="left")
-    anynoend = e["CMENDT"].isna().groupby([e["USUBJID"], e["CMGRPID"]], observed=True).any()
-    anynoend = anynoend.rename("NOEND").reset_index()
-    reg = reg.merge(anynoend, on=["USUBJID", "CMGRPID"], how="left")
-    reg.loc[reg["NOEND"], "ENDT"] = pd.NaT  # a drug with no end date: the regimen's end is unknown
-    if len(e):
-        drugs = _string_agg(e.drop_duplicates(["USUBJID", "CMGRPID", "DRUG"]), ["USUBJID", "CMGRPID"],
-                            "DRUG", "DRUG", "DRUGS")
-        rows = _string_agg(e, ["USUBJID", "CMGRPID"], "ROWNUM", "ROWNUM", "SRCROWS", sep=",")
-        reg = reg.merge(drugs, on=["USUBJID", "CMGRPID"], how="left").merge(
-            rows, on=["USUBJID", "CMGRPID"], how="left")
-    else:
-        reg["DRUGS"] = pd.Series(dtype="string")
-        reg["SRCROWS"] = pd.Series(dtype="string")
+    reg = _regimen_rows(exposure)
     reg = reg.rename(columns={"CMGRPID": "ITEMID"})
     reg["ITEMTYPE"] = "REGIMEN"
     reg["SRCDOM"] = "cm"
@@ -229,6 +216,82 @@ def derive_regimens(exposure: pd.DataFrame, transplants: pd.DataFrame) -> pd.Dat
     items["STDT"] = pd.to_datetime(items["STDT"])
     items["ENDT"] = pd.to_datetime(items["ENDT"])
     return items
+
+
+def _regimen_rows(exposure: pd.DataFrame) -> pd.DataFrame:
+    """One row per (USUBJID, CMGRPID), in key order: STDT, ENDT, REASON, PHASE, LNKGRP, NDRUGS,
+    STDTF, ENDTF, DRUGS, SRCROWS (see :func:`derive_regimens`), on integer codes (issue 15).
+
+    Rows are ordered by subject, regimen and end date (missing first; stable), as the pandas
+    group-by this replaces. The start's (end's) imputation flag is that of the row that a
+    quicksort of the dated rows by start (end) date puts first (last) in the regimen -- the
+    pandas ``sort_values`` + ``drop_duplicates`` of the first release, kept for identical output.
+    """
+    e = exposure.loc[exposure["USUBJID"].notna()] if exposure["USUBJID"].isna().any() else exposure
+    n = len(e)
+    if n == 0:
+        out = pd.DataFrame({c: pd.Series(dtype="object") for c in (
+            "USUBJID", "CMGRPID", "STDT", "ENDT", "REASON", "PHASE", "LNKGRP", "STDTF", "ENDTF")})
+        out["NDRUGS"] = pd.Series(dtype="int64")
+        out["DRUGS"] = pd.Series(dtype="string")
+        out["SRCROWS"] = pd.Series(dtype="string")
+        return out
+    scode, suni = codes_of(e["USUBJID"])
+    gcode, guni = codes_of(e["CMGRPID"])
+    en_all = datetimes_i8(e["CMENDT"])
+    order = np.lexsort((en_all, gcode, scode))  # text columns are read only at the rows chosen
+    S, G = scode[order], gcode[order]
+    starts = group_starts(S, G)
+    gid = group_ids(starts, n)
+    ng = len(starts)
+    st = datetimes_i8(e["CMSTDT"])[order]
+    en = en_all[order]
+    big = np.iinfo(np.int64).max
+    stmin = np.minimum.reduceat(np.where(st == NAT, big, st), starts)
+    stmin = np.where(stmin == big, NAT, stmin)
+    ends = np.r_[starts[1:], n] - 1
+    # the regimen's end: its latest drug end, unknown when any drug has no end (NaT sorts first)
+    enmax = np.where(en[starts] == NAT, NAT, en[ends])
+
+    def pick(col: str, rows: np.ndarray) -> pd.Series:  # rows: sorted positions, -1 = none
+        return take_or_na(e[col], np.where(rows < 0, -1, order[rows]))
+
+    def valid(col: str) -> np.ndarray:
+        return e[col].notna().to_numpy()[order]
+
+    reg = pd.DataFrame({
+        "USUBJID": pd.Series(suni.take(S[starts])),
+        "CMGRPID": pd.Series(guni.take(G[starts])),
+        "STDT": stmin.view(e["CMSTDT"].dtype),
+        "ENDT": enmax.view(e["CMENDT"].dtype),
+        "REASON": pick("CMRSDISC", last_valid(valid("CMRSDISC"), starts)),
+        "PHASE": pick("CMSCAT", first_valid(valid("CMSCAT"), starts)),
+        "LNKGRP": pick("CMLNKGRP", first_valid(valid("CMLNKGRP"), starts)),
+    })
+    dcode, duni = codes_of(e["DRUG"])
+    nd = len(duni) + 1
+    pairs = np.sort(gid * nd + dcode[order])
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # distinct (regimen, drug), in that order
+    pg, pdr = pairs // nd, pairs % nd
+    reg["NDRUGS"] = np.bincount(pg[pdr < len(duni)], minlength=ng).astype("int64")
+    for col, flag, first in (("CMSTDT", "STDTF", True), ("CMENDT", "ENDTF", False)):
+        vals = st if first else en
+        dated = np.flatnonzero(vals != NAT)
+        perm = dated[pd.Series(vals[dated].view(e[col].dtype)).sort_values().index.to_numpy()]
+        gp = gid[perm]
+        o = np.argsort(gp, kind="stable")
+        b = group_starts(gp[o])
+        at = b if first else np.r_[b[1:], len(o)] - 1
+        rows = np.full(ng, -1, dtype=np.int64)
+        rows[gp[o[at]]] = perm[o[at]]
+        reg[flag] = pick(col + "F", rows)
+    names = np.append(np.asarray(duni, dtype=object), "")  # a missing drug joins as ""
+    reg["DRUGS"] = pd.Series(join_runs(names[pdr], group_starts(pg), ";"), dtype="string")
+    rownum = e["ROWNUM"].to_numpy()[order]
+    rows = e["ROWNUM"].astype("string").fillna("").to_numpy(dtype=object)[order]
+    o2 = np.lexsort((rownum, gid))
+    reg["SRCROWS"] = pd.Series(join_runs(rows[o2], starts, ","), dtype="string")
+    return reg
 
 
 def derive_lines_of_therapy(
@@ -284,6 +347,12 @@ def derive_lines_of_therapy(
         out["LNRULE"] = pd.Series(dtype="string")
         return out
     x = items.copy()
+    exposure = exposure[["USUBJID", "CMGRPID", "DRUG"]]
+    subjects = None
+    if x["USUBJID"].notna().all():  # integer subject codes in text order (issue 15): same sorts and groups
+        code, subjects = codes_of(x["USUBJID"])
+        x["USUBJID"] = code
+        exposure = exposure.assign(USUBJID=pd.Index(subjects).get_indexer(exposure["USUBJID"]))
     x["_isSCT"] = x["ITEMTYPE"].eq("SCT")
     x["_nodate"] = x["STDT"].isna()
     x = x.sort_values(["USUBJID", "_nodate", "STDT", "_isSCT", "ITEMID"], kind="mergesort").reset_index(drop=True)
@@ -297,8 +366,12 @@ def derive_lines_of_therapy(
     linked = (x["LNKGRP"].notna() & (x["LNKGRP"] == prev["LNKGRP"].astype("string"))).fillna(False)
 
     # c. continuation: i's drugs a subset of i-1's (vectorised by a merge on the shifted sequence)
-    dr = exposure[["USUBJID", "CMGRPID", "DRUG"]].drop_duplicates()
-    seq = x.loc[~x["_isSCT"], ["USUBJID", "ITEMID", "ITEMSEQ"]].rename(columns={"ITEMID": "CMGRPID"})
+    # (regimen ids and drugs as integer codes: only equality matters here)
+    reg_ids, _ = pd.factorize(pd.concat([exposure["CMGRPID"], x["ITEMID"]], ignore_index=True))
+    dr = pd.DataFrame({"USUBJID": exposure["USUBJID"].to_numpy(), "CMGRPID": reg_ids[:len(exposure)],
+                       "DRUG": pd.factorize(exposure["DRUG"])[0]}).drop_duplicates()
+    seq = pd.DataFrame({"USUBJID": x["USUBJID"].to_numpy(), "CMGRPID": reg_ids[len(exposure):],
+                        "ITEMSEQ": x["ITEMSEQ"].to_numpy()}).loc[~x["_isSCT"].to_numpy()]
     dseq = dr.merge(seq, on=["USUBJID", "CMGRPID"], how="inner")[["USUBJID", "ITEMSEQ", "DRUG"]]
     prevd = dseq.assign(ITEMSEQ=dseq["ITEMSEQ"] + 1)
     match = dseq.merge(prevd, on=["USUBJID", "ITEMSEQ", "DRUG"], how="inner")
@@ -340,6 +413,8 @@ def derive_lines_of_therapy(
     x["LNRULE"] = pd.Series(rule_lbl, index=x.index, dtype="string")
     x["NEWLNFL"] = np.where(x["LNRULE"].eq("NEW"), "Y", "N")
     x["LINENUM"] = x["NEWLNFL"].eq("Y").astype("int64").groupby(x["USUBJID"]).cumsum()
+    if subjects is not None:
+        x["USUBJID"] = subjects.take(x["USUBJID"].to_numpy())
     return x.drop(columns=["_isSCT", "_nodate", "_nmatch"])
 
 
@@ -358,32 +433,60 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     """
     if len(lines) == 0:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ADLOT_COLUMNS})
-    k = ["USUBJID", "LINENUM"]
-    x = lines.copy()
-    g = x.groupby(k, sort=False)
-    lot = g.agg(LOTSTDT=("STDT", "min"), LOTENDT=("ENDT", "max"), NITEMS=("ITEMID", "size")).reset_index()
-    noend = x["ENDT"].isna().groupby([x["USUBJID"], x["LINENUM"]]).any().rename("_noend").reset_index()
-    nsct = x["ITEMTYPE"].eq("SCT").groupby([x["USUBJID"], x["LINENUM"]]).sum().rename("NSCT").reset_index()
-    last = x.sort_values(["USUBJID", "LINENUM", "ENDT", "ITEMSEQ"], na_position="first").drop_duplicates(k, keep="last")
-    lot = lot.merge(noend, on=k).merge(nsct, on=k).merge(
-        last[[*k, "REASON"]].rename(columns={"REASON": "LOTRSDSC"}), on=k, how="left")
-    lot.loc[lot["_noend"], "LOTENDT"] = pd.NaT
-    regs = _string_agg(x, k, "ITEMID", "ITEMSEQ", "REGIMENS")
-    rules = _string_agg(x, k, "LNRULE", "ITEMSEQ", "LNRULES")
-    # distinct drugs of the line, alphabetical
-    dl = x[[*k, "DRUGS"]].assign(DRUG=x["DRUGS"].astype("string").str.split(";")).explode("DRUG")
-    dl = dl.loc[dl["DRUG"].notna() & ~dl["DRUG"].astype("string").str.endswith(" sct")]
-    if len(dl):
-        drugs = _string_agg(dl, k, "DRUG", "DRUG", "DRUGS", distinct=True)
-    else:
-        drugs = pd.DataFrame({"USUBJID": pd.Series(dtype="string"), "LINENUM": pd.Series(dtype="int64"),
-                              "DRUGS": pd.Series(dtype="string")})
-    lot = lot.merge(regs, on=k).merge(rules, on=k).merge(drugs, on=k, how="left")
-    lot["NSCT"] = lot["NSCT"].astype("int64")
-    lot["NITEMS"] = lot["NITEMS"].astype("int64")
-    for c in ("REGIMENS", "DRUGS", "LNRULES", "LOTRSDSC"):
-        lot[c] = lot[c].astype("string")
-    return lot.sort_values(k).reset_index(drop=True)[ADLOT_COLUMNS]
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    x = lines
+    n = len(x)
+    scode, suni = codes_of(x["USUBJID"])
+    line = x["LINENUM"].to_numpy(dtype=np.int64)
+    seq = x["ITEMSEQ"].to_numpy(dtype=np.int64)
+    en = datetimes_i8(x["ENDT"])
+    # rows by subject, line, end (missing first) and item order: the line's last item ends it
+    order = np.lexsort((seq, en, line, scode))
+    S, L = scode[order], line[order]
+    starts = group_starts(S, L)
+    gid = group_ids(starts, n)
+    ends = np.r_[starts[1:], n] - 1
+    st = datetimes_i8(x["STDT"])[order]
+    big = np.iinfo(np.int64).max
+    stmin = np.minimum.reduceat(np.where(st == NAT, big, st), starts)
+    ens = en[order]
+    lot = pd.DataFrame({
+        "USUBJID": pd.Series(suni.take(S[starts])),
+        "LINENUM": L[starts],
+        "LOTSTDT": np.where(stmin == big, NAT, stmin).view(x["STDT"].dtype),
+        "LOTENDT": np.where(ens[starts] == NAT, NAT, ens[ends]).view(x["ENDT"].dtype),  # unknown if any is
+    })
+    # item order within the line (ITEMSEQ), for the joined item ids and rules
+    o2 = order[np.lexsort((seq[order], gid))]
+    for col, out in (("ITEMID", "REGIMENS"), ("LNRULE", "LNRULES")):
+        vals = x[col].astype("string").fillna("").to_numpy(dtype=object)[o2]
+        lot[out] = pd.Series(join_runs(vals, starts, ";"), dtype="string")
+    lot["NITEMS"] = np.diff(np.r_[starts, n]).astype("int64")
+    lot["NSCT"] = np.add.reduceat(x["ITEMTYPE"].eq("SCT").to_numpy(dtype=bool)[order].astype(np.int64),
+                                  starts).astype("int64")
+    # distinct drugs of the line, alphabetical (the items' ';'-joined DRUGS split in Arrow)
+    parts = pc.split_pattern(pa.array(x["DRUGS"].astype("string"), type=pa.string()), ";")
+    flat = pc.list_flatten(parts)
+    owner = np.empty(n, dtype=np.int64)
+    owner[order] = gid
+    dg = owner[np.asarray(pc.list_parent_indices(parts))]
+    keep = ~np.asarray(pc.fill_null(pc.ends_with(flat, " sct"), True))
+    dcode, duni = codes_of(pd.Series(pd.arrays.ArrowStringArray(flat.filter(pa.array(keep)))))
+    dg = dg[keep]
+    nd = len(duni) + 1
+    pairs = np.sort(dg * nd + dcode)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+    pg = pairs // nd
+    names = np.asarray(duni, dtype=object)
+    joined = pd.Series(pd.NA, index=lot.index, dtype="string")
+    if len(pairs):
+        b = group_starts(pg)
+        joined.iloc[pg[b]] = join_runs(names[pairs % nd], b, ";")
+    lot["DRUGS"] = joined
+    lot["LOTRSDSC"] = take_or_na(x["REASON"], order[ends]).astype("string")
+    return lot[ADLOT_COLUMNS]
 
 
 def compute_line_issues(lines: pd.DataFrame) -> list[InputIssue]:

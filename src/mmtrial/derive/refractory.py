@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
+from mmtrial.derive._groups import codes_of, decode
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -210,7 +211,9 @@ def compute_term(
     union ``PI+IMID`` counts distinct drugs in any of the classes.
     """
     t = parse_term(term) if isinstance(term, str) else term
-    ids = subjects["USUBJID"].astype("string")
+    ids = subjects["USUBJID"]
+    if not pd.api.types.is_integer_dtype(ids.dtype):  # integer subject codes are used as they are
+        ids = ids.astype("string")
     if t.kind == "lines":
         return (subjects["NLINES"].fillna(0).astype("int64") >= t.n).set_axis(subjects.index)
     if t.kind == "last_line":
@@ -247,12 +250,23 @@ def compute_terms(
 DEFAULT_REFRACTORY_RULE = RefractoryRule()
 
 
+def _encode(values: pd.Series, uniques: Any) -> np.ndarray:
+    """Codes of ``values`` among ``uniques`` (from :func:`codes_of`); -1 for values not there."""
+    return pd.Index(uniques).get_indexer(values.astype(object) if len(values) == 0 else values)
+
+
 # --------------------------------------------------------------------------- dates and intervals
 
-def _days(s: pd.Series) -> pd.Series:
-    """Dates as nullable integer days since 1970-01-01."""
-    d = pd.to_datetime(s)
-    return ((d - pd.Timestamp("1970-01-01")).dt.days).astype("Int64")
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _days(s: pd.Series) -> pd.arrays.IntegerArray:
+    """Dates as nullable integer days since 1970-01-01 (floor), from the int64 values directly."""
+    v = pd.to_datetime(s).to_numpy()
+    i8 = v.view(np.int64)
+    missing = np.isnat(v)
+    per_day = _PER_DAY[np.datetime_data(v.dtype)[0]]
+    return pd.arrays.IntegerArray(np.where(missing, 0, i8 // per_day), missing)
 
 
 def compute_date_bounds(dates: pd.Series, flags: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -314,6 +328,11 @@ def _prior_rs(rs: pd.DataFrame | None) -> pd.DataFrame:
     return x[cols]
 
 
+def _key(s: pd.Series) -> np.ndarray:
+    """A join key for DuckDB: integer subject codes as they are, text as text."""
+    return s.to_numpy() if pd.api.types.is_integer_dtype(s.dtype) else s.astype("string").to_numpy()
+
+
 def compute_progression_in_window(
     intervals: pd.DataFrame,
     events: pd.DataFrame,
@@ -333,26 +352,21 @@ def compute_progression_in_window(
     import duckdb
 
     w = int(rule.window_days)
-    iv = intervals[["IVID", "USUBJID", "CMGRPID", "ST", "EN", "STF", "ENF"]].copy()
+    iv = intervals
     stlo, sthi = compute_date_bounds(iv["ST"], iv["STF"])
     enlo, enhi = compute_date_bounds(iv["EN"], iv["ENF"])
     d = pd.DataFrame({
-        "IVID": iv["IVID"].to_numpy(), "USUBJID": iv["USUBJID"].astype("string").to_numpy(),
-        "GRP": iv["CMGRPID"].astype("string").to_numpy(),
-        "st": _days(iv["ST"]).to_numpy(), "en": _days(iv["EN"]).to_numpy(),
-        "stlo": _days(stlo).to_numpy(), "sthi": _days(sthi).to_numpy(),
-        "enlo": _days(enlo).to_numpy(), "enhi": _days(enhi).to_numpy(),
+        "IVID": iv["IVID"].to_numpy(), "USUBJID": _key(iv["USUBJID"]),
+        "GRP": iv["CMGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
+        "st": _days(iv["ST"]), "en": _days(iv["EN"]),
+        "stlo": _days(stlo), "sthi": _days(sthi), "enlo": _days(enlo), "enhi": _days(enhi),
     })
     p = pd.DataFrame({
-        "USUBJID": events["USUBJID"].astype("string").to_numpy(),
-        "GRP": events["RSGRPID"].astype("string").to_numpy(),
-        "pd": _days(events["PDDT"]).to_numpy(), "pdlo": _days(events["PDLO"]).to_numpy(),
-        "pdhi": _days(events["PDHI"]).to_numpy(), "PDROW": events["PDROW"].astype("Int64").to_numpy(),
+        "USUBJID": _key(events["USUBJID"]),
+        "GRP": events["RSGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
+        "pd": _days(events["PDDT"]), "pdlo": _days(events["PDLO"]), "pdhi": _days(events["PDHI"]),
+        "PDROW": events["PDROW"].astype("Int64").array,
     })
-    for c in ("st", "en", "stlo", "sthi", "enlo", "enhi"):
-        d[c] = d[c].astype("Int64")
-    for c in ("pd", "pdlo", "pdhi"):
-        p[c] = p[c].astype("Int64")
     link = "AND p.GRP = d.GRP" if rule.pd_link == "regimen" else ""
     after = ">=" if rule.pd_on_first_day else ">"  # PD on the drug's first day: see RefractoryRule
     cond = {
@@ -372,7 +386,8 @@ def compute_progression_in_window(
            bool_or(cert) AS PDCERT, TRUE AS PDPOSS
     FROM j WHERE chosen GROUP BY IVID
     """
-    con = duckdb.connect()
+    # one thread: less CPU for joins of this size (issue 15), and ties in arg_min resolved in scan order
+    con = duckdb.connect(config={"threads": 1})
     try:
         con.register("d", d)
         con.register("p", p)
@@ -397,7 +412,8 @@ def _exposure_intervals(
     exposure: pd.DataFrame, trtsdt: pd.Series | None, rule: RefractoryRule
 ) -> tuple[pd.DataFrame, list[InputIssue]]:
     """Drug rows as intervals; missing end handled per ``rule.missing_end`` (with warnings)."""
-    x = exposure.copy().reset_index(drop=True)
+    x = exposure[["USUBJID", "DRUG", "CMGRPID", "CMSTDT", "CMENDT", "CMSTDTF", "CMENDTF", "ROWNUM"]]
+    x = x.reset_index(drop=True)  # a copy of the columns used
     x["IVID"] = np.arange(len(x), dtype="int64")
     x["ST"] = pd.to_datetime(x["CMSTDT"])
     x["EN"] = pd.to_datetime(x["CMENDT"])
@@ -467,6 +483,11 @@ def derive_drug_refractory(
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ADREFR_COLUMNS}), []
     iv, issues = _exposure_intervals(exposure, trtsdt, rule)
     events = derive_progression_events(rs)
+    # integer subject and drug codes in text order (issue 15): the same groups, sorts and joins
+    subj_code, subjects = codes_of(iv["USUBJID"])
+    drug_code, drugs = codes_of(iv["DRUG"])
+    iv = iv[["IVID", "CMGRPID", "ST", "EN", "STF", "ENF", "ROWNUM"]].assign(USUBJID=subj_code, DRUG=drug_code)
+    events = events.assign(USUBJID=_encode(events["USUBJID"], subjects))
     hits = compute_progression_in_window(iv, events, rule=rule)
     iv = iv.merge(hits, on="IVID", how="left")
     iv["QUALFL"] = iv["QUALFL"].astype("boolean").fillna(False)
@@ -481,6 +502,7 @@ def derive_drug_refractory(
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT", "ROWNUM"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"])
         nr = nr.rename(columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT", "ROWNUM": "NRROW"})
+        nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
         iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
         isnr = iv["NRDT"].notna() & ~iv["QUALFL"]
         iv.loc[isnr, "TYPE"] = "NONRESPONSE"
@@ -517,7 +539,10 @@ def derive_drug_refractory(
     out["NXTPDDY"] = (out["NXTPDDT"] - out["_LEN"]).dt.days.astype("Int64")
     cls = dictionary.drug_classes.sort_values("CLASS").groupby("DRUG")["CLASS"].agg(list)
     cls = cls.map(";".join) if len(cls) else cls
-    out["CLASSES"] = out["DRUG"].map(cls).astype("string")
+    out["USUBJID"] = subjects.take(out["USUBJID"].to_numpy())
+    drug_classes = pd.Series(drugs).map(cls).astype("string").array
+    out["CLASSES"] = drug_classes.take(out["DRUG"].to_numpy())
+    out["DRUG"] = drugs.take(out["DRUG"].to_numpy())
     for c in ("REFGRPID", "REFTYPE"):
         out[c] = out[c].astype("string")
     for c in ("REFCMROW", "REFRSROW"):
@@ -552,21 +577,30 @@ def derive_line_refractory(
         iv.loc[noend, "EN"] = pd.to_datetime(lookup(iv.loc[noend, "USUBJID"], trtsdt)
                                              - pd.Timedelta(days=1)).to_numpy()
         iv.loc[noend, "ENF"] = ""
-    hits = compute_progression_in_window(iv, derive_progression_events(rs), rule=rule)
+    # integer subject codes in text order (issue 15): the same joins, sorts and duplicates
+    subj_code, subjects = codes_of(iv["USUBJID"])
+    iv = iv[["LINENUM", "IVID", "CMGRPID", "ST", "EN", "STF", "ENF"]].assign(USUBJID=subj_code)
+    events = derive_progression_events(rs)
+    hits = compute_progression_in_window(iv, events.assign(USUBJID=_encode(events["USUBJID"], subjects)),
+                                         rule=rule)
     iv = iv.merge(hits.loc[hits["QUALFL"]], on="IVID", how="left")
     if rule.nonresponse_is_refractory:
         prs = _prior_rs(rs)
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"]).rename(
             columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT"})
+        nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
         iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
         iv["PDDT"] = iv["PDDT"].fillna(iv["NRDT"])
     q = iv.loc[iv["PDDT"].notna()].sort_values("PDDT").drop_duplicates(k)
-    out = lines[k].drop_duplicates().merge(q[[*k, "PDDT", "PDROW"]], on=k, how="left")
+    keys = pd.DataFrame({"LINENUM": lines["LINENUM"].to_numpy(), "USUBJID": subj_code})[k].drop_duplicates()
+    out = keys.merge(q[[*k, "PDDT", "PDROW"]], on=k, how="left")
     out = out.rename(columns={"PDDT": "LOTPDDT", "PDROW": "LOTPDROW"})
     out["LOTREFFL"] = np.where(out["LOTPDDT"].notna(), "Y", "N")
     out["LOTPDROW"] = out["LOTPDROW"].astype("Int64")
-    return out.sort_values(k).reset_index(drop=True)
+    out = out.sort_values(k).reset_index(drop=True)
+    out["USUBJID"] = decode(out["USUBJID"].to_numpy(), subjects)
+    return out
 
 
 def derive_refractory_flags(
@@ -585,6 +619,10 @@ def derive_refractory_flags(
     exclusive MAMMOTH-style category (``PENTA``, ``QUAD``, ``TRIPLE``, ``NOT TRIPLE``).
     """
     out = subjects.copy()
+    # integer subject codes (issue 15): every term counts per subject on int64 keys
+    subj_code, subj_uni = codes_of(out["USUBJID"])
+    status = status[["USUBJID", "DRUG", "EXPFL", "REFFL"]].assign(USUBJID=_encode(status["USUBJID"], subj_uni))
+    coded = pd.Series(subj_code, index=out.index)
     for drug in rule.flag_drugs:
         kind, canon = dictionary.resolve(drug)
         if kind != "drug":
@@ -592,7 +630,7 @@ def derive_refractory_flags(
         code = dictionary.code_of(canon)
         for st, col in (("exposed", "EXPFL"), ("refractory", "REFFL")):
             v = compute_term(Term(kind="status", text=f"{st}:{canon}", status=st, names=(canon,)),
-                             status, out, dictionary)
+                             status, out[["USUBJID"]].assign(USUBJID=coded), dictionary)
             out[f"{code}{col}"] = np.where(v, "Y", "N")
     for cls in rule.flag_classes:
         kind, code = dictionary.resolve(cls)
@@ -601,14 +639,14 @@ def derive_refractory_flags(
         pfx = dictionary.prefix_of(code)
         members = set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"] == code, "DRUG"])
         s = status.loc[status["DRUG"].isin(members)]
-        ids = out["USUBJID"].astype("string")
+        ids = coded
         for col, nm in (("EXPFL", "EXP"), ("REFFL", "REF")):
             cnt = s.loc[s[col].eq("Y")].groupby("USUBJID")["DRUG"].nunique()
             n = ids.map(cnt).fillna(0).astype("int64").to_numpy()
             out[f"{pfx}{nm}N"] = n
             out[f"{pfx}{nm}FL"] = np.where(n > 0, "Y", "N")
     for name, terms in rule.composites.items():
-        out[name] = np.where(compute_terms(terms, status, out, dictionary), "Y", "N")
+        out[name] = np.where(compute_terms(terms, status, out.assign(USUBJID=coded), dictionary), "Y", "N")
     conds = []
     labels = []
     for nm, lbl in (("PENTAFL", "PENTA"), ("QUADFL", "QUAD"), ("TCRFL", "TRIPLE")):

@@ -190,7 +190,7 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
     -inf and magnitudes beyond ``data/plausibility.toml`` ``numbers.max_abs``, set to NaN),
     character variables to text."""
     issues: list[InputIssue] = []
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write: every column is replaced below, none copied twice (issue 15)
     numeric = set(spec.get("numeric", []))
     max_abs = float(load_plausibility()["numbers"]["max_abs"])
     for c in out.columns:
@@ -199,21 +199,27 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
         if c in numeric:
             orig = out[c]
             num = _to_number(orig)
-            shown = out.assign(**{c: _as_text(orig) if not pd.api.types.is_numeric_dtype(orig) else orig})
+            def shown(c: str = c, orig: pd.Series = orig) -> pd.DataFrame:
+                # the frame with the column as read, for the issues' values; built only when a
+                # row fails (a copy of the whole domain per numeric variable otherwise, issue 15)
+                return out.assign(**{c: _as_text(orig) if not pd.api.types.is_numeric_dtype(orig) else orig})
             if not pd.api.types.is_numeric_dtype(orig):
                 txt = orig.astype("str").str.strip()
                 bad = num.isna() & orig.notna() & (txt != "")
                 decimal_comma = txt.str.fullmatch(r"[-+]?[0-9]+,[0-9]+").fillna(False)
                 hint = ("Numeric variables hold numbers only; a decimal comma ('1,5') must be a point ('1.5')."
                         if bool((bad & decimal_comma).any()) else "Numeric variables hold numbers only.")
-                issues += _issues_for_rows(shown, bad, domain=dom, variable=c, problem="not a number",
-                                           rule="TYPE", hint=hint)
+                if bool(bad.any()):
+                    issues += _issues_for_rows(shown(), bad, domain=dom, variable=c, problem="not a number",
+                                               rule="TYPE", hint=hint)
             arr = num.to_numpy(dtype=float)
             with np.errstate(invalid="ignore"):
                 absurd = ~np.isnan(arr) & ~(np.abs(arr) < max_abs)
-            issues += _issues_for_rows(shown, absurd, domain=dom, variable=c, rule="NUMBER_NOT_FINITE",
-                                       problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
-                                       hint="An overflow, a sentinel code or a unit error: give the measured value.")
+            if absurd.any():
+                issues += _issues_for_rows(shown(), absurd, domain=dom, variable=c, rule="NUMBER_NOT_FINITE",
+                                           problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
+                                           hint="An overflow, a sentinel code or a unit error: give the "
+                                                "measured value.")
             out[c] = num.where(~absurd)
         else:
             out[c] = _as_text(out[c])
@@ -608,13 +614,18 @@ def check_plausibility(domains: dict[str, pd.DataFrame], missing: dict[str, set[
 
 
 def check_domains(raw: dict[str, pd.DataFrame], schema: dict[str, Any],
-                  options: ReadOptions) -> tuple[dict[str, pd.DataFrame], list[InputIssue]]:
+                  options: ReadOptions, *, consume: bool = False) -> tuple[dict[str, pd.DataFrame], list[InputIssue]]:
     """Each domain typed, its key variables non-missing, its dates derived (the options'
     imputation and window), duplicates and emptiness checked: the frames and every issue.
-    Shared by the study reader (:func:`load_study`) and the external-cohort reader."""
+    Shared by the study reader (:func:`load_study`) and the external-cohort reader.
+
+    ``consume``: remove each frame from ``raw`` once it is typed, so the frames as read and as
+    typed are not all held at once (peak memory, issue 15); ``raw`` is empty afterwards.
+    """
     issues: list[InputIssue] = []
     domains: dict[str, pd.DataFrame] = {}
-    for dom, df in raw.items():
+    for dom in list(raw):
+        df = raw.pop(dom) if consume else raw[dom]
         spec = schema["domains"][dom]
         df, found = normalise_types(dom, df, spec)
         issues += found
@@ -651,7 +662,7 @@ def load_study(
     # once (each check below skips what is absent); the study is withheld at the end.
     if on_stage:
         on_stage("check")
-    domains, found = check_domains(raw, schema, options)
+    domains, found = check_domains(raw, schema, options, consume=True)
     issues += found
     if "lb" in domains and {"USUBJID", "LBTESTCD", "LBSTRESU"} <= set(domains["lb"].columns):
         for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):

@@ -67,7 +67,7 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     for one specimen only (e.g. PLAT/BLOOD) matches whatever LBSPEC says.
     """
     table = table or UnitTable.load()
-    out = lb.copy()
+    out = lb.copy(deep=False)  # copy-on-write: new columns only, not a second copy of lb (issue 15)
     out["LBSTRESN_RAW"] = out["LBSTRESN"]
     out["LBSTRESU_RAW"] = out["LBSTRESU"]
     t = table.frame
@@ -76,28 +76,33 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     spec_key = out["LBSPEC"].where(~out["LBTESTCD"].isin(single))
     single_spec = t.drop_duplicates("LBTESTCD").set_index("LBTESTCD")["LBSPEC"]
     spec_key = spec_key.fillna(out["LBTESTCD"].map(single_spec))
-    key = pd.DataFrame({
-        "LBTESTCD": out["LBTESTCD"].to_numpy(),
-        "LBSPEC": spec_key.to_numpy(),
-        "UNIT_KEY": normalise_unit(out["LBSTRESU"]).to_numpy(),
-    })
-    merged = key.merge(t[["LBTESTCD", "LBSPEC", "UNIT_KEY", "UNIT_DEFAULT", "FACTOR"]],
-                       on=["LBTESTCD", "LBSPEC", "UNIT_KEY"], how="left")
-    known_test = pd.MultiIndex.from_frame(key[["LBTESTCD", "LBSPEC"]]).isin(
-        pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates()))
+    key = pd.DataFrame({"LBTESTCD": out["LBTESTCD"], "LBSPEC": spec_key, "UNIT_KEY": normalise_unit(out["LBSTRESU"])})
+    # the lookup runs on the distinct (test, specimen, unit) keys, then goes back to the rows by
+    # integer codes: no per-row Python text objects for millions of lab rows (issue 15)
+    combo = np.zeros(len(key), dtype=np.int64)
+    for c in key.columns:
+        codes, uniques = pd.factorize(key[c], use_na_sentinel=False)
+        combo = combo * (len(uniques) + 1) + codes
+    _, first, inv = np.unique(combo, return_index=True, return_inverse=True)
+    key_u = key.iloc[first].reset_index(drop=True)
+    merged_u = key_u.merge(t[["LBTESTCD", "LBSPEC", "UNIT_KEY", "UNIT_DEFAULT", "FACTOR"]],
+                           on=["LBTESTCD", "LBSPEC", "UNIT_KEY"], how="left")
+    known_u = pd.MultiIndex.from_frame(key_u[["LBTESTCD", "LBSPEC"]].astype(object)).isin(
+        pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates().astype(object)))
+    known_test = np.asarray(known_u)[inv]
     has_value = out["LBSTRESN"].notna().to_numpy()
-    factor = merged["FACTOR"].to_numpy(dtype=float)
+    factor = merged_u["FACTOR"].to_numpy(dtype=float)[inv]
     bad = known_test & has_value & np.isnan(factor)
     conv = known_test & ~np.isnan(factor)
     f = np.where(conv, factor, 1.0)
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
             out[col] = out[col].astype(float) * f
-    out.loc[conv, "LBSTRESU"] = merged.loc[conv, "UNIT_DEFAULT"].to_numpy()
+    out.loc[conv, "LBSTRESU"] = merged_u["UNIT_DEFAULT"].to_numpy()[inv[conv]]
     issues: list[InputIssue] = []
     if bad.any():
         sub = out.loc[bad]
-        defaults = merged.loc[bad]
+        defaults = key.loc[bad]
         expected = t.groupby(["LBTESTCD", "LBSPEC"])["UNIT"].agg(lambda s: ", ".join(s))
         for r, (_, row) in zip(defaults.itertuples(index=False), sub.iterrows(), strict=True):
             exp = expected.get((r.LBTESTCD, r.LBSPEC), "")

@@ -141,13 +141,16 @@ def _infer_type(s: pd.Series) -> DataType:
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Text values (object, ``None`` for missing); whole-number floats print without ``.0`` (grades)."""
+    """Text values (object, ``None`` for missing; pandas ``str``/``string`` columns as they are,
+    missing as NA); whole-number floats print without ``.0`` (grades)."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         num = pd.to_numeric(s, errors="coerce").astype(float)
         whole = np.isfinite(num) & (num == np.round(num))
         text = num.astype(object).map(repr)
         text[whole] = num[whole].astype("int64").astype(str)
         return text.where(num.notna(), None).astype(object)
+    if pd.api.types.is_string_dtype(s) and s.dtype != object and not isinstance(s.dtype, pd.CategoricalDtype):
+        return s  # pandas str/string, kept Arrow-backed: the writers convert a chunk at a time (issue 15)
     obj = s.astype(object).where(s.notna(), None)
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = s.cat.categories
@@ -165,7 +168,10 @@ def text_length(values: pd.Series) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    if values.dtype == object:
+        arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    else:  # pandas str/string: its Arrow data as it is
+        arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string())
     longest = pc.max(pc.binary_length(arr)).as_py()
     return int(longest or 0)
 
@@ -217,7 +223,8 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
     with its name (:func:`with_unlisted`); the specification test on the demo study keeps the
     shipped metadata complete.
     Values: dates as ``datetime64`` (the writers turn them into SAS dates or ISO 8601 text),
-    numbers as float, text as ``str`` with missing as ``None``.
+    numbers as float, text as ``str`` with missing as ``None`` (pandas ``str``/``string`` columns stay
+    as they are, missing NA: the writers convert them a chunk at a time, issue 15).
     """
     spec = spec or load_spec()
     ds = with_unlisted(spec.datasets[name], df.columns)

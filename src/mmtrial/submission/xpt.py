@@ -127,7 +127,7 @@ ROWS_PER_CHUNK = 50_000
 
 
 def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
-               now: datetime | None = None) -> Iterator[bytes]:
+               now: datetime | None = None, convert: bool = False) -> Iterator[bytes]:
     """The SAS transport v5 file of ``data`` (:func:`xpt_frame`'s values), in pieces, built with numpy.
 
     The layout is SAS TS-140's and the header fields are the ones ReadStat (pyreadstat) writes
@@ -140,7 +140,13 @@ def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
     name = ds.name.upper()[:8].encode("ascii").ljust(8)
     label = (ds.label or "").encode("latin-1", "replace")[:40].ljust(40)
     text = [c.data_type == "text" for c in columns]
-    widths = [max(1, _text_width(data[c.name])) if t else 8 for c, t in zip(columns, text, strict=True)]
+    def values(part: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
+        # ``convert``: ``data`` as submission_frame gives it, turned into xpt_frame's values one
+        # column (widths) or one chunk (rows) at a time, never the whole frame as Python objects
+        return xpt_frame(part, cols) if convert else part
+
+    widths = [max(1, _text_width(values(data[[c.name]], [c])[c.name])) if t else 8
+              for c, t in zip(columns, text, strict=True)]
     namestr, pos = [], 0
     for i, (c, t, w) in enumerate(zip(columns, text, widths, strict=True), start=1):
         fmt = (b" " * 8, 0, 0) if t else _format_of(c.display_format)
@@ -163,7 +169,7 @@ def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
     ])
     total = 0
     for lo in range(0, len(data), ROWS_PER_CHUNK):
-        part = data.iloc[lo:lo + ROWS_PER_CHUNK]
+        part = values(data.iloc[lo:lo + ROWS_PER_CHUNK], columns)
         rows = np.empty((len(part), pos), dtype=np.uint8)
         at = 0
         for c, t, w in zip(columns, text, widths, strict=True):
@@ -195,7 +201,7 @@ def write_xpt(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            for piece in xpt_chunks(xpt_frame(frame, columns), columns, ds):
+            for piece in xpt_chunks(frame, columns, ds, convert=True):
                 fh.write(piece)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)

@@ -1,0 +1,88 @@
+"""Group-by on integer codes: the building blocks of the prior-therapy derivations (issue 15).
+
+Text keys (USUBJID, CMGRPID, drug names) are factorised once into int64 codes whose order is
+the text's sort order (``pandas.factorize(sort=True)``), rows are ordered with ``numpy.lexsort``
+(stable, so ties keep their input order exactly as pandas' multi-key ``sort_values`` does) and
+per-group values come from ``ufunc.reduceat`` over the group starts. Sorting, grouping and
+merging int64 arrays avoids moving Arrow-backed strings through every step (measured: pyarrow
+``take``/``factorize`` and string construction were most of the derivations' time at 20,000
+subjects, docs/design.md). The results are the same values as the pandas group-bys they replace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NAT = np.iinfo(np.int64).min  # NaT as int64
+
+
+def codes_of(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray | np.ndarray]:
+    """int64 codes in the values' sort order and the sorted distinct values; missing values get
+    the code ``len(uniques)`` (after every value, as ``sort_values(na_position="last")``)."""
+    c, u = pd.factorize(values, sort=True)
+    c = np.asarray(c, dtype=np.int64)
+    c[c < 0] = len(u)
+    return c, u
+
+
+def decode(codes: np.ndarray, uniques: pd.api.extensions.ExtensionArray | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The values of :func:`codes_of` codes (the missing-value code gives a missing value)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    return pd.array(uniques).take(np.where(codes >= len(uniques), -1, codes), allow_fill=True)
+
+
+def group_starts(*sorted_codes: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of equal keys in arrays already sorted by those keys."""
+    n = len(sorted_codes[0])
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for c in sorted_codes:
+        new[1:] |= c[1:] != c[:-1]
+    return np.flatnonzero(new)
+
+
+def group_ids(starts: np.ndarray, n: int) -> np.ndarray:
+    """Group number of every row (0 .. len(starts) - 1) from the group starts."""
+    g = np.zeros(n, dtype=np.int64)
+    if len(starts) > 1:
+        g[starts[1:]] = 1
+    return np.cumsum(g)
+
+
+def first_valid(valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row of the first valid value of each group (-1 when the group has none)."""
+    n = len(valid)
+    pos = np.where(valid, np.arange(n), n)
+    out = np.minimum.reduceat(pos, starts) if n else np.zeros(0, dtype=np.int64)
+    return np.where(out == n, -1, out)
+
+
+def last_valid(valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row of the last valid value of each group (-1 when the group has none)."""
+    n = len(valid)
+    pos = np.where(valid, np.arange(n), -1)
+    return np.maximum.reduceat(pos, starts) if n else np.zeros(0, dtype=np.int64)
+
+
+def take_or_na(values: pd.Series, rows: np.ndarray) -> pd.Series:
+    """``values`` at ``rows`` (positions; -1 gives a missing value), keeping the dtype."""
+    arr = values.array.take(rows, allow_fill=True)
+    return pd.Series(arr)
+
+
+def join_runs(values: np.ndarray, starts: np.ndarray, sep: str) -> np.ndarray:
+    """``sep``-joined text of each run (``values``: object array of text, in run order)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=object)
+    v = values.astype(object)
+    parts = (sep + v).astype(object)
+    parts[starts] = v[starts]  # no separator before the first value of a run
+    return np.add.reduceat(parts, starts)
+
+
+def datetimes_i8(s: pd.Series) -> np.ndarray:
+    """Dates as int64 (NaT = int64 min), in the Series' own unit."""
+    return s.to_numpy().view(np.int64)
