@@ -34,6 +34,12 @@ def pytest_addoption(parser) -> None:
                      help="also run the long simulation sweeps (marker 'sweep'); a sample runs by default")
 
 
+def pytest_configure(config) -> None:
+    import support.sweeps
+
+    support.sweeps.FULL = bool(config.getoption("--sweeps"))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     if config.getoption("--sweeps"):
         return
