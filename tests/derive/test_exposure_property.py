@@ -7,6 +7,10 @@ definition of the planned dose intensity (planned dose of the cycles / their pla
 the last cycle up to the end of treatment: ``planned_last_cycle = "treated_days"``), RDI = 1,
 also when treatment stops after any planned administration, mid-cycle included; the synthetic ex is built from ``Regimen.schedule`` here, independently of the code
 under test.
+
+Example count: 6 random regimens by default, the full 20 under ``pytest --sweeps``
+(tests/support/sweeps.py); each example derives ADEX four times (~1 s each on a loaded 2-core
+machine).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from hypothesis import strategies as st
 from mmtrial.derive.exposure import derive_adex, derive_exposure_intervals
 from mmtrial.protocol.model import DoseLadder
 from mmtrial.protocol.regimen import Regimen
+from support.sweeps import examples
 
 D0 = np.datetime64("2024-01-01")
 NO_LADDER = DoseLadder(drug="NONE", source="none", levels=())
@@ -76,7 +81,7 @@ COLS = ["EXTRT", "NDOSES", "CUMDOSE", "CYCLES", "TRTDURD", "PLNWKDOS", "ACTWKDOS
 
 
 @pytest.mark.slow
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(6, full=20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(regimens(), st.data())
 def test_full_adherence_is_rdi_one_and_one_missed_dose_is_one_interruption(reg_n, data):
     reg, n_cycles = reg_n

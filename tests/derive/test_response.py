@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from mmtrial.derive.confirm import ConfirmationRule
 from mmtrial.derive.response import ResponseOptions, derive_adrs
 from mmtrial.sdtm.issues import StudyInputError
+from support.sweeps import examples
 
 T0 = pd.Timestamp("2020-01-01")
 KEYMAP = {
@@ -463,9 +464,10 @@ _cases = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20, full=60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_cases, min_size=1, max_size=8))
 def test_property_deeper_reduction_never_gives_worse_category(cases):
+    """20 examples by default, the full 60 under ``pytest --sweeps`` (tests/support/sweeps.py)."""
     # IMWG categories are monotone in the reduction: lowering serum and/or urine M-protein at an
     # assessment (same baseline, no earlier assessments) can never give a worse category.
     rows = []

@@ -1,6 +1,7 @@
 """Fuzz the readers and checks (issue 11): random byte mutations of each format's files and
 random cell values never produce anything but input issues (no traceback), within a bounded
-number of examples."""
+number of examples: 12 per test by default, the full 30 under ``pytest --sweeps``
+(tests/support/sweeps.py; derandomized, so the default runs the first 12 of the 30)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from mmtrial.sdtm import InputIssue, load_study
 from mmtrial.sdtm.write import write_study_folder
 from support.sdtm_study import valid_raw_domains
+from support.sweeps import examples
 
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=examples(12, full=30), deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

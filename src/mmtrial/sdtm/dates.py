@@ -88,54 +88,54 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     matched = _np(pc.fill_null(pc.match_substring_regex(arr, _ISO_ARROW), False), bool)
     n_chars = _np(pc.fill_null(length, 0), "int64")
 
-    def part(a: int, b: int, ok: np.ndarray) -> pd.Series:
+    # numpy from here on: a few dozen pandas operations cost more than the parse on small domains
+    def part(a: int, b: int, ok: np.ndarray) -> np.ndarray:
         sl = pc.utf8_slice_codeunits(arr, a, b)
         sl = pc.if_else(pa.array(ok), sl, pa.scalar(None, pa.string()))
-        return pd.Series(pc.cast(sl, pa.float64()).to_numpy(zero_copy_only=False), index=values.index)
+        return _np(pc.cast(sl, pa.float64()), "float64")  # NaN where absent
 
+    idx = values.index
     y = part(0, 4, matched)
     m = part(5, 7, matched & (n_chars >= 7))
     d = part(8, 10, matched & (n_chars >= 10))
-    has_m = m.notna()
-    has_d = d.notna()
+    has_m = ~np.isnan(m)
+    has_d = ~np.isnan(d)
     flags = pd.Series(np.where(~present | ~matched, "", np.where(has_d, "", np.where(has_m, "D", "M"))),
-                      index=values.index, dtype=object)
-    present = pd.Series(present, index=values.index)
-    matched = pd.Series(matched, index=values.index)
+                      index=idx, dtype=object)
 
     if imputation == "none":
-        m_imp = m.where(has_d)
-        d_imp = d.where(has_d)
+        m_imp = np.where(has_d, m, np.nan)
+        d_imp = np.where(has_d, d, np.nan)
     elif imputation == "first":
-        m_imp = m.fillna(1)
-        d_imp = d.fillna(1)
+        m_imp = np.where(has_m, m, 1.0)
+        d_imp = np.where(has_d, d, 1.0)
     elif imputation == "mid":
-        m_imp = m.where(has_m, 6)
-        d_imp = d.where(has_d, np.where(has_m, 15, 30))
+        m_imp = np.where(has_m, m, 6.0)
+        d_imp = np.where(has_d, d, np.where(has_m, 15.0, 30.0))
     else:  # last
-        m_imp = m.fillna(12)
-        d_imp = d.fillna(31)  # clipped to month end below
-    ok_ym = y.notna() & m_imp.notna() & (m_imp >= 1) & (m_imp <= 12)
-    yy = y.where(ok_ym, 1970).to_numpy(dtype="int64")
-    mm = m_imp.where(ok_ym, 1).to_numpy(dtype="int64")
-    month_start = (yy - 1970) * 12 + (mm - 1)
-    first = month_start.astype("datetime64[M]").astype("datetime64[D]")
-    nxt = (month_start + 1).astype("datetime64[M]").astype("datetime64[D]")
-    month_len = pd.Series((nxt - first).astype("int64"), index=values.index)
-    if imputation == "last":
-        d_imp = d_imp.where(has_d, month_len)
-    valid_day = ok_ym & d_imp.notna() & (d_imp >= 1) & (d_imp <= month_len)
-    dd = d_imp.where(valid_day, 1).to_numpy(dtype="int64")
-    raw = first + (dd - 1).astype("timedelta64[D]")  # datetime64[D]: years 0..9999 cannot overflow
-    invalid = present & (~matched | (has_d & ~valid_day) | (has_m & ((m < 1) | (m > 12))))
-    ok = (valid_day & ~invalid).to_numpy(dtype=bool)
+        m_imp = np.where(has_m, m, 12.0)
+        d_imp = np.where(has_d, d, 31.0)  # clipped to month end below
+    with np.errstate(invalid="ignore"):  # NaN compares False
+        ok_ym = ~np.isnan(y) & (m_imp >= 1) & (m_imp <= 12)
+        yy = np.where(ok_ym, y, 1970).astype("int64")
+        mm = np.where(ok_ym, m_imp, 1).astype("int64")
+        month_start = (yy - 1970) * 12 + (mm - 1)
+        first = month_start.astype("datetime64[M]").astype("datetime64[D]")
+        nxt = (month_start + 1).astype("datetime64[M]").astype("datetime64[D]")
+        month_len = (nxt - first).astype("int64")
+        if imputation == "last":
+            d_imp = np.where(has_d, d_imp, month_len)
+        valid_day = ok_ym & (d_imp >= 1) & (d_imp <= month_len)
+        dd = np.where(valid_day, d_imp, 1).astype("int64")
+        raw = first + (dd - 1).astype("timedelta64[D]")  # datetime64[D]: years 0..9999 cannot overflow
+        invalid = present & (~matched | (has_d & ~valid_day) | (has_m & ((m < 1) | (m > 12))))
+    ok = valid_day & ~invalid
     in_ns = ok & (raw >= NS_SAFE_MIN) & (raw <= NS_SAFE_MAX)
-    out_of_range = pd.Series(ok & ~in_ns, index=values.index)
-    safe = np.where(in_ns, raw, np.datetime64("1970-01-01", "D"))
-    dates = pd.Series(safe.astype("datetime64[ns]"), index=values.index).where(in_ns)
-    days = pd.Series(np.where(ok, raw, np.datetime64("NaT")).astype("datetime64[s]"), index=values.index)
-    return ParsedDates(dates=dates.astype("datetime64[ns]"), flags=flags, invalid=invalid,
-                       out_of_range=out_of_range, days=days)
+    nat = np.datetime64("NaT")
+    dates = pd.Series(np.where(in_ns, raw, nat).astype("datetime64[ns]"), index=idx)
+    days = pd.Series(np.where(ok, raw, nat).astype("datetime64[s]"), index=idx)
+    return ParsedDates(dates=dates, flags=flags, invalid=pd.Series(invalid, index=idx),
+                       out_of_range=pd.Series(ok & ~in_ns, index=idx), days=days)
 
 
 def date_column_names(dtc_var: str) -> tuple[str, str]:
