@@ -265,9 +265,11 @@ def test_any_study_shape_completes_consistently(shape):
     _analyze_shape(shape)
 
 
-@pytest.mark.slow
+@pytest.mark.sweep
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(shape=study_shapes(max_n=10))
 def test_any_study_shape_completes_consistently_sweep(shape):
+    """The long sweep (12 shapes up to 10 subjects, the classifier included): run with --sweeps;
+    the sample above (5 shapes, derandomized) runs by default."""
     _analyze_shape(shape)

@@ -17,6 +17,7 @@ from mmtrial.derive.lines import (
     derive_regimens,
     derive_transplants,
 )
+from support.sweeps import examples
 
 DICT = DrugDictionary.load()
 CAT = "PRIOR ANTI-MYELOMA THERAPY"
@@ -228,9 +229,10 @@ def test_line_rule_rejects_negative_gap():
         LineRule.from_protocol({"gap": 3})
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(5, 10), deadline=None)
 @given(st.permutations(list(range(6))), st.integers(min_value=0, max_value=400))
 def test_line_numbers_do_not_depend_on_input_row_order_or_subject_partition(perm, offset):
+    """A sample of examples by default; the full count under ``pytest --sweeps`` (tests/support/sweeps.py)."""
     # property (STYLE.md 7): row order does not matter; subjects derived alone = derived together
     base = pd.Timestamp("2014-01-01") + pd.Timedelta(days=offset)
     rows = []

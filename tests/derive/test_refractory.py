@@ -19,6 +19,7 @@ from mmtrial.derive.refractory import (
     derive_refractory_flags,
     parse_term,
 )
+from support.sweeps import examples
 
 DICT = DrugDictionary.load()
 CAT = "PRIOR ANTI-MYELOMA THERAPY"
@@ -220,9 +221,10 @@ def test_term_grammar_and_errors():
         RefractoryRule.from_protocol({"window": 60})
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(6, 15), deadline=None)
 @given(st.integers(min_value=-30, max_value=120), st.integers(min_value=0, max_value=90))
 def test_refractory_iff_pd_between_first_dose_and_window_end(pd_offset, window):
+    """A sample of examples by default; the full count under ``pytest --sweeps`` (tests/support/sweeps.py)."""
     # property: with complete dates, REFFL = Y exactly when start < PD <= last dose + window
     # (start <= PD with pd_on_first_day = True); Rajkumar 2011: PD on therapy or within the window
     start, end = pd.Timestamp("2016-01-01"), pd.Timestamp("2016-02-01")
