@@ -144,15 +144,30 @@ def two_arm_times(sim: Any, endpoint: str) -> tuple[np.ndarray, np.ndarray, np.n
     return days, tr[f"TRUE_{endpoint}_EVENT"].to_numpy(bool), tr["ARMCD"].to_numpy(dtype=object)
 
 
+def discontinuation_pct(ds: pd.DataFrame, usubjid: pd.Series) -> dict[str, float]:
+    """Percent of ``usubjid`` (one arm, the denominator) by end-of-treatment reason (ds DSDECOD).
+
+    The records are the simulator's ``DSSCAT = "END OF TREATMENT"`` rows (one per subject whose
+    treatment ended; subjects still on treatment at the cut-off have none and count in the
+    denominator only).
+    """
+    ids = set(usubjid)
+    eot = ds[(ds["DSSCAT"] == "END OF TREATMENT") & ds["USUBJID"].isin(ids)]
+    counts = eot.groupby("DSDECOD")["USUBJID"].nunique()
+    return {str(k): 100.0 * v / max(len(ids), 1) for k, v in counts.items()}
+
+
 def summarize_two_arm(sim: Any) -> dict[str, float]:
     """BOSTON-comparable aggregates of a simulated two-arm study, per arm (ITT; safety = all dosed).
 
     ORR and CR-or-better over all randomised subjects (ITT); KM medians of PFS and OS from
     randomisation; grade 3/4 thrombocytopenia (AE grade >= 3) and grade >= 2 peripheral
-    neuropathy per arm over the subjects of the arm.
+    neuropathy per arm over the subjects of the arm; the end-of-treatment reasons per arm
+    (:func:`discontinuation_pct`, ``disc_<DSDECOD>_pct_<ARMCD>``).
     """
     tr = sim.truth
     ae = sim.domains["ae"]
+    ds = sim.domains["ds"]
     out: dict[str, float] = {}
     for ep in ("PFS", "OS"):
         days, evt, arm = two_arm_times(sim, ep)
@@ -172,9 +187,11 @@ def summarize_two_arm(sim: Any) -> dict[str, float]:
         out[f"g34_thrombocytopenia_pct_{a}"] = 100.0 * thr["USUBJID"].nunique() / n_safety
         pn = sub[sub["AEDECOD"].str.contains("PERIPHERAL", na=False) & (sub["AETOXGR"] >= 2)]
         out[f"g2plus_peripheral_neuropathy_pct_{a}"] = 100.0 * pn["USUBJID"].nunique() / n_safety
+        for reason, pct in discontinuation_pct(ds, g["USUBJID"]).items():
+            out[f"disc_{reason}_pct_{a}"] = pct
         if "TRUE_CROSSOVER" in g:
             out[f"crossover_pct_{a}"] = 100.0 * (g["TRUE_CROSSOVER"] == "Y").mean()
     return out
 
-__all__ = ["PUBLISHED", "PUBLISHED_BOSTON", "calibration_table", "km_median", "summarize", "summarize_two_arm",
+__all__ = ["PUBLISHED", "PUBLISHED_BOSTON", "calibration_table", "discontinuation_pct", "km_median", "summarize", "summarize_two_arm",
            "two_arm_times"]
