@@ -128,3 +128,25 @@ def test_subgroups_and_rpsftm_present(two_arm):
     rp = comp["OS_rpsftm"]
     assert "sensitivity" in rp["label"] and rp["n_switchers"] == int((adsl["CROSSFL"] == "Y").sum())
     assert rp["hr_itt"] == pytest.approx(comp["OS"]["hr"], rel=1e-9)
+
+
+def test_os_by_response_times_response_from_the_os_origin(two_arm):
+    """results.json os_by_response: the landmark groups measure time to response from the OS origin
+    (ADTTE STARTDT = RANDDT here), the clock OS runs on; responders are those with RSPFL = Y and
+    RSPDT - STARTDT + 1 <= L months (Anderson, Cain & Gelber 1983; AVAL convention of the tte
+    step: days + 1, 30.4375 days per month). Recomputed here with pandas from the written ADaM."""
+    adsl, adtte, res = two_arm["adsl"], two_arm["adtte"], two_arm["results"]
+    land = res["os_by_response"]["landmark"]
+    L = float(land["landmark"])
+    os_ = adtte.loc[adtte["PARAMCD"] == "OS", ["USUBJID", "AVAL", "STARTDT"]].merge(
+        adsl[["USUBJID", "RSPFL", "RSPDT", "TRTSDT"]], on="USUBJID", how="left")
+    t = os_["AVAL"].to_numpy(float) / 30.4375
+    at_risk = t >= L
+
+    def responders(origin: str) -> int:
+        rdays = (pd.to_datetime(os_["RSPDT"]) - pd.to_datetime(os_[origin])).dt.days + 1
+        resp = os_["RSPFL"].eq("Y").fillna(False).to_numpy(bool) & (rdays / 30.4375 <= L).fillna(False).to_numpy(bool)
+        return int((resp & at_risk).sum())
+
+    assert land["groups"]["responder"]["n"] == responders("STARTDT")
+    assert land["n_excluded"] == int((~at_risk).sum())

@@ -316,12 +316,16 @@ def run(a: Analysis) -> None:
     )
     os_by = None
     flag, rdate = cfg.os_by_response_flag, cfg.os_by_response_date
-    if "OS" in kms and {flag, rdate, "TRTSDT"} <= set(adsl.columns):
-        os_rows = blocks_src["OS"].merge(adsl[["USUBJID", flag, rdate, "TRTSDT"]], on="USUBJID", how="left")
+    # time to response runs from the OS origin (ADTTE STARTDT: TRTSDT single-arm, RANDDT randomised),
+    # so response time and OS share one clock; TRTSDT when ADTTE carries no STARTDT
+    os_origin = "STARTDT" if "OS" in blocks_src and "STARTDT" in blocks_src["OS"].columns else "TRTSDT"
+    adsl_need = {flag, rdate} | ({"TRTSDT"} if os_origin == "TRTSDT" else set())
+    if "OS" in kms and adsl_need <= set(adsl.columns):
+        os_rows = blocks_src["OS"].merge(adsl[["USUBJID", *sorted(adsl_need)]], on="USUBJID", how="left")
         t = os_rows["AVAL_DISPLAY"].to_numpy(float)
         e = (os_rows["CNSR"] == 0).to_numpy()
         resp = (os_rows[flag].astype("string") == "Y").fillna(False).to_numpy(dtype=bool)
-        rdays = (pd.to_datetime(os_rows[rdate]) - pd.to_datetime(os_rows["TRTSDT"])).dt.days.astype(float)
+        rdays = (pd.to_datetime(os_rows[rdate]) - pd.to_datetime(os_rows[os_origin])).dt.days.astype(float)
         rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
         L = cfg.os_by_response_landmark_months
         naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
@@ -343,7 +347,7 @@ def run(a: Analysis) -> None:
                 what = f"OS by response: {name}" + (" hazard ratio" if hasattr(res, "hr") else "")
                 a.note_not_computable(what, res.reason, step="tte", key=f"os_by_response.{_OS_BY_KEY[name]}")
     else:
-        missing = sorted({flag, rdate, "TRTSDT"} - set(adsl.columns))
+        missing = sorted(adsl_need - set(adsl.columns))
         a.results["os_by_response"] = {"unavailable": f"ADSL lacks {missing}"}
 
     # -- subgroups and the binomial test -------------------------------------------------------
