@@ -4,10 +4,6 @@ section 3.2; data contract v2), randomised default endpoints, crossover, exposur
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +14,7 @@ from mmtrial.derive.arms import (
     derive_var_pprotfl,
     derive_vars_crossover,
 )
+from support.rscript import run_r
 
 
 def _domains():
@@ -162,9 +159,6 @@ def test_landmark_rate_difference_matches_r_survfit(tmp_path):
     from mmtrial.stats.survival import kaplan_meier, km_options
     from mmtrial.stats.twoarm import compute_km_rate_difference
 
-    rs = shutil.which("Rscript")
-    if rs is None:
-        pytest.skip("R is not installed (Rscript not on PATH): differential test against R skipped")
     rng = np.random.default_rng(11)
     n = 120
     g = rng.integers(0, 2, n)
@@ -173,14 +167,7 @@ def test_landmark_rate_difference_matches_r_survfit(tmp_path):
     e = (t <= c).astype(int)
     time = np.minimum(t, c)
     d = pd.DataFrame({"time": time, "event": e, "group": g})
-    (tmp_path / "d.csv").write_text(d.to_csv(index=False))
-    (tmp_path / "s.R").write_text(R_LANDMARK)
-    res = subprocess.run([rs, str(tmp_path / "s.R"), str(tmp_path / "d.csv")], capture_output=True, text=True,
-                         timeout=120)
-    if res.returncode != 0 and "there is no package called" in res.stderr:
-        pytest.skip("R package 'survival' is not installed")
-    assert res.returncode == 0, res.stderr
-    r = pd.read_csv(io.StringIO(res.stdout))
+    r = run_r(tmp_path, R_LANDMARK, d)
     opts = km_options("r")
     km1 = kaplan_meier(time[g == 1], e[g == 1], options=opts)
     km0 = kaplan_meier(time[g == 0], e[g == 0], options=opts)

@@ -5,10 +5,7 @@ wrote (live R; skipped when R is absent), and whose ADSL/ADTTE follow the two-ar
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -16,7 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from mmtrial.cli import app
-from support.two_arm_study import STRATA, two_arm_protocol_text, write_two_arm_study
+from support.rscript import run_r
+from support.two_arm_study import (
+    STRATA,
+    itt_endpoint_frame,
+    two_arm_protocol_text,
+    write_two_arm_study,
+)
 
 pytestmark = pytest.mark.slow  # one `mmtrial analyze` of an 80-subject study (about 30 s CPU)
 
@@ -54,22 +57,9 @@ write.csv(out, stdout(), row.names = FALSE)
 
 
 def test_comparison_equals_r_coxph_survdiff(two_arm, tmp_path):
-    rs = shutil.which("Rscript")
-    if rs is None:
-        pytest.skip("R is not installed (Rscript not on PATH): differential test against R skipped")
     adsl, adtte = two_arm["adsl"], two_arm["adtte"]
-    itt = adsl.loc[adsl["ITTFL"] == "Y", ["USUBJID", "ARMCD", *STRATA]]
-    d = adtte.loc[adtte["PARAMCD"].isin(["PFS", "OS"]), ["USUBJID", "PARAMCD", "AVAL", "CNSR"]].merge(itt, on="USUBJID")
-    d["arm"] = (d["ARMCD"] == "SD").astype(int)
-    d["stratum"] = d[list(STRATA)].astype(str).agg("|".join, axis=1)
-    (tmp_path / "d.csv").write_text(d.to_csv(index=False))
-    (tmp_path / "s.R").write_text(R_COMPARE)
-    res = subprocess.run([rs, str(tmp_path / "s.R"), str(tmp_path / "d.csv")], capture_output=True, text=True,
-                         timeout=120)
-    if res.returncode != 0 and "there is no package called" in res.stderr:
-        pytest.skip("R package 'survival' is not installed")
-    assert res.returncode == 0, res.stderr
-    r = pd.read_csv(io.StringIO(res.stdout)).set_index("param")
+    d = itt_endpoint_frame(adsl, adtte)
+    r = run_r(tmp_path, R_COMPARE, d).set_index("param")
     comp = two_arm["results"]["comparison"]
     assert comp["experimental"] == "SD" and comp["control"] == "D" and comp["strata"] == list(STRATA)
     for p in ("PFS", "OS"):

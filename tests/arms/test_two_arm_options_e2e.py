@@ -10,10 +10,7 @@ on the input domains.
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import subprocess
 
 import pandas as pd
 import pytest
@@ -21,8 +18,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from mmtrial.cli import app
+from support.rscript import run_r
 from support.two_arm_study import (
-    STRATA,
+    itt_endpoint_frame,
     make_two_arm_domains,
     two_arm_protocol_text,
     write_two_arm_study,
@@ -82,24 +80,10 @@ write.csv(out, stdout(), row.names = FALSE)
 
 
 def test_efron_ties_and_one_sided_logrank_equal_r(run, tmp_path):
-    rs = shutil.which("Rscript")
-    if rs is None:
-        pytest.skip("R is not installed (Rscript not on PATH): differential test against R skipped")
     comp = run["results"]["comparison"]
     assert comp["sided"] == 1
     adsl, adtte = run["adsl"], run["adtte"]
-    itt = adsl.loc[adsl["ITTFL"] == "Y", ["USUBJID", "ARMCD", *STRATA]]
-    d = adtte.loc[adtte["PARAMCD"].isin(["PFS", "OS"]), ["USUBJID", "PARAMCD", "AVAL", "CNSR"]].merge(itt, on="USUBJID")
-    d["arm"] = (d["ARMCD"] == "SD").astype(int)
-    d["stratum"] = d[list(STRATA)].astype(str).agg("|".join, axis=1)
-    (tmp_path / "d.csv").write_text(d.to_csv(index=False))
-    (tmp_path / "s.R").write_text(R_SCRIPT)
-    res = subprocess.run([rs, str(tmp_path / "s.R"), str(tmp_path / "d.csv")], capture_output=True, text=True,
-                         timeout=120)
-    if res.returncode != 0 and "there is no package called" in res.stderr:
-        pytest.skip("R package 'survival' is not installed")
-    assert res.returncode == 0, res.stderr
-    r = pd.read_csv(io.StringIO(res.stdout)).set_index("param")
+    r = run_r(tmp_path, R_SCRIPT, itt_endpoint_frame(adsl, adtte)).set_index("param")
     for p in ("PFS", "OS"):
         c = comp[p]
         assert c["ties"] == "efron"  # the r profile's Cox ties (R coxph default)

@@ -152,3 +152,13 @@ def write_domain(df: pd.DataFrame, path: Path, fmt: str) -> None:
         path.write_text(json.dumps(doc), "utf-8")
     else:
         df.to_csv(path, index=False)
+
+
+def itt_endpoint_frame(adsl: pd.DataFrame, adtte: pd.DataFrame, experimental: str = "SD") -> pd.DataFrame:
+    """PFS and OS rows of the ITT subjects with ``arm`` (1 = experimental) and ``stratum`` (the
+    STRATA values joined by "|"): the data frame the R differential tests fit coxph/survdiff on."""
+    itt = adsl.loc[adsl["ITTFL"] == "Y", ["USUBJID", "ARMCD", *STRATA]]
+    d = adtte.loc[adtte["PARAMCD"].isin(["PFS", "OS"]), ["USUBJID", "PARAMCD", "AVAL", "CNSR"]].merge(itt, on="USUBJID")
+    d["arm"] = (d["ARMCD"] == experimental).astype(int)
+    d["stratum"] = d[list(STRATA)].astype(str).agg("|".join, axis=1)
+    return d
