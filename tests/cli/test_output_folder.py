@@ -262,3 +262,22 @@ def test_check_output_folder_accepts_absent_empty_and_marked(tmp_path):
     (tmp_path / "fake" / MARKER).write_text(json.dumps({"tool": "other"}))
     with pytest.raises(OutputFolderError, match="did not write it"):
         check_output_folder(tmp_path / "fake", kind="analysis")
+
+
+def test_atomic_writer_replaces_only_on_success(tmp_path):
+    """The streaming writer (XPT, Dataset-JSON, every atomic output): an error mid-stream leaves
+    the earlier file untouched and no temporary file behind; success replaces it whole."""
+    from mmtrial._io import atomic_writer
+
+    target = tmp_path / "adsl.xpt"
+    target.write_bytes(b"earlier")
+    with pytest.raises(RuntimeError), atomic_writer(target) as fh:
+        fh.write(b"first chunk")
+        raise RuntimeError("failed after the first chunk")
+    assert target.read_bytes() == b"earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adsl.xpt"]
+    with atomic_writer(target) as fh:
+        fh.write(b"one ")
+        fh.write(b"two")
+    assert target.read_bytes() == b"one two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adsl.xpt"]

@@ -10,10 +10,7 @@ missing). Dates are ``dataType = "date"`` with ISO 8601 values and ``targetDataT
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial import __version__
-from mmtrial._io import file_mode
+from mmtrial._io import atomic_writer
 from mmtrial.submission.spec import Column, DatasetSpec
 
 DATASET_JSON_VERSION = "1.1.0"
@@ -104,22 +101,13 @@ def write_dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSp
     doc = dataset_json(frame, columns, ds, study_oid=study_oid, created=created, rows=False)
     head = json.dumps(doc, allow_nan=False, default=_np_default)
     assert head.endswith('"rows": []}')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:  # as _io.atomic_write_bytes, a chunk at a time
-            fh.write(head[:-2].encode("utf-8"))
-            for i, start in enumerate(range(0, len(frame), ROWS_PER_CHUNK)):
-                chunk = _rows(frame.iloc[start:start + ROWS_PER_CHUNK], columns)
-                text = json.dumps(chunk, allow_nan=False, default=_np_default)[1:-1]
-                fh.write(((", " if i else "") + text).encode("utf-8"))
-            fh.write(b"]}")
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as fh:  # a chunk at a time
+        fh.write(head[:-2].encode("utf-8"))
+        for i, start in enumerate(range(0, len(frame), ROWS_PER_CHUNK)):
+            chunk = _rows(frame.iloc[start:start + ROWS_PER_CHUNK], columns)
+            text = json.dumps(chunk, allow_nan=False, default=_np_default)[1:-1]
+            fh.write(((", " if i else "") + text).encode("utf-8"))
+        fh.write(b"]}")
     return path
 
 

@@ -9,7 +9,6 @@ then moved into place), so a failure never leaves a 0-byte file behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import struct
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmtrial._io import atomic_write_bytes, file_mode
+from mmtrial._io import atomic_write_bytes, atomic_writer
 from mmtrial.submission.spec import Column, DatasetSpec
 
 SAS_EPOCH = pd.Timestamp("1960-01-01")
@@ -197,18 +196,9 @@ def write_xpt(frame: pd.DataFrame, columns: list[Column], ds: DatasetSpec, path:
     file and moved into place, so a failure never leaves a partial file. pyreadstat remains the
     reference (:func:`write_xpt_pyreadstat`) and the reader in the tests.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for piece in xpt_chunks(frame, columns, ds, convert=True):
-                fh.write(piece)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as fh:
+        for piece in xpt_chunks(frame, columns, ds, convert=True):
+            fh.write(piece)
     return path
 
 
