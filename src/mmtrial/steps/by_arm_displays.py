@@ -117,45 +117,32 @@ def labs_over_time_by_arm(adlb: pd.DataFrame, adsl: pd.DataFrame) -> tuple[Table
 # --- one figure per arm -----------------------------------------------------------------------
 
 def spider_swimmer_by_arm(adsl: pd.DataFrame, adrs: pd.DataFrame | None) -> dict[str, list[Figure]]:
-    """The spider plot and the swimmer plot of responders, one figure per randomised arm."""
-    from mmtrial.figures import csr_more as fm
-    from mmtrial.figures.svg import figure_to_svg
+    """The spider plot and the swimmer plot of responders, one figure per randomised arm (the
+    pooled figures' builders, steps/csr_displays.py, on each arm's patients)."""
+    from mmtrial.steps.csr_displays import spider_figure, swimmer_response_figure
 
     out: dict[str, list[Figure]] = {"spider": [], "swimmer-response": []}
     if "EFFFL" not in adsl.columns:
         return out
     for k, arm in enumerate(study_arms(adsl, "efficacy"), start=1):
         sub = _subset(adsl, arm)
+        figs = {}
         if adrs is not None and {"PCHG", "ANL01FL", "ADY"} <= set(adrs.columns):
-            d = fm.compute_spider_data(adrs, sub)
-            if len(d):
-                alt = (f"{arm.label}: spider plot of the percent change from baseline in the myeloma marker over "
-                       f"time for {d['USUBJID'].nunique()} efficacy patients, one line per patient coloured by "
-                       "best response.")
-                out["spider"].append(Figure(
-                    id=f"spider-arm{k}", title=f"Change from baseline in the myeloma marker over time: {arm.label}",
-                    alt=alt, svg=figure_to_svg(fm.plot_spider(d), alt, close=False),
-                    footnotes=["Marker: serum M-protein, else urine M-protein, else dFLC (the IMWG route; PCHGPARM). "
-                               "Assessments before new anti-myeloma therapy; values above +100% drawn at +100%. "
-                               "Dashed lines: -50% (PR), -90% (VGPR), +25% (PD).",
-                               f"Population: efficacy patients of the arm {arm.label} (TRT01P) with a post-baseline "
-                               "value."]))
+            figs["spider"] = spider_figure(
+                adrs, sub, fig_id=f"spider-arm{k}",
+                title=f"Change from baseline in the myeloma marker over time: {arm.label}",
+                alt_lead=f"{arm.label}: spider plot of the ",
+                population=f"Population: efficacy patients of the arm {arm.label} (TRT01P) with a post-baseline value.")
         if "BOR" in sub.columns:
-            s_all = fm.compute_swimmer_response(sub)
-            s = fm.cap_swimmer_response(s_all)
-            if len(s):
-                capped = ([f"{len(s)} of {len(s_all)} responders shown: the {len(s)} longest treated."]
-                          if len(s) < len(s_all) else [])
-                alt = (f"{arm.label}: swimmer plot of months on treatment for {len(s)} patients with a minimal "
-                       "response or better, bars coloured by best response, markers for first response, "
-                       "progression and death.")
-                out["swimmer-response"].append(Figure(
-                    id=f"swimmer-response-arm{k}", title=f"Time on treatment of responders (MR or better): {arm.label}",
-                    alt=alt, svg=figure_to_svg(fm.plot_swimmer_response(s), alt, close=False),
-                    footnotes=["Bar: first to last dose (TRTSDT to TRTEDT); triangle: first confirmed MR or better; "
-                               "cross: progression (PDDT); diamond: death; arrow: treatment ongoing at the data "
-                               "cut-off.", f"Population: efficacy patients of the arm {arm.label} (TRT01P) with a "
-                               "best response of MR or better.", *capped]))
+            figs["swimmer-response"] = swimmer_response_figure(
+                sub, fig_id=f"swimmer-response-arm{k}",
+                title=f"Time on treatment of responders (MR or better): {arm.label}",
+                alt_lead=f"{arm.label}: swimmer plot of ",
+                population=f"Population: efficacy patients of the arm {arm.label} (TRT01P) with a best response "
+                           "of MR or better.")
+        for key, fig in figs.items():
+            if fig is not None:
+                out[key].append(fig)
     return out
 
 

@@ -20,37 +20,54 @@ from mmtrial.tables import csr_more as tm
 LAB_TIME_NAMES: dict[str, str] = {**LAB_TEST_NAMES, "NEUT": "Neutrophils", "HGB": "Haemoglobin"}
 
 
+SPIDER_NOTE = ("Marker: serum M-protein, else urine M-protein, else dFLC (the IMWG route; PCHGPARM). Assessments "
+               "before new anti-myeloma therapy; values above +100% drawn at +100%. Dashed lines: -50% (PR), -90% "
+               "(VGPR), +25% (PD).")
+SWIMMER_NOTE = ("Bar: first to last dose (TRTSDT to TRTEDT); triangle: first confirmed MR or better; cross: "
+                "progression (PDDT); diamond: death; arrow: treatment ongoing at the data cut-off.")
+
+
+def spider_figure(adrs, adsl, *, fig_id: str, title: str, alt_lead: str, population: str) -> Figure | None:
+    """The spider plot of the myeloma marker's percent change over time for ``adsl``'s efficacy
+    patients (None when nobody has a post-baseline value); pooled here, per arm in by_arm_displays."""
+    d = fm.compute_spider_data(adrs, adsl)
+    if not len(d):
+        return None
+    alt = (f"{alt_lead}percent change from baseline in the myeloma marker over time for "
+           f"{d['USUBJID'].nunique()} efficacy patients, one line per patient coloured by best response.")
+    return Figure(id=fig_id, title=title, alt=alt, svg=figure_to_svg(fm.plot_spider(d), alt, close=False),
+                  footnotes=[SPIDER_NOTE, population])
+
+
+def swimmer_response_figure(adsl, *, fig_id: str, title: str, alt_lead: str, population: str) -> Figure | None:
+    """The swimmer plot of ``adsl``'s responders (MR or better), capped at the longest treated
+    (None when there is no responder); pooled here, per arm in by_arm_displays."""
+    s_all = fm.compute_swimmer_response(adsl)
+    s = fm.cap_swimmer_response(s_all)
+    if not len(s):
+        return None
+    capped = ([f"{len(s)} of {len(s_all)} responders shown: the {len(s)} longest treated (lanes are "
+               "capped so the figure stays readable)."] if len(s) < len(s_all) else [])
+    alt = (f"{alt_lead}months on treatment for {len(s)} patients with a minimal response or better, bars "
+           "coloured by best response, with markers for first response, progression and death.")
+    return Figure(id=fig_id, title=title, alt=alt, svg=figure_to_svg(fm.plot_swimmer_response(s), alt, close=False),
+                  footnotes=[SWIMMER_NOTE, population, *capped])
+
+
 def _efficacy_blocks(a: Analysis) -> list:
     adsl, adrs = a.adam["adsl"], a.adam.get("adrs")
     blocks: list = []
     if adrs is not None and {"PCHG", "ANL01FL", "ADY"} <= set(adrs.columns) and "EFFFL" in adsl:
-        d = fm.compute_spider_data(adrs, adsl)
-        if len(d):
-            alt = (f"Spider plot: percent change from baseline in the myeloma marker over time for "
-                   f"{d['USUBJID'].nunique()} efficacy patients, one line per patient coloured by best response.")
-            blocks.append(Figure(id="spider", title="Change from baseline in the myeloma marker over time, "
-                                 "by best overall response", alt=alt, svg=figure_to_svg(fm.plot_spider(d), alt, close=False),
-                                 footnotes=["Marker: serum M-protein, else urine M-protein, else dFLC (the IMWG route; "
-                                            "PCHGPARM). Assessments before new anti-myeloma therapy; values above "
-                                            "+100% drawn at +100%. Dashed lines: -50% (PR), -90% (VGPR), +25% (PD).",
-                                            "Population: efficacy population (EFFFL = Y) with a post-baseline value."]))
+        blocks.append(spider_figure(
+            adrs, adsl, fig_id="spider", title="Change from baseline in the myeloma marker over time, by best "
+            "overall response", alt_lead="Spider plot: ",
+            population="Population: efficacy population (EFFFL = Y) with a post-baseline value."))
     if "BOR" in adsl and "EFFFL" in adsl:
-        s_all = fm.compute_swimmer_response(adsl)
-        s = fm.cap_swimmer_response(s_all)
-        capped = ([f"{len(s)} of {len(s_all)} responders shown: the {len(s)} longest treated (lanes are "
-                   "capped so the figure stays readable)."] if len(s) < len(s_all) else [])
-        if len(s):
-            alt = (f"Swimmer plot: months on treatment for {len(s)} patients with a minimal response or better, "
-                   "bars coloured by best response, with markers for first response, progression and death.")
-            blocks.append(Figure(id="swimmer-response", title="Time on treatment of responders (MR or better), "
-                                 "by best overall response", alt=alt,
-                                 svg=figure_to_svg(fm.plot_swimmer_response(s), alt, close=False),
-                                 footnotes=["Bar: first to last dose (TRTSDT to TRTEDT); triangle: first confirmed "
-                                            "MR or better; cross: progression (PDDT); diamond: death; arrow: "
-                                            "treatment ongoing at the data cut-off.",
-                                            "Population: efficacy population with a best response of MR or better.",
-                                            *capped]))
-    return blocks
+        blocks.append(swimmer_response_figure(
+            adsl, fig_id="swimmer-response", title="Time on treatment of responders (MR or better), by best "
+            "overall response", alt_lead="Swimmer plot: ",
+            population="Population: efficacy population with a best response of MR or better."))
+    return [b for b in blocks if b is not None]
 
 
 def run(a: Analysis) -> None:
