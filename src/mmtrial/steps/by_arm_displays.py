@@ -192,14 +192,8 @@ def os_by_response_by_arm(a: Analysis, adsl: pd.DataFrame, adtte: pd.DataFrame) 
     """TTE02 and the landmark KM plot within each randomised arm (ITT), response time measured from
     the OS origin of ADTTE (STARTDT, the randomisation date), so both clocks start together."""
     from mmtrial.figures.km import km_svg, km_ylabel
-    from mmtrial.stats.compare import (
-        compute_landmark_comparison,
-        compute_mantel_byar,
-        compute_naive_comparison,
-        compute_time_dependent_cox,
-    )
     from mmtrial.steps.by_arm import _tte_config
-    from mmtrial.steps.tte import _profile
+    from mmtrial.steps.tte import _profile, compute_os_by_response
     from mmtrial.tables.efficacy import os_by_response_table
 
     cfg, opts = _tte_config(a)
@@ -208,21 +202,13 @@ def os_by_response_by_arm(a: Analysis, adsl: pd.DataFrame, adtte: pd.DataFrame) 
     if os_.empty or not {flag, rdate}.issubset(adsl.columns) or "STARTDT" not in os_.columns:
         return []
     ties = cfg.cox_ties or ("breslow" if _profile(a, cfg) == "sas" else "efron")
-    dpm, L = cfg.days_per_month, cfg.os_by_response_landmark_months
+    L = cfg.os_by_response_landmark_months
     out: list = []
     for k, arm in enumerate(study_arms(adsl, "efficacy"), start=1):
         d = _subset(os_, arm).merge(adsl[["USUBJID", flag, rdate]], on="USUBJID", how="left")
         if d.empty:
             continue
-        t = d["AVAL"].to_numpy(float) / dpm
-        e = (d["CNSR"] == 0).to_numpy()
-        resp = d[flag].astype("string").eq("Y").fillna(False).to_numpy(dtype=bool)
-        rdays = (pd.to_datetime(d[rdate]) - pd.to_datetime(d["STARTDT"])).dt.days.astype(float)
-        rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
-        naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
-        land = compute_landmark_comparison(t, e, rt, L, options=opts, ties=ties, unit="months")
-        mb = compute_mantel_byar(t, e, rt)
-        tdc = compute_time_dependent_cox(t, e, rt, ties=ties, level=opts.level)
+        naive, land, mb, tdc = compute_os_by_response(d, "STARTDT", cfg, opts, ties)
         arm_note = (f"Arm {arm.label} (randomised arm TRT01P, intent-to-treat population): OS by response within "
                     "the arm; the arms are not pooled because response is an outcome of the randomised treatment.")
         ne = [f"NE ({name}): {res.reason}." for name, res in (("naive HR", naive.cox), ("landmark HR", land.cox),

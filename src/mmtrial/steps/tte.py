@@ -26,7 +26,7 @@ from mmtrial.stats.compare import (
     compute_time_dependent_cox,
 )
 from mmtrial.stats.proportion import CI_METHOD_LABELS, compute_binomial_test, compute_proportion
-from mmtrial.stats.survival import KaplanMeier, kaplan_meier, km_options
+from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier, km_options
 from mmtrial.tables.efficacy import (
     binomial_test_table,
     os_by_response_table,
@@ -227,6 +227,22 @@ def crossover_drugs(a: Analysis) -> list[str]:
     return list(rnd.crossover.drugs) or [a.protocol.regimen_for(rnd.experimental).study_drug]
 
 
+def compute_os_by_response(os_rows: pd.DataFrame, origin: str, cfg: TteConfig, opts: KMOptions, ties: str):
+    """OS by response (naive, landmark, Mantel-Byar, time-dependent Cox; months) on ADTTE OS rows
+    merged with the responder flag and date of ``cfg``; time to response from the ``origin`` date
+    column, the OS origin. Serves the pooled analysis here and the per-arm one (by_arm_displays)."""
+    dpm = cfg.days_per_month
+    t = os_rows["AVAL"].to_numpy(float) / dpm
+    e = (os_rows["CNSR"] == 0).to_numpy()
+    resp = os_rows[cfg.os_by_response_flag].astype("string").eq("Y").fillna(False).to_numpy(dtype=bool)
+    rdays = (pd.to_datetime(os_rows[cfg.os_by_response_date]) - pd.to_datetime(os_rows[origin])).dt.days.astype(float)
+    rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
+    naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
+    land = compute_landmark_comparison(t, e, rt, cfg.os_by_response_landmark_months, options=opts, ties=ties,
+                                       unit="months")
+    return naive, land, compute_mantel_byar(t, e, rt), compute_time_dependent_cox(t, e, rt, ties=ties, level=opts.level)
+
+
 def run(a: Analysis) -> None:
     cfg = TteConfig.model_validate(tte_section(a))
     profile = _profile(a, cfg)
@@ -322,16 +338,7 @@ def run(a: Analysis) -> None:
     adsl_need = {flag, rdate} | ({"TRTSDT"} if os_origin == "TRTSDT" else set())
     if "OS" in kms and adsl_need <= set(adsl.columns):
         os_rows = blocks_src["OS"].merge(adsl[["USUBJID", *sorted(adsl_need)]], on="USUBJID", how="left")
-        t = os_rows["AVAL_DISPLAY"].to_numpy(float)
-        e = (os_rows["CNSR"] == 0).to_numpy()
-        resp = (os_rows[flag].astype("string") == "Y").fillna(False).to_numpy(dtype=bool)
-        rdays = (pd.to_datetime(os_rows[rdate]) - pd.to_datetime(os_rows[os_origin])).dt.days.astype(float)
-        rt = ((rdays + (1.0 if cfg.add_one else 0.0)) / dpm).where(resp).to_numpy(float)
-        L = cfg.os_by_response_landmark_months
-        naive = compute_naive_comparison(t, e, resp.astype(float), options=opts, ties=ties)
-        land = compute_landmark_comparison(t, e, rt, L, options=opts, ties=ties, unit="months")
-        mb = compute_mantel_byar(t, e, rt)
-        tdc = compute_time_dependent_cox(t, e, rt, ties=ties, level=opts.level)
+        naive, land, mb, tdc = compute_os_by_response(os_rows, os_origin, cfg, opts, ties)
         os_by = {
             "responder_flag": flag,
             "unit": "months",
