@@ -130,3 +130,39 @@ def test_statsmodels_without_polars_and_formulaic_in_the_command_process():
     usual = PHReg(ns["t"], ns["x"], status=ns["e"], ties="efron").fit()
     assert (lean["b"], lean["se"]) == (usual.params[0].hex(), usual.bse[0].hex())
     assert lean["loaded"] == []  # neither imported, and no None entry left behind that blocks a later import
+
+
+def test_classifier_runs_without_importing_scikit_learn_or_scipy_stats():
+    # issue 15: the default (lasso logistic) classifier calls liblinear directly and needs neither
+    # scikit-learn's package nor scipy.stats; oracle: the same fit in a process where scikit-learn
+    # (hence scipy.stats) is imported first, i.e. the ordinary import path, gives the same doubles
+    code = """
+        import json, sys
+        {pre}
+        import numpy as np, pandas as pd
+        from mmtrial.stats.classifier import ClassifierOptions, fit_response_classifier
+        rng = np.random.default_rng(3)
+        y = pd.Series([1] * 12 + [0] * 14, index=[f"S{{i}}" for i in range(26)])
+        X = pd.DataFrame(rng.normal(size=(26, 20)), index=y.index, columns=[f"M{{j}}" for j in range(20)])
+        X.iloc[:, :2] += 1.5 * y.to_numpy()[:, None]
+        X.iloc[3, 4] = np.nan
+        r = fit_response_classifier(X, y, options=ClassifierOptions(permutations=3, n_jobs=1))
+        out = [float(v).hex() for v in r.cv.predictions["probability"]] + [r.permutation.p_value.hex(),
+               float(r.intercept).hex(), r.cv.auc.ci[0].hex()] + [float(v).hex() for v in r.coefficients]
+        print(json.dumps({{"out": out, "loaded": sorted(m for m in ("sklearn", "scipy.stats") if m in sys.modules)}}))
+    """
+    lean = json.loads(_run(code.format(pre="")))
+    usual = json.loads(_run(code.format(pre="import sklearn.linear_model")))
+    assert lean["loaded"] == []
+    assert usual["loaded"] == ["scipy.stats", "sklearn"]
+    assert lean["out"] == usual["out"]
+
+
+def test_pipeline_import_loads_no_statistics_library():
+    loaded = json.loads(_run("""
+        import json, sys
+        import mmtrial.pipeline
+        print(json.dumps(sorted(m for m in ("scipy.stats", "statsmodels", "sklearn", "scipy.special")
+                                if m in sys.modules)))
+    """))
+    assert loaded == []

@@ -22,7 +22,9 @@ The public entry point is :func:`fit_response_classifier`; it needs no pipeline 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -30,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mmtrial.stats import _dist
 from mmtrial.stats import proportion as _proportion_module
 from mmtrial.stats.proportion import proportion_ci
 
@@ -50,6 +53,13 @@ ACCURACY_CI_METHODS: tuple[str, ...] = tuple(
 
 #: liblinear's constant feature for the intercept (see :func:`_model`).
 INTERCEPT_SCALING = 10.0
+
+#: scikit-learn releases (major.minor) on which tests/stats/test_classifier_fast.py has shown the
+#: direct paths (liblinear fitter, stratified folds, imputer and scaler arithmetic) equal to
+#: scikit-learn's estimators bit for bit. On these the analysis does not import scikit-learn at
+#: all (issue 15: its import costs about 0.5 s of CPU); on any other release the first call
+#: compares both at run time, as before, and falls back to scikit-learn on a difference.
+VERIFIED_SKLEARN: tuple[str, ...] = ("1.9",)
 
 #: Default seed: STORM's NEJM publication date (2019-08-22), any fixed integer would do.
 DEFAULT_SEED = 20190822
@@ -384,9 +394,7 @@ def f_score(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _midrank(x: np.ndarray) -> np.ndarray:
-    from scipy import stats
-
-    return stats.rankdata(x, method="average")
+    return _dist.midrank(x)
 
 
 def _auc_pairwise(y: np.ndarray, score: np.ndarray) -> float:
@@ -477,9 +485,7 @@ def compute_auc_ci(
         return AucEstimate(None, None, method, level, m, n)
     if method == "delong":
         auc, var = compute_delong(y, s)
-        from scipy import stats
-
-        z = float(stats.norm.ppf(1 - (1 - level) / 2))
+        z = float(_dist.norm_ppf(1 - (1 - level) / 2))
         se = math.sqrt(max(var, 0.0))
         ci = (max(0.0, auc - z * se), min(1.0, auc + z * se))
         return AucEstimate(auc, ci, "delong", level, m, n, se)
@@ -496,6 +502,28 @@ def compute_auc_ci(
     lo, hi = np.quantile(boot, [a, 1 - a])
     auc = float(psi.mean())
     return AucEstimate(auc, (float(lo), float(hi)), "bootstrap", level, m, n, float(boot.std(ddof=1)))
+
+
+def compute_roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every point of the empirical ROC curve: (false positive rate, true positive rate, threshold).
+
+    Rule
+    ----
+    One point per distinct score, highest first, plus (0, 0) at threshold +inf: TPR = #{positives
+    with score >= t} / #positives, FPR likewise over negatives (Fawcett, Pattern Recognit Lett
+    2006;27:861-74). The counts are integers, so the rates are the same doubles as
+    ``sklearn.metrics.roc_curve(y, score, drop_intermediate=False)`` (tested); both classes needed.
+    """
+    yb = np.asarray(y).astype(bool)
+    s = np.asarray(score, dtype=float)
+    thresholds = np.unique(s)[::-1]
+    pos = np.sort(s[yb])
+    neg = np.sort(s[~yb])
+    tps = (pos.size - np.searchsorted(pos, thresholds, side="left")).astype(float)
+    fps = (neg.size - np.searchsorted(neg, thresholds, side="left")).astype(float)
+    tps = np.r_[0.0, tps]
+    fps = np.r_[0.0, fps]
+    return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
 
 
 def _proportion(x: int, n: int, method: str, level: float) -> ProportionEstimate:
@@ -516,8 +544,6 @@ def compute_performance(
     correct / n; sensitivity = true positives / responders; specificity = true negatives /
     non-responders; CIs by ``options.accuracy_ci`` (Wilson by default: Wilson, JASA 1927).
     """
-    from sklearn.metrics import roc_curve
-
     yb = np.asarray(y).astype(bool)
     p = np.asarray(probability, dtype=float)
     pred = p > options.threshold
@@ -538,7 +564,7 @@ def compute_performance(
     if yb.all() or (~yb).all():
         roc = pd.DataFrame({"fpr": [], "tpr": [], "threshold": []})
     else:
-        fpr, tpr, thr = roc_curve(yb.astype(int), p, drop_intermediate=False)
+        fpr, tpr, thr = compute_roc_points(yb, p)
         roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thr})
     return Performance(acc, sens, spec, auc, preds, roc)
 
@@ -677,8 +703,11 @@ def _stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> list[tu
     spends most of each call validating its arguments. The first call compares
     :func:`_numpy_stratified_kfold` with scikit-learn on seeded label vectors and keeps it only
     when every fold is identical (else, e.g. after a scikit-learn upgrade that changes the rule,
-    scikit-learn is used); labels other than a 1-D vector of 0/1 always go to scikit-learn.
+    scikit-learn is used); labels other than a 1-D vector of 0/1 always go to scikit-learn. On a
+    release in :data:`VERIFIED_SKLEARN` the tests have made that comparison, so it is skipped.
     """
+    if not _KFOLD_OK and _sklearn_release_verified():
+        _KFOLD_OK.append(True)
     if not _KFOLD_OK:
         rng = np.random.default_rng(2024)
         ok = True
@@ -698,9 +727,9 @@ def _inner_splits(y: np.ndarray, n_folds: int, random_state: int):
 
 
 def _outer_splits(y: np.ndarray, options: ClassifierOptions, random_state: int):
-    from sklearn.model_selection import LeaveOneOut
-
     if options.outer_folds == 0:
+        from sklearn.model_selection import LeaveOneOut
+
         return list(LeaveOneOut().split(np.zeros(y.size)))
     return _stratified_kfold(y, options.outer_folds, random_state)
 
@@ -716,6 +745,23 @@ class _Seeds:
 def _seeds(seed: int) -> _Seeds:
     a = np.random.SeedSequence(seed).generate_state(4, dtype=np.uint32)
     return _Seeds(*(int(v) for v in a))
+
+
+_VERIFIED: list[bool] = []
+
+
+def _sklearn_release_verified() -> bool:
+    """Whether the installed scikit-learn is a release in :data:`VERIFIED_SKLEARN` (read from its
+    package metadata, without importing it)."""
+    if not _VERIFIED:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            release = ".".join(version("scikit-learn").split(".")[:2])
+        except PackageNotFoundError:
+            release = ""
+        _VERIFIED.append(release in VERIFIED_SKLEARN)
+    return _VERIFIED[0]
 
 
 class _LiblinearL1:
@@ -734,18 +780,25 @@ class _LiblinearL1:
     changes the private routine).
     """
 
-    def __init__(self, options: ClassifierOptions, random_state: int) -> None:
-        from sklearn.svm import _liblinear
-        from sklearn.svm._base import _get_liblinear_solver_type
+    #: liblinear's solver type L1R_LR (L1-regularised logistic regression; liblinear's ``linear.h``),
+    #: what ``sklearn.svm._base._get_liblinear_solver_type("ovr", "l1", "logistic_regression",
+    #: False)`` returns (tested).
+    SOLVER_L1R_LR = 6
+    #: ``LogisticRegression``'s default ``tol`` and the ``max_iter`` :func:`_model` sets (tested).
+    TOL = 1e-4
+    MAX_ITER = 1000
 
-        ref = _model(options, {"C": 1.0}, random_state)
-        self._train = _liblinear.train_wrap
-        self._set_verbosity = _liblinear.set_verbosity_wrap
-        self._solver = _get_liblinear_solver_type("ovr", "l1", "logistic_regression", False)
-        self._tol = float(ref.tol)
-        self._max_iter = int(ref.max_iter)
-        self._bias = float(ref.intercept_scaling)
-        self._balanced = ref.class_weight == "balanced"
+    def __init__(self, options: ClassifierOptions, random_state: int) -> None:
+        from mmtrial._lazy import import_liblinear
+
+        liblinear = import_liblinear()
+        self._train = liblinear.train_wrap
+        self._set_verbosity = liblinear.set_verbosity_wrap
+        self._solver = self.SOLVER_L1R_LR
+        self._tol = self.TOL
+        self._max_iter = self.MAX_ITER
+        self._bias = float(INTERCEPT_SCALING)
+        self._balanced = options.class_weight == "balanced"
         self._seed = int(np.random.RandomState(random_state).randint(np.iinfo("i").max))
 
     def fit(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
@@ -776,7 +829,8 @@ def _liblinear_l1(options: ClassifierOptions, random_state: int) -> _LiblinearL1
     """The direct liblinear fitter for ``l1-logistic``, or None (other models, or a mismatch).
 
     The first call per configuration fits a seeded test problem both ways and keeps the fast
-    path only when coefficients and intercept are identical bit for bit.
+    path only when coefficients and intercept are identical bit for bit; on a scikit-learn
+    release in :data:`VERIFIED_SKLEARN` the tests have done that, so the check is skipped.
     """
     if options.model != "l1-logistic":
         return None
@@ -788,6 +842,8 @@ def _liblinear_l1(options: ClassifierOptions, random_state: int) -> _LiblinearL1
         except Exception:  # a private routine moved: use the estimator
             return None
         _FITTERS[(options, random_state)] = fitter
+    if key not in _LIBLINEAR_OK and _sklearn_release_verified():
+        _LIBLINEAR_OK[key] = True
     if key not in _LIBLINEAR_OK:
         rng = np.random.default_rng(12345)
         Z = rng.normal(size=(30, 4))
@@ -824,8 +880,6 @@ def tune_in_training_fold(
 
     Returns the best parameters and the grid's mean scores.
     """
-    from sklearn.impute import SimpleImputer
-
     grid = _param_grid(options)
     fast = _liblinear_l1(options, seeds.model) if fast_fit else None
     splits = _inner_splits(y, options.inner_folds, seeds.inner)
@@ -833,8 +887,8 @@ def tune_in_training_fold(
     for s, (tr, va) in enumerate(splits):
         Xtr, Xva = X[tr], X[va]
         if impute:
-            imp = SimpleImputer(strategy="median", keep_empty_features=True).fit(Xtr)
-            Xtr, Xva = imp.transform(Xtr), imp.transform(Xva)
+            med = compute_training_medians(Xtr)
+            Xtr, Xva = impute_medians(Xtr, med), impute_medians(Xva, med)
         fs = compute_f_statistic(Xtr, y[tr])
         for k in options.k_values:
             cols = _top_k_columns(fs, k)
@@ -877,21 +931,103 @@ def _fit_predict_fold(
     if fast is None:
         pipe = build_pipeline(options, params, impute=impute, random_state=seeds.model).fit(Xtr, ytr)
         return pipe.predict_proba(Xte)[:, 1], pipe.named_steps["select"].get_support()
-    from sklearn.preprocessing import StandardScaler
+    model = _fit_direct(Xtr, ytr, params, impute=impute, fast=fast)
+    return model.probability(Xte), model.mask
 
-    if impute:
-        from sklearn.impute import SimpleImputer
 
-        imp = SimpleImputer(strategy="median", keep_empty_features=True).fit(Xtr)
-        Xtr, Xte = imp.transform(Xtr), imp.transform(Xte)
+@dataclass(frozen=True)
+class _DirectL1Model:
+    """:func:`build_pipeline` fitted step by step (imputer medians, selected columns, scaler mean and
+    scale, liblinear coefficients): the pipeline's numbers without scikit-learn."""
+
+    medians: np.ndarray | None
+    mask: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (1, k), as LogisticRegression.coef_
+    intercept: np.ndarray  # (1,), as LogisticRegression.intercept_
+
+    def probability(self, X: np.ndarray) -> np.ndarray:
+        """``Pipeline.predict_proba(X)[:, 1]``: expit of ``Z @ coef_.T + intercept_``."""
+        if self.medians is not None:
+            X = impute_medians(X, self.medians)
+        Z = standard_scale(X[:, self.mask], self.mean, self.scale)
+        return _expit((Z @ self.coef.T + self.intercept).reshape(-1))
+
+
+def _fit_direct(Xtr: np.ndarray, ytr: np.ndarray, params: dict[str, Any], *, impute: bool,
+                fast: _LiblinearL1) -> _DirectL1Model:
+    medians = compute_training_medians(Xtr) if impute else None
+    if medians is not None:
+        Xtr = impute_medians(Xtr, medians)
     cols = _top_k_columns(compute_f_statistic(Xtr, ytr), params["k"])
     mask = np.zeros(Xtr.shape[1], dtype=bool)
     mask[cols] = True
-    scaler = StandardScaler()
-    Ztr = scaler.fit_transform(Xtr[:, mask])
-    coef, icpt = fast.fit(Ztr, ytr, params["C"])
-    decision = (scaler.transform(Xte[:, mask]) @ coef.T + icpt).reshape(-1)
-    return _expit(decision), mask
+    mean, scale = compute_standard_scaling(Xtr[:, mask])
+    coef, icpt = fast.fit(standard_scale(Xtr[:, mask], mean, scale), ytr, params["C"])
+    return _DirectL1Model(medians, mask, mean, scale, coef, icpt)
+
+
+def compute_training_medians(X: np.ndarray) -> np.ndarray:
+    """Column medians of the observed values, 0 for a column with none.
+
+    Rule
+    ----
+    ``SimpleImputer(strategy="median", keep_empty_features=True).fit(X).statistics_``, with the
+    same NumPy call scikit-learn makes (``numpy.ma.median`` of X masked where NaN; scikit-learn
+    1.9 ``impute/_base.py``), so the same doubles (tested).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    median_masked = np.ma.median(np.ma.masked_array(X, mask=np.isnan(X)), axis=0)
+    median = np.array(np.ma.getdata(median_masked), dtype=np.float64)
+    median[np.ma.getmaskarray(median_masked)] = 0
+    return median
+
+
+def impute_medians(X: np.ndarray, medians: np.ndarray) -> np.ndarray:
+    """X with each missing value replaced by its column's training median (``SimpleImputer.transform``)."""
+    X = np.array(X, dtype=np.float64)
+    missing = np.isnan(X)
+    X[missing] = np.broadcast_to(medians, X.shape)[missing]
+    return X
+
+
+def compute_standard_scaling(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) of ``StandardScaler().fit(X)`` for a float array without missing values.
+
+    Rule
+    ----
+    scikit-learn's arithmetic (1.9: ``utils/extmath._incremental_mean_and_var`` from zero
+    samples seen, ``preprocessing/_data._is_constant_feature`` and ``_handle_zeros_in_scale``):
+    mean = sum / n; variance by the corrected two-pass algorithm (Chan, Golub & LeVeque, Am Stat
+    1983;37:242-7): with d = X - sum / n, var = (sum d^2 - (sum d)^2 / n) / n; scale = sqrt(var),
+    1 for a column whose variance is within rounding of 0 (var <= n eps var + (n mean eps)^2).
+    The same operations in the same order give the same doubles (tested against the scaler).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    new_sum = np.sum(X, axis=0)
+    count = np.full(X.shape[1], float(n))
+    mean = (np.zeros(X.shape[1]) + new_sum) / count
+    d = X - new_sum / count
+    correction = np.sum(d, axis=0)
+    d **= 2
+    var = np.sum(d, axis=0)
+    var -= correction**2 / count
+    var = var / count
+    eps = np.finfo(np.float64).eps
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    scale = np.sqrt(var)
+    scale[constant] = 1.0
+    return mean, scale
+
+
+def standard_scale(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``StandardScaler.transform``: (X - mean) / scale."""
+    Z = np.array(X, dtype=np.float64)
+    Z -= mean
+    Z /= scale
+    return Z
 
 
 def _nested_cv(
@@ -934,17 +1070,61 @@ def _fast_sklearn():
     """scikit-learn without its per-call checks of parameters and finiteness (about 12% faster).
 
     Safe here: every estimator parameter comes from a validated :class:`ClassifierOptions`, and
-    :func:`fit_response_classifier` rejects infinite values and routes NaN to the imputer.
+    :func:`fit_response_classifier` rejects infinite values and routes NaN to the imputer. A
+    no-op when scikit-learn is not imported (the direct paths do not use it; a run that needs its
+    estimators imports it first, :func:`_uses_sklearn`).
     """
+    if "sklearn" not in sys.modules:
+        return contextlib.nullcontext()
     import sklearn
 
     return sklearn.config_context(skip_parameter_validation=True, assume_finite=True)
 
 
 def _ignore_convergence() -> None:
+    if "sklearn" not in sys.modules:  # no scikit-learn estimator runs: nothing to silence
+        return
     from sklearn.exceptions import ConvergenceWarning
 
     warnings.simplefilter("ignore", category=ConvergenceWarning)
+
+
+def _uses_sklearn(options: ClassifierOptions, seeds: _Seeds) -> bool:
+    """Whether the procedure needs scikit-learn's estimators (other models, leave-one-out, or a
+    scikit-learn release whose direct liblinear path did not check out)."""
+    return options.model != "l1-logistic" or options.outer_folds == 0 or _liblinear_l1(options, seeds.model) is None
+
+
+class _LazyPipeline:
+    """The final :func:`build_pipeline`, fitted with scikit-learn on first use.
+
+    The analysis itself takes the final model's markers, coefficients and validation
+    probabilities from the direct fit (:class:`_DirectL1Model`, the same numbers); this object
+    gives callers the fitted scikit-learn ``Pipeline`` (``predict_proba``, ``named_steps``, ...)
+    when they ask for it, so a run that never does so does not import scikit-learn.
+    """
+
+    def __init__(self, options: ClassifierOptions, params: dict[str, Any], impute: bool, random_state: int,
+                 X: np.ndarray, y: np.ndarray) -> None:
+        self._args = (options, dict(params), impute, random_state, X, y)
+        self._pipeline: Any = None
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn ``Pipeline``."""
+        if self._pipeline is None:
+            options, params, impute, random_state, X, y = self._args
+            import sklearn  # noqa: F401  (so that _fast_sklearn and _ignore_convergence apply)
+
+            with warnings.catch_warnings(), _fast_sklearn():
+                _ignore_convergence()
+                self._pipeline = build_pipeline(options, params, impute=impute, random_state=random_state).fit(X, y)
+        return self._pipeline
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.pipeline, name)
 
 
 def _worker_count(n_jobs: int, B: int) -> int:
@@ -1134,6 +1314,9 @@ def fit_response_classifier(
     )
     seeds = _seeds(options.seed)
     markers = pd.Index(X.columns.astype(str))
+    direct = not _uses_sklearn(options, seeds)
+    if not direct:
+        import sklearn  # noqa: F401  (imported before the block: its fast settings apply)
 
     with warnings.catch_warnings(), _fast_sklearn():
         _ignore_convergence()
@@ -1147,21 +1330,30 @@ def fit_response_classifier(
                 if options.permutations > 0 else None)
 
         final_params, _ = tune_in_training_fold(arr, yv, options=options, impute=impute, seeds=seeds)
-        final = build_pipeline(options, final_params, impute=impute, random_state=seeds.model).fit(arr, yv)
+        if direct:
+            fitted = _fit_direct(arr, yv, final_params, impute=impute, fast=_liblinear_l1(options, seeds.model))
+            final: Any = _LazyPipeline(options, final_params, impute, seeds.model, arr, yv)
+            support, coef_, intercept_, predict = fitted.mask, fitted.coef, fitted.intercept, fitted.probability
+        else:
+            final = build_pipeline(options, final_params, impute=impute, random_state=seeds.model).fit(arr, yv)
+            support = final.named_steps["select"].get_support()
+            model = final.named_steps["model"]
+            coef_, intercept_ = getattr(model, "coef_", None), getattr(model, "intercept_", None)
+
+            def predict(v: np.ndarray) -> np.ndarray:
+                return final.predict_proba(v)[:, 1]
 
     counts = pd.Series(masks.sum(axis=0), index=markers, name="count")
     counts = counts[counts > 0]
     counts = counts.iloc[np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))]
 
-    support = final.named_steps["select"].get_support()
     sel = markers[support]
-    model = final.named_steps["model"]
     if options.model == "random-forest":
-        coefs = pd.Series(model.feature_importances_, index=sel, name="importance")
+        coefs = pd.Series(final.named_steps["model"].feature_importances_, index=sel, name="importance")
         kind, intercept = "impurity importance", None
     else:
-        coefs = pd.Series(model.coef_[0], index=sel, name="coefficient")
-        kind, intercept = "log-odds per SD (standardised)", float(model.intercept_[0])
+        coefs = pd.Series(coef_[0], index=sel, name="coefficient")
+        kind, intercept = "log-odds per SD (standardised)", float(intercept_[0])
     order = np.lexsort((coefs.index.to_numpy(dtype=str), -np.abs(coefs.to_numpy())))
     coefs = coefs.iloc[order]
 
@@ -1175,7 +1367,7 @@ def fit_response_classifier(
             raise ValueError(f"fit_response_classifier: validation X lacks markers {missing_cols[:5]} "
                              f"({len(missing_cols)} in all) present in training X")
         varr = X_validation[X.columns].to_numpy(dtype=float)
-        vprob = final.predict_proba(varr)[:, 1]
+        vprob = predict(varr)
         validation = compute_performance(y_validation.astype(int), pd.Series(vprob, index=y_validation.index),
                                          options=options)
 

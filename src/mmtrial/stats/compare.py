@@ -22,11 +22,10 @@ from typing import Literal
 
 import numpy as np
 
-from mmtrial._lazy import import_phreg, lazy_module
+from mmtrial._lazy import import_phreg
+from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier
-
-stats = lazy_module("scipy.stats")
 
 Ties = Literal["efron", "breslow"]
 
@@ -161,7 +160,7 @@ def _logrank_counting(start, stop, event, state, method: str) -> LogRankResult:
         return LogRankResult(0.0, 0.0, 0.0, nan, nan, method, reason="no events")
     o, e_, var = compute_logrank_oev_counting(start, stop, event, state)
     chisq = (o - e_) ** 2 / var if var > 0 else float("nan")
-    p = float(stats.chi2.sf(chisq, 1)) if var > 0 else float("nan")
+    p = float(_dist.chi2_sf(chisq, 1)) if var > 0 else float("nan")
     reason = "" if var > 0 else "zero variance: at no event time are both groups at risk"
     return LogRankResult(o, e_, var, chisq, p, method, reason=reason)
 
@@ -248,14 +247,14 @@ def _cox(stop, event, x, entry, ties, level, method, n_subjects, labels=("group 
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
         return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events,
                          reason=f"the Cox model could not be fitted ({exc})")
-    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    z = float(_dist.norm_ppf(1 - (1 - level) / 2))
     with np.errstate(all="ignore"):
         hr, lo, hi = float(np.exp(b)), float(np.exp(b - z * se)), float(np.exp(b + z * se))
     if not (np.isfinite(b) and np.isfinite(se) and se > 0 and all(np.isfinite(v) and v > 0 for v in (hr, lo, hi))):
         return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events,
                          reason="the Cox model has no finite estimate or standard error (coefficient "
                                 f"{b:.3g}, SE {se:.3g}): the likelihood is flat or monotone")
-    p = float(2 * stats.norm.sf(abs(b / se)))
+    p = float(2 * _dist.norm_sf(abs(b / se)))
     return CoxResult(hr, (lo, hi), p, ties, level, method, n_subjects, n_events)
 
 

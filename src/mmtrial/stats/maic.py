@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from mmtrial.stats import _dist
 from mmtrial.stats.weighting import compute_weighted_km
 
 
@@ -349,10 +350,8 @@ def compare_maic(
             pp = float(published["proportion"])
             diff = est_w - pp
             if n_boot and "n" in published:
-                from scipy import stats
-
                 var = float(np.var(pb, ddof=1)) + pp * (1 - pp) / float(published["n"])
-                z = float(stats.norm.ppf(1 - alpha / 2))
+                z = float(_dist.norm_ppf(1 - alpha / 2))
                 diff_ci = (diff - z * np.sqrt(var), diff + z * np.sqrt(var))
         return MaicResult("proportion", n, compute_ess(w), w, balance, est_u, est_w, ci, published, diff,
                           diff_ci if diff_ci else (None, None), n_boot, failed, level, seed)

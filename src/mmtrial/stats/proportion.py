@@ -17,10 +17,10 @@ from typing import Literal, get_args
 import numpy as np
 
 from mmtrial._lazy import lazy_module
+from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
 
 optimize = lazy_module("scipy.optimize")
-stats = lazy_module("scipy.stats")
 
 CiMethod = Literal[
     "clopper-pearson",
@@ -65,8 +65,8 @@ def _check(x: int, n: int, method: str, level: float) -> None:
 
 
 def _clopper_pearson(x: int, n: int, a: float) -> tuple[float, float]:
-    lo = 0.0 if x == 0 else float(stats.beta.ppf(a / 2, x, n - x + 1))
-    hi = 1.0 if x == n else float(stats.beta.ppf(1 - a / 2, x + 1, n - x))
+    lo = 0.0 if x == 0 else float(_dist.beta_ppf(a / 2, x, n - x + 1))
+    hi = 1.0 if x == n else float(_dist.beta_ppf(1 - a / 2, x + 1, n - x))
     return lo, hi
 
 
@@ -104,8 +104,8 @@ def _agresti_coull(x: int, n: int, z: float) -> tuple[float, float]:
 def _jeffreys(x: int, n: int, a: float) -> tuple[float, float]:
     # Brown, Cai, DasGupta 2001 (Stat Sci 16:101): Beta(x + 1/2, n - x + 1/2) quantiles, with the
     # lower limit 0 at x = 0 and the upper limit 1 at x = n (as SAS PROC FREQ).
-    lo = 0.0 if x == 0 else float(stats.beta.ppf(a / 2, x + 0.5, n - x + 0.5))
-    hi = 1.0 if x == n else float(stats.beta.ppf(1 - a / 2, x + 0.5, n - x + 0.5))
+    lo = 0.0 if x == 0 else float(_dist.beta_ppf(a / 2, x + 0.5, n - x + 0.5))
+    hi = 1.0 if x == n else float(_dist.beta_ppf(1 - a / 2, x + 0.5, n - x + 0.5))
     return lo, hi
 
 
@@ -116,7 +116,7 @@ def _mid_p(x: int, n: int, a: float) -> tuple[float, float]:
         lo = 0.0
     else:
         lo = optimize.brentq(
-            lambda p: stats.binom.sf(x, n, p) + 0.5 * stats.binom.pmf(x, n, p) - a / 2,
+            lambda p: _dist.binom_sf(x, n, p) + 0.5 * _dist.binom_pmf(x, n, p) - a / 2,
             eps,
             1 - eps,
             xtol=1e-14,
@@ -125,7 +125,7 @@ def _mid_p(x: int, n: int, a: float) -> tuple[float, float]:
         hi = 1.0
     else:
         hi = optimize.brentq(
-            lambda p: stats.binom.cdf(x - 1, n, p) + 0.5 * stats.binom.pmf(x, n, p) - a / 2,
+            lambda p: _dist.binom_cdf(x - 1, n, p) + 0.5 * _dist.binom_pmf(x, n, p) - a / 2,
             eps,
             1 - eps,
             xtol=1e-14,
@@ -145,7 +145,7 @@ def _xlogy(a: float, b: float) -> float:
 
 def _likelihood_ratio(x: int, n: int, a: float) -> tuple[float, float]:
     # The set {p : 2 [l(p_hat) - l(p)] <= chi2_1(1 - a)} (SAS PROC FREQ BINOMIAL(CL=LR)).
-    crit = float(stats.chi2.ppf(1 - a, 1))
+    crit = float(_dist.chi2_ppf(1 - a, 1))
     ph = x / n
     lmax = _xlogy(x, ph) + _xlogy(n - x, 1 - ph)
 
@@ -207,7 +207,7 @@ def proportion_ci(
     _check(x, n, method, level)
     x, n = int(x), int(n)
     a = 1 - level
-    z = float(stats.norm.ppf(1 - a / 2))
+    z = float(_dist.norm_ppf(1 - a / 2))
     if method == "clopper-pearson":
         return _clopper_pearson(x, n, a)
     if method == "wilson":
@@ -318,8 +318,8 @@ def compute_binomial_test(
         raise ValueError(f"compute_binomial_test: parameter 'alpha' must be in (0, 0.5); got {alpha!r}")
     _check(x, n, "clopper-pearson", 0.95)
     ks = np.arange(n + 2)
-    tail = stats.binom.sf(ks - 1, n, p0)  # P(X >= k)
+    tail = _dist.binom_sf(ks - 1, n, p0)  # P(X >= k)
     r = int(ks[np.argmax(tail <= alpha)])
-    p_value = float(stats.binomtest(int(x), int(n), p0, alternative="greater").pvalue)
-    power = {float(p1): float(stats.binom.sf(r - 1, n, p1)) for p1 in alternatives}
+    p_value = _dist.binomtest_greater(int(x), int(n), p0)
+    power = {float(p1): float(_dist.binom_sf(r - 1, n, p1)) for p1 in alternatives}
     return BinomialTest(int(x), int(n), float(p0), float(alpha), p_value, r, float(tail[r]), power)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.twoarm import (
     compute_logrank_oev,
@@ -122,14 +123,14 @@ def fit_rpsftm(
     crossing inside the range is NaN (not estimable). When Z has several roots the one nearest
     0 is taken and the report says so through ``method``.
     """
-    from scipy import optimize, stats
+    from scipy import optimize
 
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=float)
     a = (np.asarray(arm) == 1).astype(float)
     on = np.asarray(on_time, dtype=float)
     c = np.asarray(censor_time, dtype=float)
-    zq = float(stats.norm.ppf(1 - (1 - level) / 2))
+    zq = float(_dist.norm_ppf(1 - (1 - level) / 2))
     args = (t, e, a, on, c, strata, recensor)
     psis = np.linspace(psi_range[0], psi_range[1], grid)
     zs = np.array([_z_statistic(p, *args) for p in psis])  # a fixed small grid, not per subject
@@ -165,7 +166,7 @@ def fit_rpsftm(
     t_adj = np.where(a == 1, t, u)
     e_adj = np.where(a == 1, e, d)
     adj = compute_stratified_cox(t_adj, e_adj, a, strata, ties=ties)  # type: ignore[arg-type]
-    z_itt = float(stats.norm.isf(lr.p_value / 2)) if lr.p_value > 0 else np.inf
+    z_itt = float(_dist.norm_isf(lr.p_value / 2)) if lr.p_value > 0 else np.inf
     if np.isfinite(adj.hr) and z_itt > 0 and np.isfinite(z_itt):
         se = abs(np.log(adj.hr)) / z_itt
         hr_ci = (float(adj.hr * np.exp(-zq * se)), float(adj.hr * np.exp(zq * se)))

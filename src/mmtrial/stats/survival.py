@@ -24,9 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
-from mmtrial._lazy import lazy_module
-
-stats = lazy_module("scipy.stats")
+from mmtrial.stats import _dist
 
 CiTransform = Literal["log-log", "log", "plain", "arcsine", "logit"]
 MedianRule = Literal["sas", "r"]
@@ -132,7 +130,7 @@ def compute_km_ci(
     [0, 1]; NaN (not estimable) where the transform is undefined (S = 0; S = 1 for log-log and
     logit), as R returns NA.
     """
-    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    z = float(_dist.norm_ppf(1 - (1 - level) / 2))
     s = np.asarray(surv, dtype=float)
     se = np.asarray(sigma, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

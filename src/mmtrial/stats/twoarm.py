@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 
 from mmtrial._lazy import import_phreg
+from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
 
@@ -33,11 +34,9 @@ Ties = Literal["efron", "breslow"]
 
 
 def _z(level: float) -> float:
-    from scipy import stats
-
     if not 0 < level < 1:
         raise ValueError(f"level: allowed 0 < level < 1; got {level}")
-    return float(stats.norm.ppf(1 - (1 - level) / 2))
+    return float(_dist.norm_ppf(1 - (1 - level) / 2))
 
 
 def _strata_codes(strata, n: int) -> np.ndarray:
@@ -88,14 +87,12 @@ def compute_stratified_logrank(time, event, group, strata=None) -> LogRankResult
     >>> round(r.observed, 3), round(r.expected, 3)
     (2.0, 0.833)
     """
-    from scipy import stats
-
     o, ex, v = compute_logrank_oev(time, event, group, strata)
     method = "stratified log-rank" if strata is not None else "log-rank"
     if v <= 0:
         return LogRankResult(o, ex, v, float("nan"), float("nan"), method)
     chisq = (o - ex) ** 2 / v
-    return LogRankResult(o, ex, v, chisq, float(stats.chi2.sf(chisq, 1)), method)
+    return LogRankResult(o, ex, v, chisq, float(_dist.chi2_sf(chisq, 1)), method)
 
 
 def compute_logrank_oev(time, event, group, strata=None) -> tuple[float, float, float]:
@@ -124,7 +121,6 @@ def compute_stratified_cox(
     fitted by statsmodels ``PHReg(strata=...)``; Wald CI and p. Ties: Breslow (SAS default)
     or Efron (R default). A stratum with one arm only contributes nothing.
     """
-    from scipy import stats
     PHReg = import_phreg()
 
     if ties not in ("breslow", "efron"):
@@ -143,7 +139,7 @@ def compute_stratified_cox(
     if not np.isfinite(se) or se <= 0:
         return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
     z = _z(level)
-    p = float(2 * stats.norm.sf(abs(b / se)))
+    p = float(2 * _dist.norm_sf(abs(b / se)))
     return CoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), p,
                      ties, level, method, int(t.size), n_events)
 
@@ -219,7 +215,7 @@ def compute_mn_risk_difference(
     correction, up to the N/(N-1) factor).
     Strata where either arm has no subjects are dropped.
     """
-    from scipy import optimize, stats
+    from scipy import optimize
 
     x1, n1, x0, n0 = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (x1, n1, x0, n0))
     keep = (n1 > 0) & (n0 > 0)
@@ -245,7 +241,7 @@ def compute_mn_risk_difference(
     low = limit(z, -1 + eps, est) if est > -1 + eps else -1.0
     high = limit(-z, est, 1 - eps) if est < 1 - eps else 1.0
     z0 = _mn_score(0.0, x1, n1, x0, n0, wn)
-    p = float(2 * stats.norm.sf(abs(z0))) if np.isfinite(z0) else 0.0
+    p = float(2 * _dist.norm_sf(abs(z0))) if np.isfinite(z0) else 0.0
     return RiskDifference(est, (low, high), p, "miettinen-nurminen", "mantel-haenszel", level, int(x1.size))
 
 
@@ -274,8 +270,6 @@ def compute_cmh(x1, n1, x0, n0, *, level: float = 0.95) -> CmhResult:
     Greenland, Biometrics 1986;42:311 (variance of log OR_MH); as SAS PROC FREQ ``CMH`` and R
     ``mantelhaen.test(correct = FALSE)``. Strata with fewer than two subjects are dropped.
     """
-    from scipy import stats
-
     a, n1, c, n0 = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (x1, n1, x0, n0))
     n = n1 + n0
     keep = n >= 2
@@ -292,7 +286,7 @@ def compute_cmh(x1, n1, x0, n0, *, level: float = 0.95) -> CmhResult:
     va = n1 * n0 * m1 * (n - m1) / (n**2 * (n - 1))
     vsum = va.sum()
     chisq = float((a.sum() - ea.sum()) ** 2 / vsum) if vsum > 0 else nan
-    p = float(stats.chi2.sf(chisq, 1)) if vsum > 0 else nan
+    p = float(_dist.chi2_sf(chisq, 1)) if vsum > 0 else nan
     if sr == 0 or ss == 0:
         return CmhResult(float(sr / ss) if ss > 0 else nan, (nan, nan), chisq, p, level, int(a.size))
     orr = sr / ss
@@ -432,7 +426,6 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
     arm * factor(sg))``, SAS PHREG ``arm|sg``). Subjects with a missing level are left out.
     """
     import pandas as pd
-    from scipy import stats
     PHReg = import_phreg()
 
     t = np.asarray(time, dtype=float)
@@ -459,7 +452,7 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
             b = np.asarray(fit.params)[-k:]
             v = np.asarray(fit.cov_params())[-k:, -k:]
             chisq = float(b @ np.linalg.solve(v, b))
-            p_int = float(stats.chi2.sf(chisq, k))
+            p_int = float(_dist.chi2_sf(chisq, k))
         except (np.linalg.LinAlgError, ValueError):
             p_int = float("nan")
     return out, p_int
@@ -519,7 +512,5 @@ def compute_km_rate_difference(km1, km0, times, *, level: float = 0.95) -> list[
 def compute_logrank_one_sided(time, event, group, strata=None) -> float:
     """One-sided (stratified) log-rank p for group 1 having fewer events than expected:
     Phi((O - E) / sqrt(V)) (the direction of benefit for the experimental arm)."""
-    from scipy import stats
-
     o, ex, v = compute_logrank_oev(time, event, group, strata)
-    return float(stats.norm.cdf((o - ex) / np.sqrt(v))) if v > 0 else float("nan")
+    return float(_dist.norm_cdf((o - ex) / np.sqrt(v))) if v > 0 else float("nan")

@@ -31,10 +31,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mmtrial._lazy import lazy_module
+from mmtrial.stats import _dist
 from mmtrial.stats.survival import KaplanMeier, km_options
-
-stats = lazy_module("scipy.stats")
 
 Estimand = Literal["ATT", "ATE", "ATO"]
 Ties = Literal["breslow", "efron"]
@@ -710,14 +708,14 @@ def compute_weighted_cox(
     se_m = float(np.sqrt(fit.var_model[0, 0]))
     se_r = float(np.sqrt(fit.var_robust[0, 0]))
     se = se_r if variance == "robust" else se_m
-    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    z = float(_dist.norm_ppf(1 - (1 - level) / 2))
     if not fit.converged or not np.isfinite(se_m) or se_m > 1e3:
         # an SE of log HR in the thousands is the signature of an infinite estimate (monotone
         # likelihood: all events of one group before any of the other's risk set ends)
         return not_estimable("the partial likelihood has no finite maximum (monotone likelihood)", se_r, se_m, b)
     if not (np.isfinite(b) and np.isfinite(se) and se > 0):
         return not_estimable("the variance is not estimable", se_r, se_m, b, fit.converged)
-    p = float(2 * stats.norm.sf(abs(b / se)))
+    p = float(2 * _dist.norm_sf(abs(b / se)))
     return WeightedCoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), se_r, se_m,
                              p, int(t.size), events, b, ties, level, variance, n_cl, fit.converged)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mmtrial.report.model import Table
+from mmtrial.stats import _dist
 from mmtrial.tables.byarm import by_arm
 from mmtrial.tables.format import fmt_num
 from mmtrial.tables.safety import (
@@ -127,8 +127,8 @@ def compute_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 3
         days = total_days - float(r["full"]) + float(r["at_risk"])
         py = days / DAYS_PER_YEAR
         k = int(r["n"])
-        lo = stats.chi2.ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
-        hi = stats.chi2.ppf(1 - alpha / 2, 2 * k + 2) / 2
+        lo = _dist.chi2_ppf(alpha / 2, 2 * k) / 2 if k > 0 else 0.0
+        hi = _dist.chi2_ppf(1 - alpha / 2, 2 * k + 2) / 2
         out.append(IncidenceRate(str(pt), k, py, 100 * k / py if py > 0 else float("nan"),
                                  (100 * lo / py, 100 * hi / py) if py > 0 else (float("nan"), float("nan"))))
     return sorted(out, key=lambda r: (-r.n, r.term))
