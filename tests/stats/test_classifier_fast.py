@@ -175,7 +175,7 @@ def test_stratified_folds_use_the_checked_numpy_path():
     y = np.array([0, 1] * 10)
     assert [t.tolist() for _, t in C._stratified_kfold(y, 3, 5)] == \
         [t.tolist() for _, t in C._sklearn_stratified_kfold(y, 3, 5)]
-    assert C._KFOLD_OK == [True]  # the self-check against scikit-learn passed on this installation
+    assert C._KFOLD_OK == [True]  # a verified scikit-learn release, or the run-time self-check passed
 
 
 # --- issue 15: the direct path needs no scikit-learn import; its pieces equal scikit-learn's ---------
@@ -266,3 +266,21 @@ def test_final_pipeline_is_fitted_on_first_use_and_agrees():
     coef = pd.Series(model.coef_[0], index=Xd.columns[pipe.named_steps["select"].get_support()])
     assert coef.reindex(res.coefficients.index).tolist() == res.coefficients.tolist()
     assert float(model.intercept_[0]) == res.intercept
+
+
+def test_unverified_scikit_learn_release_runs_the_self_checks(monkeypatch):
+    # on a release not in VERIFIED_SKLEARN the first use compares the direct paths with
+    # scikit-learn at run time (as before issue 15) and keeps them only when equal
+    monkeypatch.setattr(C, "_VERIFIED", [False])
+    monkeypatch.setattr(C, "_KFOLD_OK", [])
+    monkeypatch.setattr(C, "_LIBLINEAR_OK", {})
+    opts = ClassifierOptions()
+    assert C._liblinear_l1(opts, 77) is not None
+    assert C._LIBLINEAR_OK == {(opts.class_weight, 77): True}
+    C._stratified_kfold(np.array([0, 1] * 8), 3, 5)
+    assert C._KFOLD_OK == [True]
+    # a fitter that disagrees with scikit-learn is refused
+    monkeypatch.setattr(C, "_LIBLINEAR_OK", {})
+    monkeypatch.setattr(C._LiblinearL1, "TOL", 1e-1)
+    monkeypatch.setattr(C, "_FITTERS", {})
+    assert C._liblinear_l1(opts, 78) is None
