@@ -276,7 +276,7 @@ def test_unverified_scikit_learn_release_runs_the_self_checks(monkeypatch):
     monkeypatch.setattr(C, "_LIBLINEAR_OK", {})
     opts = ClassifierOptions()
     assert C._liblinear_l1(opts, 77) is not None
-    assert C._LIBLINEAR_OK == {(opts.class_weight, 77): True}
+    assert {(opts.class_weight, 77): True} == C._LIBLINEAR_OK
     C._stratified_kfold(np.array([0, 1] * 8), 3, 5)
     assert C._KFOLD_OK == [True]
     # a fitter that disagrees with scikit-learn is refused
