@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-HEAVY = ("scipy", "matplotlib", "sklearn", "duckdb", "weasyprint", "joblib")
+HEAVY = ("scipy", "statsmodels", "matplotlib", "sklearn", "duckdb", "weasyprint", "joblib")
 
 
 def _run(code: str, timeout: float = 600) -> str:
@@ -29,7 +29,7 @@ def _run(code: str, timeout: float = 600) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("module", ["mmtrial", "mmtrial.cli"])
+@pytest.mark.parametrize("module", ["mmtrial", "mmtrial.cli", "mmtrial.pipeline"])
 def test_import_does_not_load_heavy_libraries(module):
     loaded = json.loads(_run(f"""
         import json, sys
@@ -132,37 +132,29 @@ def test_statsmodels_without_polars_and_formulaic_in_the_command_process():
     assert lean["loaded"] == []  # neither imported, and no None entry left behind that blocks a later import
 
 
+
 def test_classifier_runs_without_importing_scikit_learn_or_scipy_stats():
     # issue 15: the default (lasso logistic) classifier calls liblinear directly and needs neither
-    # scikit-learn's package nor scipy.stats; oracle: the same fit in a process where scikit-learn
-    # (hence scipy.stats) is imported first, i.e. the ordinary import path, gives the same doubles
+    # scikit-learn's package nor scipy.stats; oracle: the same fit in this process with
+    # scikit-learn (hence scipy.stats) imported first, the ordinary import path: the same doubles
+    import sklearn.linear_model  # noqa: F401
+
     code = """
         import json, sys
-        {pre}
         import numpy as np, pandas as pd
         from mmtrial.stats.classifier import ClassifierOptions, fit_response_classifier
         rng = np.random.default_rng(3)
-        y = pd.Series([1] * 12 + [0] * 14, index=[f"S{{i}}" for i in range(26)])
-        X = pd.DataFrame(rng.normal(size=(26, 20)), index=y.index, columns=[f"M{{j}}" for j in range(20)])
+        y = pd.Series([1] * 12 + [0] * 14, index=[f"S{i}" for i in range(26)])
+        X = pd.DataFrame(rng.normal(size=(26, 20)), index=y.index, columns=[f"M{j}" for j in range(20)])
         X.iloc[:, :2] += 1.5 * y.to_numpy()[:, None]
-        X.iloc[3, 4] = np.nan
-        r = fit_response_classifier(X, y, options=ClassifierOptions(permutations=3, n_jobs=1))
+        r = fit_response_classifier(X, y, options=ClassifierOptions(permutations=1, n_jobs=1))
         out = [float(v).hex() for v in r.cv.predictions["probability"]] + [r.permutation.p_value.hex(),
                float(r.intercept).hex(), r.cv.auc.ci[0].hex()] + [float(v).hex() for v in r.coefficients]
-        print(json.dumps({{"out": out, "loaded": sorted(m for m in ("sklearn", "scipy.stats") if m in sys.modules)}}))
     """
-    lean = json.loads(_run(code.format(pre="")))
-    usual = json.loads(_run(code.format(pre="import sklearn.linear_model")))
-    assert lean["loaded"] == []
-    assert usual["loaded"] == ["scipy.stats", "sklearn"]
-    assert lean["out"] == usual["out"]
-
-
-def test_pipeline_import_loads_no_statistics_library():
-    loaded = json.loads(_run("""
-        import json, sys
-        import mmtrial.pipeline
-        print(json.dumps(sorted(m for m in ("scipy.stats", "statsmodels", "sklearn", "scipy.special")
-                                if m in sys.modules)))
+    lean = json.loads(_run(code + """
+        print(json.dumps({"out": out, "loaded": sorted(m for m in ("sklearn", "scipy.stats") if m in sys.modules)}))
     """))
-    assert loaded == []
+    ns: dict = {}
+    exec(textwrap.dedent(code), ns)
+    assert lean["loaded"] == []
+    assert lean["out"] == ns["out"]
