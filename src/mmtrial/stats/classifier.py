@@ -924,9 +924,10 @@ def _fit_predict_fold(
     """Fit :func:`build_pipeline` on one training set; (test probabilities, selection mask).
 
     With the direct liblinear fitter the pipeline's steps are applied one by one with the same
-    objects and arithmetic (``SimpleImputer``, ``SelectKBest``'s top-k rule, ``StandardScaler``,
-    the liblinear fit and ``predict_proba``'s expit of ``X @ coef_.T + intercept_``), which
-    gives the pipeline's probabilities bit for bit without its per-call overhead.
+    arithmetic in NumPy (:func:`compute_training_medians` as ``SimpleImputer``, ``SelectKBest``'s
+    top-k rule, :func:`compute_standard_scaling` as ``StandardScaler``, the liblinear fit and
+    ``predict_proba``'s expit of ``X @ coef_.T + intercept_``), which gives the pipeline's
+    probabilities bit for bit without scikit-learn (tests/stats/test_classifier_fast.py).
     """
     if fast is None:
         pipe = build_pipeline(options, params, impute=impute, random_state=seeds.model).fit(Xtr, ytr)
