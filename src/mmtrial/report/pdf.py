@@ -110,8 +110,8 @@ def find_chromium() -> str:
 
 
 #: Chromium switches of the print run besides ``--headless`` and the files (issue 15, measured in
-#: docs/design.md "fourth pass": the switches that start no service a local print needs, about
-#: 0.2 s of CPU of the 1.5 s a one-page print costs): no GPU process (``--in-process-gpu``), no
+#: docs/design.md "fourth pass": no service a local print does not need; 0.2-0.4 s of CPU less
+#: on a one-page print in one series, no measurable change on the demo): no GPU process (``--in-process-gpu``), no
 #: extensions, sync, component updates, crash reporter or background networking, one renderer
 #: process. ``--generate-pdf-document-outline``: PDF bookmarks from the report's headings (as
 #: WeasyPrint makes), for navigation in a 50-page print. The PDF stays tagged (Chromium's
