@@ -31,6 +31,8 @@ def test_command_has_no_browser_header_and_a_private_profile(tmp_path: Path):
     cmd = chromium_command("/x/chromium", tmp_path / "r.html", tmp_path / "r.pdf", tmp_path / "p")
     assert "--headless" in cmd and "--no-pdf-header-footer" in cmd
     assert f"--user-data-dir={tmp_path / 'p'}" in cmd and cmd[-1] == (tmp_path / "r.html").as_uri()
+    # bookmarks from the headings; the PDF stays tagged (no --disable-pdf-tagging)
+    assert "--generate-pdf-document-outline" in cmd and "--disable-pdf-tagging" not in cmd
 
 
 @pytest.mark.skipif(bool(_REASON), reason=f"Chromium unavailable: {_REASON}")
@@ -70,3 +72,5 @@ def test_chromium_pdf_pages_and_no_process_left(tmp_path: Path):
              for m in re.findall(rb"/MediaBox\s*\[([^\]]*)\]", pdf)]
     assert boxes and set(boxes) == {(595, 842), (842, 595)}
     assert boxes[0] == (595, 842)
+    # a tagged PDF (structure tree for screen readers) with bookmarks (document outline)
+    assert b"/StructTreeRoot" in pdf and b"/Outlines" in pdf

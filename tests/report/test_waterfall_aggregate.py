@@ -27,5 +27,6 @@ def test_large_waterfall_draws_at_most_max_bars_and_says_so():
     best = pd.DataFrame({"USUBJID": [f"S{i:05d}" for i in range(n)], "BOR": rng.choice(["PR", "SD", "PD"], n),
                          "PCHGPARM": "SPEP", "BEST_PCHG": rng.normal(-20, 60, n)})
     fig, alt = waterfall_figure(best)
-    assert len(fig.axes[0].patches) == MAX_BARS
+    bars = fig.axes[0].collections[0]  # one collection of bars (figures/waterfall.add_column_bars)
+    assert len(bars.get_paths()) == MAX_BARS
     assert "Aggregated" in alt and f"for {n} patients" in alt

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmtrial.figures.swimmer import _add_bars
 from mmtrial.figures.waterfall import BOR_COLOURS
 
 DAYS_PER_MONTH = 30.4375
@@ -106,7 +107,9 @@ def plot_swimmer_response(d: pd.DataFrame):
     fig = _figure(8, max(3.0, 0.18 * len(d) + 1.2))
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(d))
-    ax.barh(y, d["DUR"].fillna(0), color=[BOR_COLOURS.get(b, "#737373") for b in d["BOR"]], height=0.7)
+    # what ax.barh(y, DUR, height=0.7) draws, as one collection (issue 15: one artist per bar)
+    _add_bars(ax, y.astype(float), np.zeros(len(d)), d["DUR"].fillna(0).to_numpy(dtype=float), height=0.7,
+              colors=[BOR_COLOURS.get(b, "#737373") for b in d["BOR"]])
     ax.scatter(d["RSP"], y, marker="^", color="black", s=14, label="First response (MR or better)", zorder=3)
     ax.scatter(d["PD"], y, marker="x", color="#cb181d", s=16, label="Progression", zorder=3)
     ax.scatter(d["DTH"], y, marker="D", color="#4d4d4d", s=12, label="Death", zorder=3)

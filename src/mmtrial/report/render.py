@@ -174,6 +174,17 @@ def _text(v: Any) -> str:
     return str(v)
 
 
+def _cell_texts(df: pd.DataFrame) -> list[list[str]]:
+    """Each column's cells as text (:func:`_text` of every cell: missing values as ""), one
+    vectorised missing-value test per column instead of one ``pd.isna`` call per cell."""
+    out = []
+    for ci in range(df.shape[1]):
+        col = df.iloc[:, ci].to_numpy(dtype=object)
+        missing = pd.isna(col)
+        out.append(["" if m else str(v) for v, m in zip(col.tolist(), missing.tolist(), strict=True)])
+    return out
+
+
 def _split_long_word(word: str) -> list[str]:
     parts = []
     for piece in _SOFT_BREAK.split(word):
@@ -256,6 +267,7 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
     owner = id(t) == ctx.anchor_owner
     seen_subj: set[str] = set()
 
+    texts = _cell_texts(df)  # texts[column][row]
     links: dict[tuple[int, int], tuple[str, str]] = {}
     for (r, c), subjects in sorted(
         t.cell_subjects.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))
@@ -270,8 +282,8 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
             continue
         ci = cols.index(str(c))
         entry_id = f"trace-{tid}-r{r}-c{ci}"
-        value = _text(df.iat[r, ci])
-        row_label = _text(df.iat[r, stub_idx]) if stub_idx is not None else f"row {r + 1}"
+        value = texts[ci][r]
+        row_label = texts[stub_idx][r] if stub_idx is not None else f"row {r + 1}"
         ctx.trace.append(
             _TraceEntry(entry_id, tid, f"{number[:-1]}: {t.title}", row_label, str(c), value, subs)
         )
@@ -287,14 +299,14 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
         links[(r, ci)] = (target, f"{len(subs)} {noun}: {shown}{more}")
 
     groups = t.groups if t.groups is not None and len(t.groups) == len(df) else None
-    values = df.to_numpy(dtype=object)
     text_cols = set()
     long_cols = set()  # text columns with long cells: a minimum width, so they wrap in lines
-    for ci, col in enumerate(df.columns):
-        cells = df[col].astype("string").fillna("").str.strip()
-        if not cells.str.match(NUMERIC_CELL).fillna(True).all():
+    numeric = re.compile(NUMERIC_CELL)
+    for ci, col in enumerate(texts):
+        cells = [v.strip() for v in col]
+        if not all(numeric.match(v) for v in cells):
             text_cols.add(ci)
-            if len(cells) and int(cells.str.len().max()) > LONG_TEXT:
+            if cells and max(map(len, cells)) > LONG_TEXT:
                 long_cols.add(ci)
     current_group: object = object()
     body_open = False
@@ -321,7 +333,7 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
                 row_id = f' id="{escape(aid)}"'
         cells = []
         for ci in range(ncol):
-            raw = _text(values[r, ci])
+            raw = texts[ci][r]
             txt = cell_html(raw)
             link = links.get((r, ci))
             if link is not None and txt:
@@ -475,7 +487,10 @@ def report_sections(a: Analysis) -> list[Section]:
 
 
 @functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _env():
+    """The Jinja environment, made once per process: it keeps the compiled report template, so
+    the print form (``--pdf``) and later reports do not compile it again (issue 15: about 0.05 s)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     return Environment(
