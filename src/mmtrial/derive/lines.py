@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mmtrial.derive._groups import (
     NAT,
@@ -22,7 +23,7 @@ from mmtrial.derive._groups import (
     first_valid,
     group_ids,
     group_starts,
-    join_runs,
+    join_runs_text,
     last_valid,
     take_or_na,
 )
@@ -285,12 +286,12 @@ def _regimen_rows(exposure: pd.DataFrame) -> pd.DataFrame:
         rows = np.full(ng, -1, dtype=np.int64)
         rows[gp[o[at]]] = perm[o[at]]
         reg[flag] = pick(col + "F", rows)
-    names = np.append(np.asarray(duni, dtype=object), "")  # a missing drug joins as ""
-    reg["DRUGS"] = pd.Series(join_runs(names[pdr], group_starts(pg), ";"), dtype="string")
+    names = pa.array(np.append(np.asarray(duni, dtype=object), ""), type=pa.large_string())  # a missing drug: ""
+    reg["DRUGS"] = join_runs_text(names.take(pdr), group_starts(pg), ";")
     rownum = e["ROWNUM"].to_numpy()[order]
-    rows = e["ROWNUM"].astype("string").fillna("").to_numpy(dtype=object)[order]
     o2 = np.lexsort((rownum, gid))
-    reg["SRCROWS"] = pd.Series(join_runs(rows[o2], starts, ","), dtype="string")
+    rows = pa.array(e["ROWNUM"].astype("string").fillna(""), type=pa.large_string())
+    reg["SRCROWS"] = join_runs_text(rows.take(order[o2]), starts, ",")
     return reg
 
 
@@ -433,7 +434,6 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     """
     if len(lines) == 0:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ADLOT_COLUMNS})
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     x = lines
@@ -461,8 +461,8 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     # item order within the line (ITEMSEQ), for the joined item ids and rules
     o2 = order[np.lexsort((seq[order], gid))]
     for col, out in (("ITEMID", "REGIMENS"), ("LNRULE", "LNRULES")):
-        vals = x[col].astype("string").fillna("").to_numpy(dtype=object)[o2]
-        lot[out] = pd.Series(join_runs(vals, starts, ";"), dtype="string")
+        vals = pa.array(x[col].astype("string").fillna(""), type=pa.large_string())
+        lot[out] = join_runs_text(vals.take(o2), starts, ";")
     lot["NITEMS"] = np.diff(np.r_[starts, n]).astype("int64")
     lot["NSCT"] = np.add.reduceat(x["ITEMTYPE"].eq("SCT").to_numpy(dtype=bool)[order].astype(np.int64),
                                   starts).astype("int64")
@@ -479,11 +479,11 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     pairs = np.sort(dg * nd + dcode)
     pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
     pg = pairs // nd
-    names = np.asarray(duni, dtype=object)
     joined = pd.Series(pd.NA, index=lot.index, dtype="string")
     if len(pairs):
         b = group_starts(pg)
-        joined.iloc[pg[b]] = join_runs(names[pairs % nd], b, ";")
+        names = pa.array(np.asarray(duni, dtype=object), type=pa.large_string())
+        joined.iloc[pg[b]] = join_runs_text(names.take(pairs % nd), b, ";").array
     lot["DRUGS"] = joined
     lot["LOTRSDSC"] = take_or_na(x["REASON"], order[ends]).astype("string")
     return lot[ADLOT_COLUMNS]
