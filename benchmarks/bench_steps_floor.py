@@ -16,7 +16,8 @@ Steps and their floors:
 * CTCAE grading + exposure: ``derive_adae``, ``derive_adlb``, ``derive_exposure_intervals`` and
   ``derive_adex`` on bench_safety's frames (50 records x 6 tests per subject); floor: baseline per
   subject and test, a CASE grade per lab row against LLN/ULN, worst grade per subject and test,
-  dose and dates per subject from ex, worst AE grade per subject.
+  every day of every ex record (the derivation expands records into administrations) summed per
+  subject, worst AE grade per subject and term.
 * lines of therapy + refractory status: regimens .. ADSL flags on bench_prior_therapy's cm/rs
   (8 regimens per subject); floor: its ``FLOOR_SQL``.
 * Kaplan-Meier: ``kaplan_meier`` with CIs and quartiles at ``50 x n`` rows (at n rows it takes
@@ -100,11 +101,14 @@ g AS (
               WHEN LBSTRESN > LBSTNRHI * 1.5 THEN 2 WHEN LBSTRESN > LBSTNRHI THEN 1 ELSE 0 END AS grade
   FROM lb l JOIN b USING (USUBJID, LBTESTCD)),
 w AS (SELECT USUBJID, LBTESTCD, max(grade) AS worst, max(chg) AS maxchg FROM g GROUP BY ALL),
-x AS (SELECT USUBJID, sum(EXDOSE * (date_diff('day', EXSTDT, EXENDT) + 1)) AS dose, min(EXSTDT) AS st,
-             max(EXENDT) AS en, count(*) AS n FROM ex GROUP BY USUBJID),
+x AS (  -- every day of every ex record (the derivation expands records to administrations)
+  SELECT USUBJID, sum(EXDOSE) AS dose, min(g.d) AS st, max(g.d) AS en, count(*) AS n
+  FROM ex, generate_series(EXSTDT::TIMESTAMP, EXENDT::TIMESTAMP, INTERVAL 1 DAY) AS g(d) GROUP BY USUBJID),
 e AS (SELECT USUBJID, AEDECOD, max(AETOXGR) AS gr, min(AESTDT) AS st FROM ae GROUP BY ALL)
 SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM x), (SELECT count(*) FROM e)
 """
+
+LAB_SQL = SAFETY_SQL.split("x AS (")[0].rstrip().rstrip(",") + "\nSELECT count(*) FROM w\n"  # the grading part alone
 
 KM_SQL = """
 WITH d AS (SELECT t, count(*) AS n, sum(e::INT) AS d FROM km GROUP BY t),
@@ -163,14 +167,27 @@ def step_safety(n: int) -> tuple[float, float, int]:
     adsl, lb, ex, ae = make_frames(n, 50, list(TESTS))
     p = Protocol.load()
 
+    parts: dict[str, float] = {}
+
+    def part(name: str, fn: Callable[[], object]) -> object:
+        used, out = cpu_of(fn)
+        parts[name] = used
+        return out
+
     def run() -> None:
-        adae = derive_adae(ae, adsl)
-        derive_adlb(lb, adsl)
-        lv = derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen)
-        derive_adex(lv, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae)
+        adae = part("adae", lambda: derive_adae(ae, adsl))
+        part("adlb (CTCAE grades)", lambda: derive_adlb(lb, adsl))
+        lv = part("exposure intervals", lambda: derive_exposure_intervals(ex, ladder=p.dose_ladder, regimen=p.regimen))
+        part("adex", lambda: derive_adex(lv, adsl, regimen=p.regimen, ladder=p.dose_ladder, adae=adae))
 
     used, _ = cpu_of(run)
     floor = sql_floor({"lb": lb, "adsl": adsl, "ex": ex, "ae": ae}, SAFETY_SQL)
+    if n > 50:
+        lab = sql_floor({"lb": lb, "adsl": adsl}, LAB_SQL)
+        print("    " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
+              + f" ({len(lb):,} lab rows, {len(ex):,} ex rows, {len(ae):,} ae rows); CTCAE grading alone "
+              f"{parts['adlb (CTCAE grades)']:.2f} s vs its lab part of the floor {lab:.2f} s = "
+              f"{parts['adlb (CTCAE grades)'] / lab:.1f} x")
     return used, floor, len(lb) + len(ex) + len(ae)
 
 

