@@ -309,6 +309,7 @@ def test_window_join_matches_pairwise_reference(ivs, evs, partial, link, first_d
     qualifying PD day per interval (among PDs on that day, the one recorded last), whether any
     qualifying PD is certain, whether any PD is possible. Random partial-date flags, missing end
     dates, regimen links and PD days on a coarse grid (ties)."""
+    from mmtrial.derive import refractory
     from mmtrial.derive.refractory import _window_hits
 
     rule = RefractoryRule(partial_dates=partial, pd_link=link, pd_on_first_day=first_day, window_days=window)
@@ -323,8 +324,17 @@ def test_window_join_matches_pairwise_reference(ivs, evs, partial, link, first_d
     e_subj = np.array([s for s, *_ in evs], dtype=np.int64)
     i_grp = pd.Series([f"R{g}" for _, g, *_ in ivs])
     e_grp = pd.Series([f"R{g}" for _, g, *_ in evs], dtype=object)
-    got = _window_hits(i_subj, i_grp if link == "regimen" else None, st_, en, stf, enf, e_subj,
-                       e_grp if link == "regimen" else None, events, rule)
+    args = (i_subj, i_grp if link == "regimen" else None, st_, en, stf, enf, e_subj,
+            e_grp if link == "regimen" else None, events, rule)
+    got = _window_hits(*args)
+    saved = refractory._PAIRS_PER_CHUNK
+    try:  # pairs formed a few at a time: the same answer
+        refractory._PAIRS_PER_CHUNK = 2
+        small = _window_hits(*args)
+    finally:
+        refractory._PAIRS_PER_CHUNK = saved
+    for name in ("qual", "day", "event", "cert", "poss"):
+        assert getattr(small, name).tolist() == getattr(got, name).tolist()
 
     def days(s):  # float day numbers, NaN for a missing date
         return (pd.to_datetime(s) - pd.Timestamp("1970-01-01")).dt.days.astype(float).to_numpy()
