@@ -18,6 +18,25 @@ import resource
 import sys
 import time
 
+import numpy as np
+import pandas as pd
+
+from mmtrial.derive.drugs import DrugDictionary, derive_drug_exposure
+from mmtrial.derive.eligibility import derive_eligibility
+from mmtrial.derive.lines import (
+    LineRule,
+    derive_adlot,
+    derive_lines_of_therapy,
+    derive_regimens,
+    derive_transplants,
+)
+from mmtrial.derive.refractory import (
+    RefractoryRule,
+    derive_drug_refractory,
+    derive_line_refractory,
+    derive_refractory_flags,
+)
+
 FLOOR_SQL = """
 WITH reg AS (  -- regimens: one row per subject and CMGRPID
   SELECT USUBJID, CMGRPID, min(CMSTDT) AS st, max(CMENDT) AS en, arg_max(CMRSDISC, CMENDT) AS reason,
@@ -62,25 +81,6 @@ def duckdb_floor(cm: pd.DataFrame, rs: pd.DataFrame) -> tuple[float, int]:
     used = _cpu() - t
     con.close()
     return used, n
-
-import numpy as np
-import pandas as pd
-
-from mmtrial.derive.drugs import DrugDictionary, derive_drug_exposure
-from mmtrial.derive.eligibility import derive_eligibility
-from mmtrial.derive.lines import (
-    LineRule,
-    derive_adlot,
-    derive_lines_of_therapy,
-    derive_regimens,
-    derive_transplants,
-)
-from mmtrial.derive.refractory import (
-    RefractoryRule,
-    derive_drug_refractory,
-    derive_line_refractory,
-    derive_refractory_flags,
-)
 
 REGIMENS = [
     ("BORTEZOMIB", "LENALIDOMIDE", "DEXAMETHASONE"), ("LENALIDOMIDE",), ("CARFILZOMIB", "DEXAMETHASONE"),

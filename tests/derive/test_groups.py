@@ -18,6 +18,7 @@ from mmtrial.derive._groups import (
     group_ids,
     group_starts,
     join_runs,
+    join_runs_text,
     last_valid,
     take_or_na,
 )
@@ -47,6 +48,9 @@ def test_codes_groups_first_last_join_match_pandas(rows):
     assert last.tolist() == g["V"].last().tolist()
     joined = join_runs(s["V"].fillna("").to_numpy(dtype=object), starts, ";")
     assert joined.tolist() == g["V"].agg(lambda v: ";".join(v.fillna(""))).tolist()
+    arrow = join_runs_text(s["V"].fillna(""), starts, ";")  # the same text through Arrow
+    assert arrow.tolist() == joined.tolist()
+    assert str(arrow.dtype) == "string"
     assert decode(c1[order][starts], u1).tolist() == [k for k, _ in g.groups]
 
 

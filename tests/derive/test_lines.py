@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmtrial.derive.drugs import DrugDictionary, derive_drug_exposure
@@ -247,3 +247,37 @@ def test_line_numbers_do_not_depend_on_input_row_order_or_subject_partition(perm
     pd.testing.assert_series_equal(ref, got)
     alone = lines_of(cm.loc[cm["USUBJID"] == "A"]).set_index(["USUBJID", "ITEMID"])["LINENUM"].sort_index()
     pd.testing.assert_series_equal(ref.loc[["A"]], alone)
+
+
+_REASONS = st.sampled_from([None, "PROGRESSIVE DISEASE", "TOXICITY", "PLANNED", "COMPLETED"])
+_PHASES = st.sampled_from([None, "INDUCTION", "CONSOLIDATION", "MAINTENANCE"])
+_LINKS = st.sampled_from([None, "P1", "P2"])
+
+
+@settings(max_examples=examples(5, 200), deadline=None)
+@example(cm_spec=[("A", 0, "BORTEZOMIB", 0, 0, True, None, None, None)], pr_spec=[], infer=True,
+         tandem_link=False)  # no dated end in the whole study (crashed before: IndexError in derive_regimens)
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 5),
+                       st.sampled_from(["BORTEZOMIB", "LENALIDOMIDE", "DEXAMETHASONE", "DARATUMUMAB"]),
+                       st.sampled_from(range(0, 720, 45)), st.integers(0, 200), st.booleans(), _REASONS,
+                       _PHASES, _LINKS), min_size=1, max_size=25),
+    st.lists(st.tuples(st.sampled_from(["A", "B", "D"]), st.sampled_from(range(0, 720, 45)), _LINKS), max_size=4),
+    st.booleans(), st.booleans(),
+)
+def test_integer_code_lines_equal_the_pandas_derivation(cm_spec, pr_spec, infer, tandem_link):
+    """The numpy derivation on integer codes (lines._lines_of_therapy_codes, issue 15) gives the
+    same frame, exactly, as the first release's pandas derivation (lines._lines_of_therapy_pandas:
+    group-by shifts and merges) on random regimens, drug subsets, dates on a coarse grid (same
+    starts), missing end dates, reasons, phases, link groups and transplants, under both options."""
+    from mmtrial.derive.lines import _lines_of_therapy_codes, _lines_of_therapy_pandas
+
+    base = pd.Timestamp("2012-01-01")
+    rows = [(s, f"R{g}", d, base + pd.Timedelta(days=t0), None if noend else base + pd.Timedelta(days=t0 + n),
+             r, ph, lk) for s, g, d, t0, n, noend, r, ph, lk in cm_spec]
+    pr = pr_rows([(s, ASCT, base + pd.Timedelta(days=t), lk) for s, t, lk in pr_spec])
+    exp, _ = derive_drug_exposure(cm_rows(rows), dictionary=DICT)
+    items = derive_regimens(exp, derive_transplants(pr))
+    rule = LineRule(infer_planned=infer, tandem_requires_link=tandem_link)
+    pd.testing.assert_frame_equal(_lines_of_therapy_codes(items, exp, rule), _lines_of_therapy_pandas(items, exp, rule),
+                                  check_exact=True)

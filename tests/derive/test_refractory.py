@@ -3,9 +3,10 @@ within 60 days of the last dose; triple-class / penta / quad refractory and trip
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mmtrial.derive.drugs import DrugDictionary, derive_drug_exposure
@@ -266,3 +267,91 @@ def test_last_line_refractory_item_window_and_missing_end_as_ongoing():
     trt = pd.Series({"S1": pd.Timestamp("2018-01-01"), "S2": pd.Timestamp("2017-12-01")})
     got = derive_line_refractory(lines, rs, trtsdt=trt).set_index("USUBJID")["LOTREFFL"].to_dict()
     assert got == {"S1": "N", "S2": "Y"}
+
+
+# ---------------------------------------------------------------- the window join against SQL
+
+_FLAG = st.sampled_from(["", "", "D", "M", "d"])
+
+
+def _reference_window_pairs(iv: pd.DataFrame, ev: pd.DataFrame, rule: RefractoryRule) -> pd.DataFrame:
+    """Reference: every (interval, PD) pair of the subject (and regimen, for ``pd_link="regimen"``)
+    tested one by one with the rule's wording (domain.md 2.6; Rajkumar 2011: PD on the drug or
+    within ``window_days`` after its last dose; partial dates by their earliest/latest consistent
+    day from compute_date_bounds); days are floats, a missing end date (NaN) qualifies nothing."""
+    pairs = iv.merge(ev, on=["subj", "grp"] if rule.pd_link == "regimen" else ["subj"])
+    w = rule.window_days
+    after = (lambda a, b: a >= b) if rule.pd_on_first_day else (lambda a, b: a > b)
+    p = pairs
+    pairs = pairs.loc[(p["pdhi"] >= p["stlo"]) & (p["pdlo"] <= p["enhi"] + w)]  # possible at all
+    p = pairs
+    cert = after(p["pdlo"], p["sthi"]) & (p["pdhi"] <= p["enlo"] + w)
+    chosen = {"imputed": after(p["pd"], p["st"]) & (p["pd"] <= p["en"] + w), "certain": cert,
+              "possible": after(p["pdhi"], p["stlo"])}[rule.partial_dates]
+    return pairs.assign(chosen=chosen, cert=cert)
+
+
+@settings(max_examples=examples(12, 300), deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), st.sampled_from(range(0, 400, 40)),
+                       st.integers(-5, 300), _FLAG, _FLAG, st.booleans()), min_size=1, max_size=10),
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1), st.sampled_from(range(0, 600, 60)), _FLAG),
+             max_size=12),
+    st.sampled_from(["imputed", "certain", "possible"]), st.sampled_from(["any", "regimen"]), st.booleans(),
+    st.integers(0, 90),
+)
+@example(ivs=[(0, 0, 0, 100, "", "", False)], evs=[(0, 0, 60, ""), (0, 1, 60, "")], partial="imputed",
+         link="any", first_day=False, window=60)  # two PDs on one day: the later row is the evidence
+@example(ivs=[(0, 0, 120, 30, "", "", False)], evs=[(0, 0, 120, "")], partial="imputed", link="any",
+         first_day=False, window=60)  # PD on the first day: possible (DATEIMPFL), not qualifying
+def test_window_join_matches_pairwise_reference(ivs, evs, partial, link, first_day, window):
+    """The numpy range join (refractory._window_hits) against testing every pair: the first
+    qualifying PD day per interval (among PDs on that day, the one recorded last), whether any
+    qualifying PD is certain, whether any PD is possible. Random partial-date flags, missing end
+    dates, regimen links and PD days on a coarse grid (ties)."""
+    from mmtrial.derive import refractory
+    from mmtrial.derive.refractory import _window_hits
+
+    rule = RefractoryRule(partial_dates=partial, pd_link=link, pd_on_first_day=first_day, window_days=window)
+    base = pd.Timestamp("2015-01-01")
+    st_ = pd.Series([base + pd.Timedelta(days=d) for _, _, d, _, _, _, _ in ivs])
+    en = pd.Series([pd.NaT if miss else base + pd.Timedelta(days=d + n) for _, _, d, n, _, _, miss in ivs])
+    stf = pd.Series([f for *_, f, _, _ in ivs])
+    enf = pd.Series([f for *_, f, _ in ivs])
+    events = pd.DataFrame({"PDDT": pd.to_datetime([base + pd.Timedelta(days=d) for _, _, d, _ in evs]),
+                           "PDDTF": pd.Series([f for *_, f in evs], dtype=object)})
+    i_subj = np.array([s for s, *_ in ivs])
+    e_subj = np.array([s for s, *_ in evs], dtype=np.int64)
+    i_grp = pd.Series([f"R{g}" for _, g, *_ in ivs])
+    e_grp = pd.Series([f"R{g}" for _, g, *_ in evs], dtype=object)
+    args = (i_subj, i_grp if link == "regimen" else None, st_, en, stf, enf, e_subj,
+            e_grp if link == "regimen" else None, events, rule)
+    got = _window_hits(*args)
+    saved = refractory._PAIRS_PER_CHUNK
+    try:  # pairs formed a few at a time: the same answer
+        refractory._PAIRS_PER_CHUNK = 2
+        small = _window_hits(*args)
+    finally:
+        refractory._PAIRS_PER_CHUNK = saved
+    for name in ("qual", "day", "event", "cert", "poss"):
+        assert getattr(small, name).tolist() == getattr(got, name).tolist()
+
+    def days(s):  # float day numbers, NaN for a missing date
+        return (pd.to_datetime(s) - pd.Timestamp("1970-01-01")).dt.days.astype(float).to_numpy()
+
+    (s_lo, s_hi), (e_lo, e_hi) = compute_date_bounds(st_, stf), compute_date_bounds(en, enf)
+    p_lo, p_hi = compute_date_bounds(events["PDDT"], events["PDDTF"])
+    iv = pd.DataFrame({"i": np.arange(len(ivs)), "subj": i_subj, "grp": i_grp.astype(str), "st": days(st_),
+                       "stlo": days(s_lo), "sthi": days(s_hi), "en": days(en), "enlo": days(e_lo),
+                       "enhi": days(e_hi)})
+    ev = pd.DataFrame({"j": np.arange(len(evs)), "subj": e_subj, "grp": e_grp.astype(str),
+                       "pd": days(events["PDDT"]), "pdlo": days(p_lo), "pdhi": days(p_hi)})
+    pairs = _reference_window_pairs(iv, ev, rule)
+    chosen = pairs.loc[pairs["chosen"]]
+    best = chosen.sort_values(["i", "pd", "j"], ascending=[True, True, False]).drop_duplicates("i")
+    n = len(ivs)
+    assert got.poss.tolist() == np.isin(np.arange(n), pairs["i"]).tolist()
+    assert got.qual.tolist() == np.isin(np.arange(n), best["i"]).tolist()
+    assert got.day[got.qual].tolist() == best["pd"].astype(int).tolist()
+    assert got.event[got.qual].tolist() == best["j"].tolist()
+    assert got.cert.tolist() == np.isin(np.arange(n), chosen.loc[chosen["cert"], "i"]).tolist()

@@ -11,6 +11,8 @@ subjects, docs/design.md). The results are the same values as the pandas group-b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,13 @@ def group_starts(*sorted_codes: np.ndarray) -> np.ndarray:
     for c in sorted_codes:
         new[1:] |= c[1:] != c[:-1]
     return np.flatnonzero(new)
+
+
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array by sort + compare (``numpy.unique`` without its
+    hash table, which was measured 10 x slower on large int64 keys)."""
+    s = np.sort(values)
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
 
 
 def group_ids(starts: np.ndarray, n: int) -> np.ndarray:
@@ -81,6 +90,25 @@ def join_runs(values: np.ndarray, starts: np.ndarray, sep: str) -> np.ndarray:
     parts = (sep + v).astype(object)
     parts[starts] = v[starts]  # no separator before the first value of a run
     return np.add.reduceat(parts, starts)
+
+
+def join_runs_text(values: Any, starts: np.ndarray, sep: str) -> pd.Series:
+    """:func:`join_runs` in Arrow (``binary_join`` over list offsets; no Python string per row):
+    a ``string`` Series of the ``sep``-joined text of each run. ``values``: text without missing
+    values (a pyarrow array, a pandas text array or Series, or an object array), in run order;
+    ``starts``: the runs' start positions (the first is 0)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        arr = values.cast(pa.large_string())
+    else:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    offsets = pa.array(np.r_[starts, len(arr)].astype(np.int64) if len(arr) else np.zeros(1, dtype=np.int64))
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, arr), pa.scalar(sep, pa.large_string()))
+    return pd.Series(pd.arrays.ArrowStringArray(joined))
 
 
 def datetimes_i8(s: pd.Series) -> np.ndarray:

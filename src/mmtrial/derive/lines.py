@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mmtrial.derive._groups import (
     NAT,
@@ -22,9 +23,10 @@ from mmtrial.derive._groups import (
     first_valid,
     group_ids,
     group_starts,
-    join_runs,
+    join_runs_text,
     last_valid,
     take_or_na,
+    unique_sorted,
 )
 from mmtrial.sdtm.issues import InputIssue
 
@@ -283,14 +285,15 @@ def _regimen_rows(exposure: pd.DataFrame) -> pd.DataFrame:
         b = group_starts(gp[o])
         at = b if first else np.r_[b[1:], len(o)] - 1
         rows = np.full(ng, -1, dtype=np.int64)
-        rows[gp[o[at]]] = perm[o[at]]
+        if len(o):  # (no dated row at all: every flag missing)
+            rows[gp[o[at]]] = perm[o[at]]
         reg[flag] = pick(col + "F", rows)
-    names = np.append(np.asarray(duni, dtype=object), "")  # a missing drug joins as ""
-    reg["DRUGS"] = pd.Series(join_runs(names[pdr], group_starts(pg), ";"), dtype="string")
+    names = pa.array(np.append(np.asarray(duni, dtype=object), ""), type=pa.large_string())  # a missing drug: ""
+    reg["DRUGS"] = join_runs_text(names.take(pdr), group_starts(pg), ";")
     rownum = e["ROWNUM"].to_numpy()[order]
-    rows = e["ROWNUM"].astype("string").fillna("").to_numpy(dtype=object)[order]
     o2 = np.lexsort((rownum, gid))
-    reg["SRCROWS"] = pd.Series(join_runs(rows[o2], starts, ","), dtype="string")
+    rows = pa.array(e["ROWNUM"].astype("string").fillna(""), type=pa.large_string())
+    reg["SRCROWS"] = join_runs_text(rows.take(order[o2]), starts, ",")
     return reg
 
 
@@ -346,6 +349,125 @@ def derive_lines_of_therapy(
         out["NEWLNFL"] = pd.Series(dtype="string")
         out["LNRULE"] = pd.Series(dtype="string")
         return out
+    if items["USUBJID"].isna().any():  # rows without a subject: the pandas version (they are dropped by its group-bys)
+        return _lines_of_therapy_pandas(items, exposure, rule)
+    return _lines_of_therapy_codes(items, exposure, rule)
+
+
+def _isin_codes(values: pd.Series, terms: tuple[str, ...]) -> np.ndarray:
+    """``values.isin(terms)`` (missing: False), tested on the distinct values only."""
+    codes, uniques = pd.factorize(values)
+    hit = np.append(pd.Index(uniques, dtype=object).isin(terms), False)
+    return hit[codes]
+
+
+def _last_before(mark: np.ndarray, group_start: np.ndarray) -> np.ndarray:
+    """Per row, the last earlier row of its group with ``mark`` (-1 if none); rows sorted by group."""
+    n = len(mark)
+    idx = np.maximum.accumulate(np.where(mark, np.arange(n), -1)) if n else np.zeros(0, dtype=np.int64)
+    prev = np.r_[-1, idx[:-1]]
+    return np.where(prev >= group_start, prev, -1)
+
+
+def _lines_of_therapy_codes(items: pd.DataFrame, exposure: pd.DataFrame, rule: LineRule) -> pd.DataFrame:
+    """:func:`derive_lines_of_therapy` on integer codes and numpy arrays (issue 15).
+
+    Same sort (subject, missing start last, start, regimens before transplants, item id; stable),
+    the same predecessor tests and the same output as the pandas version
+    (:func:`_lines_of_therapy_pandas`), without pandas group-bys, shifts and merges.
+    """
+    n = len(items)
+    # subjects of the items and of the exposure rows in one code space (text order)
+    both, _ = codes_of(pd.concat([items["USUBJID"], exposure["USUBJID"]], ignore_index=True))
+    scode, e_subj = both[:n], both[n:]
+    is_sct_in = items["ITEMTYPE"].eq("SCT").to_numpy(dtype=bool, na_value=False)
+    st_in = items["STDT"].to_numpy().astype("datetime64[ns]").view(np.int64)
+    icode, _ = codes_of(items["ITEMID"])
+    order = np.lexsort((icode, is_sct_in, st_in, st_in == NAT, scode))
+    x = items.take(order).reset_index(drop=True)
+    S = scode[order]
+    sct = is_sct_in[order]
+    st = st_in[order]
+    en = x["ENDT"].to_numpy().astype("datetime64[ns]").view(np.int64)
+    starts = group_starts(S)
+    gid = group_ids(starts, n)
+    gstart = starts[gid]  # first row of each row's subject
+    first = np.arange(n) == gstart
+    p = np.maximum(np.arange(n) - 1, 0)  # the predecessor (valid where not first)
+    day = 86_400_000_000_000
+
+    def within(a: np.ndarray, b: np.ndarray, ok: np.ndarray, days: int) -> np.ndarray:
+        """(a - b) in whole days (floor) <= days, where both dates exist and ``ok``."""
+        valid = ok & (a != NAT) & (b != NAT)
+        out = np.zeros(n, dtype=bool)
+        out[valid] = (a[valid] - b[valid]) // day <= days
+        return out
+
+    has_prev = ~first
+    same_start = has_prev & (st != NAT) & (st == st[p])
+    lnk, _ = pd.factorize(x["LNKGRP"])
+    linked = has_prev & (lnk >= 0) & (lnk == lnk[p])
+    reason = {name: _isin_codes(x["REASON"], terms) for name, terms in (
+        ("progression", rule.progression_reasons), ("planned", rule.planned_reasons),
+        ("unplanned", rule.unplanned_reasons))}
+    phase = x["PHASE"]
+
+    # c. continuation: i's drugs a subset of i-1's: distinct (item, drug) pairs of the regimens,
+    # and whether the predecessor has the same drug (regimen ids and drugs as integer codes)
+    reg_ids, _ = pd.factorize(pd.concat([exposure["CMGRPID"], x["ITEMID"]], ignore_index=True))
+    ne = len(exposure)
+    nr = int(reg_ids.max()) + 2 if len(reg_ids) else 1
+    reg_rows = np.flatnonzero(~sct)
+    item_key = S[reg_rows] * nr + (reg_ids[ne:][reg_rows] + 1)
+    ko = np.argsort(item_key, kind="stable")
+    e_key = e_subj * nr + (reg_ids[:ne] + 1)
+    pos = np.searchsorted(item_key[ko], e_key).clip(0, max(len(ko) - 1, 0))
+    found = (item_key[ko][pos] == e_key) if len(ko) else np.zeros(ne, dtype=bool)  # (a missing subject: no item)
+    e_item = reg_rows[ko[pos[found]]] if len(ko) else np.zeros(0, dtype=np.int64)
+    dcode, duni = pd.factorize(exposure["DRUG"])
+    nd = len(duni) + 1
+    pairs = unique_sorted(e_item * nd + (dcode[found] + 1))  # distinct (item row, drug); a missing drug is a code
+    pr_item, pr_drug = pairs // nd, pairs % nd
+    in_prev = np.isin((pr_item - 1) * nd + pr_drug, pairs) & ~first[pr_item]
+    nmatch = np.bincount(pr_item[in_prev], minlength=n)
+    ndrugs = x["NDRUGS"].to_numpy(dtype=np.int64)
+    subset = (ndrugs > 0) & (nmatch == ndrugs)
+    both_reg = has_prev & ~sct & ~sct[p]
+    not_pd = ~(has_prev & reason["progression"][p])
+    continuation = both_reg & subset & not_pd & within(st, en[p], has_prev, rule.same_regimen_gap_days)
+
+    # d. inferred planned continuation
+    cue = (has_prev & reason["planned"][p]) | _isin_codes(phase, rule.continuation_phases) \
+        | (sct & has_prev & _isin_codes(phase, ("INDUCTION",))[p])
+    not_unplanned = ~(has_prev & reason["unplanned"][p])
+    planned = cue & not_unplanned & within(st, en[p], has_prev, rule.planned_gap_days)
+    if not rule.infer_planned:
+        planned = np.zeros(n, dtype=bool)
+
+    # transplants after an earlier transplant: only a planned tandem continues the line
+    last_sct = _last_before(sct & (st != NAT), gstart)  # the latest earlier dated transplant
+    later_sct = sct & (_last_before(sct, gstart) >= 0)
+    tandem = within(st, st[last_sct.clip(0)], last_sct >= 0, rule.tandem_max_days)
+    if rule.tandem_requires_link:
+        last_link = _last_before(sct & (lnk >= 0), gstart)
+        tandem &= (last_link >= 0) & (lnk >= 0) & (lnk == lnk[last_link.clip(0)])
+
+    rule_lbl = np.select(
+        [first, later_sct & tandem, later_sct, same_start, linked, planned, continuation],
+        ["NEW", "TANDEM", "NEW", "SAME START", "LINKED", "PLANNED", "CONTINUATION"],
+        default="NEW",
+    )
+    new = rule_lbl == "NEW"
+    x["ITEMSEQ"] = (np.arange(n) - gstart + 1).astype("int64")
+    x["LNRULE"] = pd.Series(rule_lbl, index=x.index, dtype="string")
+    x["NEWLNFL"] = np.where(new, "Y", "N")
+    cs = np.cumsum(new)
+    x["LINENUM"] = (cs - (cs[gstart] - new[gstart])).astype("int64")
+    return x
+
+
+def _lines_of_therapy_pandas(items: pd.DataFrame, exposure: pd.DataFrame, rule: LineRule) -> pd.DataFrame:
+    """The pandas version of :func:`derive_lines_of_therapy` (kept for items without a subject)."""
     x = items.copy()
     exposure = exposure[["USUBJID", "CMGRPID", "DRUG"]]
     subjects = None
@@ -433,7 +555,6 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     """
     if len(lines) == 0:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ADLOT_COLUMNS})
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     x = lines
@@ -461,8 +582,8 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     # item order within the line (ITEMSEQ), for the joined item ids and rules
     o2 = order[np.lexsort((seq[order], gid))]
     for col, out in (("ITEMID", "REGIMENS"), ("LNRULE", "LNRULES")):
-        vals = x[col].astype("string").fillna("").to_numpy(dtype=object)[o2]
-        lot[out] = pd.Series(join_runs(vals, starts, ";"), dtype="string")
+        vals = pa.array(x[col].astype("string").fillna(""), type=pa.large_string())
+        lot[out] = join_runs_text(vals.take(o2), starts, ";")
     lot["NITEMS"] = np.diff(np.r_[starts, n]).astype("int64")
     lot["NSCT"] = np.add.reduceat(x["ITEMTYPE"].eq("SCT").to_numpy(dtype=bool)[order].astype(np.int64),
                                   starts).astype("int64")
@@ -479,11 +600,11 @@ def derive_adlot(lines: pd.DataFrame) -> pd.DataFrame:
     pairs = np.sort(dg * nd + dcode)
     pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
     pg = pairs // nd
-    names = np.asarray(duni, dtype=object)
     joined = pd.Series(pd.NA, index=lot.index, dtype="string")
     if len(pairs):
         b = group_starts(pg)
-        joined.iloc[pg[b]] = join_runs(names[pairs % nd], b, ";")
+        names = pa.array(np.asarray(duni, dtype=object), type=pa.large_string())
+        joined.iloc[pg[b]] = join_runs_text(names.take(pairs % nd), b, ";").array
     lot["DRUGS"] = joined
     lot["LOTRSDSC"] = take_or_na(x["REASON"], order[ends]).astype("string")
     return lot[ADLOT_COLUMNS]

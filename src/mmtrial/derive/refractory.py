@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
-from mmtrial.derive._groups import codes_of, decode
+from mmtrial.derive._groups import (
+    NAT,
+    codes_of,
+    decode,
+    group_ids,
+    group_starts,
+    take_or_na,
+    unique_sorted,
+)
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.sdtm.issues import InputIssue
 
@@ -222,16 +231,20 @@ def compute_term(
         if t.var not in subjects:
             raise KeyError(f"rule term {t.text!r}: ADSL has no variable {t.var}")
         return subjects[t.var].eq("Y").fillna(False).set_axis(subjects.index)
-    resolved = [dictionary.resolve(n) for n in t.names]
-    drugs = {v for k, v in resolved if k == "drug"}
-    classes = {v for k, v in resolved if k == "class"}
-    members = set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"].isin(classes), "DRUG"])
-    sel = status["DRUG"].isin(drugs | members)
+    sel = status["DRUG"].isin(term_drugs(t, dictionary))
     col = "REFFL" if t.status == "refractory" else "EXPFL"
     hit = status.loc[sel & status[col].eq("Y"), ["USUBJID", "DRUG"]].drop_duplicates()
     counts = hit.groupby("USUBJID").size()
     n = ids.map(counts).fillna(0).astype("int64")
     return (n >= t.n).set_axis(subjects.index)
+
+
+def term_drugs(term: Term, dictionary: DrugDictionary) -> set[str]:
+    """The drugs a ``status`` term counts: its named drugs and the members of its named classes."""
+    resolved = [dictionary.resolve(n) for n in term.names]
+    drugs = {v for k, v in resolved if k == "drug"}
+    classes = {v for k, v in resolved if k == "class"}
+    return drugs | set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"].isin(classes), "DRUG"])
 
 
 def compute_terms(
@@ -328,9 +341,131 @@ def _prior_rs(rs: pd.DataFrame | None) -> pd.DataFrame:
     return x[cols]
 
 
-def _key(s: pd.Series) -> np.ndarray:
-    """A join key for DuckDB: integer subject codes as they are, text as text."""
-    return s.to_numpy() if pd.api.types.is_integer_dtype(s.dtype) else s.astype("string").to_numpy()
+def _day_bounds(dates: pd.Series, flags: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 (floor) of ``dates`` and of their bounds, and the missing mask.
+
+    The bounds are those of :func:`compute_date_bounds` (flag ``D``: the month, ``M``: the
+    year, else the date itself), computed on numpy day numbers; missing dates give 0.
+    """
+    v = pd.to_datetime(dates).to_numpy()
+    missing = np.isnat(v)
+    day = v.astype("datetime64[D]")  # floor, as the days of a date with a time of day
+    d = np.where(missing, 0, day.view(np.int64))
+    lo, hi = d.copy(), d.copy()
+    codes, uniques = pd.factorize(flags)  # the flags' distinct values only (missing: -1)
+    up = pd.Series(uniques, dtype="object").astype("string").str.upper().to_numpy(dtype=object)
+    for flag, unit in (("D", "M"), ("M", "Y")):
+        sel = np.isin(codes, np.flatnonzero(up == flag)) & ~missing
+        if sel.any():
+            per = day[sel].astype(f"datetime64[{unit}]")
+            lo[sel] = per.astype("datetime64[D]").view(np.int64)
+            hi[sel] = (per + 1).astype("datetime64[D]").view(np.int64) - 1
+    return d, lo, hi, missing
+
+
+_PAIRS_PER_CHUNK = 1 << 22  # interval-event pairs held at once (memory bound of the window join)
+
+
+@dataclass(frozen=True)
+class _WindowHits:
+    """Per interval: a qualifying PD (``qual``), its day and event position (valid where ``qual``),
+    whether a qualifying PD qualifies for every consistent date (``cert``) and whether any PD
+    might qualify for some consistent date (``poss``)."""
+
+    qual: np.ndarray
+    day: np.ndarray
+    event: np.ndarray
+    cert: np.ndarray
+    poss: np.ndarray
+
+
+def _window_hits(
+    iv_subj: np.ndarray, iv_grp: pd.Series | None, st: pd.Series, en: pd.Series, stf: pd.Series, enf: pd.Series,
+    ev_subj: np.ndarray, ev_grp: pd.Series | None, events: pd.DataFrame, rule: RefractoryRule,
+) -> _WindowHits:
+    """The first progression on each interval or within the window after it (numpy range join).
+
+    Intervals and events are matched on their integer subject codes (and regimen id when
+    ``iv_grp``/``ev_grp`` are given, ``pd_link = "regimen"``; a missing id never matches).
+    Candidate events of an interval are found by binary search on (subject, earliest PD day):
+    a PD may qualify only if its earliest day is at most the window's end and at least the
+    interval's earliest start minus the widest PD date range; every candidate pair is then
+    tested with the loose (``possible``) condition, the chosen ``partial_dates`` condition and
+    the ``certain`` one. Per interval, the first qualifying PD day is kept; among PDs on that
+    day, the one recorded last (the DuckDB join this replaces kept that one, by scan order).
+    Pairs are formed for a bounded number at a time (``_PAIRS_PER_CHUNK``).
+    """
+    n = len(iv_subj)
+    w = int(rule.window_days)
+    s_day, s_lo, s_hi, s_miss = _day_bounds(st, stf)
+    e_day, e_lo, e_hi, e_miss = _day_bounds(en, enf)
+    p_day, p_lo, p_hi, p_miss = _day_bounds(events["PDDT"], events["PDDTF"])
+    ki = np.asarray(iv_subj, dtype=np.int64)
+    ke = np.asarray(ev_subj, dtype=np.int64)
+    if iv_grp is not None and ev_grp is not None:  # regimen link: the key is (subject, regimen id)
+        g, _ = pd.factorize(pd.concat([iv_grp.astype("string"), ev_grp.astype("string")], ignore_index=True))
+        gi, ge = g[:n], g[n:]
+        ng = int(g.max()) + 1 if len(g) else 1
+        ki = np.where((gi >= 0) & (ki >= 0), ki * ng + gi, -1)
+        ke = np.where((ge >= 0) & (ke >= 0), ke * ng + ge, -1)
+    out = _WindowHits(np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64),
+                      np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    ev_ok = (ke >= 0) & ~p_miss
+    if n == 0 or not ev_ok.any():
+        return out
+    ev_keys = unique_sorted(ke[ev_ok])  # dense keys: key * M + day fits int64
+    ke = np.where(ev_ok, np.searchsorted(ev_keys, ke), -1)
+    pos = np.searchsorted(ev_keys, ki).clip(0, len(ev_keys) - 1)
+    ki = np.where((ki >= 0) & (ev_keys[pos] == ki) & ~s_miss & ~e_miss, pos, -1)
+    base = int(p_lo[ev_ok].min())
+    m = int(p_lo[ev_ok].max()) - base + 1
+    span = int((p_hi - p_lo)[ev_ok].max())  # widest PD date range (a year for a month-imputed PD)
+    valid_ev = np.flatnonzero(ev_ok)
+    order = valid_ev[np.lexsort((p_lo[valid_ev], ke[valid_ev]))]
+    sorted_key = ke[order] * m + (p_lo[order] - base)
+    lo_rel = np.clip(s_lo - span - base, 0, m)
+    hi_rel = np.clip(e_hi + w - base, -1, m - 1)
+    a = np.searchsorted(sorted_key, ki * m + lo_rel, side="left")
+    b = np.searchsorted(sorted_key, ki * m + hi_rel, side="right")
+    cnt = np.where((ki >= 0) & (hi_rel >= lo_rel), b - a, 0).clip(0)
+    csum = np.cumsum(cnt)
+    total = int(csum[-1])
+    cuts = np.searchsorted(csum, np.arange(_PAIRS_PER_CHUNK, total, _PAIRS_PER_CHUNK), side="right")
+    bounds = np.unique(np.r_[0, cuts, n])
+    after = np.greater_equal if rule.pd_on_first_day else np.greater  # see RefractoryRule.pd_on_first_day
+    for c0, c1 in pairwise(bounds.tolist()):
+        c = cnt[c0:c1]
+        tot = int(c.sum())
+        if tot == 0:
+            continue
+        ii = np.repeat(np.arange(c0, c1), c)
+        jj = order[np.repeat(a[c0:c1] - (np.cumsum(c) - c), c) + np.arange(tot)]
+        loose = p_hi[jj] >= s_lo[ii]  # (p_lo <= window end holds by the search)
+        ii, jj = ii[loose], jj[loose]
+        out.poss[ii] = True
+        cert = after(p_lo[jj], s_hi[ii]) & (p_hi[jj] <= e_lo[ii] + w)
+        if rule.partial_dates == "imputed":
+            chosen = after(p_day[jj], s_day[ii]) & (p_day[jj] <= e_day[ii] + w)
+        elif rule.partial_dates == "certain":
+            chosen = cert
+        else:
+            chosen = after(p_hi[jj], s_lo[ii])
+        out.cert[ii[chosen & cert]] = True
+        ii, jj = ii[chosen], jj[chosen]
+        if len(ii) == 0:
+            continue
+        o = np.lexsort((-jj, p_day[jj], ii))  # per interval: first day, then the last recorded
+        first = o[np.r_[True, ii[o][1:] != ii[o][:-1]]]
+        at = ii[first]
+        out.qual[at] = True
+        out.day[at] = p_day[jj[first]]
+        out.event[at] = jj[first]
+    return out
+
+
+def _days_to_ns(days: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Day numbers as datetime64[ns] (NaT where not ``valid``)."""
+    return np.where(valid, days * 86_400_000_000_000, np.iinfo(np.int64).min).view("datetime64[ns]")
 
 
 def compute_progression_in_window(
@@ -344,68 +479,24 @@ def compute_progression_in_window(
     ``intervals``: IVID (unique id), USUBJID, CMGRPID, ST, EN, STF, ENF (dates and imputation flags).
     ``events``: see :func:`derive_progression_events`.
 
-    Returns one row per interval with a qualifying PD under the chosen ``partial_dates`` rule:
-    IVID, PDDT, PDROW, PDCERT (qualifies for every consistent date), PDPOSS (for some).
-    Algorithm: one DuckDB join on USUBJID (and RSGRPID when ``pd_link="regimen"``) with the
-    loosest (``possible``) range condition, then the chosen condition, the first PD per interval.
+    Returns one row per interval with any progression that qualifies for some consistent date
+    (PDPOSS): IVID, QUALFL (a PD qualifies under the chosen ``partial_dates`` rule), PDDT and
+    PDROW (the first such PD; among PDs on one day the one recorded last), PDCERT (qualifies
+    for every consistent date), PDPOSS. Algorithm: :func:`_window_hits` on integer subject codes.
     """
-    import duckdb
-
-    w = int(rule.window_days)
-    iv = intervals
-    stlo, sthi = compute_date_bounds(iv["ST"], iv["STF"])
-    enlo, enhi = compute_date_bounds(iv["EN"], iv["ENF"])
-    d = pd.DataFrame({
-        "IVID": iv["IVID"].to_numpy(), "USUBJID": _key(iv["USUBJID"]),
-        "GRP": iv["CMGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
-        "st": _days(iv["ST"]), "en": _days(iv["EN"]),
-        "stlo": _days(stlo), "sthi": _days(sthi), "enlo": _days(enlo), "enhi": _days(enhi),
+    s_code, subjects = codes_of(pd.concat([intervals["USUBJID"], events["USUBJID"]], ignore_index=True))
+    s_code = np.where(s_code == len(subjects), -1, s_code)  # a missing subject matches nothing
+    link = rule.pd_link == "regimen"
+    h = _window_hits(s_code[:len(intervals)], intervals["CMGRPID"] if link else None, intervals["ST"],
+                     intervals["EN"], intervals["STF"], intervals["ENF"], s_code[len(intervals):],
+                     events["RSGRPID"] if link else None, events, rule)
+    sel = np.flatnonzero(h.poss)
+    rows = events["PDROW"].astype("Int64").array.take(np.where(h.qual[sel], h.event[sel], -1), allow_fill=True)
+    return pd.DataFrame({
+        "IVID": intervals["IVID"].to_numpy()[sel], "QUALFL": h.qual[sel],
+        "PDDT": _days_to_ns(h.day[sel], h.qual[sel]), "PDROW": rows,
+        "PDCERT": pd.array(h.cert[sel], dtype="boolean"), "PDPOSS": True,
     })
-    p = pd.DataFrame({
-        "USUBJID": _key(events["USUBJID"]),
-        "GRP": events["RSGRPID"].astype("string").to_numpy() if rule.pd_link == "regimen" else 0,
-        "pd": _days(events["PDDT"]), "pdlo": _days(events["PDLO"]), "pdhi": _days(events["PDHI"]),
-        "PDROW": events["PDROW"].astype("Int64").array,
-    })
-    link = "AND p.GRP = d.GRP" if rule.pd_link == "regimen" else ""
-    after = ">=" if rule.pd_on_first_day else ">"  # PD on the drug's first day: see RefractoryRule
-    cond = {
-        "imputed": f"p.pd {after} d.st AND p.pd <= d.en + {w}",
-        "certain": f"p.pdlo {after} d.sthi AND p.pdhi <= d.enlo + {w}",
-        "possible": f"p.pdhi {after} d.stlo",
-    }[rule.partial_dates]
-    q = f"""
-    WITH j AS (
-      SELECT d.IVID, p.pd, p.PDROW,
-             (p.pdlo {after} d.sthi AND p.pdhi <= d.enlo + {w}) AS cert,
-             ({cond}) AS chosen
-      FROM d JOIN p ON p.USUBJID = d.USUBJID {link}
-        AND p.pdhi >= d.stlo AND p.pdlo <= d.enhi + {w}
-    )
-    SELECT IVID, arg_min(pd, pd) AS pd, arg_min(PDROW, pd) AS PDROW,
-           bool_or(cert) AS PDCERT, TRUE AS PDPOSS
-    FROM j WHERE chosen GROUP BY IVID
-    """
-    # one thread: less CPU for joins of this size (issue 15), and ties in arg_min resolved in scan order
-    con = duckdb.connect(config={"threads": 1})
-    try:
-        con.register("d", d)
-        con.register("p", p)
-        res = con.sql(q).df()
-        # conclusions that depend on the partial dates: possible but not certain
-        amb = con.sql(f"""SELECT DISTINCT d.IVID FROM d JOIN p ON p.USUBJID = d.USUBJID {link}
-              AND p.pdhi >= d.stlo AND p.pdlo <= d.enhi + {w}""").df()
-    finally:
-        con.close()
-    res["PDDT"] = pd.to_datetime(pd.to_numeric(res["pd"]), unit="D").astype("datetime64[ns]")
-    res["PDROW"] = res["PDROW"].astype("Int64")
-    res["PDCERT"] = res["PDCERT"].astype("boolean").fillna(False)
-    # PDPOSS on every interval with any possibly qualifying PD (for DATEIMPFL)
-    out = amb.merge(res[["IVID", "PDDT", "PDROW", "PDCERT"]], on="IVID", how="left")
-    out["QUALFL"] = out["PDDT"].notna()
-    out["PDCERT"] = out["PDCERT"].astype("boolean").fillna(False)
-    out["PDPOSS"] = True
-    return out[["IVID", "QUALFL", "PDDT", "PDROW", "PDCERT", "PDPOSS"]]
 
 
 def _exposure_intervals(
@@ -484,70 +575,114 @@ def derive_drug_refractory(
     iv, issues = _exposure_intervals(exposure, trtsdt, rule)
     events = derive_progression_events(rs)
     # integer subject and drug codes in text order (issue 15): the same groups, sorts and joins
-    subj_code, subjects = codes_of(iv["USUBJID"])
-    drug_code, drugs = codes_of(iv["DRUG"])
-    iv = iv[["IVID", "CMGRPID", "ST", "EN", "STF", "ENF", "ROWNUM"]].assign(USUBJID=subj_code, DRUG=drug_code)
-    events = events.assign(USUBJID=_encode(events["USUBJID"], subjects))
-    hits = compute_progression_in_window(iv, events, rule=rule)
-    iv = iv.merge(hits, on="IVID", how="left")
-    iv["QUALFL"] = iv["QUALFL"].astype("boolean").fillna(False)
-    iv["PDPOSS"] = iv["PDPOSS"].astype("boolean").fillna(False)
-    iv["PDCERT"] = iv["PDCERT"].astype("boolean").fillna(False)
-    dur = (iv["EN"] - iv["ST"]).dt.days + 1
-    iv["EXPOK"] = (dur >= rule.min_exposure_days).fillna(rule.min_exposure_days == 0)
-    iv["TYPE"] = pd.Series(pd.NA, index=iv.index, dtype="string")
-    iv.loc[iv["QUALFL"], "TYPE"] = "PD"
+    subj, subjects = codes_of(iv["USUBJID"])
+    drug, drugs = codes_of(iv["DRUG"])
+    ev_subj = _encode(events["USUBJID"], subjects)
+    link = rule.pd_link == "regimen"
+    h = _window_hits(subj, iv["CMGRPID"] if link else None, iv["ST"], iv["EN"], iv["STF"], iv["ENF"],
+                     ev_subj, events["RSGRPID"] if link else None, events, rule)
+    n = len(iv)
+    st_dt, en_dt = iv["ST"].to_numpy(), iv["EN"].to_numpy()
+    st, en = st_dt.view(np.int64), en_dt.view(np.int64)
+    dated = (st != NAT) & (en != NAT)
+    # exposure days (floor, as Timedelta.days); an undated exposure has no duration and does not
+    # count as long enough, whatever min_exposure_days (as the first release: NaN >= n is False)
+    span = (en_dt - st_dt)[dated] // np.timedelta64(1, "D")
+    expok = np.zeros(n, dtype=bool)
+    expok[dated] = span + 1 >= rule.min_exposure_days
+    qual = h.qual
+    kind = qual.astype(np.int8)  # 1 = PD, 2 = nonresponse
+    pd_ns = _days_to_ns(h.day, qual)
+    pdrow = events["PDROW"].astype("Int64").array.take(np.where(qual, h.event, -1), allow_fill=True)
     if rule.nonresponse_is_refractory:
         prs = _prior_rs(rs)
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT", "ROWNUM"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"])
         nr = nr.rename(columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT", "ROWNUM": "NRROW"})
         nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
-        iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
-        isnr = iv["NRDT"].notna() & ~iv["QUALFL"]
-        iv.loc[isnr, "TYPE"] = "NONRESPONSE"
-        iv.loc[isnr, "PDDT"] = iv.loc[isnr, "NRDT"]
-        iv.loc[isnr, "PDROW"] = iv.loc[isnr, "NRROW"]
-        iv["QUALFL"] = iv["QUALFL"] | isnr
-    iv["REF"] = iv["QUALFL"] & iv["EXPOK"]
-    iv["AMB"] = iv["PDPOSS"] & ~iv["PDCERT"]
+        m = pd.DataFrame({"USUBJID": subj, "CMGRPID": iv["CMGRPID"]}).merge(nr, on=["USUBJID", "CMGRPID"], how="left")
+        isnr = m["NRDT"].notna().to_numpy() & ~qual
+        kind[isnr] = 2
+        pd_ns = np.where(isnr, m["NRDT"].to_numpy().astype("datetime64[ns]"), pd_ns)
+        pdrow[isnr] = m["NRROW"].astype("Int64").array[isnr]
+        qual = qual | isnr
+    ref = qual & expok
+    amb = h.poss & ~h.cert
 
-    k = ["USUBJID", "DRUG"]
-    g = iv.groupby(k, sort=False)
-    out = g.agg(NEXP=("IVID", "size"), FEXPDT=("ST", "min"), LDOSEDT=("EN", "max"),
-                REFN=("REF", "sum"), AMB=("AMB", "any"), EXPOKN=("EXPOK", "sum")).reset_index()
-    ev = iv.loc[iv["REF"]].sort_values(["EN", "IVID"]).drop_duplicates(k, keep="last")
-    ev = ev[[*k, "CMGRPID", "ST", "EN", "PDDT", "TYPE", "ROWNUM", "PDROW"]].rename(columns={
-        "CMGRPID": "REFGRPID", "ST": "REFSTDT", "EN": "REFENDT", "PDDT": "REFPDDT", "TYPE": "REFTYPE",
-        "ROWNUM": "REFCMROW", "PDROW": "REFRSROW"})
-    out = out.merge(ev, on=k, how="left")
+    # one row per (subject, drug): groups of rows ordered by start (missing last), then row
+    nd = len(drugs) + 1
+    g = subj * nd + drug
+    big = np.iinfo(np.int64).max
+    st_up = np.where(st == NAT, big, st)
+    order = np.lexsort((np.arange(n), st_up, g))
+    gs = g[order]
+    starts = group_starts(gs)
+    ng = len(starts)
+    gid = np.empty(n, dtype=np.int64)
+    gid[order] = group_ids(starts, n)
+    last = order[np.r_[starts[1:], n] - 1]  # the exposure that started last
+    fexp = np.minimum.reduceat(st_up[order], starts)
+    refany = np.logical_or.reduceat(ref[order], starts)
+    # evidence: of the refractory exposures, the one that ended last (missing end last), then the later row
+    r = np.flatnonzero(ref)
+    o = r[np.lexsort((r, np.where(en[r] == NAT, big, en[r]), g[r]))]
+    evrow = np.full(ng, -1, dtype=np.int64)
+    if len(o):
+        o = o[np.r_[group_starts(g[o])[1:], len(o)] - 1]  # the last of each group
+        evrow[gid[o]] = o
+    has = evrow >= 0
+
+    def at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:  # int64 values at rows, NaT at -1
+        return np.where(rows >= 0, values[rows], NAT)
+
+    out = pd.DataFrame({
+        "USUBJID": decode(gs[starts] // nd, subjects),
+        "DRUG": gs[starts] % nd,
+        "NEXP": np.diff(np.r_[starts, n]).astype("int64"),
+        "FEXPDT": np.where(fexp == big, NAT, fexp).view(st_dt.dtype),
+        "LDOSEDT": np.maximum.reduceat(en[order], starts).view(en_dt.dtype),
+        "REFGRPID": take_or_na(iv["CMGRPID"], evrow).astype("string"),
+        "REFSTDT": at(st, evrow).view(st_dt.dtype),
+        "REFENDT": at(en, evrow).view(en_dt.dtype),
+        "REFPDDT": at(pd_ns.view(np.int64), evrow).view("datetime64[ns]"),
+        "REFCMROW": iv["ROWNUM"].astype("Int64").array.take(evrow, allow_fill=True),
+        "REFRSROW": pdrow.take(evrow, allow_fill=True),
+    })
     out["EXPFL"] = "Y"
-    out["REFFL"] = np.where(out["REFN"] > 0, "Y", "N")
-    out["EXPOKFL"] = np.where(out["EXPOKN"] > 0, "Y", "N")
-    out["DATEIMPFL"] = np.where(out["AMB"], "Y", "N")
+    out["REFFL"] = np.where(refany, "Y", "N")
+    out["EXPOKFL"] = np.where(np.logical_or.reduceat(expok[order], starts), "Y", "N")
+    out["DATEIMPFL"] = np.where(np.logical_or.reduceat(amb[order], starts), "Y", "N")
     out["REFDAYS"] = (out["REFPDDT"] - out["REFENDT"]).dt.days.astype("Int64")
     w = rule.window_days
-    lbl = np.where(out["REFDAYS"].fillna(1).to_numpy() <= 0, "PD ON THERAPY", f"PD WITHIN {w} DAYS OF LAST DOSE")
-    out["REFTYPE"] = np.where(out["REFTYPE"].eq("PD").fillna(False), lbl, out["REFTYPE"].astype("object"))
-    out.loc[out["REFFL"] == "N", "REFTYPE"] = pd.NA
+    on = out["REFDAYS"].fillna(1).to_numpy() <= 0
+    k_ev = np.where(has, kind[np.where(has, evrow, 0)], 0)
+    reftype = np.select([k_ev == 2, (k_ev == 1) & on, k_ev == 1],
+                        ["NONRESPONSE", "PD ON THERAPY", f"PD WITHIN {w} DAYS OF LAST DOSE"], "")
+    out["REFTYPE"] = pd.Series(np.where(refany & (k_ev > 0), reftype, None), dtype="string")
     # first PD after the start of the last exposure (evidence for non-refractory drugs)
-    last = iv.sort_values(["ST", "IVID"]).drop_duplicates(k, keep="last")[[*k, "ST", "EN"]]
-    nx = last.merge(events[["USUBJID", "PDDT"]], on="USUBJID", how="inner")
-    nx = nx.loc[nx["PDDT"] >= nx["ST"]].groupby(k)["PDDT"].min().rename("NXTPDDT").reset_index()
-    out = out.merge(nx, on=k, how="left")
-    out = out.merge(last.rename(columns={"EN": "_LEN"})[[*k, "_LEN"]], on=k, how="left")
-    out["NXTPDDY"] = (out["NXTPDDT"] - out["_LEN"]).dt.days.astype("Int64")
+    ev_dt = events["PDDT"].to_numpy()
+    nxt = np.full(ng, NAT, dtype=np.int64)
+    q_ns = st_dt[last].astype("datetime64[ns]").view(np.int64)
+    qv = np.flatnonzero(q_ns != NAT)
+    ok = np.flatnonzero(ev_subj >= 0)
+    if len(ok) and len(qv):
+        e_ns = ev_dt[ok].astype("datetime64[ns]").view(np.int64)
+        uniq, inv = np.unique(np.r_[e_ns, q_ns[qv]], return_inverse=True)
+        nr_ = len(uniq)
+        ek = ev_subj[ok] * nr_ + inv[:len(ok)]
+        eo = np.argsort(ek, kind="stable")
+        qs = subj[last[qv]]
+        p = np.searchsorted(ek[eo], qs * nr_ + inv[len(ok):], side="left")
+        hit = p < len(eo)
+        hit[hit] = ek[eo][p[hit]] // nr_ == qs[hit]
+        nxt[qv[hit]] = ev_dt.view(np.int64)[ok[eo[p[hit]]]]
+    out["NXTPDDT"] = nxt.view(ev_dt.dtype)
+    out["NXTPDDY"] = (out["NXTPDDT"] - pd.Series(en_dt[last])).dt.days.astype("Int64")
     cls = dictionary.drug_classes.sort_values("CLASS").groupby("DRUG")["CLASS"].agg(list)
     cls = cls.map(";".join) if len(cls) else cls
-    out["USUBJID"] = subjects.take(out["USUBJID"].to_numpy())
-    drug_classes = pd.Series(drugs).map(cls).astype("string").array
-    out["CLASSES"] = drug_classes.take(out["DRUG"].to_numpy())
-    out["DRUG"] = drugs.take(out["DRUG"].to_numpy())
-    for c in ("REFGRPID", "REFTYPE"):
-        out[c] = out[c].astype("string")
-    for c in ("REFCMROW", "REFRSROW"):
-        out[c] = out[c].astype("Int64")
-    return out.sort_values(k).reset_index(drop=True)[ADREFR_COLUMNS], issues
+    out["CLASSES"] = decode(out["DRUG"].to_numpy(), pd.Series(drugs).map(cls).astype("string").array)
+    out["DRUG"] = decode(out["DRUG"].to_numpy(), drugs)
+    return out[ADREFR_COLUMNS], issues
 
 
 def derive_line_refractory(
@@ -578,28 +713,39 @@ def derive_line_refractory(
                                              - pd.Timedelta(days=1)).to_numpy()
         iv.loc[noend, "ENF"] = ""
     # integer subject codes in text order (issue 15): the same joins, sorts and duplicates
-    subj_code, subjects = codes_of(iv["USUBJID"])
-    iv = iv[["LINENUM", "IVID", "CMGRPID", "ST", "EN", "STF", "ENF"]].assign(USUBJID=subj_code)
+    subj, subjects = codes_of(iv["USUBJID"])
     events = derive_progression_events(rs)
-    hits = compute_progression_in_window(iv, events.assign(USUBJID=_encode(events["USUBJID"], subjects)),
-                                         rule=rule)
-    iv = iv.merge(hits.loc[hits["QUALFL"]], on="IVID", how="left")
+    link = rule.pd_link == "regimen"
+    h = _window_hits(subj, iv["CMGRPID"] if link else None, iv["ST"], iv["EN"], iv["STF"], iv["ENF"],
+                     _encode(events["USUBJID"], subjects), events["RSGRPID"] if link else None, events, rule)
+    pddt = pd.Series(_days_to_ns(h.day, h.qual))
+    pdrow = events["PDROW"].astype("Int64").array.take(np.where(h.qual, h.event, -1), allow_fill=True)
     if rule.nonresponse_is_refractory:
         prs = _prior_rs(rs)
         nr = prs.loc[prs["RSSTRESC"].isin(rule.nonresponse_values).fillna(False), ["USUBJID", "RSGRPID", "RSDT"]]
         nr = nr.sort_values("RSDT").drop_duplicates(["USUBJID", "RSGRPID"]).rename(
             columns={"RSGRPID": "CMGRPID", "RSDT": "NRDT"})
         nr = nr.assign(USUBJID=_encode(nr["USUBJID"], subjects))
-        iv = iv.merge(nr, on=["USUBJID", "CMGRPID"], how="left")
-        iv["PDDT"] = iv["PDDT"].fillna(iv["NRDT"])
-    q = iv.loc[iv["PDDT"].notna()].sort_values("PDDT").drop_duplicates(k)
-    keys = pd.DataFrame({"LINENUM": lines["LINENUM"].to_numpy(), "USUBJID": subj_code})[k].drop_duplicates()
-    out = keys.merge(q[[*k, "PDDT", "PDROW"]], on=k, how="left")
-    out = out.rename(columns={"PDDT": "LOTPDDT", "PDROW": "LOTPDROW"})
-    out["LOTREFFL"] = np.where(out["LOTPDDT"].notna(), "Y", "N")
-    out["LOTPDROW"] = out["LOTPDROW"].astype("Int64")
-    out = out.sort_values(k).reset_index(drop=True)
-    out["USUBJID"] = decode(out["USUBJID"].to_numpy(), subjects)
+        m = pd.DataFrame({"USUBJID": subj, "CMGRPID": iv["CMGRPID"]}).merge(nr, on=["USUBJID", "CMGRPID"], how="left")
+        pddt = pddt.fillna(m["NRDT"])
+    # per line the first PD: the rows with a PD in the order pandas' default sort_values puts them
+    # (the first release's sort + drop_duplicates, kept for identical LOTPDROW when PD dates tie)
+    line = lines["LINENUM"].to_numpy(dtype=np.int64)
+    nl = int(line.max()) + 1 if len(line) else 1
+    key = subj * nl + line  # (subject, line) in that order (LINENUM >= 0)
+    with_pd = np.flatnonzero(pddt.notna().to_numpy())
+    q = with_pd[pddt.iloc[with_pd].reset_index(drop=True).sort_values().index.to_numpy()]
+    keys, first = np.unique(key[q], return_index=True)  # first occurrence in that order
+    allkeys = unique_sorted(key)
+    row = np.full(len(allkeys), -1, dtype=np.int64)
+    row[np.searchsorted(allkeys, keys)] = q[first]
+    out = pd.DataFrame({
+        "USUBJID": decode(allkeys // nl, subjects),
+        "LINENUM": (allkeys % nl).astype("int64"),
+        "LOTPDDT": np.where(row >= 0, pddt.to_numpy()[row.clip(0)] if len(pddt) else None, np.datetime64("NaT")),
+        "LOTPDROW": pdrow.take(row, allow_fill=True),
+    })
+    out["LOTREFFL"] = np.where(row >= 0, "Y", "N")
     return out
 
 
@@ -619,18 +765,36 @@ def derive_refractory_flags(
     exclusive MAMMOTH-style category (``PENTA``, ``QUAD``, ``TRIPLE``, ``NOT TRIPLE``).
     """
     out = subjects.copy()
-    # integer subject codes (issue 15): every term counts per subject on int64 keys
+    # integer subject and drug codes (issue 15): every status term is a count of distinct
+    # (subject, drug) pairs among the status rows of its drugs, on int64 keys
     subj_code, subj_uni = codes_of(out["USUBJID"])
-    status = status[["USUBJID", "DRUG", "EXPFL", "REFFL"]].assign(USUBJID=_encode(status["USUBJID"], subj_uni))
-    coded = pd.Series(subj_code, index=out.index)
+    s_code = _encode(status["USUBJID"], subj_uni)
+    d_code, d_uni = pd.factorize(status["DRUG"])
+    names = pd.Index(d_uni, dtype=object)
+    nd = len(d_uni) + 1
+    known = (s_code >= 0) & (d_code >= 0)
+    pairs, inv = np.unique(s_code[known] * nd + d_code[known], return_inverse=True)  # distinct (subject, drug)
+    p_subj, p_drug = pairs // nd, pairs % nd
+    marked = {c: np.bincount(inv, weights=status[c].eq("Y").fillna(False).to_numpy(dtype=bool)[known],
+                             minlength=len(pairs)) > 0 for c in ("EXPFL", "REFFL")}
+
+    def count(drugs: set[str], col: str) -> np.ndarray:
+        """Distinct drugs of ``drugs`` with ``col`` = "Y", per row of ``out``."""
+        sel = marked[col] & np.asarray(names.isin(drugs))[p_drug]
+        return np.bincount(p_subj[sel], minlength=len(subj_uni) + 1)[subj_code].astype("int64")
+
+    def holds(t: Term) -> np.ndarray:
+        if t.kind != "status":
+            return compute_term(t, status, out, dictionary).to_numpy(dtype=bool)
+        return count(term_drugs(t, dictionary), "REFFL" if t.status == "refractory" else "EXPFL") >= t.n
+
     for drug in rule.flag_drugs:
         kind, canon = dictionary.resolve(drug)
         if kind != "drug":
             raise ValueError(f"RefractoryRule.flag_drugs: {drug!r} is a class; list classes in flag_classes")
         code = dictionary.code_of(canon)
         for st, col in (("exposed", "EXPFL"), ("refractory", "REFFL")):
-            v = compute_term(Term(kind="status", text=f"{st}:{canon}", status=st, names=(canon,)),
-                             status, out[["USUBJID"]].assign(USUBJID=coded), dictionary)
+            v = holds(Term(kind="status", text=f"{st}:{canon}", status=st, names=(canon,)))
             out[f"{code}{col}"] = np.where(v, "Y", "N")
     for cls in rule.flag_classes:
         kind, code = dictionary.resolve(cls)
@@ -638,15 +802,15 @@ def derive_refractory_flags(
             raise ValueError(f"RefractoryRule.flag_classes: {cls!r} is a drug; list drugs in flag_drugs")
         pfx = dictionary.prefix_of(code)
         members = set(dictionary.drug_classes.loc[dictionary.drug_classes["CLASS"] == code, "DRUG"])
-        s = status.loc[status["DRUG"].isin(members)]
-        ids = coded
         for col, nm in (("EXPFL", "EXP"), ("REFFL", "REF")):
-            cnt = s.loc[s[col].eq("Y")].groupby("USUBJID")["DRUG"].nunique()
-            n = ids.map(cnt).fillna(0).astype("int64").to_numpy()
+            n = count(members, col)
             out[f"{pfx}{nm}N"] = n
             out[f"{pfx}{nm}FL"] = np.where(n > 0, "Y", "N")
     for name, terms in rule.composites.items():
-        out[name] = np.where(compute_terms(terms, status, out.assign(USUBJID=coded), dictionary), "Y", "N")
+        ok = np.ones(len(out), dtype=bool)
+        for t in terms:
+            ok &= holds(parse_term(t))
+        out[name] = np.where(ok, "Y", "N")
     conds = []
     labels = []
     for nm, lbl in (("PENTAFL", "PENTA"), ("QUADFL", "QUAD"), ("TCRFL", "TRIPLE")):
