@@ -401,7 +401,7 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     lab-derived worst grades per CTCAE term; exposure, disposition, deaths, rule deviations)."""
     saf = ts.safety_population(adsl)
     n = len(saf)
-    te = ts.teae(adae, adsl)
+    te = ts.teae(adae, adsl, ["USUBJID", "AEDECOD", "AEBODSYS", "ATOXGR", "AESERFL"])
     w = ts.worst_grade_per_subject_pt(te) if len(te) else te.assign(_G=[])
     per_pt = w.assign(ANY=1, G3=(w["_G"] >= 3).astype(int)).groupby("AEDECOD").agg(
         soc=("AEBODSYS", "first"), any_grade=("ANY", "sum"), grade_3_plus=("G3", "sum"))

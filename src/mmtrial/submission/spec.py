@@ -170,8 +170,8 @@ def text_length(values: pd.Series) -> int:
 
     if values.dtype == object:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    else:  # pandas str/string: its Arrow data as it is
-        arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string())
+    else:  # pandas str/string: its Arrow data as it is (no Python object per value)
+        arr = pa.array(values)
     longest = pc.max(pc.binary_length(arr)).as_py()
     return int(longest or 0)
 
@@ -181,6 +181,8 @@ def _typed(s: pd.Series, kind: DataType) -> pd.Series:
         return pd.to_datetime(s, errors="coerce").astype("datetime64[ns]")
     if kind == "text":
         return _as_text(s)
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":  # numpy numbers: no NaN to translate
+        return s.astype(float)
     return pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="coerce").astype(float)
 
 
