@@ -28,7 +28,13 @@ _DATA_TYPE = {"text": "string", "integer": "integer", "float": "double", "date":
 
 def column_values(s: pd.Series, kind: str) -> list[Any]:
     """One column as JSON-ready Python values (``None`` for missing), vectorised."""
+    if kind == "text":  # the values themselves, missing as None (one conversion, issue 15)
+        return s.to_numpy(dtype=object, na_value=None).tolist()
     missing = s.isna().to_numpy()
+    if kind == "float" and s.dtype == np.float64:  # submission_frame's numbers: no conversion needed
+        vals = s.to_numpy().astype(object)
+        vals[missing] = None
+        return vals.tolist()
     if kind == "date":
         vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy()
     elif kind == "integer":
