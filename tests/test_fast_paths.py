@@ -3,7 +3,8 @@
 Each fast path is checked against the earlier expression, kept here verbatim as the oracle:
 one group-by instead of one boolean filter per group (``tables.safety.subjects_by``), the RTF
 cell texts as lists (``submission.tlf._cell_texts``), the Dataset-JSON text and float columns
-in one conversion (``submission.datasetjson.column_values``). The whole-output identity (every
+in one conversion (``submission.datasetjson.column_values``), numbers as text in numpy
+(``submission.spec._as_text``). The whole-output identity (every
 file of the demo analysis byte for byte) is checked by ``benchmarks/bench_identical.py``.
 """
 
@@ -84,3 +85,25 @@ def test_dataset_json_columns_equal_the_former_conversion():
     for s, kind in cases:
         got, want = column_values(s, kind), _old_column_values(s, kind)
         assert got == want and [type(v) for v in got] == [type(v) for v in want]
+
+
+def _old_numbers_as_text(s: pd.Series) -> pd.Series:
+    """submission.spec._as_text's branch for numbers before issue 15's fourth pass (verbatim)."""
+    num = pd.to_numeric(s, errors="coerce").astype(float)
+    whole = np.isfinite(num) & (num == np.round(num))
+    text = num.astype(object).map(repr)
+    text[whole] = num[whole].astype("int64").astype(str)
+    return text.where(num.notna(), None).astype(object)
+
+
+def test_numbers_as_text_equal_the_former_conversion():
+    from mmtrial.submission.spec import _as_text
+
+    cases = [pd.Series([1.0, 2.5, np.nan, -0.0, np.inf, -np.inf, 3.0, 1e15, 0.1 + 0.2],
+                       index=[5, 3, 9, 1, 2, 4, 6, 7, 8], name="ATOXGR"),
+             pd.Series([np.nan] * 3), pd.Series([], dtype=float), pd.Series([1, 2, 3]),
+             pd.Series([1.5, None], dtype="Float64"), pd.Series([3, None], dtype="Int64")]
+    for s in cases:
+        got, want = _as_text(s), _old_numbers_as_text(s)
+        assert got.equals(want) and got.index.equals(want.index) and got.name == want.name
+        assert [type(v) for v in got] == [type(v) for v in want]  # missing stays NaN, not None

@@ -144,11 +144,13 @@ def _as_text(s: pd.Series) -> pd.Series:
     """Text values (object, ``None`` for missing; pandas ``str``/``string`` columns as they are,
     missing as NA); whole-number floats print without ``.0`` (grades)."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        num = pd.to_numeric(s, errors="coerce").astype(float)
+        num = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
         whole = np.isfinite(num) & (num == np.round(num))
-        text = num.astype(object).map(repr)
-        text[whole] = num[whole].astype("int64").astype(str)
-        return text.where(num.notna(), None).astype(object)
+        other = ~np.isnan(num) & ~whole  # fractions and infinities: Python's repr
+        text = np.full(len(num), np.nan, dtype=object)  # missing: NaN, as pandas' where(..., None) gave
+        text[whole] = num[whole].astype(np.int64).astype(str)
+        text[other] = [repr(v) for v in num[other].tolist()]
+        return pd.Series(text, index=s.index, name=s.name, dtype=object)
     if pd.api.types.is_string_dtype(s) and s.dtype != object and not isinstance(s.dtype, pd.CategoricalDtype):
         return s  # pandas str/string, kept Arrow-backed: the writers convert a chunk at a time (issue 15)
     obj = s.astype(object).where(s.notna(), None)
