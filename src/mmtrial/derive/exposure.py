@@ -935,7 +935,11 @@ def derive_adex(
     of :func:`derive_exposure_intervals` (``adexlvl.attrs["exposure"]``); add AE-derived actions
     (TEAEs with AEACN DOSE REDUCED / DRUG INTERRUPTED / DRUG WITHDRAWN) from ``adae``.
     """
-    lv = adexlvl
+    exposure_info = adexlvl.attrs.get("exposure", {})
+    # the runs without their attrs: pandas deep-copies ``attrs`` (here frames of cycles and plans)
+    # into the result of every operation on the frame (issue 15: 60% of this function's CPU)
+    lv = adexlvl.copy(deep=False)
+    lv.attrs = {}
     key = ["USUBJID", "EXTRT"]
     st = lv["ASTDT"].to_numpy(dtype="datetime64[D]")
     end_col = {"dose_period": "PERENDT", "interval_end": "AENDT", "last_dose": "LDOSEDT"}[options.duration_end]
@@ -972,7 +976,7 @@ def derive_adex(
     edt = agg["TRTEDT"].to_numpy(dtype="datetime64[D]")
     agg["TRTDURD"] = (edt - sdt).astype("int64") + 1
     agg["TRTDURW"] = agg["TRTDURD"] / 7.0
-    info = lv.attrs.get("exposure", {}).get("drug")
+    info = exposure_info.get("drug")
     if info is None:
         info = pd.DataFrame({c: pd.Series(dtype=object) for c in [
             *key, "CYCLES", "FCYCLE", "LCYCLE", "CUMDOSEU", "DOSEUNIT", "FCYCSTDT", "PLNCUM", "PLNCUMU", "PLNDAYS",

@@ -532,7 +532,15 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
     value = lb["LBSTRESN"].to_numpy(dtype=float)
     raw_v = lb["LBSTRESN_RAW"] if "LBSTRESN_RAW" in lb else lb["LBSTRESN"]
     raw_u = lb["LBSTRESU_RAW"] if "LBSTRESU_RAW" in lb else lb["LBSTRESU"]
-    shown = lb.assign(_VALUE=_as_text(raw_v.astype(float)).fillna("") + " " + raw_u.fillna("").astype("str"))
+
+    def shown(bad: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        # the failing rows with their value as read ("value unit"): built for those rows only,
+        # not as a text column over every lab row (issue 15)
+        rows = np.flatnonzero(bad)
+        sub = lb.iloc[rows]
+        text = _as_text(raw_v.iloc[rows].astype(float)).fillna("") + " " + raw_u.iloc[rows].fillna("").astype("str")
+        return sub.assign(_VALUE=text), np.ones(len(rows), dtype=bool)
+
     for r in load_plausibility()["lab_range"]:
         units = {u for (t, sp), u in unit_of.items() if t == r["testcd"] and (not r["spec"] or sp == r["spec"])}
         if not units:
@@ -543,7 +551,9 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
         with np.errstate(invalid="ignore"):
             bad = sel.to_numpy() & ((value < r["min"]) | (value > r["max"]))
         unit = sorted(units)[0]
-        issues += _issues_for_rows(shown, bad, domain="lb", variable="LBSTRESN", rule="LAB_RANGE", value_col="_VALUE",
+        if not bad.any():
+            continue
+        issues += _issues_for_rows(*shown(bad), domain="lb", variable="LBSTRESN", rule="LAB_RANGE", value_col="_VALUE",
                                    problem=f"{r['testcd']}{' ' + r['spec'] if r['spec'] else ''} outside "
                                            f"{r['min']:g}-{r['max']:g} {unit} after conversion: {r['why']}",
                                    hint="A sign, unit or typing error?")

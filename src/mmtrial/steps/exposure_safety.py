@@ -401,13 +401,14 @@ def summarise_safety(adae, adlb, adsl, adex, checks, *, criteria: GradingCriteri
     lab-derived worst grades per CTCAE term; exposure, disposition, deaths, rule deviations)."""
     saf = ts.safety_population(adsl)
     n = len(saf)
-    te = ts.teae(adae, adsl)
+    te = ts.teae(adae, adsl, ["USUBJID", "AEDECOD", "AEBODSYS", "ATOXGR", "AESERFL"])
     w = ts.worst_grade_per_subject_pt(te) if len(te) else te.assign(_G=[])
     per_pt = w.assign(ANY=1, G3=(w["_G"] >= 3).astype(int)).groupby("AEDECOD").agg(
         soc=("AEBODSYS", "first"), any_grade=("ANY", "sum"), grade_3_plus=("G3", "sum"))
     per_pt = per_pt.sort_values(["any_grade"], ascending=False)
-    by_pt = {str(k): {"soc": None if pd.isna(r.soc) else str(r.soc), "any_grade": int(r.any_grade),
-                      "grade_3_plus": int(r.grade_3_plus)} for k, r in per_pt.iterrows()}
+    by_pt = {str(k): {"soc": None if pd.isna(soc) else str(soc), "any_grade": int(n_any), "grade_3_plus": int(n_g3)}
+             for k, soc, n_any, n_g3 in zip(per_pt.index, per_pt["soc"], per_pt["any_grade"], per_pt["grade_3_plus"],
+                                             strict=True)}  # columns, not a Series per row (iterrows)
     wl = ts.worst_lab_grades(adlb, adsl)
     labs: dict[str, Any] = {}
     for t in criteria.terms:

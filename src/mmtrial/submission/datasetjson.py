@@ -28,12 +28,18 @@ _DATA_TYPE = {"text": "string", "integer": "integer", "float": "double", "date":
 
 def column_values(s: pd.Series, kind: str) -> list[Any]:
     """One column as JSON-ready Python values (``None`` for missing), vectorised."""
+    if kind == "text":  # the values themselves, missing as None (one conversion, issue 15)
+        return s.to_numpy(dtype=object, na_value=None).tolist()
     missing = s.isna().to_numpy()
+    if kind == "float" and s.dtype == np.float64:  # submission_frame's numbers: no conversion needed
+        vals = s.to_numpy().astype(object)
+        vals[missing] = None
+        return vals.tolist()
     if kind == "date":
         vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy()
     elif kind == "integer":
         vals = np.round(pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)).astype(object)
-        vals[~missing] = [int(v) for v in vals[~missing]]
+        vals[~missing] = [int(v) for v in vals[~missing]]  # Python ints of any size, as json prints them
     elif kind == "float":
         vals = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float).astype(object)
     else:
@@ -85,6 +91,12 @@ def _rows(frame: pd.DataFrame, columns: list[Column]) -> list[list[Any]]:
     return [list(r) for r in zip(*values, strict=True)] if columns else []
 
 
+def _row_tuples(frame: pd.DataFrame, columns: list[Column]) -> list[tuple[Any, ...]]:
+    """:func:`_rows` as tuples, which ``json.dumps`` writes exactly as lists (no list per row)."""
+    values = [column_values(frame[c.name], c.data_type) for c in columns]
+    return list(zip(*values, strict=True)) if columns else []
+
+
 #: Rows serialised at a time: the Python objects of one chunk only are alive (issue 15: the whole
 #: adlb as lists of Python values took about 2 GB at 20,000 subjects).
 ROWS_PER_CHUNK = 20_000
@@ -104,7 +116,7 @@ def write_dataset_json(frame: pd.DataFrame, columns: list[Column], ds: DatasetSp
     with atomic_writer(path) as fh:  # a chunk at a time
         fh.write(head[:-2].encode("utf-8"))
         for i, start in enumerate(range(0, len(frame), ROWS_PER_CHUNK)):
-            chunk = _rows(frame.iloc[start:start + ROWS_PER_CHUNK], columns)
+            chunk = _row_tuples(frame.iloc[start:start + ROWS_PER_CHUNK], columns)
             text = json.dumps(chunk, allow_nan=False, default=_np_default)[1:-1]
             fh.write(((", " if i else "") + text).encode("utf-8"))
         fh.write(b"]}")

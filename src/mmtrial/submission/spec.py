@@ -144,11 +144,13 @@ def _as_text(s: pd.Series) -> pd.Series:
     """Text values (object, ``None`` for missing; pandas ``str``/``string`` columns as they are,
     missing as NA); whole-number floats print without ``.0`` (grades)."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        num = pd.to_numeric(s, errors="coerce").astype(float)
+        num = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
         whole = np.isfinite(num) & (num == np.round(num))
-        text = num.astype(object).map(repr)
-        text[whole] = num[whole].astype("int64").astype(str)
-        return text.where(num.notna(), None).astype(object)
+        other = ~np.isnan(num) & ~whole  # fractions and infinities: Python's repr
+        text = np.full(len(num), np.nan, dtype=object)  # missing: NaN, as pandas' where(..., None) gave
+        text[whole] = num[whole].astype(np.int64).astype(str)
+        text[other] = [repr(v) for v in num[other].tolist()]
+        return pd.Series(text, index=s.index, name=s.name, dtype=object)
     if pd.api.types.is_string_dtype(s) and s.dtype != object and not isinstance(s.dtype, pd.CategoricalDtype):
         return s  # pandas str/string, kept Arrow-backed: the writers convert a chunk at a time (issue 15)
     obj = s.astype(object).where(s.notna(), None)
@@ -170,8 +172,8 @@ def text_length(values: pd.Series) -> int:
 
     if values.dtype == object:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    else:  # pandas str/string: its Arrow data as it is
-        arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string())
+    else:  # pandas str/string: its Arrow data as it is (no Python object per value)
+        arr = pa.array(values)
     longest = pc.max(pc.binary_length(arr)).as_py()
     return int(longest or 0)
 
@@ -181,6 +183,8 @@ def _typed(s: pd.Series, kind: DataType) -> pd.Series:
         return pd.to_datetime(s, errors="coerce").astype("datetime64[ns]")
     if kind == "text":
         return _as_text(s)
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":  # numpy numbers: no NaN to translate
+        return s.astype(float)
     return pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="coerce").astype(float)
 
 

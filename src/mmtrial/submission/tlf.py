@@ -109,6 +109,21 @@ def _row(cells: list[str], edges: list[int], align: list[str], *, top: str, bott
     return "\n".join([start, *defs, *text, "\\row"])
 
 
+def _cell_texts(data: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Column names and every cell as text: ``str(value)``, blank when missing; a table without
+    rows has one row reading "(no rows)". Lists, not a frame of text (a few pandas calls per
+    table instead of a few per column, issue 15)."""
+    if data.empty:
+        text = data.astype(object).where(data.notna(), "").astype(str)
+        text = pd.DataFrame({c: ["(no rows)" if i == 0 else ""] for i, c in enumerate(text.columns)})
+        return [str(c) for c in text.columns], text.to_numpy().tolist()
+    values = data.to_numpy(dtype=object)
+    missing = pd.isna(values).tolist()
+    rows = [["" if m else str(v) for v, m in zip(r, mr, strict=True)]
+            for r, mr in zip(values.tolist(), missing, strict=True)]
+    return [str(c) for c in data.columns], rows
+
+
 def table_rtf(table, h: TlfHeader, number: str | None = None) -> bytes:
     """The RTF 1.9.1 document of one report table (:class:`mmtrial.report.model.Table`).
 
@@ -120,11 +135,9 @@ def table_rtf(table, h: TlfHeader, number: str | None = None) -> bytes:
     data.columns = [str(c) for c in data.columns]
     if table.groups is not None and len(table.groups) == len(data) and any(table.groups):
         data.insert(0, "Group", list(table.groups))
-    text = data.astype(object).where(data.notna(), "").astype(str)
-    if text.empty:
-        text = pd.DataFrame({c: ["(no rows)" if i == 0 else ""] for i, c in enumerate(text.columns)})
-    ncol = text.shape[1]
-    widths = [max(3, min(30, int(text.iloc[:, i].map(len).max()), len(text.columns[i]) + 2)) for i in range(ncol)]
+    names, rows = _cell_texts(data)
+    ncol = len(names)
+    widths = [max(3, min(30, max(len(r[i]) for r in rows), len(names[i]) + 2)) for i in range(ncol)]
     page, total = _PAGE[is_wide(data)]
     cum = list(itertools.accumulate(widths))
     edges = [int(total * c / cum[-1]) for c in cum]
@@ -140,9 +153,8 @@ def table_rtf(table, h: TlfHeader, number: str | None = None) -> bytes:
         "{\\header" + _paragraph([rtf_escape(head[0]), *head[1:]], align="r", size=24, space=15) + "}",
         page,
         _paragraph(titles, align="c", size=24, space=180) if titles else "",
-        _row([rtf_escape(c) for c in text.columns], edges, ["c"] * ncol, top="brdrdb", bottom="brdrs", header=True),
+        _row([rtf_escape(c) for c in names], edges, ["c"] * ncol, top="brdrdb", bottom="brdrs", header=True),
     ]
-    rows = text.to_numpy().tolist()
     for k, r in enumerate(rows):
         parts.append(_row([rtf_escape(v) for v in r], edges, justify, top="",
                           bottom="brdrs" if k == len(rows) - 1 else ""))

@@ -98,15 +98,6 @@ def _format_of(fmt: str | None) -> tuple[bytes, int, int]:
     return m.group(1).upper().encode("ascii").ljust(8)[:8], int(m.group(2) or 0), int(m.group(3) or 0)
 
 
-def _text_width(values: pd.Series) -> int:
-    """The longest text value in UTF-8 bytes (pyarrow compute, no Python loop)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    return int(pc.max(pc.binary_length(arr)).as_py() or 0) if len(arr) else 0
-
-
 def _text_bytes(values: np.ndarray, width: int) -> np.ndarray:
     """Text values (``str``) as an (n, width) array of blank-padded UTF-8 bytes (numpy's own
     str -> bytes cast when all are ASCII, else one encode per value)."""
@@ -139,13 +130,9 @@ def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
     name = ds.name.upper()[:8].encode("ascii").ljust(8)
     label = (ds.label or "").encode("latin-1", "replace")[:40].ljust(40)
     text = [c.data_type == "text" for c in columns]
-    def values(part: pd.DataFrame, cols: list[Column]) -> pd.DataFrame:
-        # ``convert``: ``data`` as submission_frame gives it, turned into xpt_frame's values one
-        # column (widths) or one chunk (rows) at a time, never the whole frame as Python objects
-        return xpt_frame(part, cols) if convert else part
-
-    widths = [max(1, _text_width(values(data[[c.name]], [c])[c.name])) if t else 8
-              for c, t in zip(columns, text, strict=True)]
+    # a text variable's width is its Column.length: the longest value in UTF-8 bytes, at least 1
+    # (submission_frame measured it; Dataset-JSON and define.xml state the same length)
+    widths = [max(1, c.length) if t else 8 for c, t in zip(columns, text, strict=True)]
     namestr, pos = [], 0
     for i, (c, t, w) in enumerate(zip(columns, text, widths, strict=True), start=1):
         fmt = (b" " * 8, 0, 0) if t else _format_of(c.display_format)
@@ -168,14 +155,21 @@ def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
     ])
     total = 0
     for lo in range(0, len(data), ROWS_PER_CHUNK):
-        part = values(data.iloc[lo:lo + ROWS_PER_CHUNK], columns)
+        # ``convert``: ``data`` as submission_frame gives it, turned into xpt_frame's values one
+        # column of one chunk at a time, never the whole frame as Python objects
+        part = data.iloc[lo:lo + ROWS_PER_CHUNK]
         rows = np.empty((len(part), pos), dtype=np.uint8)
         at = 0
         for c, t, w in zip(columns, text, widths, strict=True):
-            if t:
-                rows[:, at:at + w] = _text_bytes(part[c.name].to_numpy(dtype=object), w)
+            s = part[c.name]
+            if t:  # blanks for missing (SAS has no missing character value)
+                rows[:, at:at + w] = _text_bytes(s.to_numpy(dtype=object, na_value="") if convert
+                                                 else s.to_numpy(dtype=object), w)
             else:
-                vals = pd.to_numeric(part[c.name], errors="coerce").to_numpy(dtype=np.float64)
+                if convert and c.data_type == "date":
+                    s = sas_date(s)
+                vals = (s.to_numpy(dtype=np.float64) if s.dtype == np.float64
+                        else pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64))
                 rows[:, at:at + 8] = ibm_double(vals).view(np.uint8).reshape(len(part), 8)
             at += w
         total += rows.size

@@ -37,14 +37,21 @@ QUANTILE_METHOD = "averaged_inverted_cdf"
 
 def _grade_counts(d: pd.DataFrame, b: TableBuilder, n: int) -> dict:
     """Subjects by their worst grade in ``d`` (one row per subject after the worst-grade pick)."""
-    g = d.sort_values("_G", ascending=False).drop_duplicates("USUBJID")
-    grade = g["_G"]
+    return _grade_cells(d["USUBJID"].to_numpy(dtype=object), d["_G"].to_numpy(dtype=float), b, n)
+
+
+def _grade_cells(uid: np.ndarray, grade: np.ndarray, b: TableBuilder, n: int) -> dict:
+    """:func:`_grade_counts` on arrays: each subject at their worst grade among the rows given."""
+    codes, u = pd.factorize(uid)
+    g = np.full(len(u), -np.inf)
+    np.maximum.at(g, codes, grade)  # the worst grade per subject (grades have no NaN: 0 = missing)
+    u = np.asarray(u, dtype=object)
     return {
-        "Any grade": b.count(g["USUBJID"], n),
-        "Grade 1-2": b.count(g.loc[grade.between(1, 2).to_numpy(), "USUBJID"], n),
-        "Grade 3": b.count(g.loc[(grade == 3).to_numpy(), "USUBJID"], n),
-        "Grade 4": b.count(g.loc[(grade == 4).to_numpy(), "USUBJID"], n),
-        "Grade 5": b.count(g.loc[(grade == 5).to_numpy(), "USUBJID"], n),
+        "Any grade": b.count(u, n),
+        "Grade 1-2": b.count(u[(g >= 1) & (g <= 2)], n),
+        "Grade 3": b.count(u[g == 3], n),
+        "Grade 4": b.count(u[g == 4], n),
+        "Grade 5": b.count(u[g == 5], n),
     }
 
 
@@ -54,20 +61,27 @@ def table_related_ae_by_grade(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnot
     worst grade of the related events of that SOC or PT (AERELFL = Y)."""
     saf = safety_population(adsl)
     n = len(saf)
-    te = teae(adae, adsl)
+    te = teae(adae, adsl, [c for c in ("USUBJID", "AEBODSYS", "AEDECOD", "ATOXGR", "AERELFL") if c in adae])
     rel = te.loc[te["AERELFL"].astype(object).eq("Y").to_numpy(dtype=bool)] if "AERELFL" in te else te.iloc[:0]
     rel = rel.assign(AEBODSYS=rel["AEBODSYS"].fillna("UNCODED SOC"),
                      _G=pd.to_numeric(rel["ATOXGR"], errors="coerce").fillna(0).to_numpy())
     b = TableBuilder("System organ class / Preferred term", list(GRADE_COLUMNS))
     b.add("Any treatment-related event", _grade_counts(rel, b, n))
     if not rel.empty:
-        soc_n = rel[["USUBJID", "AEBODSYS"]].drop_duplicates().groupby("AEBODSYS").size()
+        # one group-by per level instead of one filter of the frame per SOC and PT (issue 15)
+        uid, grade = rel["USUBJID"].to_numpy(dtype=object), rel["_G"].to_numpy(dtype=float)
+        soc_rows = rel.groupby("AEBODSYS", sort=False, observed=True).indices
+        pt_rows = rel.groupby(["AEBODSYS", "AEDECOD"], sort=False, observed=True).indices
+        pairs = rel[["USUBJID", "AEBODSYS", "AEDECOD"]].drop_duplicates()
+        soc_n = pairs[["USUBJID", "AEBODSYS"]].drop_duplicates().groupby("AEBODSYS").size()
+        pt_n = {soc: d.groupby("AEDECOD").size() for soc, d in pairs.groupby("AEBODSYS", sort=False)}
         for soc in sorted(soc_n.index, key=lambda s: (-soc_n[s], s)):
-            d = rel.loc[rel["AEBODSYS"] == soc]
-            b.add(SOC_TOTAL_LABEL, _grade_counts(d, b, n), group=str(soc))
-            pt_n = d[["USUBJID", "AEDECOD"]].drop_duplicates().groupby("AEDECOD").size()
-            for pt in sorted(pt_n.index, key=lambda p: (-pt_n[p], p)):
-                b.add(f"  {pt}", _grade_counts(d.loc[d["AEDECOD"] == pt], b, n), group=str(soc))
+            ix = soc_rows[soc]
+            b.add(SOC_TOTAL_LABEL, _grade_cells(uid[ix], grade[ix], b, n), group=str(soc))
+            pn = pt_n[soc]
+            for pt in sorted(pn.index, key=lambda p: (-pn[p], p)):
+                ix = pt_rows[(soc, pt)]
+                b.add(f"  {pt}", _grade_cells(uid[ix], grade[ix], b, n), group=str(soc))
     notes = [f"Treatment-related: AEREL in the related categories (AERELFL = Y); percentages of the safety "
              f"population (N = {n}).",
              "Each patient is counted once per row, at the worst CTCAE grade of the related events of that "

@@ -8,7 +8,7 @@ to its subjects (``Table.cell_subjects``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,10 +59,24 @@ def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
     return adsl.loc[adsl["SAFFL"] == "Y"]
 
 
-def teae(adae: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
-    """Treatment-emergent AEs of safety-population subjects."""
+def teae(adae: pd.DataFrame, adsl: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Treatment-emergent AEs of safety-population subjects (only ``columns``, when given: a
+    table that reads a few variables does not copy every ADAE column, issue 15)."""
     saf = set(safety_population(adsl)["USUBJID"])
-    return adae.loc[(adae["TRTEMFL"] == "Y") & adae["USUBJID"].isin(saf)]
+    keep = (adae["TRTEMFL"] == "Y") & adae["USUBJID"].isin(saf)
+    return adae.loc[keep] if columns is None else adae[list(columns)].loc[keep]
+
+
+def subjects_by(df: pd.DataFrame, by: str | list[str], mask: np.ndarray | None = None) -> dict[Hashable, np.ndarray]:
+    """USUBJID of every group of ``by`` (a value, or a tuple of values for several columns),
+    among the rows where ``mask`` holds: one group-by instead of one boolean filter of the frame
+    per group and per statistic (issue 15). Groups with a missing key are left out, as an
+    equality filter would leave them out."""
+    if mask is not None:
+        df = df.loc[np.asarray(mask, dtype=bool)]
+    uid = df["USUBJID"].to_numpy(dtype=object)
+    groups = df.groupby(by, sort=False, observed=True, dropna=True).indices
+    return {k: uid[ix] for k, ix in groups.items()}
 
 
 @by_arm("safety")
@@ -167,29 +181,33 @@ def table_teae_overview(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: li
     """AET01: overview of treatment-emergent adverse events (tlg-catalog section 4)."""
     saf = safety_population(adsl)
     n = len(saf)
-    te = teae(adae, adsl)
+    flags = ["AEFATFL", "AESERFL", "AERELFL", "ARDFL", "AINTFL", "AWDFL"]
+    te = teae(adae, adsl, ["USUBJID", "ATOXGR", *flags])
     b = TableBuilder("Patients with", [f"All patients (N={n})"])
     c = b.columns[0]
     g = te["ATOXGR"]
+    y = {f: np.asarray(te[f] == "Y", dtype=bool) for f in flags}
+    uid = te["USUBJID"].to_numpy(dtype=object)
     rows = [
-        ("At least one TEAE", te),
-        ("Grade 3-5 TEAE", te.loc[g >= 3]),
-        ("Grade 3 or 4 TEAE", te.loc[g.isin([3, 4])]),
-        ("Grade 4 TEAE", te.loc[g == 4]),
-        ("Grade 5 (fatal) TEAE", te.loc[(g == 5) | (te["AEFATFL"] == "Y")]),
-        ("Serious TEAE", te.loc[te["AESERFL"] == "Y"]),
-        ("Treatment-related TEAE", te.loc[te["AERELFL"] == "Y"]),
-        ("Treatment-related serious TEAE", te.loc[(te["AERELFL"] == "Y") & (te["AESERFL"] == "Y")]),
-        ("TEAE leading to dose reduction", te.loc[te["ARDFL"] == "Y"]),
-        ("TEAE leading to dose interruption", te.loc[te["AINTFL"] == "Y"]),
-        ("TEAE leading to dose reduction or interruption", te.loc[(te["ARDFL"] == "Y") | (te["AINTFL"] == "Y")]),
-        ("TEAE leading to treatment discontinuation", te.loc[te["AWDFL"] == "Y"]),
-        ("TEAE with grade not recorded", te.loc[g.isna()]),
+        ("At least one TEAE", np.ones(len(te), dtype=bool)),
+        ("Grade 3-5 TEAE", g >= 3),
+        ("Grade 3 or 4 TEAE", g.isin([3, 4])),
+        ("Grade 4 TEAE", g == 4),
+        ("Grade 5 (fatal) TEAE", (g == 5) | y["AEFATFL"]),
+        ("Serious TEAE", y["AESERFL"]),
+        ("Treatment-related TEAE", y["AERELFL"]),
+        ("Treatment-related serious TEAE", y["AERELFL"] & y["AESERFL"]),
+        ("TEAE leading to dose reduction", y["ARDFL"]),
+        ("TEAE leading to dose interruption", y["AINTFL"]),
+        ("TEAE leading to dose reduction or interruption", y["ARDFL"] | y["AINTFL"]),
+        ("TEAE leading to treatment discontinuation", y["AWDFL"]),
+        ("TEAE with grade not recorded", g.isna()),
     ]
-    for label, d in rows:
-        if label.startswith("TEAE with grade not recorded") and d.empty:
+    for label, m in rows:
+        m = np.asarray(m, dtype=bool)
+        if label.startswith("TEAE with grade not recorded") and not m.any():
             continue
-        b.add(label, {c: b.count(d["USUBJID"], n)})
+        b.add(label, {c: b.count(uid[m], n)})
     b.add("Total number of TEAEs", {c: f"{len(te)}"})
     return b.table("AET01", "Overview of treatment-emergent adverse events", footnotes=footnotes,
                    population="Safety population", source="ADAE (TRTEMFL, ATOXGR, AESER, AEREL, AEACN)")
@@ -216,7 +234,7 @@ def table_ae_by_soc_pt(
     """AET02/AET04: SOC then PT, sorted by descending frequency; any grade and grade >= 3."""
     saf = safety_population(adsl)
     n = len(saf)
-    te = teae(adae, adsl)
+    te = teae(adae, adsl, ["USUBJID", "AEBODSYS", "AEDECOD", "ATOXGR"])
     if subset is not None:
         te = te.loc[subset.reindex(te.index).fillna(False).to_numpy(dtype=bool)]
     te = te.assign(AEBODSYS=te["AEBODSYS"].fillna("UNCODED SOC"))
@@ -229,20 +247,23 @@ def table_ae_by_soc_pt(
                        source="ADAE", with_groups=True)
     subj_soc, subj_pt = _soc_pt_order(te)
     socs = sorted(subj_soc.index, key=lambda s: (-subj_soc[s], s))
-    hi = te.loc[te["ATOXGR"] >= 3]
+    hi = np.asarray(te["ATOXGR"] >= 3, dtype=bool)
+    none = np.array([], dtype=object)
+    soc_all, soc_hi = subjects_by(te, "AEBODSYS"), subjects_by(te, "AEBODSYS", hi)
+    pt_all, pt_hi = subjects_by(te, ["AEBODSYS", "AEDECOD"]), subjects_by(te, ["AEBODSYS", "AEDECOD"], hi)
+    # (n desc, PT) is unique within a SOC, so one sort serves every SOC
+    ordered = subj_pt.sort_values(["n", "AEDECOD"], ascending=[False, True])
+    pts_of = {soc: list(d["AEDECOD"]) for soc, d in ordered.groupby("AEBODSYS", sort=False)}
     for soc in socs:
-        d = te.loc[te["AEBODSYS"] == soc]
-        vals = {cols[0]: b.count(d["USUBJID"], n)}
+        vals = {cols[0]: b.count(soc_all.get(soc, none), n)}
         if min_grade_cols:
-            vals[cols[1]] = b.count(hi.loc[hi["AEBODSYS"] == soc, "USUBJID"], n)
+            vals[cols[1]] = b.count(soc_hi.get(soc, none), n)
         # the SOC name is the row-group header; its total row is not a second copy of the name
         b.add(SOC_TOTAL_LABEL, vals, group=str(soc))
-        pts = subj_pt.loc[subj_pt["AEBODSYS"] == soc].sort_values(["n", "AEDECOD"], ascending=[False, True])
-        for pt in pts["AEDECOD"]:
-            dd = d.loc[d["AEDECOD"] == pt]
-            vals = {cols[0]: b.count(dd["USUBJID"], n)}
+        for pt in pts_of.get(soc, []):
+            vals = {cols[0]: b.count(pt_all.get((soc, pt), none), n)}
             if min_grade_cols:
-                vals[cols[1]] = b.count(dd.loc[dd["ATOXGR"] >= 3, "USUBJID"], n)
+                vals[cols[1]] = b.count(pt_hi.get((soc, pt), none), n)
             b.add(f"  {pt}", vals, group=str(soc))
     return b.table(id, title, footnotes=footnotes, population="Safety population",
                    source="ADAE (TRTEMFL, AEBODSYS, AEDECOD, ATOXGR)", with_groups=True)
@@ -264,21 +285,24 @@ def table_common_ae(adae: pd.DataFrame, adsl: pd.DataFrame, *, threshold: float,
     """
     saf = safety_population(adsl)
     n = len(saf)
-    te = teae(adae, adsl)
+    te = teae(adae, adsl, ["USUBJID", "AEDECOD", "ATOXGR"])
     w = worst_grade_per_subject_pt(te)
     cnt = w.groupby("AEDECOD").size()
     keep = cnt[cnt >= threshold * n] if n else cnt.iloc[:0]
     cols = ["Any grade", "Grade 1-2", "Grade 3", "Grade 4", "Grade 5"]
     b = TableBuilder("Preferred term", cols)
+    rows_of = w.groupby("AEDECOD", sort=False, observed=True).indices
+    uid = w["USUBJID"].to_numpy(dtype=object)
+    grade = w["_G"].to_numpy()
     for pt in sorted(keep.index, key=lambda p: (-keep[p], p)):
-        d = w.loc[w["AEDECOD"] == pt]
-        g = d["_G"]
+        ix = rows_of[pt]
+        u, g = uid[ix], grade[ix]
         b.add(str(pt), {
-            "Any grade": b.count(d["USUBJID"], n),
-            "Grade 1-2": b.count(d.loc[g.isin([1, 2]), "USUBJID"], n),
-            "Grade 3": b.count(d.loc[g == 3, "USUBJID"], n),
-            "Grade 4": b.count(d.loc[g == 4, "USUBJID"], n),
-            "Grade 5": b.count(d.loc[g == 5, "USUBJID"], n),
+            "Any grade": b.count(u, n),
+            "Grade 1-2": b.count(u[(g == 1) | (g == 2)], n),
+            "Grade 3": b.count(u[g == 3], n),
+            "Grade 4": b.count(u[g == 4], n),
+            "Grade 5": b.count(u[g == 5], n),
         })
     pct = f"{threshold * 100:g}%"
     return b.table("AET04_PI", f"Treatment-emergent adverse events reported in >= {pct} of patients, "
@@ -293,16 +317,19 @@ def table_ae_actions(adae: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: list[
     """TEAEs leading to dose reduction, interruption and discontinuation, by PT (STF T12)."""
     saf = safety_population(adsl)
     n = len(saf)
-    te = teae(adae, adsl)
+    te = teae(adae, adsl, ["USUBJID", "AEDECOD", "ARDFL", "AINTFL", "AWDFL"])
     cols = ["Dose reduction", "Dose interruption", "Discontinuation"]
     flags = {"Dose reduction": "ARDFL", "Dose interruption": "AINTFL", "Discontinuation": "AWDFL"}
     act = te.loc[(te["ARDFL"] == "Y") | (te["AINTFL"] == "Y") | (te["AWDFL"] == "Y")]
     b = TableBuilder("Preferred term", cols)
-    b.add("Any TEAE", {c: b.count(act.loc[act[f] == "Y", "USUBJID"], n) for c, f in flags.items()})
+    y = {f: np.asarray(act[f] == "Y", dtype=bool) for f in flags.values()}
+    none = np.array([], dtype=object)
+    uid = act["USUBJID"].to_numpy(dtype=object)
+    b.add("Any TEAE", {c: b.count(uid[y[f]], n) for c, f in flags.items()})
+    by_flag = {f: subjects_by(act, "AEDECOD", y[f]) for f in flags.values()}
     tot = act[["USUBJID", "AEDECOD"]].drop_duplicates().groupby("AEDECOD").size()
     for pt in sorted(tot.index, key=lambda p: (-tot[p], p)):
-        d = act.loc[act["AEDECOD"] == pt]
-        b.add(f"  {pt}", {c: b.count(d.loc[d[f] == "Y", "USUBJID"], n) for c, f in flags.items()})
+        b.add(f"  {pt}", {c: b.count(by_flag[f].get(pt, none), n) for c, f in flags.items()})
     return b.table("AET-ACN", "Treatment-emergent adverse events leading to dose reduction, "
                    "interruption or discontinuation", footnotes=[
                        "Action taken with study treatment as recorded by the investigator (AEACN).",
@@ -387,8 +414,8 @@ def _lab_terms(adlb: pd.DataFrame) -> list[tuple[str, str, str]]:
 def worst_lab_grades(adlb: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
     """Per safety subject and graded test: worst post-baseline grade and baseline grade."""
     saf = set(safety_population(adsl)["USUBJID"])
-    d = adlb.loc[((adlb["WGRLOFL"] == "Y") | (adlb["WGRHIFL"] == "Y")) & adlb["USUBJID"].isin(saf),
-                 ["USUBJID", "PARAMCD", "ATOXDSCL", "ATOXDIR", "ATOXGR", "BTOXGR"]]
+    keep = ((adlb["WGRLOFL"] == "Y") | (adlb["WGRHIFL"] == "Y")) & adlb["USUBJID"].isin(saf)
+    d = adlb[["USUBJID", "PARAMCD", "ATOXDSCL", "ATOXDIR", "ATOXGR", "BTOXGR"]].loc[keep]
     return d.reset_index(drop=True)
 
 
@@ -398,15 +425,18 @@ def table_lab_worst_grade(adlb: pd.DataFrame, adsl: pd.DataFrame, *, footnotes: 
     w = worst_lab_grades(adlb, adsl)
     cols = ["n", "Grade 1", "Grade 2", "Grade 3", "Grade 4", "Grade 3-4", "Any grade"]
     b = TableBuilder("CTCAE term (test)", cols)
+    paramcd = w["PARAMCD"].to_numpy(dtype=object)
+    uid = w["USUBJID"].to_numpy(dtype=object)
+    grade = w["ATOXGR"].astype(float).to_numpy()
     for pc, term, _dir in _lab_terms(adlb):
-        d = w.loc[w["PARAMCD"] == pc]
-        m = len(d)
-        g = d["ATOXGR"].astype(float)
+        sel = paramcd == pc
+        u, g = uid[sel], grade[sel]
+        m = len(u)
         b.add(f"{term} ({pc})", {
             "n": f"{m}",
-            **{f"Grade {k}": b.count(d.loc[(g == k).to_numpy(), "USUBJID"], m) for k in (1, 2, 3, 4)},
-            "Grade 3-4": b.count(d.loc[(g >= 3).to_numpy(), "USUBJID"], m),
-            "Any grade": b.count(d.loc[(g >= 1).to_numpy(), "USUBJID"], m),
+            **{f"Grade {k}": b.count(u[g == k], m) for k in (1, 2, 3, 4)},
+            "Grade 3-4": b.count(u[g >= 3], m),
+            "Any grade": b.count(u[g >= 1], m),
         })
     return b.table("LBT07", "Laboratory abnormalities: highest CTCAE grade post-baseline",
                    footnotes=["n = patients with at least one graded post-baseline value on "
@@ -426,24 +456,23 @@ def table_lab_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, paramcd: str, *, foo
     term = str(d["ATOXDSCL"].iloc[0])
     cols = ["n", "Grade 0", "Grade 1", "Grade 2", "Grade 3", "Grade 4"]
     b = TableBuilder("Baseline grade", cols)
-    bg = d["BTOXGR"].astype(float)
-    ag = d["ATOXGR"].astype(float)
+    bg = d["BTOXGR"].astype(float).to_numpy()
+    ag = d["ATOXGR"].astype(float).to_numpy()
+    uid = d["USUBJID"].to_numpy(dtype=object)
     labels = [("Grade 0 (normal)", bg == 0)] + [(f"Grade {k}", bg == k) for k in (1, 2, 3, 4)] + [
-        ("Missing", bg.isna())]
+        ("Missing", np.isnan(bg))]
     for label, m in labels:
-        m = m.to_numpy(dtype=bool)
-        sub = d.loc[m]
-        k = len(sub)
+        k = int(m.sum())
         if k == 0 and label == "Missing":
             continue
-        vals = {"n": (f"{k}", sub["USUBJID"])}
+        vals = {"n": (f"{k}", uid[m])}
         for j in range(5):
-            vals[f"Grade {j}"] = b.count(sub.loc[(ag[m] == j).to_numpy(), "USUBJID"], k)
+            vals[f"Grade {j}"] = b.count(uid[m & (ag == j)], k)
         b.add(label, vals)
     total = len(d)
-    vals = {"n": (f"{total}", d["USUBJID"])}
+    vals = {"n": (f"{total}", uid)}
     for j in range(5):
-        vals[f"Grade {j}"] = b.count(d.loc[(ag == j).to_numpy(), "USUBJID"], total)
+        vals[f"Grade {j}"] = b.count(uid[ag == j], total)
     b.add("Total", vals)
     return b.table(f"LBT14-{paramcd}", f"Shift from baseline to highest post-baseline CTCAE grade: {term} ({paramcd})",
                    footnotes=["Rows: baseline grade (baseline graded against the normal range); "
@@ -518,24 +547,28 @@ def table_lab_vs_ae(adlb: pd.DataFrame, adae: pd.DataFrame, adsl: pd.DataFrame, 
     saf = safety_population(adsl)
     n = len(saf)
     w = worst_lab_grades(adlb, adsl)
-    te = teae(adae, adsl)
+    te = teae(adae, adsl, ["USUBJID", "AEDECOD", "ATOXGR"])
     wa = worst_grade_per_subject_pt(te) if len(te) else te.assign(_G=[])
     cols = ["Lab any grade", "Lab grade 3", "Lab grade 4", "AE any grade", "AE grade 3", "AE grade 4"]
     b = TableBuilder("CTCAE term (test)", cols)
+    paramcd = w["PARAMCD"].to_numpy(dtype=object)
+    uid = w["USUBJID"].to_numpy(dtype=object)
+    grade = w["ATOXGR"].astype(float).to_numpy()
+    wa = wa[["USUBJID", "_G"]].assign(_PT=wa["AEDECOD"].astype("string").str.upper())
     for pc, term, _dir in _lab_terms(adlb):
-        d = w.loc[w["PARAMCD"] == pc]
-        g = d["ATOXGR"].astype(float)
+        sel = paramcd == pc
+        u, g = uid[sel], grade[sel]
         terms = ae_terms.get(pc, ())
-        a = wa.loc[wa["AEDECOD"].astype("string").str.upper().isin(list(terms)).fillna(False).to_numpy()]
+        a = wa.loc[wa["_PT"].isin(list(terms)).fillna(False).to_numpy()]
         a = a.sort_values("_G", ascending=False).drop_duplicates("USUBJID")
-        ag = a["_G"]
+        au, ag = a["USUBJID"].to_numpy(dtype=object), a["_G"].to_numpy()
         b.add(f"{term} ({pc})", {
-            "Lab any grade": b.count(d.loc[(g >= 1).to_numpy(), "USUBJID"], n),
-            "Lab grade 3": b.count(d.loc[(g == 3).to_numpy(), "USUBJID"], n),
-            "Lab grade 4": b.count(d.loc[(g == 4).to_numpy(), "USUBJID"], n),
-            "AE any grade": b.count(a["USUBJID"], n),
-            "AE grade 3": b.count(a.loc[(ag == 3).to_numpy(), "USUBJID"], n),
-            "AE grade 4": b.count(a.loc[(ag == 4).to_numpy(), "USUBJID"], n),
+            "Lab any grade": b.count(u[g >= 1], n),
+            "Lab grade 3": b.count(u[g == 3], n),
+            "Lab grade 4": b.count(u[g == 4], n),
+            "AE any grade": b.count(au, n),
+            "AE grade 3": b.count(au[ag == 3], n),
+            "AE grade 4": b.count(au[ag == 4], n),
         })
     return b.table("mmtrial-LB01", "Myeloma laboratory toxicities: lab-derived CTCAE grade beside "
                    "investigator-reported adverse events", footnotes=[
