@@ -663,12 +663,12 @@ def derive_exposure_intervals(
     cy["CD"] = pd.Series(gap_before).groupby(s_cy).cumsum().to_numpy()
     cy_cyc = cy["CYCLE"].to_numpy(dtype=np.int64)
 
-    def at(c: np.ndarray, col: str) -> np.ndarray:
-        j = row_lookup([s_adm, c], [s_cy, cy_cyc])
+    def at(j: np.ndarray, col: str) -> np.ndarray:
         return np.where(j >= 0, cy[col].to_numpy(dtype=float)[j], np.nan)
 
-    e_p, s_p1 = at(prev_c, "E"), at(prev_c + 1, "S")
-    cd_p1, cd_c, s_c = at(prev_c + 1, "CD"), at(cyc, "CD"), at(cyc, "S")
+    j_p, j_p1, j_c = (row_lookup([s_adm, c], [s_cy, cy_cyc]) for c in (prev_c, prev_c + 1, cyc))
+    e_p, s_p1 = at(j_p, "E"), at(j_p1, "S")
+    cd_p1, cd_c, s_c = at(j_p1, "CD"), at(j_c, "CD"), at(j_c, "S")
     ov1 = np.maximum(np.minimum(u1, s_p1 - 1) - np.maximum(u0, e_p + 1) + 1, 0)
     delay_in_gap = np.where(crossed, np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1), 0)
     first_dy = adm["FIRSTDY"].to_numpy(dtype=float)
