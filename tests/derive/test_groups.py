@@ -20,6 +20,9 @@ from mmtrial.derive._groups import (
     join_runs,
     join_runs_text,
     last_valid,
+    row_lookup,
+    same_as_prev,
+    shared_codes,
     take_or_na,
 )
 
@@ -58,3 +61,37 @@ def test_decode_gives_missing_for_the_missing_code():
     c, u = codes_of(pd.Series(["b", None, "a"], dtype="string"))
     assert c.tolist() == [1, 2, 0]  # missing sorts last
     assert decode(c, u).tolist() == ["b", pd.NA, "a"]
+
+
+KEYS_NA = st.one_of(st.none(), KEYS)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(KEYS_NA, st.integers(0, 3)), min_size=1, max_size=25),
+       st.lists(st.tuples(KEYS_NA, st.integers(-1, 4)), min_size=0, max_size=25))
+def test_row_lookup_on_shared_codes_is_a_left_merge(right_rows, left_rows):
+    # reference: pandas' left merge on the text and integer keys (unique on the right), the
+    # merges derive/exposure.py replaced
+    right = pd.DataFrame(right_rows, columns=["K", "C"]).astype({"K": "str"}).drop_duplicates(["K", "C"])
+    right = right.reset_index(drop=True).assign(V=lambda d: np.arange(len(d), dtype=float))
+    left = pd.DataFrame(left_rows, columns=["K", "C"]).astype({"K": "str", "C": "int64"})
+    expected = left.merge(right, on=["K", "C"], how="left")["V"].to_numpy(dtype=float)
+    lk, rk = shared_codes(left["K"], right["K"])
+    j = row_lookup([lk, left["C"].to_numpy()], [rk, right["C"].to_numpy()])
+    got = np.where(j >= 0, right["V"].to_numpy()[np.maximum(j, 0)], np.nan)
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.tuples(KEYS_NA, KEYS_NA), min_size=0, max_size=25))
+def test_same_as_prev_compares_every_column_with_the_previous_row(rows):
+    # reference: the row-by-row definition (missing equals missing, first row False)
+    df = pd.DataFrame(rows, columns=["A", "B"], dtype="str")
+    got = same_as_prev(df["A"], df["B"])
+    a, b = df["A"].tolist(), df["B"].tolist()
+
+    def eq(x, y):
+        return (pd.isna(x) and pd.isna(y)) or (not pd.isna(x) and not pd.isna(y) and x == y)
+
+    expected = [i > 0 and eq(a[i], a[i - 1]) and eq(b[i], b[i - 1]) for i in range(len(rows))]
+    assert got.tolist() == expected

@@ -228,3 +228,27 @@ def test_atoxgr_not_graded_tests_keep_missing_grade():
                        "ANRLO": [np.nan], "ANRHI": [np.nan], "BASE": [np.nan], "ROWNUM": [1]})
     out = derive_var_atoxgr(lb)
     assert out["ATOXGR"].isna().all() and out["ATOXDSCL"].isna().all()
+
+
+def _lexsort_last(key, order, tie, mask):
+    expected = np.zeros(len(key), dtype=bool)
+    idx = np.flatnonzero(mask)
+    if idx.size:
+        s = idx[np.lexsort((tie[idx], order[idx], key[idx]))]
+        expected[s[np.r_[key[s][1:] != key[s][:-1], True]]] = True
+    return expected.tolist()
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([-1.0, 0.0, 2.0, 3.5]),
+                          st.integers(-10**12, 10**12), st.booleans()), min_size=1, max_size=30))
+def test_last_per_group_packed_sort_picks_the_rows_of_lexsort(rows):
+    # reference: numpy.lexsort over the three keys (the sort _last_per_group used before the
+    # keys were packed into one int64). Integer-valued keys with small ranges take the packed
+    # sort; a non-integer order (3.5) or ranges beyond 63 bits take lexsort itself.
+    from mmtrial.derive.toxgrade import _last_per_group, _pack_keys
+
+    key, order, tie, mask = (np.array(c) for c in zip(*rows, strict=True))
+    small = tie % 1000
+    assert _pack_keys([key, np.floor(order), small]) is not None
+    assert _last_per_group(key, np.floor(order), small, mask).tolist() == _lexsort_last(key, np.floor(order), small, mask)
+    assert _last_per_group(key, order, tie, mask).tolist() == _lexsort_last(key, order, tie, mask)

@@ -11,6 +11,7 @@ subjects, docs/design.md). The results are the same values as the pandas group-b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -114,3 +115,51 @@ def join_runs_text(values: Any, starts: np.ndarray, sep: str) -> pd.Series:
 def datetimes_i8(s: pd.Series) -> np.ndarray:
     """Dates as int64 (NaT = int64 min), in the Series' own unit."""
     return s.to_numpy().view(np.int64)
+
+
+def shared_codes(*values: Any) -> list[np.ndarray]:
+    """int64 codes of several text (or other) columns in one code space: equal values get equal
+    codes across the columns; missing values share the code ``len(uniques)`` (pandas' merge
+    matches missing keys with missing keys, and so do these codes)."""
+    arrs = [pd.Series(v).reset_index(drop=True) if not isinstance(v, pd.Series) else v.reset_index(drop=True)
+            for v in values]
+    c, u = pd.factorize(pd.concat(arrs, ignore_index=True) if len(arrs) > 1 else arrs[0])
+    c = np.asarray(c, dtype=np.int64)
+    c[c < 0] = len(u)
+    cuts = np.cumsum([len(a) for a in arrs])[:-1]
+    return list(np.split(c, cuts))
+
+
+def same_as_prev(*cols: Any) -> np.ndarray:
+    """True where a row's values in every column equal the previous row's (missing equals
+    missing; the first row is False)."""
+    n = len(cols[0])
+    out = np.zeros(n, dtype=bool)
+    if n:
+        out[1:] = True
+        for col in cols:
+            c = np.asarray(pd.factorize(col)[0], dtype=np.int64)
+            out[1:] &= c[1:] == c[:-1]
+    return out
+
+
+def row_lookup(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> np.ndarray:
+    """Row of ``right`` holding each row's key tuple of ``left`` (-1 when absent): a left merge on
+    integer key columns that are unique on the right, as positions (``right`` need not be
+    sorted). ``left`` and ``right``: the same number of integer code columns, in one code space
+    per column (:func:`shared_codes` for text)."""
+    lk = np.zeros(len(left[0]), dtype=np.int64)
+    rk = np.zeros(len(right[0]), dtype=np.int64)
+    for a, b in zip(left, right, strict=True):
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        lo = min(int(a.min(initial=0)), int(b.min(initial=0)))
+        radix = max(int(a.max(initial=0)), int(b.max(initial=0))) - lo + 1
+        lk = lk * radix + (a - lo)
+        rk = rk * radix + (b - lo)
+    if len(rk) == 0:
+        return np.full(len(lk), -1, dtype=np.int64)
+    order = np.argsort(rk, kind="stable")
+    srt = rk[order]
+    j = np.minimum(np.searchsorted(srt, lk, side="left"), len(srt) - 1)
+    return np.where(srt[j] == lk, order[j], -1)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
+from mmtrial.derive._groups import codes_of, datetimes_i8, row_lookup, same_as_prev, shared_codes
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
@@ -222,20 +223,6 @@ def check_ex(ex: pd.DataFrame, options: ExposureOptions) -> list[InputIssue]:
     return issues
 
 
-def _group_key(*cols: pd.Series | np.ndarray) -> np.ndarray:
-    k = pd.Series(np.asarray(cols[0]), dtype=object).astype(str)
-    for c in cols[1:]:
-        k = k + "\x00" + pd.Series(np.asarray(c), dtype=object).astype(str).to_numpy()
-    return k.to_numpy()
-
-
-def _same_prev(key: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(key), dtype=bool)
-    if len(key):
-        out[1:] = key[1:] == key[:-1]
-    return out
-
-
 def _ex_rows(ex: pd.DataFrame, options: ExposureOptions, end_fallback: pd.DataFrame | None):
     """ex as typed rows (sorted), with missing ends filled and their warnings."""
     issues = check_ex(ex, options)
@@ -291,7 +278,7 @@ def _ex_rows(ex: pd.DataFrame, options: ExposureOptions, end_fallback: pd.DataFr
     df = df.sort_values(["USUBJID", "EXTRT", "ASTDT", "ROWNUM"], kind="stable").reset_index(drop=True)
     st = df["ASTDT"].to_numpy(dtype="datetime64[D]")
     en = df["AENDT"].to_numpy(dtype="datetime64[D]")
-    same = _same_prev(_group_key(df["USUBJID"], df["EXTRT"]))
+    same = same_as_prev(df["USUBJID"], df["EXTRT"])
     prev_en = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[D]")
     prev_en[1:] = en[:-1]
     overlap = same & (st <= prev_en)
@@ -324,12 +311,14 @@ def expand_administrations(rows: pd.DataFrame, options: ExposureOptions) -> pd.D
     idx = np.repeat(np.arange(len(r)), nd)
     starts = np.repeat(np.cumsum(nd) - nd, nd)
     off = np.arange(int(nd.sum()), dtype=np.int64) - starts
-    code = frq[idx]
-    keep = np.isin(code, SCHEDULE_CODES)
+    # frequency tests on the rows, then spread to the administrations (the same booleans as
+    # testing every administration's code: fewer object comparisons, issue 15)
+    keep = np.isin(frq, SCHEDULE_CODES)[idx]
     cover = np.full(len(off), np.nan)
     perwk = np.full(len(off), np.nan)
     for c, days in options.weekly_codes().items():
-        m = code == c
+        m_row = frq == c
+        m = m_row[idx] if m_row.any() else np.zeros(len(off), dtype=bool)
         if m.any():
             keep |= m & np.isin(off % 7 + 1, days)
             cover[m] = compute_dose_cover_days(off[m], days)
@@ -342,7 +331,14 @@ def expand_administrations(rows: pd.DataFrame, options: ExposureOptions) -> pd.D
     adm["ROWCOV"] = cover[keep]
     adm["PERWK"] = perwk[keep]
     adm["ROWID"] = idx
-    return adm.sort_values(["USUBJID", "EXTRT", "ADT"], kind="stable").reset_index(drop=True)
+    # stable order by subject, drug and date on integer codes (codes in the text's sort order,
+    # missing last: the order of pandas' stable sort_values, without sorting text)
+    subj, _ = codes_of(r["USUBJID"])
+    drug, _ = codes_of(r["EXTRT"])
+    order = np.lexsort((datetimes_i8(adm["ADT"]), drug[idx], subj[idx]))
+    if np.array_equal(order, np.arange(len(order))):
+        return adm.reset_index(drop=True)
+    return adm.take(order).reset_index(drop=True)
 
 
 def compute_cycle_lengths(regimen: Regimen, n_cycles: int) -> np.ndarray:
@@ -645,8 +641,7 @@ def derive_exposure_intervals(
     cmp_ = np.where(np.isfinite(ratio), ratio, raw)
     adm["_CMP"] = cmp_
     # --- gaps: interruption days between consecutive administrations of a drug ----------------
-    key = _group_key(adm["USUBJID"], adm["EXTRT"])
-    same = _same_prev(key)
+    same = same_as_prev(adm["USUBJID"], adm["EXTRT"])
     d = _days(adm["ADT"])
     pend = d + cover - 1
     prev_end = np.r_[0, pend[:-1]]
@@ -658,19 +653,22 @@ def derive_exposure_intervals(
     cy = cycles[["USUBJID", "CYCLE"]].copy()
     cs = _days(cycles["CYCSTDT"])
     ce = cs + cycles["CYCLEN"].to_numpy(dtype=np.int64) - 1
-    csame = _same_prev(cycles["USUBJID"].astype(str).to_numpy())
+    # subject and drug as integer codes shared by adm, cycles and the drug grid (lookups on
+    # integer keys instead of merges on text: the same rows, issue 15)
+    s_adm, s_cy = shared_codes(adm["USUBJID"], cycles["USUBJID"])
+    csame = np.r_[False, s_cy[1:] == s_cy[:-1]] if len(s_cy) else np.zeros(0, dtype=bool)
     gap_before = np.where(csame, np.maximum(cs - np.r_[0, ce[:-1]] - 1, 0), 0)
     cy["S"], cy["E"] = cs, ce
     # cumulative days that delayed cycle starts, within a subject
-    cy["CD"] = pd.Series(gap_before).groupby(cycles["USUBJID"].astype(str).to_numpy()).cumsum().to_numpy()
+    cy["CD"] = pd.Series(gap_before).groupby(s_cy).cumsum().to_numpy()
+    cy_cyc = cy["CYCLE"].to_numpy(dtype=np.int64)
 
-    def at(c: np.ndarray, col: str) -> np.ndarray:
-        j = pd.DataFrame({"USUBJID": adm["USUBJID"].to_numpy(), "CYCLE": c}).merge(
-            cy, on=["USUBJID", "CYCLE"], how="left")
-        return j[col].to_numpy(dtype=float)
+    def at(j: np.ndarray, col: str) -> np.ndarray:
+        return np.where(j >= 0, cy[col].to_numpy(dtype=float)[j], np.nan)
 
-    e_p, s_p1 = at(prev_c, "E"), at(prev_c + 1, "S")
-    cd_p1, cd_c, s_c = at(prev_c + 1, "CD"), at(cyc, "CD"), at(cyc, "S")
+    j_p, j_p1, j_c = (row_lookup([s_adm, c], [s_cy, cy_cyc]) for c in (prev_c, prev_c + 1, cyc))
+    e_p, s_p1 = at(j_p, "E"), at(j_p1, "S")
+    cd_p1, cd_c, s_c = at(j_p1, "CD"), at(j_c, "CD"), at(j_c, "S")
     ov1 = np.maximum(np.minimum(u1, s_p1 - 1) - np.maximum(u0, e_p + 1) + 1, 0)
     delay_in_gap = np.where(crossed, np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1), 0)
     first_dy = adm["FIRSTDY"].to_numpy(dtype=float)
@@ -686,12 +684,14 @@ def derive_exposure_intervals(
     grid["NW"] = np.where(~in_regimen, 0, np.where(np.isnan(fd), grid["CYCLEN"].to_numpy(dtype=float), fd - 1))
     grid = grid.sort_values(["USUBJID", "EXTRT", "CYCLE"], kind="stable")
     grid["CNW"] = grid.groupby(["USUBJID", "EXTRT"], sort=False)["NW"].cumsum()
+    g_s = shared_codes(adm["USUBJID"], grid["USUBJID"])
+    g_d = shared_codes(adm["EXTRT"], grid["EXTRT"])
+    g_c = grid["CYCLE"].to_numpy(dtype=np.int64)
+    cnw = grid["CNW"].to_numpy(dtype=float)
 
     def at_drug(c: np.ndarray) -> np.ndarray:
-        j = pd.DataFrame({"USUBJID": adm["USUBJID"].to_numpy(), "EXTRT": adm["EXTRT"].to_numpy(),
-                          "CYCLE": c}).merge(grid[["USUBJID", "EXTRT", "CYCLE", "CNW"]],
-                                             on=["USUBJID", "EXTRT", "CYCLE"], how="left")
-        return j["CNW"].to_numpy(dtype=float)
+        j = row_lookup([g_s[0], g_d[0], c], [g_s[1], g_d[1], g_c])
+        return np.where(j >= 0, cnw[j], np.nan)
 
     skipped = np.where(crossed & (cyc - 1 > prev_c), np.nan_to_num(at_drug(cyc - 1) - at_drug(prev_c)), 0)
     intdays = (ulen - np.nan_to_num(pw) - skipped
@@ -730,7 +730,7 @@ def derive_exposure_intervals(
         lv = lv.drop(columns="AENDTF").merge(fl, on="ROWNUM", how="left")
         lv["AENDTF"] = lv["AENDTF"].fillna("")
     lv["NDAYS"] = (_days(lv["AENDT"]) - _days(lv["ASTDT"])).astype(np.int64) + 1
-    sp = _same_prev(_group_key(lv["USUBJID"], lv["EXTRT"]))
+    sp = same_as_prev(lv["USUBJID"], lv["EXTRT"])
     prev = np.r_[np.nan, lv["_CMP"].to_numpy(dtype=float)[:-1]]
     cur = lv["_CMP"].to_numpy(dtype=float)
     rel = cur / prev - 1
@@ -744,10 +744,13 @@ def derive_exposure_intervals(
     reason = lv["EXADJ"].to_numpy(dtype=object)
     zr = np.full(len(lv), None, dtype=object)
     if len(zero) and restart.any():
-        z = pd.DataFrame({"K": _group_key(zero["USUBJID"], zero["EXTRT"]), "ZD": _days(zero["ASTDT"]),
+        zs, ls = shared_codes(zero["USUBJID"], lv["USUBJID"])
+        zd, ld = shared_codes(zero["EXTRT"], lv["EXTRT"])
+        radix = int(max(zd.max(initial=0), ld.max(initial=0))) + 1
+        z = pd.DataFrame({"K": zs * radix + zd, "ZD": _days(zero["ASTDT"]),
                           "ZR": zero["EXADJ"].to_numpy(dtype=object)}).sort_values("ZD", kind="stable")
         prev_per = np.r_[0, _days(lv["PERENDT"])[:-1]]
-        q = pd.DataFrame({"K": _group_key(lv["USUBJID"], lv["EXTRT"]), "QD": lv["_D0"].to_numpy() - 1,
+        q = pd.DataFrame({"K": ls * radix + ld, "QD": lv["_D0"].to_numpy() - 1,
                           "P": prev_per, "_I": np.arange(len(lv))}).sort_values("QD", kind="stable")
         j = pd.merge_asof(q, z, left_on="QD", right_on="ZD", by="K", direction="backward").sort_values("_I")
         hit = (j["ZD"].to_numpy(dtype=float) > j["P"].to_numpy(dtype=float) - 1e-9) & restart

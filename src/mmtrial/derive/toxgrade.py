@@ -340,7 +340,7 @@ def derive_var_atoxgr(
 
 
 def compute_atoxgr_columns(
-    paramcd: pd.Series,
+    paramcd: pd.Series | pd.Categorical,
     unit: pd.Series,
     aval: np.ndarray,
     lln: np.ndarray,
@@ -423,18 +423,49 @@ class AdlbOptions:
 
 
 def _last_per_group(key: np.ndarray, order: np.ndarray, tiebreak: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Boolean mask of the last row (by order, then tiebreak) per key among ``mask`` rows."""
+    """Boolean mask of the last row (by order, then tiebreak) per key among ``mask`` rows.
+
+    The three integer-valued sort keys are packed into one int64 (each shifted to start at 0,
+    mixed radix) when their ranges allow, and sorted once (stable: equal keys keep their row
+    order, as ``numpy.lexsort`` does); otherwise ``numpy.lexsort``. The same rows either way.
+    """
     out = np.zeros(key.shape[0], dtype=bool)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return out
-    o = np.lexsort((tiebreak[idx], order[idx], key[idx]))
+    cols = [key[idx], order[idx], tiebreak[idx]]
+    packed = _pack_keys(cols)
+    o = np.argsort(packed, kind="stable") if packed is not None else np.lexsort(cols[::-1])
     s = idx[o]
     k = key[s]
     last = np.ones(s.size, dtype=bool)
     last[:-1] = k[1:] != k[:-1]
     out[s[last]] = True
     return out
+
+
+def _pack_keys(cols: list[np.ndarray]) -> np.ndarray | None:
+    """One int64 per row whose order is the lexicographic order of ``cols`` (first = primary),
+    or None when a column is not integer-valued or the ranges do not fit in 63 bits."""
+    parts: list[tuple[np.ndarray, int]] = []
+    total = 1
+    for c in cols:
+        if c.dtype.kind == "f":
+            if not (np.isfinite(c).all() and (c == np.floor(c)).all()) or np.abs(c).max() >= 2.0**53:
+                return None
+            c = c.astype(np.int64)
+        elif c.dtype.kind not in "iu":
+            return None
+        lo, hi = int(c.min()), int(c.max())
+        width = hi - lo + 1
+        total *= width
+        if total >= 2**62:
+            return None
+        parts.append((c.astype(np.int64) - lo, width))
+    packed = np.zeros(len(cols[0]), dtype=np.int64)
+    for c, width in parts:
+        packed = packed * width + c
+    return packed
 
 
 def derive_adlb(
@@ -474,7 +505,13 @@ def derive_adlb(
     adt = (num["LBDT"].to_numpy(dtype="datetime64[D]") if "LBDT" in num
            else np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
     trt = adsl[["USUBJID", "TRTSDT", "TRTEDT"]].drop_duplicates("USUBJID")
-    pos = pd.Index(trt["USUBJID"]).get_indexer(subj)
+    # subjects factorised once; ADSL looked up for the distinct subjects only (issue 15)
+    subj_code, subj_uni = pd.factorize(subj)
+    trt_index = pd.Index(trt["USUBJID"])
+    pos_uni = np.append(trt_index.get_indexer(pd.Index(subj_uni)), -1).astype(np.int64)
+    pos = pos_uni[subj_code]  # code -1 (missing USUBJID) -> the appended -1
+    if (subj_code < 0).any():
+        pos[subj_code < 0] = trt_index.get_indexer(subj[subj_code < 0].iloc[:1])[0]
     sdt_all = np.append(trt["TRTSDT"].to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
     edt_all = np.append(trt["TRTEDT"].to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
     sdt = sdt_all[pos]  # pos -1 -> NaT (subject not in ADSL)
@@ -483,7 +520,6 @@ def derive_adlb(
     lln = num["LBSTNRLO"].to_numpy(dtype=float) if "LBSTNRLO" in num else np.full(n, np.nan)
     uln = num["LBSTNRHI"].to_numpy(dtype=float) if "LBSTNRHI" in num else np.full(n, np.nan)
     rown = num["ROWNUM"].to_numpy(dtype=np.int64) if "ROWNUM" in num else np.arange(1, n + 1)
-    subj_code, _ = pd.factorize(subj)
     par_code, par_uni = pd.factorize(num["LBTESTCD"])
     key = subj_code.astype(np.int64) * max(len(par_uni), 1) + par_code
     adt_i = adt.astype("int64")
@@ -498,7 +534,8 @@ def derive_adlb(
     ontrt = post & ~np.isnat(edt) & (adt <= edt + window)
     # grade: baseline records against the normal range only
     grade, term_code, terms = compute_atoxgr_columns(
-        num["LBTESTCD"], col("LBSTRESU", None), aval, lln, uln, np.where(ablfl, np.nan, base),
+        pd.Categorical.from_codes(par_code, par_uni),  # the tests factorised once (above)
+        col("LBSTRESU", None), aval, lln, uln, np.where(ablfl, np.nan, base),
         usubjid=subj, rownum=num.get("ROWNUM"),
         criteria=criteria, policy=options.policy,
     )
@@ -520,10 +557,10 @@ def derive_adlb(
         "ADT": adt.astype("datetime64[ns]"),
         "ADY": np.where(has_dt & ~np.isnat(sdt),
                         (adt - sdt).astype("int64") + (adt >= sdt).astype("int64"), np.nan),
-        "AVAL": aval,
+        "AVAL": aval.copy(),
         "AVALU": col("LBSTRESU", None),
-        "ANRLO": lln,
-        "ANRHI": uln,
+        "ANRLO": lln.copy(),
+        "ANRHI": uln.copy(),
         "ABLFL": y(ablfl),
         "BASE": base,
         "CHG": aval - base,
@@ -537,7 +574,8 @@ def derive_adlb(
         "TRTSDT": sdt.astype("datetime64[ns]"),
         "TRTEDT": edt.astype("datetime64[ns]"),
         "SRCDOM": "LB",
-        "SRCSEQ": num["LBSEQ"].to_numpy() if "LBSEQ" in num else np.full(n, np.nan),
-        "ROWNUM": rown,
-    })
+        "SRCSEQ": num["LBSEQ"].to_numpy(copy=True) if "LBSEQ" in num else np.full(n, np.nan),
+        "ROWNUM": rown.copy(),
+    }, copy=False)  # columns as they are (the input-derived arrays copied above), one block each:
+    # no consolidation copy of tens of millions of values into 2-D blocks (issue 15)
     return out
