@@ -437,6 +437,11 @@ def _last_per_group(key: np.ndarray, order: np.ndarray, tiebreak: np.ndarray, ma
     return out
 
 
+#: The lb variables :func:`derive_adlb` reads.
+_ADLB_SOURCE_VARIABLES = frozenset({"USUBJID", "LBTESTCD", "LBCAT", "LBSTRESN", "LBSTRESU", "LBSTNRLO",
+                                    "LBSTNRHI", "LBDT", "ROWNUM", "LBSEQ"})
+
+
 def derive_adlb(
     lb: pd.DataFrame,
     adsl: pd.DataFrame,
@@ -464,6 +469,8 @@ def derive_adlb(
     """
     criteria = criteria or GradingCriteria.load()
     has_value = lb["LBSTRESN"].notna().to_numpy(dtype=bool)
+    # only the variables read below: selecting rows then copies these, not every lb column (issue 15)
+    lb = lb[[c for c in lb.columns if c in _ADLB_SOURCE_VARIABLES]]
     num = (lb if has_value.all() else lb.loc[has_value]).reset_index(drop=True)
     n = len(num)
 
@@ -474,7 +481,9 @@ def derive_adlb(
     adt = (num["LBDT"].to_numpy(dtype="datetime64[D]") if "LBDT" in num
            else np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
     trt = adsl[["USUBJID", "TRTSDT", "TRTEDT"]].drop_duplicates("USUBJID")
-    pos = pd.Index(trt["USUBJID"]).get_indexer(subj)
+    subj_code, subj_uni = pd.factorize(subj)
+    # each distinct subject looked up once: no Python text object per lab record (issue 15)
+    pos = np.append(pd.Index(trt["USUBJID"]).get_indexer(subj_uni), -1)[subj_code]
     sdt_all = np.append(trt["TRTSDT"].to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
     edt_all = np.append(trt["TRTEDT"].to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
     sdt = sdt_all[pos]  # pos -1 -> NaT (subject not in ADSL)
@@ -483,7 +492,6 @@ def derive_adlb(
     lln = num["LBSTNRLO"].to_numpy(dtype=float) if "LBSTNRLO" in num else np.full(n, np.nan)
     uln = num["LBSTNRHI"].to_numpy(dtype=float) if "LBSTNRHI" in num else np.full(n, np.nan)
     rown = num["ROWNUM"].to_numpy(dtype=np.int64) if "ROWNUM" in num else np.arange(1, n + 1)
-    subj_code, _ = pd.factorize(subj)
     par_code, par_uni = pd.factorize(num["LBTESTCD"])
     key = subj_code.astype(np.int64) * max(len(par_uni), 1) + par_code
     adt_i = adt.astype("int64")

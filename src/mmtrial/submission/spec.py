@@ -170,7 +170,9 @@ def text_length(values: pd.Series) -> int:
 
     if values.dtype == object:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    else:  # pandas str/string: its Arrow data as it is
+    elif hasattr(values.array, "__arrow_array__"):  # pandas str/string on Arrow: its data as it is
+        arr = pa.array(values.array)  # (no Python text object per value, issue 15)
+    else:  # pandas str/string held as Python objects
         arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string())
     longest = pc.max(pc.binary_length(arr)).as_py()
     return int(longest or 0)
@@ -181,6 +183,12 @@ def _typed(s: pd.Series, kind: DataType) -> pd.Series:
         return pd.to_datetime(s, errors="coerce").astype("datetime64[ns]")
     if kind == "text":
         return _as_text(s)
+    if s.dtype == np.float64:
+        return s  # already the value (copy-on-write: shared, never modified); issue 15
+    if (pd.api.types.is_integer_dtype(s) or pd.api.types.is_float_dtype(s)) and not pd.api.types.is_bool_dtype(s):
+        # numbers (numpy or nullable) as float, missing as NaN: what the general path below gives,
+        # without one Python object per value (issue 15)
+        return pd.Series(s.to_numpy(dtype=float, na_value=np.nan), index=s.index, name=s.name)
     return pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="coerce").astype(float)
 
 
@@ -249,4 +257,4 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
         columns.append(Column(spec=v, name=v.sas_name, data_type=kind, length=length,
                               display_format="DATE9." if kind == "date" else None))
         out[v.sas_name] = values
-    return pd.DataFrame(out), columns, ds
+    return pd.DataFrame(out, copy=False), columns, ds  # columns as typed above, not copied again (issue 15)
