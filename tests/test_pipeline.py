@@ -51,6 +51,24 @@ def test_a_tiny_study_without_responders_goes_through_every_step(tmp_path):
     tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
     con.close()
     assert {"adsl", "adrs", "sdtm_dm", "sdtm_lb"} <= tables
+    # issue 15: once mmtrial.duckdb is written the domains nothing reads any more are released;
+    # reading one raises instead of passing for an absent domain
+    study_after = out.analysis.study
+    assert "lb" in study_after and "lb" not in study_after.domains
+    with pytest.raises(RuntimeError, match="'lb' was released"):
+        study_after.get("lb")
+    assert study_after.get("ex") is not None and study_after.get("dm") is not None
+
+
+def test_study_release_keeps_only_the_named_domains():
+    from mmtrial.context import Study
+
+    s = Study(domains={"dm": pd.DataFrame({"USUBJID": ["A"]}), "lb": pd.DataFrame({"USUBJID": ["A"]})})
+    s.release(keep=("dm", "suppdm"))
+    assert list(s.domains) == ["dm"] and s.released == {"lb"}
+    assert s.get("suppdm") is None  # absent, never read: still None
+    with pytest.raises(RuntimeError, match="released"):
+        s["lb"]
 
 
 def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path):

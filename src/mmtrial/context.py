@@ -38,15 +38,31 @@ class Study:
     synthetic: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     checksum: str = ""
+    released: set[str] = field(default_factory=set)
 
     def get(self, name: str) -> pd.DataFrame | None:
+        self._check_released(name)
         return self.domains.get(name)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
+        self._check_released(name)
         return self.domains[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self.domains
+        return name in self.domains or name in self.released
+
+    def release(self, keep: tuple[str, ...] = ()) -> None:
+        """Drop every domain but ``keep`` from memory once nothing will read it (issue 15:
+        ``pipeline.analyze`` does so after the outputs that read the domains are written).
+        Reading a released domain afterwards raises, so it is never mistaken for an absent one."""
+        for name in [n for n in self.domains if n not in keep]:
+            del self.domains[name]
+            self.released.add(name)
+
+    def _check_released(self, name: str) -> None:
+        if name in self.released:
+            raise RuntimeError(f"SDTM domain {name!r} was released from memory after its last use "
+                               "(Study.release); read it before the analysis outputs are written")
 
 
 @dataclass(frozen=True)

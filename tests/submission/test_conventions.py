@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmtrial.derive.conventions import (
     derive_var_agegr1,
@@ -45,6 +47,29 @@ def test_avisit_windows():
                               "CYCLE 2 DAY 1", "CYCLE 3 DAY 1"]
     assert n.tolist() == [0, 1, 8, 8, 15, 29, 57]
 
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-30, 400)), max_size=40), st.sampled_from([None, 21, 28]))
+def test_avisit_labels_by_record_and_shared(days, cycle_length):
+    """AVISIT equals the label worked out record by record (nearest nominal day 1 + 7k; CYCLE c
+    DAY d from the cycle length), and records of one visit share one text object (issue 15:
+    one object per visit, not per record)."""
+    ady = pd.Series([np.nan if d is None else float(d) for d in days], dtype=float)
+    ablfl = pd.Series([None] * len(days), dtype=object)
+    label, n = derive_vars_avisit(ady, ablfl, interval=7, cycle_length=cycle_length)
+    for d, lab, num in zip(days, label, n, strict=True):
+        if d is None:
+            assert pd.isna(lab) and pd.isna(num)
+        elif d < 1:
+            assert lab == "SCREENING" and num == -1
+        else:
+            nominal = int(np.round((d - 1) / 7)) * 7 + 1
+            want = (f"CYCLE {(nominal - 1) // cycle_length + 1} DAY {(nominal - 1) % cycle_length + 1}"
+                    if cycle_length else f"DAY {nominal}")
+            assert lab == want and num == nominal
+    texts = [v for v in label if isinstance(v, str)]
+    assert len({id(v) for v in texts}) == len(set(texts))
 
 def test_param_names_and_order():
     param, n = derive_vars_param(pd.Series(["PLAT", "HGB", "PLAT", "XYZ"]), pd.Series(["10^9/L", "g/dL", "10^9/L", None]))

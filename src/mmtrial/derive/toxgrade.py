@@ -468,6 +468,11 @@ def _pack_keys(cols: list[np.ndarray]) -> np.ndarray | None:
     return packed
 
 
+#: The lb variables :func:`derive_adlb` reads.
+_ADLB_SOURCE_VARIABLES = frozenset({"USUBJID", "LBTESTCD", "LBCAT", "LBSTRESN", "LBSTRESU", "LBSTNRLO",
+                                    "LBSTNRHI", "LBDT", "ROWNUM", "LBSEQ"})
+
+
 def derive_adlb(
     lb: pd.DataFrame,
     adsl: pd.DataFrame,
@@ -495,6 +500,8 @@ def derive_adlb(
     """
     criteria = criteria or GradingCriteria.load()
     has_value = lb["LBSTRESN"].notna().to_numpy(dtype=bool)
+    # only the variables read below: selecting rows then copies these, not every lb column (issue 15)
+    lb = lb[[c for c in lb.columns if c in _ADLB_SOURCE_VARIABLES]]
     num = (lb if has_value.all() else lb.loc[has_value]).reset_index(drop=True)
     n = len(num)
 

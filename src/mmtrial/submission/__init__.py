@@ -50,6 +50,7 @@ def parameters(frame) -> tuple[tuple[str, str], ...]:
 
 def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) -> SubmissionFiles:
     """Write ``adam/<name>.xpt``, ``adam/<name>.json``, ``define.xml`` and ``tlf/*.rtf`` into ``out_dir``."""
+    from mmtrial._memory import release_memory
     from mmtrial.report.model import Listing, Table
     from mmtrial.report.numbering import csr_numbers
     from mmtrial.submission.datasetjson import write_dataset_json
@@ -71,6 +72,8 @@ def write_submission(a: Analysis, out_dir: Path, *, created: str | None = None) 
                                              study_oid=study_id, created=created))
         written.append(WrittenDataset(spec=ds, columns=columns, xpt_name=f"{name}.xpt", records=len(frame),
                                       params=parameters(frame)))
+        del frame
+        release_memory()  # one dataset's submission frame at a time (issue 15)
     files.define = write_define(out_dir / "define.xml", written, spec, study_id=study_id,
                                 study_title=a.protocol.study.title, cutoff=data_cutoff(a), created=created)
     header = TlfHeader(study=study_id, cutoff=data_cutoff(a), synthetic=a.study.synthetic)

@@ -144,13 +144,16 @@ def _as_text(s: pd.Series) -> pd.Series:
     """Text values (object, ``None`` for missing; pandas ``str``/``string`` columns as they are,
     missing as NA); whole-number floats print without ``.0`` (grades)."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        num = pd.to_numeric(s, errors="coerce").astype(float).to_numpy()
-        whole = np.isfinite(num) & (num == np.round(num))
-        other = ~np.isnan(num) & ~whole  # fractions and infinities: Python's repr
-        text = np.full(len(num), np.nan, dtype=object)  # missing: NaN, as pandas' where(..., None) gave
-        text[whole] = num[whole].astype(np.int64).astype(str)
-        text[other] = [repr(v) for v in num[other].tolist()]
-        return pd.Series(text, index=s.index, name=s.name, dtype=object)
+        num = pd.to_numeric(s, errors="coerce").astype(float)
+        # each distinct value written once and shared by its rows (issue 15: ATOXGR of 2.7 M lab
+        # records made 2.7 M text objects, 140 MB and 2 s)
+        codes, uniq = pd.factorize(num)  # missing -> code -1: the last value, a NaN, below
+        u = pd.Series(np.append(np.asarray(uniq, dtype=float), np.nan))
+        whole = np.isfinite(u) & (u == np.round(u))
+        text = u.astype(object).map(repr)
+        text[whole] = u[whole].astype("int64").astype(str)
+        text = text.where(u.notna(), None).astype(object)
+        return pd.Series(text.to_numpy(dtype=object)[codes], index=s.index, name=s.name, dtype=object)
     if pd.api.types.is_string_dtype(s) and s.dtype != object and not isinstance(s.dtype, pd.CategoricalDtype):
         return s  # pandas str/string, kept Arrow-backed: the writers convert a chunk at a time (issue 15)
     obj = s.astype(object).where(s.notna(), None)
@@ -172,8 +175,10 @@ def text_length(values: pd.Series) -> int:
 
     if values.dtype == object:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    else:  # pandas str/string: its Arrow data as it is (no Python object per value)
-        arr = pa.array(values)
+    elif hasattr(values.array, "__arrow_array__"):  # pandas str/string on Arrow: its data as it is
+        arr = pa.array(values.array)  # (no Python text object per value, issue 15)
+    else:  # pandas str/string held as Python objects
+        arr = pa.array(values.astype(object).where(values.notna(), None).to_numpy(), type=pa.string())
     longest = pc.max(pc.binary_length(arr)).as_py()
     return int(longest or 0)
 
@@ -183,8 +188,12 @@ def _typed(s: pd.Series, kind: DataType) -> pd.Series:
         return pd.to_datetime(s, errors="coerce").astype("datetime64[ns]")
     if kind == "text":
         return _as_text(s)
-    if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":  # numpy numbers: no NaN to translate
-        return s.astype(float)
+    if s.dtype == np.float64:
+        return s  # already the value (copy-on-write: shared, never modified); issue 15
+    if (pd.api.types.is_integer_dtype(s) or pd.api.types.is_float_dtype(s)) and not pd.api.types.is_bool_dtype(s):
+        # numbers (numpy or nullable) as float, missing as NaN: what the general path below gives,
+        # without one Python object per value (issue 15)
+        return pd.Series(s.to_numpy(dtype=float, na_value=np.nan), index=s.index, name=s.name)
     return pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="coerce").astype(float)
 
 
@@ -253,4 +262,4 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
         columns.append(Column(spec=v, name=v.sas_name, data_type=kind, length=length,
                               display_format="DATE9." if kind == "date" else None))
         out[v.sas_name] = values
-    return pd.DataFrame(out), columns, ds
+    return pd.DataFrame(out, copy=False), columns, ds  # columns as typed above, not copied again (issue 15)

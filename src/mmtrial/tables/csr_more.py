@@ -175,11 +175,17 @@ def table_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30,
                  stub="Preferred term")
 
 
+#: The ADLB variables :func:`compute_lab_by_visit` reads.
+_LAB_BY_VISIT_VARIABLES = frozenset({"USUBJID", "PARAMCD", "AVAL", "AVALU", "AVISITN", "AVISIT", "ABLFL", "ONTRTFL",
+                                     "ADY", "ADT"})
+
+
 def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence[str] = LAB_TIME_TESTS,
                          min_n: int = 5) -> pd.DataFrame:
     """n, median, Q1, Q3 of AVAL per test and analysis visit (safety population; baseline and
     on-treatment records), visits with at least ``min_n`` values; quantiles by SAS QNTLDEF=5."""
     saf = set(safety_population(adsl)["USUBJID"])
+    adlb = adlb[[c for c in adlb.columns if c in _LAB_BY_VISIT_VARIABLES]]  # rows below copy only these (issue 15)
     d = adlb.loc[adlb["PARAMCD"].isin(list(tests)) & adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna()
                  & adlb["AVISITN"].notna()]
     on = d["ABLFL"].astype(object).eq("Y") | d["ONTRTFL"].astype(object).eq("Y")
