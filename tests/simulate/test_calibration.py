@@ -7,6 +7,7 @@ the per-study SD), so a drift of the model's defaults fails the test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from mmtrial.simulate import SimulationParams, simulate_study
 from mmtrial.simulate.calibration import calibration_table, km_median
+from support import sweeps
 
 # quantity: (published STORM value, tolerance on the mean of 50 studies)
 TARGETS = {
@@ -42,18 +44,24 @@ TARGETS = {
 
 @pytest.mark.slow
 def test_mean_over_50_studies_matches_storm_within_tolerance():
-    table = calibration_table(n=122, seeds=range(50))
+    """50 studies under ``--sweeps``; by default the first 20 (the same seeds), with each tolerance
+    widened by sqrt(50/20), since the Monte Carlo SD of a mean over k studies is proportional to
+    1/sqrt(k) (the suite's time budget, docs/design.md "The test suite's time")."""
+    k = 50 if sweeps.FULL else 20
+    widen = math.sqrt(50 / k)
+    table = calibration_table(n=122, seeds=range(k))
     mean = table["simulated_mean"]
     for key, (published, tol) in TARGETS.items():
-        assert abs(mean[key] - published) <= tol, f"{key}: simulated {mean[key]:.2f} vs {published} +- {tol}"
+        assert abs(mean[key] - published) <= tol * widen, \
+            f"{key}: simulated {mean[key]:.2f} vs {published} +- {tol * widen:.2f} ({k} studies)"
     # category counts: sCR 2, VGPR 6, PR 24, MR 16 of 122 (domain.md 1.3)
     for key, published in (("scr_n", 2), ("vgpr_n", 6), ("pr_n", 24), ("mr_n", 16)):
-        assert abs(mean[key] - published) <= max(1.5, 0.15 * published), key
+        assert abs(mean[key] - published) <= max(1.5, 0.15 * published) * widen, key
     assert abs(mean["n_efficacy"] - 122 * 0.99) < 1.0
     # the responder OS medians are reached in almost every study (STORM reached them), so the
-    # mean above is not an average over a selected few
+    # mean above is not an average over a selected few (at most 5 of 50 studies not reached)
     for key in ("median_os_ge_pr_months", "median_os_ge_mr_months"):
-        assert table.loc[key, "n_not_reached"] <= 5, key
+        assert table.loc[key, "n_not_reached"] <= 5 * k / 50, key
 
 
 def test_km_median_hand_worked():

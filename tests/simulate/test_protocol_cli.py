@@ -108,16 +108,23 @@ def test_demo_any_protocol_end_to_end_rdi_is_100_for_full_adherence(tmp_path):
     assert (adex.loc[adex["USUBJID"].isin(full), "NINTERR"] == 0).all()
 
 
-@pytest.mark.slow
-def test_boston_simulate_and_demo_end_to_end(tmp_path):
-    # issue 13: `mmtrial demo --protocol boston` runs end to end on the simulated randomised study
-    r = CliRunner()
-    sim = r.invoke(app, ["simulate", "--out", str(tmp_path / "s"), "--protocol", "boston", "--n", "16", "--quiet"])
+def test_boston_simulate_writes_a_randomised_study(tmp_path):
+    # issue 13: `mmtrial simulate --protocol boston` writes the randomised study (both arms, SUPPDM)
+    sim = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "s"), "--protocol", "boston", "--n", "16",
+                                   "--quiet"])
     assert sim.exit_code == 0, sim.output
     dm = pd.read_csv(tmp_path / "s" / "dm.csv")
     assert set(dm["ARMCD"]) == {"SVD", "VD"} and (tmp_path / "s" / "suppdm.csv").exists()
     assert json.loads((tmp_path / "s" / "study.json").read_text())["protocol_id"] == "BOSTON"
-    res = r.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--protocol", "boston", "--n", "60", "--quiet"])
+
+
+@pytest.mark.sweep
+def test_boston_demo_end_to_end(tmp_path):
+    """issue 13: `mmtrial demo --protocol boston` runs end to end on the simulated randomised study.
+    Under ``--sweeps`` only (about 45 s): the two-arm analysis of a simulated BOSTON study runs by
+    default in tests/arms/test_two_arm_e2e.py (compared with R)."""
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--protocol", "boston", "--n", "60",
+                                   "--quiet"])
     assert res.exit_code == 0, res.output
     out = tmp_path / "demo" / "output"
     results = json.loads((out / "results.json").read_text())
