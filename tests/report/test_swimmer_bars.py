@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-from mmtrial.figures.svg import new_figure
 from mmtrial.figures.swimmer import _add_bars
-
-
-def _png(draw) -> np.ndarray:
-    import matplotlib.image as mpimg
-
-    fig = new_figure((4, 3), dpi=50)
-    ax = fig.subplots()
-    draw(ax)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    buf.seek(0)
-    return mpimg.imread(buf)
+from support.raster import render_png
 
 
 def test_bars_collection_renders_like_barh():
@@ -39,6 +25,6 @@ def test_bars_collection_renders_like_barh():
         _add_bars(ax, lane, start, end - start, height=0.7, colors=colors)
         limits["collection"] = (ax.get_xlim(), ax.get_ylim())
 
-    a, b = _png(with_barh), _png(with_collection)
+    a, b = render_png(with_barh), render_png(with_collection)
     assert limits["barh"] == limits["collection"]
     assert np.abs(a - b).max() < 1e-6

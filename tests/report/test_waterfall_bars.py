@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-from mmtrial.figures.svg import new_figure
 from mmtrial.figures.waterfall import add_column_bars
-
-
-def _png(draw) -> np.ndarray:
-    import matplotlib.image as mpimg
-
-    fig = new_figure((4, 3), dpi=50)
-    ax = fig.subplots()
-    draw(ax)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    buf.seek(0)
-    return mpimg.imread(buf)
+from support.raster import render_png
 
 
 def test_column_bars_collection_renders_like_bar():
@@ -38,7 +24,7 @@ def test_column_bars_collection_renders_like_bar():
         add_column_bars(ax, x - 0.85 / 2, 0.85, y, colors=colors)
         limits["collection"] = (ax.get_xlim(), ax.get_ylim())
 
-    a, b = _png(with_bar), _png(with_collection)
+    a, b = render_png(with_bar), render_png(with_collection)
     assert limits["bar"] == limits["collection"]
     assert np.abs(a - b).max() < 1e-6
 
@@ -49,6 +35,6 @@ def test_column_bars_with_edge_alignment_and_run_widths():
     width = np.array([3.0, 4.0, 3.0])
     h = np.array([50.0, -20.0, -90.0])
     colors = ["#cb181d", "#bdbdbd", "#08306b"]
-    a = _png(lambda ax: ax.bar(left, h, width=width, align="edge", color=colors, edgecolor="none"))
-    b = _png(lambda ax: add_column_bars(ax, left, width, h, colors=colors))
+    a = render_png(lambda ax: ax.bar(left, h, width=width, align="edge", color=colors, edgecolor="none"))
+    b = render_png(lambda ax: add_column_bars(ax, left, width, h, colors=colors))
     assert np.abs(a - b).max() < 1e-6

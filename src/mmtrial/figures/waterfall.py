@@ -59,24 +59,16 @@ def add_column_bars(ax, left: np.ndarray, width: np.ndarray | float, height: np.
     """Vertical bars from 0 to ``height``, ``width`` wide from ``left``, as one collection (issue 15).
 
     Draws what ``ax.bar(left, height, width=width, align="edge", color=colors,
-    edgecolor="none")`` draws (its sticky y edge at 0 included), but as one ``PolyCollection``
-    instead of one ``Rectangle`` artist per bar: matplotlib creates, lays out and writes one
-    artist (one SVG group) per bar otherwise, about half of the waterfall's CPU at 123 patients.
-    Same corners and colours, so the rendered figure is the same (tests/report/test_waterfall_bars.py
-    compares the rasterised pixels with ``ax.bar``'s).
+    edgecolor="none")`` draws (its sticky y edge at 0 included), as one collection
+    (:func:`mmtrial.figures.bars.add_rectangles`; one artist per bar was about half of the
+    waterfall's CPU at 123 patients).
     """
-    from matplotlib.collections import PolyCollection
+    from mmtrial.figures.bars import add_rectangles
 
     left = np.asarray(left, dtype=float)
     right = left + np.broadcast_to(np.asarray(width, dtype=float), left.shape)
     h = np.asarray(height, dtype=float)
-    zero = np.zeros_like(h)
-    verts = np.stack([np.column_stack([left, zero]), np.column_stack([left, h]),
-                      np.column_stack([right, h]), np.column_stack([right, zero])], axis=1)
-    bars = PolyCollection(verts, facecolors=colors, edgecolors="none", linewidths=0)
-    bars.sticky_edges.y.append(0.0)
-    ax.add_collection(bars, autolim=True)
-    ax.autoscale_view()
+    add_rectangles(ax, left, np.zeros_like(h), right, h, colors=colors, sticky_y=[0.0])
 
 
 def derive_best_change(adrs: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
