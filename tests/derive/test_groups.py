@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from mmtrial.derive._groups import (
     codes_of,
     decode,
+    equality_keys,
     first_valid,
     group_ids,
     group_starts,
     join_runs,
     join_runs_text,
     last_valid,
+    pack_keys,
     row_lookup,
     same_as_prev,
     shared_codes,
@@ -95,3 +97,18 @@ def test_same_as_prev_compares_every_column_with_the_previous_row(rows):
 
     expected = [i > 0 and eq(a[i], a[i - 1]) and eq(b[i], b[i - 1]) for i in range(len(rows))]
     assert got.tolist() == expected
+
+
+def test_equality_keys_fall_back_when_the_packed_key_would_overflow():
+    # reference: row tuples compared directly; two columns of range 2**40 do not fit in 63 bits,
+    # so pack_keys declines and the tuples are factorised instead
+    a = np.array([0, 2**40, 0, 2**40, 5], dtype=np.int64)
+    b = np.array([2**40, 0, 2**40, 1, 5], dtype=np.int64)
+    assert pack_keys([a, b]) is None
+    k = equality_keys([a, b])
+    tuples = list(zip(a.tolist(), b.tolist(), strict=True))
+    for i in range(len(a)):
+        for j in range(len(a)):
+            assert (k[i] == k[j]) == (tuples[i] == tuples[j])
+    # and row_lookup over such codes still finds each left row's right row
+    assert row_lookup([a[:2], b[:2]], [a[2:], b[2:]]).tolist() == [0, -1]

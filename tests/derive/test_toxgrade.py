@@ -245,10 +245,11 @@ def test_last_per_group_packed_sort_picks_the_rows_of_lexsort(rows):
     # reference: numpy.lexsort over the three keys (the sort _last_per_group used before the
     # keys were packed into one int64). Integer-valued keys with small ranges take the packed
     # sort; a non-integer order (3.5) or ranges beyond 63 bits take lexsort itself.
-    from mmtrial.derive.toxgrade import _last_per_group, _pack_keys
+    from mmtrial.derive._groups import pack_keys
+    from mmtrial.derive.toxgrade import _last_per_group
 
     key, order, tie, mask = (np.array(c) for c in zip(*rows, strict=True))
     small = tie % 1000
-    assert _pack_keys([key, np.floor(order), small]) is not None
+    assert pack_keys([key, np.floor(order), small]) is not None
     assert _last_per_group(key, np.floor(order), small, mask).tolist() == _lexsort_last(key, np.floor(order), small, mask)
     assert _last_per_group(key, order, tie, mask).tolist() == _lexsort_last(key, order, tie, mask)

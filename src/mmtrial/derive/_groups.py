@@ -143,22 +143,53 @@ def same_as_prev(*cols: Any) -> np.ndarray:
     return out
 
 
+def pack_keys(cols: Sequence[np.ndarray]) -> np.ndarray | None:
+    """One int64 per row whose order is the lexicographic order of ``cols`` (first = primary),
+    or None when a column is not integer-valued or the ranges do not fit in 63 bits (each column
+    shifted to start at 0, then mixed radix)."""
+    if len(cols[0]) == 0:
+        return np.zeros(0, dtype=np.int64)
+    parts: list[tuple[np.ndarray, int]] = []
+    total = 1
+    for c in cols:
+        if c.dtype.kind == "f":
+            if not (np.isfinite(c).all() and (c == np.floor(c)).all()) or np.abs(c).max() >= 2.0**53:
+                return None
+            c = c.astype(np.int64)
+        elif c.dtype.kind not in "iu":
+            return None
+        lo, hi = int(c.min()), int(c.max())
+        width = hi - lo + 1
+        total *= width
+        if total >= 2**62:
+            return None
+        parts.append((c.astype(np.int64) - lo, width))
+    packed = np.zeros(len(cols[0]), dtype=np.int64)
+    for c, width in parts:
+        packed = packed * width + c
+    return packed
+
+
+def equality_keys(cols: Sequence[np.ndarray]) -> np.ndarray:
+    """One int64 per row, equal exactly where the rows' values in every column are equal:
+    :func:`pack_keys` when it fits, else the codes of the rows' value tuples."""
+    packed = pack_keys(cols)
+    if packed is not None:
+        return packed
+    return np.asarray(pd.MultiIndex.from_arrays(list(cols)).factorize()[0], dtype=np.int64)
+
+
 def row_lookup(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> np.ndarray:
     """Row of ``right`` holding each row's key tuple of ``left`` (-1 when absent): a left merge on
     integer key columns that are unique on the right, as positions (``right`` need not be
     sorted). ``left`` and ``right``: the same number of integer code columns, in one code space
     per column (:func:`shared_codes` for text)."""
-    lk = np.zeros(len(left[0]), dtype=np.int64)
-    rk = np.zeros(len(right[0]), dtype=np.int64)
-    for a, b in zip(left, right, strict=True):
-        a = np.asarray(a, dtype=np.int64)
-        b = np.asarray(b, dtype=np.int64)
-        lo = min(int(a.min(initial=0)), int(b.min(initial=0)))
-        radix = max(int(a.max(initial=0)), int(b.max(initial=0))) - lo + 1
-        lk = lk * radix + (a - lo)
-        rk = rk * radix + (b - lo)
-    if len(rk) == 0:
-        return np.full(len(lk), -1, dtype=np.int64)
+    nl = len(left[0])
+    if len(right[0]) == 0:
+        return np.full(nl, -1, dtype=np.int64)
+    keys = equality_keys([np.concatenate([np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)])
+                          for a, b in zip(left, right, strict=True)])
+    lk, rk = keys[:nl], keys[nl:]
     order = np.argsort(rk, kind="stable")
     srt = rk[order]
     j = np.minimum(np.searchsorted(srt, lk, side="left"), len(srt) - 1)

@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 
 from mmtrial._frames import lookup
-from mmtrial.derive._groups import codes_of, datetimes_i8, row_lookup, same_as_prev, shared_codes
+from mmtrial.derive._groups import (
+    codes_of,
+    datetimes_i8,
+    equality_keys,
+    row_lookup,
+    same_as_prev,
+    shared_codes,
+)
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
@@ -746,11 +753,11 @@ def derive_exposure_intervals(
     if len(zero) and restart.any():
         zs, ls = shared_codes(zero["USUBJID"], lv["USUBJID"])
         zd, ld = shared_codes(zero["EXTRT"], lv["EXTRT"])
-        radix = int(max(zd.max(initial=0), ld.max(initial=0))) + 1
-        z = pd.DataFrame({"K": zs * radix + zd, "ZD": _days(zero["ASTDT"]),
+        zk, lk = np.split(equality_keys([np.r_[zs, ls], np.r_[zd, ld]]), [len(zs)])
+        z = pd.DataFrame({"K": zk, "ZD": _days(zero["ASTDT"]),
                           "ZR": zero["EXADJ"].to_numpy(dtype=object)}).sort_values("ZD", kind="stable")
         prev_per = np.r_[0, _days(lv["PERENDT"])[:-1]]
-        q = pd.DataFrame({"K": ls * radix + ld, "QD": lv["_D0"].to_numpy() - 1,
+        q = pd.DataFrame({"K": lk, "QD": lv["_D0"].to_numpy() - 1,
                           "P": prev_per, "_I": np.arange(len(lv))}).sort_values("QD", kind="stable")
         j = pd.merge_asof(q, z, left_on="QD", right_on="ZD", by="K", direction="backward").sort_values("_I")
         hit = (j["ZD"].to_numpy(dtype=float) > j["P"].to_numpy(dtype=float) - 1e-9) & restart

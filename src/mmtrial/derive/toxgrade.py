@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from mmtrial.derive._groups import pack_keys
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.units import normalise_unit
 
@@ -434,7 +435,7 @@ def _last_per_group(key: np.ndarray, order: np.ndarray, tiebreak: np.ndarray, ma
     if idx.size == 0:
         return out
     cols = [key[idx], order[idx], tiebreak[idx]]
-    packed = _pack_keys(cols)
+    packed = pack_keys(cols)
     o = np.argsort(packed, kind="stable") if packed is not None else np.lexsort(cols[::-1])
     s = idx[o]
     k = key[s]
@@ -442,30 +443,6 @@ def _last_per_group(key: np.ndarray, order: np.ndarray, tiebreak: np.ndarray, ma
     last[:-1] = k[1:] != k[:-1]
     out[s[last]] = True
     return out
-
-
-def _pack_keys(cols: list[np.ndarray]) -> np.ndarray | None:
-    """One int64 per row whose order is the lexicographic order of ``cols`` (first = primary),
-    or None when a column is not integer-valued or the ranges do not fit in 63 bits."""
-    parts: list[tuple[np.ndarray, int]] = []
-    total = 1
-    for c in cols:
-        if c.dtype.kind == "f":
-            if not (np.isfinite(c).all() and (c == np.floor(c)).all()) or np.abs(c).max() >= 2.0**53:
-                return None
-            c = c.astype(np.int64)
-        elif c.dtype.kind not in "iu":
-            return None
-        lo, hi = int(c.min()), int(c.max())
-        width = hi - lo + 1
-        total *= width
-        if total >= 2**62:
-            return None
-        parts.append((c.astype(np.int64) - lo, width))
-    packed = np.zeros(len(cols[0]), dtype=np.int64)
-    for c, width in parts:
-        packed = packed * width + c
-    return packed
 
 
 #: The lb variables :func:`derive_adlb` reads.
