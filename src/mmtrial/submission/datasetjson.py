@@ -31,21 +31,15 @@ def column_values(s: pd.Series, kind: str) -> list[Any]:
     if kind == "text":  # the values themselves, missing as None (one conversion, issue 15)
         return s.to_numpy(dtype=object, na_value=None).tolist()
     missing = s.isna().to_numpy()
-    if kind == "float" and s.dtype == np.float64:  # submission_frame's numbers: no conversion needed
-        vals = s.to_numpy().astype(object)
-        vals[missing] = None
-        return vals.tolist()
     if kind == "date":
-        vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy()
+        vals = pd.to_datetime(s, errors="coerce").dt.strftime("%Y-%m-%d").astype(object).to_numpy(copy=True)
     elif kind == "integer":
         vals = np.round(pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)).astype(object)
         vals[~missing] = [int(v) for v in vals[~missing]]  # Python ints of any size, as json prints them
-    elif kind == "float":
-        vals = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float).astype(object)
-    else:
-        vals = s.astype(object).to_numpy()
-    vals = np.array(vals, dtype=object)
-    vals[missing] = None
+    else:  # float (DataType has four kinds); submission_frame's float64 columns need no conversion
+        num = s if s.dtype == np.float64 else pd.to_numeric(s, errors="coerce")
+        vals = num.to_numpy(dtype=float).astype(object)
+    vals[missing] = None  # vals is a new, writable object array in every branch
     return vals.tolist()
 
 
