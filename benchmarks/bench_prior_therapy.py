@@ -134,6 +134,24 @@ def make_study(n: int, k: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFram
     return cm, rs, pr
 
 
+def lines_and_refractory(exp, sct, rs, trt, d, lr, rr, timed=lambda name, f: f()):
+    """The derivations counted as "lines of therapy + refractory status" (regimens .. ADSL flags),
+    each run through ``timed(name, f)``; ``trt``: TRTSDT by subject. Returns ADLOT, the line
+    refractory rows, ADREFR, the subjects (NLINES, LSTREFFL) and the ADSL flags."""
+    items = timed("regimens", lambda: derive_regimens(exp, sct))
+    lines = timed("lines of therapy", lambda: derive_lines_of_therapy(items, exp, rule=lr))
+    adlot = timed("ADLOT", lambda: derive_adlot(lines))
+    lref = timed("line refractory", lambda: derive_line_refractory(lines, rs, rule=rr))
+    adrefr, _ = timed("drug refractory (ADREFR)",
+                      lambda: derive_drug_refractory(exp, rs, dictionary=d, rule=rr, trtsdt=trt))
+    subj = pd.DataFrame({"USUBJID": pd.Series(trt.index, dtype="string")})
+    subj["NLINES"] = subj["USUBJID"].map(adlot.groupby("USUBJID")["LINENUM"].max()).fillna(0).astype("int64")
+    last = lref.sort_values("LINENUM").drop_duplicates("USUBJID", keep="last").set_index("USUBJID")["LOTREFFL"]
+    subj["LSTREFFL"] = subj["USUBJID"].map(last).fillna("N")
+    flags = timed("ADSL flags (TCR, penta ...)", lambda: derive_refractory_flags(adrefr, subj, dictionary=d, rule=rr))
+    return adlot, lref, adrefr, subj, flags
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 8
@@ -157,18 +175,8 @@ def main() -> None:
 
     exp, _ = timed("drug exposure (dictionary)", lambda: derive_drug_exposure(cm, dictionary=d))
     sct = timed("transplants", lambda: derive_transplants(pr, rule=lr))
-    items = timed("regimens", lambda: derive_regimens(exp, sct))
-    lines = timed("lines of therapy", lambda: derive_lines_of_therapy(items, exp, rule=lr))
-    adlot = timed("ADLOT", lambda: derive_adlot(lines))
-    lref = timed("line refractory", lambda: derive_line_refractory(lines, rs, rule=rr))
     trt = pd.Series(pd.Timestamp("2030-01-01"), index=pd.Index(cm["USUBJID"].unique()))
-    adrefr, _ = timed("drug refractory (ADREFR)", lambda: derive_drug_refractory(exp, rs, dictionary=d, rule=rr, trtsdt=trt))
-    subj = pd.DataFrame({"USUBJID": pd.Series(cm["USUBJID"].unique(), dtype="string")})
-    nl = adlot.groupby("USUBJID")["LINENUM"].max()
-    subj["NLINES"] = subj["USUBJID"].map(nl).fillna(0).astype("int64")
-    last = lref.sort_values("LINENUM").drop_duplicates("USUBJID", keep="last").set_index("USUBJID")["LOTREFFL"]
-    subj["LSTREFFL"] = subj["USUBJID"].map(last).fillna("N")
-    flags = timed("ADSL flags (TCR, penta ...)", lambda: derive_refractory_flags(adrefr, subj, dictionary=d, rule=rr))
+    adlot, _, adrefr, subj, flags = lines_and_refractory(exp, sct, rs, trt, d, lr, rr, timed)
     flags["MEASFL"] = "Y"
     elig = timed("eligibility", lambda: derive_eligibility(flags, adrefr, dictionary=d))
     total = time.perf_counter() - start_all

@@ -192,42 +192,21 @@ def step_safety(n: int) -> tuple[float, float, int]:
 
 
 def step_lines(n: int) -> tuple[float, float, int]:
-    from bench_prior_therapy import FLOOR_SQL, make_study
+    from bench_prior_therapy import FLOOR_SQL, lines_and_refractory, make_study
 
     from mmtrial.derive.drugs import DrugDictionary, derive_drug_exposure
-    from mmtrial.derive.lines import (
-        LineRule,
-        derive_adlot,
-        derive_lines_of_therapy,
-        derive_regimens,
-        derive_transplants,
-    )
-    from mmtrial.derive.refractory import (
-        RefractoryRule,
-        derive_drug_refractory,
-        derive_line_refractory,
-        derive_refractory_flags,
-    )
+    from mmtrial.derive.lines import LineRule, derive_transplants
+    from mmtrial.derive.refractory import RefractoryRule
 
     cm, rs, pr = make_study(n, 8)
     d = DrugDictionary.load()
     lr, rr = LineRule(), RefractoryRule()
     exp, _ = derive_drug_exposure(cm, dictionary=d)
     sct = derive_transplants(pr, rule=lr)
-    ids = pd.Index(cm["USUBJID"].unique())
-    trt = pd.Series(pd.Timestamp("2030-01-01"), index=ids)
+    trt = pd.Series(pd.Timestamp("2030-01-01"), index=pd.Index(cm["USUBJID"].unique()))
 
     def run() -> None:  # the derivations bench_prior_therapy counts as "lines + refractory"
-        items = derive_regimens(exp, sct)
-        lines = derive_lines_of_therapy(items, exp, rule=lr)
-        adlot = derive_adlot(lines)
-        lref = derive_line_refractory(lines, rs, rule=rr)
-        adrefr, _ = derive_drug_refractory(exp, rs, dictionary=d, rule=rr, trtsdt=trt)
-        subj = pd.DataFrame({"USUBJID": pd.Series(ids, dtype="string")})
-        subj["NLINES"] = subj["USUBJID"].map(adlot.groupby("USUBJID")["LINENUM"].max()).fillna(0).astype("int64")
-        last = lref.sort_values("LINENUM").drop_duplicates("USUBJID", keep="last").set_index("USUBJID")["LOTREFFL"]
-        subj["LSTREFFL"] = subj["USUBJID"].map(last).fillna("N")
-        derive_refractory_flags(adrefr, subj, dictionary=d, rule=rr)
+        lines_and_refractory(exp, sct, rs, trt, d, lr, rr)
 
     used, _ = cpu_of(run)
     c = cm[["USUBJID", "CMGRPID", "CMTRT", "CMSTDT", "CMENDT", "CMRSDISC"]]
