@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -68,8 +69,6 @@ def test_alt_text_is_required():
 def test_crop_is_the_size_savefig_tight_gives():
     # figure_to_svg draws once and crops with the viewBox; the oracle is matplotlib's own
     # savefig(bbox_inches="tight") of the same figure: same width and height in points
-    import io
-
     from mmtrial.figures.svg import new_figure
 
     def make():
@@ -88,3 +87,75 @@ def test_crop_is_the_size_savefig_tight_gives():
     assert float(got[1]) == pytest.approx(float(ref[1]), abs=1e-3)
     assert float(got[2]) == pytest.approx(float(ref[2]), abs=1e-3)
     assert float(got[4]) + float(got[2]) > 3 * 72  # the crop reaches below the figure (the footnote)
+
+
+def _busy_figure():
+    """Every kind of text a report figure has: tick labels, axis labels, a title, a legend, a
+    two-line box, rotated text, math text, figure text and a non-ASCII label."""
+    from mmtrial.figures.svg import new_figure
+
+    fig = new_figure((6, 4))
+    ax = fig.add_axes((0.2, 0.2, 0.7, 0.7))
+    ax.step([0, 3, 6, 9, 12], [1.0, 0.8, 0.6, 0.5, 0.4], where="post", label="Arm A (n=61)")
+    ax.plot([0, 12], [0.2, 0.7], label="Arm B (n=62)")
+    ax.set_xticks([0, 3, 6, 9, 12])
+    ax.set_xlabel("Months")
+    ax.set_ylabel("Progression-free survival probability")
+    ax.set_title("PFS: median 3.7 (2.9, 4.7)", fontsize=10)
+    ax.legend(loc="lower left", fontsize=8.5, frameon=False)
+    ax.text(0.98, 0.97, "HR 0.72 (0.51, 1.02)\nlog-rank p = 0.061", transform=ax.transAxes, ha="right",
+            va="top", fontsize=8.5, bbox={"boxstyle": "square,pad=0.3", "fc": "white", "ec": "#888888"})
+    ax.text(6, 0.3, "rotated", rotation=30, fontsize=7)
+    ax.text(1, 0.1, r"$\alpha = 0.05$", fontsize=8)
+    fig.text(0.01, 0.05, "Number at risk \u2265 1 \u00b5g/L", fontsize=8.5, weight="bold")
+    for k, x in enumerate((0.3, 0.5, 0.7)):
+        fig.text(x, 0.02, str(100 - 10 * k), fontsize=8, ha="center")
+    return fig
+
+
+def test_caching_renderer_writes_the_bytes_of_matplotlibs_own(monkeypatch):
+    # oracle: the same figure drawn by matplotlib's plain RendererSVG and its own
+    # Figure.get_tightbbox (what _draw_svg did before the text caches and pinned ticks, issue 15)
+    import matplotlib.figure
+    from matplotlib.backends.backend_svg import RendererSVG
+
+    import mmtrial.figures.svg as svgm
+
+    for cache in ("_METRICS", "_GLYPHS", "_HEIGHTS"):
+        monkeypatch.setattr(svgm, cache, {})
+    cold = figure_to_svg(_busy_figure(), "busy figure")  # caches empty
+    warm = figure_to_svg(_busy_figure(), "busy figure")  # every string served from the caches
+    assert svgm._METRICS and svgm._GLYPHS and svgm._HEIGHTS
+    monkeypatch.setattr(svgm, "_svg_renderer_class", lambda: RendererSVG)
+    monkeypatch.setattr(svgm, "_tightbbox_as_drawn", matplotlib.figure.Figure.get_tightbbox)
+    plain = figure_to_svg(_busy_figure(), "busy figure")
+    assert cold == plain
+    assert warm == plain
+
+
+def test_cached_glyphs_are_what_texttopath_returns():
+    # TextToPath.get_glyphs_with_font (matplotlib) is the oracle, for each way the SVG renderer
+    # and TextToPath.get_text_path call it: no glyph map, a partial one, new glyphs only or not
+    import numpy as np
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    from mmtrial.figures.svg import _svg_renderer_class
+
+    cached = _svg_renderer_class()(100, 100, io.StringIO())._text2path
+    plain = TextToPath()
+    font = plain._get_font(FontProperties(size=8))
+    seen = plain.get_glyphs_with_font(font, "ab")[1]
+    for text in ("0.25", "Months", "aab baa", ""):
+        for glyph_map in (None, seen):
+            for new_only in (False, True):
+                got = [cached.get_glyphs_with_font(font, text, None if glyph_map is None else dict(glyph_map),
+                                                   new_only) for _ in range(2)]  # miss, then hit
+                want = plain.get_glyphs_with_font(font, text, None if glyph_map is None else dict(glyph_map),
+                                                  new_only)
+                for g in got:
+                    assert g[0] == want[0] and g[2] == want[2]
+                    assert list(g[1]) == list(want[1])  # same glyphs, same order
+                    for key, (verts, codes) in want[1].items():
+                        np.testing.assert_array_equal(g[1][key][0], verts)
+                        np.testing.assert_array_equal(g[1][key][1], codes)

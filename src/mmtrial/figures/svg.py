@@ -13,8 +13,10 @@ Every figure builder should end with::
 
 from __future__ import annotations
 
+import functools
 import io
 import re
+from collections import OrderedDict
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,110 @@ SVG_HASHSALT = "mmtrial"
 _SVG_OPEN = re.compile(r"<svg\b([^>]*)>", re.S)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 _SIZE = re.compile(r'\s(?:width|height|viewBox)="[^"]*"')
+
+#: Most entries each process-wide text cache (:func:`_svg_renderer_class`) holds; when full it is
+#: emptied and refilled (a report needs a few hundred distinct strings).
+TEXT_CACHE_MAX = 20_000
+_METRICS: dict = {}
+_GLYPHS: dict = {}
+_HEIGHTS: dict = {}
+
+
+def _remember(cache: dict, key, value):
+    if len(cache) >= TEXT_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+@functools.cache
+def _svg_renderer_class():
+    """matplotlib's SVG renderer with text metrics and glyph outlines cached across figures.
+
+    Every label of every figure is shaped by FreeType/libraqm twice per draw (once for its size
+    when matplotlib lays the text out, once for its glyphs when it writes them as paths), and the
+    shared font object is switched between the two font sizes each time (issue 15: about 1 ms
+    per label, most of the CPU of a tick label). Both results are pure functions of the string,
+    the font (file and size) and the renderer's dpi, so they are kept in two process-wide
+    dictionaries: a tick label such as "0.2" is shaped once per process, not twice per figure.
+    The SVG written is byte-identical (the cached values are the values; tested).
+
+    Rule
+    ----
+    ``RendererBase.get_text_width_height_descent`` (matplotlib): width, height and descent of
+    ``font.set_text(s)`` at the text's size and the renderer's dpi; ``TextToPath.
+    get_glyphs_with_font``: glyph ids, positions and outlines of ``s`` at ``TextToPath.FONT_SCALE``
+    (``_draw_text_as_path`` sets the font to that size before calling it). Math text and TeX are
+    not cached (they take other code paths).
+    """
+    from matplotlib.backends.backend_svg import RendererSVG
+    from matplotlib.textpath import TextToPath
+
+    class _CachingTextToPath(TextToPath):
+        def get_glyphs_with_font(self, font, s, glyph_map=None, return_new_glyphs_only=False, **kw):
+            # kw: matplotlib >= 3.11's features and language (None when the text sets none)
+            try:
+                key = (font, s, *sorted(kw.items()))
+                hit = _GLYPHS.get(key)
+            except TypeError:  # an unhashable option: no caching
+                return super().get_glyphs_with_font(font, s, glyph_map, return_new_glyphs_only, **kw)
+            if hit is None:
+                info, paths, rects = super().get_glyphs_with_font(font, s, **kw)
+                for verts, codes in paths.values():  # shared by every later hit: read-only
+                    verts.setflags(write=False)
+                    codes.setflags(write=False)
+                hit = _remember(_GLYPHS, key, (tuple(info), dict(paths), tuple(rects)))
+            info, paths, rects = hit
+            # what TextToPath.get_glyphs_with_font returns: the glyphs not yet in glyph_map (or
+            # glyph_map itself, completed), in order of first appearance
+            if glyph_map is None:
+                glyph_map = OrderedDict()
+            new = OrderedDict() if return_new_glyphs_only else glyph_map
+            for glyph_repr, *_ in info:
+                if glyph_repr not in glyph_map and glyph_repr not in new:
+                    new[glyph_repr] = paths[glyph_repr]
+            return list(info), new, list(rects)
+
+    class _CachingRendererSVG(RendererSVG):
+        #: the figure's dpi while it is drawn (``_draw_svg`` sets 72)
+        layout_dpi = 72
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._text2path = _CachingTextToPath()
+
+        def get_text_width_height_descent(self, s, prop, ismath):
+            if ismath:
+                return super().get_text_width_height_descent(s, prop, ismath)
+            font = self._text2path._get_font(prop)
+            key = (font, s, prop.get_size_in_points(), self.points_to_pixels(72))
+            hit = _METRICS.get(key)
+            if hit is None:
+                hit = _remember(_METRICS, key, super().get_text_width_height_descent(s, prop, ismath))
+            return hit
+
+        def _get_font_height_metrics(self, prop):
+            # matplotlib >= 3.10 asks the renderer first (Text._get_layout); the same values
+            # from the same font tables, computed once per font, size and dpi
+            from matplotlib.font_manager import fontManager, get_font
+
+            font = get_font(fontManager._find_fonts_by_props(prop))
+            key = (font, prop.get_size_in_points(), self.layout_dpi)
+            hit = _HEIGHTS.get(key)
+            if hit is None:
+                hit = (None, None, None)
+                for name, gap, asc, desc in (("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+                                             ("hhea", "lineGap", "ascent", "descent")):
+                    table = font.get_sfnt_table(name)
+                    if table is None:
+                        continue
+                    scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * key[1] * key[2] / 72
+                    hit = (table[asc] * scale, -table[desc] * scale, table[gap] * scale)
+                    break
+                _remember(_HEIGHTS, key, hit)
+            return hit
+
+    return _CachingRendererSVG
 
 
 def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> MplFigure:
@@ -44,6 +150,32 @@ def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> MplFig
     return fig
 
 
+def _tightbbox_as_drawn(fig: MplFigure, renderer):
+    """``fig.get_tightbbox(renderer)`` right after ``fig.draw(renderer)``, without recomputing
+    the ticks of every axis several times (issue 15).
+
+    matplotlib's tight box asks each axis for its ticks again (tick locator, formatter and the
+    text of every tick label), once per axis, once per spine and once per sibling axis when it
+    places the axis labels: about a third of the box's CPU. Nothing changes between the draw and
+    this box, so each axis's ticks are computed once more and that list is returned to every
+    later request while the box is measured; the box is the same (tested: byte-identical SVG).
+    """
+    pinned = []
+    try:
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                update = getattr(axis, "_update_ticks", None)  # a private matplotlib method
+                if update is None:
+                    continue
+                ticks = update()
+                axis._update_ticks = lambda ticks=ticks: ticks
+                pinned.append(axis)
+        return fig.get_tightbbox(renderer)
+    finally:
+        for axis in pinned:
+            del axis._update_ticks
+
+
 def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, float, float]]:
     """The figure drawn once by matplotlib's SVG renderer, and its tight crop box in points.
 
@@ -56,18 +188,18 @@ def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, floa
     own dpi).
     """
     from matplotlib.backends.backend_mixed import MixedModeRenderer
-    from matplotlib.backends.backend_svg import RendererSVG
 
     buf = io.StringIO()
     dpi = fig.dpi
     try:
         fig.dpi = 72
         width, height = fig.get_size_inches()
-        renderer = MixedModeRenderer(fig, width, height, dpi,
-                                     RendererSVG(width * 72, height * 72, buf, image_dpi=dpi,
-                                                 metadata={"Date": None}))
+        svg_renderer = _svg_renderer_class()(width * 72, height * 72, buf, image_dpi=dpi,
+                                             metadata={"Date": None})
+        svg_renderer.layout_dpi = fig.dpi
+        renderer = MixedModeRenderer(fig, width, height, dpi, svg_renderer)
         fig.draw(renderer)
-        box = fig.get_tightbbox(renderer).padded(pad)
+        box = _tightbbox_as_drawn(fig, renderer).padded(pad)
         renderer.finalize()
     finally:
         fig.dpi = dpi
