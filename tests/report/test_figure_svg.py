@@ -114,20 +114,27 @@ def _busy_figure():
 
 
 def test_caching_renderer_writes_the_bytes_of_matplotlibs_own(monkeypatch):
-    # oracle: the same figure drawn by matplotlib's plain RendererSVG and its own
-    # Figure.get_tightbbox (what _draw_svg did before the text caches and pinned ticks, issue 15)
+    # oracle: the same figure drawn by matplotlib's plain RendererSVG, its own Text layout and
+    # Figure.get_tightbbox (what _draw_svg did before the text caches, the per-draw layout memo
+    # and the pinned ticks, issue 15)
+    import contextlib
+
     import matplotlib.figure
     from matplotlib.backends.backend_svg import RendererSVG
+    from matplotlib.text import Text
 
     import mmtrial.figures.svg as svgm
 
     for cache in ("_METRICS", "_GLYPHS", "_HEIGHTS"):
         monkeypatch.setattr(svgm, cache, {})
+    original = Text._get_layout
     cold = figure_to_svg(_busy_figure(), "busy figure")  # caches empty
     warm = figure_to_svg(_busy_figure(), "busy figure")  # every string served from the caches
     assert svgm._METRICS and svgm._GLYPHS and svgm._HEIGHTS
+    assert Text._get_layout is original  # matplotlib's own method again after each draw
     monkeypatch.setattr(svgm, "_svg_renderer_class", lambda: RendererSVG)
     monkeypatch.setattr(svgm, "_tightbbox_as_drawn", matplotlib.figure.Figure.get_tightbbox)
+    monkeypatch.setattr(svgm, "_text_layouts_memoised", contextlib.nullcontext)
     plain = figure_to_svg(_busy_figure(), "busy figure")
     assert cold == plain
     assert warm == plain
@@ -159,3 +166,35 @@ def test_cached_glyphs_are_what_texttopath_returns():
                     for key, (verts, codes) in want[1].items():
                         np.testing.assert_array_equal(g[1][key][0], verts)
                         np.testing.assert_array_equal(g[1][key][1], codes)
+
+
+@pytest.mark.parametrize("change", [
+    lambda t: t.set_text("a much longer label"), lambda t: t.set_fontsize(14), lambda t: t.set_rotation(45),
+    lambda t: t.set_horizontalalignment("right"), lambda t: t.set_verticalalignment("top"),
+    lambda t: t.set_linespacing(2.0), lambda t: t.set_fontweight("bold"), lambda t: t.set_fontfamily("serif"),
+    lambda t: t.set_multialignment("right"), lambda t: t.set_rotation_mode("anchor"),
+])
+def test_layout_memo_follows_every_change_of_a_text(change):
+    # oracle: matplotlib's own Text._get_layout after the change; a text that changes within one
+    # draw (tick labels are re-labelled while the figure is drawn) must not get its old layout
+    import matplotlib.figure
+    from matplotlib.text import Text
+
+    from mmtrial.figures.svg import _svg_renderer_class, _text_layouts_memoised
+
+    fig = matplotlib.figure.Figure(figsize=(4, 3), dpi=72)
+    text = fig.text(0.5, 0.5, "label 1\nsecond line", fontsize=8, rotation=30)
+    renderer = _svg_renderer_class()(288, 216, io.StringIO())
+    original = Text._get_layout
+    def layout(get):  # the box, and each line with its size and offset
+        bbox, lines, _ = get(text, renderer)
+        return bbox.bounds, lines
+
+    with _text_layouts_memoised():
+        renderer.text_layouts = {}
+        before = layout(Text._get_layout)
+        change(text)
+        after = layout(Text._get_layout)
+        assert len(renderer.text_layouts) == 2
+    assert after == layout(original)
+    assert after != before

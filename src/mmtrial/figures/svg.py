@@ -13,9 +13,11 @@ Every figure builder should end with::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import re
+import threading
 from collections import OrderedDict
 from html import escape
 from typing import TYPE_CHECKING
@@ -150,6 +152,65 @@ def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> MplFig
     return fig
 
 
+def _text_layout_key(text) -> tuple | None:
+    """Everything ``Text._get_layout`` reads from a text (matplotlib 3.8-3.11), or None when the
+    layout depends on more (wrapped text: on the figure's size and the text's position)."""
+    if text.get_wrap():
+        return None
+    p = text.get_fontproperties()
+    return (id(text), text.get_text(), tuple(p.get_family()), p.get_style(), p.get_variant(), p.get_weight(),
+            p.get_stretch(), p.get_size(), p.get_file(), p.get_math_fontfamily(), text.get_rotation(),
+            text.get_rotation_mode(), text.get_horizontalalignment(), text.get_verticalalignment(),
+            text._get_multialignment(), getattr(text, "_linespacing", None), text.get_usetex(),
+            text.get_parse_math(), getattr(text, "_fontfeatures", None), getattr(text, "_language", None))
+
+
+_LAYOUT_LOCK = threading.Lock()
+_layout_users = 0
+_layout_original = None
+
+
+@contextlib.contextmanager
+def _text_layouts_memoised():
+    """While active, ``Text._get_layout`` results are kept per text and per draw for renderers that
+    carry a ``text_layouts`` dictionary (the caching SVG renderer of :func:`_draw_svg`); every other
+    renderer (Agg, other threads' figures) gets matplotlib's own method unchanged (issue 15).
+
+    matplotlib lays each text out again whenever its extent is asked for: when it is drawn, when
+    the axis labels are placed beside the tick labels, and for the tight crop box, about 2.5
+    times per text. The layout is a pure function of the text's string, font, rotation,
+    alignment and line spacing (the key, :func:`_text_layout_key`) and of the renderer and dpi,
+    which are fixed for one draw; the memo lives on the renderer, so it ends with the draw.
+    """
+    global _layout_users, _layout_original
+    from matplotlib.text import Text
+
+    with _LAYOUT_LOCK:
+        if _layout_users == 0:
+            original = _layout_original = Text._get_layout
+
+            def _get_layout(self, renderer):
+                memo = getattr(renderer, "text_layouts", None)
+                key = _text_layout_key(self) if memo is not None else None
+                if key is None:
+                    return original(self, renderer)
+                hit = memo.get(key)
+                if hit is None:
+                    hit = memo[key] = original(self, renderer)
+                bbox, info, rest = hit
+                return bbox.frozen(), list(info), rest
+
+            Text._get_layout = _get_layout
+        _layout_users += 1
+    try:
+        yield
+    finally:
+        with _LAYOUT_LOCK:
+            _layout_users -= 1
+            if _layout_users == 0:
+                Text._get_layout = _layout_original
+
+
 def _tightbbox_as_drawn(fig: MplFigure, renderer):
     """``fig.get_tightbbox(renderer)`` right after ``fig.draw(renderer)``, without recomputing
     the ticks of every axis several times (issue 15).
@@ -198,8 +259,10 @@ def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, floa
                                              metadata={"Date": None})
         svg_renderer.layout_dpi = fig.dpi
         renderer = MixedModeRenderer(fig, width, height, dpi, svg_renderer)
-        fig.draw(renderer)
-        box = _tightbbox_as_drawn(fig, renderer).padded(pad)
+        svg_renderer.text_layouts = {}  # this draw's text layouts (_text_layouts_memoised)
+        with _text_layouts_memoised():
+            fig.draw(renderer)
+            box = _tightbbox_as_drawn(fig, renderer).padded(pad)
         renderer.finalize()
     finally:
         fig.dpi = dpi
