@@ -153,7 +153,7 @@ def new_figure(figsize: tuple[float, float], dpi: float | None = None) -> MplFig
 
 
 def _text_layout_key(text) -> tuple | None:
-    """Everything ``Text._get_layout`` reads from a text (matplotlib 3.8-3.11), or None when the
+    """Everything ``Text._get_layout`` reads from a text (matplotlib 3.11), or None when the
     layout depends on more (wrapped text: on the figure's size and the text's position)."""
     if text.get_wrap():
         return None
@@ -161,7 +161,7 @@ def _text_layout_key(text) -> tuple | None:
     return (id(text), text.get_text(), tuple(p.get_family()), p.get_style(), p.get_variant(), p.get_weight(),
             p.get_stretch(), p.get_size(), p.get_file(), p.get_math_fontfamily(), text.get_rotation(),
             text.get_rotation_mode(), text.get_horizontalalignment(), text.get_verticalalignment(),
-            text._get_multialignment(), getattr(text, "_linespacing", None), text.get_usetex(),
+            getattr(text, "_multialignment", None), getattr(text, "_linespacing", None), text.get_usetex(),
             text.get_parse_math(), getattr(text, "_fontfeatures", None), getattr(text, "_language", None))
 
 
@@ -189,11 +189,11 @@ def _text_layouts_memoised():
         if _layout_users == 0:
             original = _layout_original = Text._get_layout
 
-            def _get_layout(self, renderer):
+            def _get_layout(self, renderer, *args, **kwargs):
                 memo = getattr(renderer, "text_layouts", None)
-                key = _text_layout_key(self) if memo is not None else None
+                key = _text_layout_key(self) if memo is not None and not args and not kwargs else None
                 if key is None:
-                    return original(self, renderer)
+                    return original(self, renderer, *args, **kwargs)
                 hit = memo.get(key)
                 if hit is None:
                     hit = memo[key] = original(self, renderer)
