@@ -198,3 +198,16 @@ def test_layout_memo_follows_every_change_of_a_text(change):
         assert len(renderer.text_layouts) == 2
     assert after == layout(original)
     assert after != before
+
+
+def test_uncropped_draw_is_savefigs_svg_document():
+    # oracle: matplotlib's fig.savefig(format="svg", metadata={"Date": None}) of the same figure
+    # (the dose-level swimmer plot writes its SVG this way, issue 15)
+    from mmtrial.figures.svg import _draw_svg
+
+    with matplotlib.rc_context({"svg.hashsalt": "mmtrial-swimmer"}):
+        ref = io.StringIO()
+        _busy_figure().savefig(ref, format="svg", metadata={"Date": None})
+        got, crop = _draw_svg(_busy_figure(), None)
+    assert crop is None
+    assert got == ref.getvalue()

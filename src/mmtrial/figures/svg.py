@@ -237,7 +237,7 @@ def _tightbbox_as_drawn(fig: MplFigure, renderer):
             del axis._update_ticks
 
 
-def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, float, float]]:
+def _draw_svg(fig: MplFigure, pad: float | None) -> tuple[str, tuple[float, float, float, float] | None]:
     """The figure drawn once by matplotlib's SVG renderer, and its tight crop box in points.
 
     Returns the SVG text of the whole figure and ``(x, y, width, height)`` of the box that
@@ -246,7 +246,7 @@ def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, floa
     drew it, so text extents come from the same layout (matplotlib caches them per renderer)
     instead of a second layout pass. Matplotlib's ``FigureCanvasSVG.print_svg`` is the model:
     the figure is drawn at 72 dpi through a ``MixedModeRenderer`` (raster parts at the figure's
-    own dpi).
+    own dpi). ``pad=None``: no crop box (None), the document ``savefig(format="svg")`` writes.
     """
     from matplotlib.backends.backend_mixed import MixedModeRenderer
 
@@ -262,10 +262,12 @@ def _draw_svg(fig: MplFigure, pad: float) -> tuple[str, tuple[float, float, floa
         svg_renderer.text_layouts = {}  # this draw's text layouts (_text_layouts_memoised)
         with _text_layouts_memoised():
             fig.draw(renderer)
-            box = _tightbbox_as_drawn(fig, renderer).padded(pad)
+            box = None if pad is None else _tightbbox_as_drawn(fig, renderer).padded(pad)
         renderer.finalize()
     finally:
         fig.dpi = dpi
+    if box is None:
+        return buf.getvalue(), None
     x0, x1 = box.x0 * 72, box.x1 * 72
     top, bottom = (height - box.y1) * 72, (height - box.y0) * 72  # SVG's y axis points down
     return buf.getvalue(), (x0, top, x1 - x0, bottom - top)

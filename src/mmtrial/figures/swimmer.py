@@ -7,8 +7,6 @@ TEAE onsets, the first response of PR or better, progression and death.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 
@@ -134,7 +132,9 @@ def plot_swimmer(seg: pd.DataFrame, marks: pd.DataFrame, *, ladder_labels: dict[
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    buf = io.StringIO()
+    from mmtrial.figures.svg import _draw_svg
+
+    # the bytes of fig.savefig(format="svg", metadata={"Date": None}), drawn by the caching SVG
+    # renderer of figures/svg.py (issue 15; tested equal)
     with mpl.rc_context({"svg.hashsalt": "mmtrial-swimmer"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
-    return buf.getvalue()
+        return _draw_svg(fig, None)[0]
