@@ -38,51 +38,6 @@ def lazy_module(name: str) -> Any:
     return _LazyModule(name)
 
 
-#: Optional packages that statsmodels imports when installed and mmtrial never uses: polars (for
-#: polars frames) and formulaic (its formula engine; patsy is the other one). Together they are
-#: most of the CPU of importing statsmodels' PHReg (measured 0.4-0.5 s of 0.5 s, issue 15).
-STATSMODELS_OPTIONAL: tuple[str, ...] = ("polars", "formulaic")
-
-_lean_process = False
-
-
-def set_lean_process() -> None:
-    """Declare the process mmtrial's own (the ``mmtrial`` command): statsmodels is then imported
-    without its optional extras :data:`STATSMODELS_OPTIONAL` (see :func:`import_phreg`). A Python
-    session that only calls :func:`mmtrial.analyze` never sets this, so its statsmodels is the
-    usual one."""
-    global _lean_process
-    _lean_process = True
-
-
-def import_phreg() -> Any:
-    """statsmodels' ``PHReg`` class.
-
-    In the ``mmtrial`` command's process (:func:`set_lean_process`) statsmodels is imported with
-    polars and formulaic hidden (an entry ``None`` in ``sys.modules`` makes ``import x`` raise
-    ImportError, Python's documented way to block an import); statsmodels treats both as not
-    installed and uses patsy, which mmtrial does not use either (no formulas: PHReg gets
-    arrays). Nothing is hidden when either is already imported, when patsy is missing, or in any
-    other process. The fit is the same code either way.
-    """
-    if "statsmodels.duration.hazard_regression" in sys.modules or not _lean_process:
-        from statsmodels.duration.hazard_regression import PHReg
-
-        return PHReg
-    hide = [m for m in STATSMODELS_OPTIONAL if m not in sys.modules]
-    if "formulaic" in hide and importlib.util.find_spec("patsy") is None:
-        hide.remove("formulaic")  # statsmodels needs one formula engine to import at all
-    for m in hide:
-        sys.modules[m] = None  # type: ignore[assignment]
-    try:
-        from statsmodels.duration.hazard_regression import PHReg
-    finally:
-        for m in hide:
-            if sys.modules.get(m, 0) is None:
-                del sys.modules[m]
-    return PHReg
-
-
 #: scikit-learn's compiled liblinear wrapper and the packages whose ``__init__`` it need not run.
 LIBLINEAR = "sklearn.svm._liblinear"
 _LIBLINEAR_PARENTS = ("sklearn", "sklearn.utils", "sklearn.svm")
@@ -129,4 +84,4 @@ def import_liblinear() -> ModuleType:
     return module
 
 
-__all__ = ["import_liblinear", "import_phreg", "lazy_module", "set_lean_process"]
+__all__ = ["import_liblinear", "lazy_module"]
