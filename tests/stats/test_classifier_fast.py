@@ -332,3 +332,24 @@ def test_f_statistic_means_are_numpys_mean(seed, n, p):
     with np.errstate(divide="ignore", invalid="ignore"):
         want = np.where(np.isnan(f := ssb / (ssw / (n - 2))), 0.0, f)
     assert np.array_equal(C.compute_f_statistic(X, y), want)
+
+
+def test_stratified_folds_from_kept_fold_numbers_equal_fresh_ones():
+    # _shuffled_fold_numbers keeps each (seed, folds, class sizes) result; a second call (kept
+    # arrays) must give the folds of a fresh computation, and scikit-learn's (the oracle)
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(8)
+    y = (rng.random(29) < 0.45).astype(int)
+    C._FOLD_NUMBERS.clear()
+    first = C._numpy_stratified_kfold(y, 4, 99)
+    perm = rng.permutation(y)  # same class sizes, same class first: the kept arrays are used
+    j = int(np.flatnonzero(perm == y[0])[0])
+    perm[[0, j]] = perm[[j, 0]]
+    for labels in (y, perm):
+        got = C._numpy_stratified_kfold(labels, 4, 99)
+        ref = list(StratifiedKFold(4, shuffle=True, random_state=99).split(np.zeros(labels.size), labels))
+        assert all(np.array_equal(a, b) for g, r in zip(got, ref, strict=True) for a, b in zip(g, r, strict=True))
+    assert all(np.array_equal(a, b) for g, r in zip(first, C._numpy_stratified_kfold(y, 4, 99), strict=True)
+               for a, b in zip(g, r, strict=True))
+    assert len(C._FOLD_NUMBERS) == 1

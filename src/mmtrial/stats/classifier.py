@@ -695,23 +695,54 @@ def _numpy_stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> l
     _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
     _, class_perm = np.unique(first, return_inverse=True)
     code = class_perm[inverse.reshape(-1)]
-    n_classes = first.size
     counts = np.bincount(code)
     if np.all(n_folds > counts):
         raise ValueError(f"n_splits={n_folds} cannot be greater than the number of members in each class.")
     if n_folds > counts.min():
         warnings.warn(f"The least populated class in y has only {counts.min()} members, which is less than "
                       f"n_splits={n_folds}.", UserWarning, stacklevel=3)
-    order = np.sort(code)
-    allocation = np.asarray([np.bincount(order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
-    rng = np.random.RandomState(random_state)
     test_folds = np.empty(y.size, dtype="i")
-    for k in range(n_classes):
-        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
-        rng.shuffle(folds_for_class)
+    for k, folds_for_class in enumerate(_shuffled_fold_numbers(code, counts, n_folds, random_state)):
         test_folds[code == k] = folds_for_class
     idx = np.arange(y.size)
     return [(idx[test_folds != i], idx[test_folds == i]) for i in range(n_folds)]
+
+
+#: :func:`_shuffled_fold_numbers` by (seed, folds, class sizes in order of first appearance).
+_FOLD_NUMBERS: dict[tuple[int, int, tuple[int, ...]], tuple[np.ndarray, ...]] = {}
+
+
+def _shuffled_fold_numbers(code: np.ndarray, counts: np.ndarray, n_folds: int, random_state) -> tuple[np.ndarray, ...]:
+    """Each class's shuffled fold numbers, in StratifiedKFold's order (see the caller).
+
+    They depend on the seed, the fold count and the class sizes only (the sorted labels dealt
+    round-robin, then one ``RandomState(random_state)`` shuffling class after class), not on
+    which subjects carry the labels. The permutation test asks for the same few combinations
+    thousands of times (permuted labels keep the class sizes), and seeding a ``RandomState``
+    costs about 0.3 ms, so the arrays are kept per combination (read-only) and reused: the
+    same numbers.
+    """
+    key = None
+    if isinstance(random_state, (int, np.integer)):
+        key = (int(random_state), int(n_folds), tuple(int(c) for c in counts))
+        hit = _FOLD_NUMBERS.get(key)
+        if hit is not None:
+            return hit
+    n_classes = counts.size
+    order = np.sort(code)
+    allocation = np.asarray([np.bincount(order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
+    rng = np.random.RandomState(random_state)
+    out = []
+    for k in range(n_classes):
+        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
+        rng.shuffle(folds_for_class)
+        folds_for_class.flags.writeable = False
+        out.append(folds_for_class)
+    if key is not None:
+        if len(_FOLD_NUMBERS) >= 4096:  # bounded: a long-running session with many seeds
+            _FOLD_NUMBERS.clear()
+        _FOLD_NUMBERS[key] = tuple(out)
+    return tuple(out)
 
 
 _KFOLD_OK: list[bool] = []
