@@ -126,6 +126,39 @@ def test_cox_models_import_neither_statsmodels_nor_scipy_stats():
     assert got == {"finite": True, "loaded": []}
 
 
+def test_special_functions_and_liblinear_without_the_scipy_packages_init():
+    # issue 15: _dist takes scipy.special's ufuncs from scipy.special._ufuncs and liblinear's
+    # BLAS from scipy.linalg.cython_blas without running the packages' __init__ (0.2 + 0.25 s);
+    # oracle: scipy.special and scipy.stats imported as usual in this process (the same doubles)
+    from scipy import special, stats
+
+    got = json.loads(_run("""
+        import json, sys
+        import numpy as np
+        from mmtrial._lazy import import_liblinear
+        from mmtrial.stats import _dist
+        v = [float(_dist.norm_ppf(0.975)), float(_dist.chi2_sf(3.2, 2)), float(_dist.beta_ppf(0.025, 3, 9)),
+             float(_dist.norm_sf(1.3)), float(_dist._special("expit")(0.7))]
+        ll = import_liblinear()
+        print(json.dumps({"v": [x.hex() for x in v], "train": hasattr(ll, "train_wrap"),
+                          "loaded": sorted(m for m in ("scipy.special", "scipy.linalg", "scipy.stats", "sklearn")
+                                           if m in sys.modules)}))
+    """))
+    want = [float(stats.norm.ppf(0.975)), float(stats.chi2.sf(3.2, 2)), float(stats.beta.ppf(0.025, 3, 9)),
+            float(stats.norm.sf(1.3)), float(special.expit(0.7))]
+    assert got == {"v": [x.hex() for x in want], "train": True, "loaded": []}
+    # a later ordinary import in the same process gets the real packages, with the same ufuncs
+    after = json.loads(_run("""
+        import json
+        from mmtrial.stats import _dist
+        _dist.norm_ppf(0.5)
+        import scipy.special, scipy.stats
+        print(json.dumps({"same": scipy.special.ndtri is _dist._special("ndtri"),
+                          "stats": float(scipy.stats.norm.ppf(0.975)).hex()}))
+    """))
+    assert after == {"same": True, "stats": float(stats.norm.ppf(0.975)).hex()}
+
+
 def test_classifier_runs_without_importing_scikit_learn_or_scipy_stats():
     # issue 15: the default (lasso logistic) classifier calls liblinear directly and needs neither
     # scikit-learn's package nor scipy.stats; oracle: the same fit in this process with

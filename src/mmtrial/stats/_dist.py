@@ -32,10 +32,22 @@ from typing import Any
 
 import numpy as np
 
-from mmtrial._lazy import lazy_module
+from mmtrial._lazy import import_special_ufuncs, lazy_module
 
-special = lazy_module("scipy.special")
-_ufuncs = lazy_module("scipy.special._ufuncs")
+# scipy.special's ufuncs from their compiled module, without the package's __init__ (the same
+# objects as scipy.special.ndtr etc.; mmtrial._lazy.import_special_ufuncs)
+_ufuncs = lazy_module("scipy.special._ufuncs", import_special_ufuncs)
+
+
+def _special(name: str) -> Any:
+    """``scipy.special.<name>``: the ufunc of ``scipy.special._ufuncs`` (the object scipy.special
+    exports), or scipy.special's own when another SciPy keeps it elsewhere."""
+    f = getattr(_ufuncs, name, None)
+    if f is None:  # pragma: no cover - another SciPy layout
+        import scipy.special
+
+        f = getattr(scipy.special, name)
+    return f
 
 
 def _boost(name: str) -> Any:
@@ -50,19 +62,19 @@ def _out(v: np.ndarray) -> Any:
 
 def norm_cdf(x: Any) -> Any:
     """``scipy.stats.norm.cdf(x)``."""
-    return _out(np.asarray(special.ndtr(np.asarray(x, dtype=float))))
+    return _out(np.asarray(_special("ndtr")(np.asarray(x, dtype=float))))
 
 
 def norm_sf(x: Any) -> Any:
     """``scipy.stats.norm.sf(x)``."""
-    return _out(np.asarray(special.ndtr(-np.asarray(x, dtype=float))))
+    return _out(np.asarray(_special("ndtr")(-np.asarray(x, dtype=float))))
 
 
 def norm_ppf(q: Any) -> Any:
     """``scipy.stats.norm.ppf(q)``: -inf at 0, inf at 1, NaN outside [0, 1]."""
     q = np.asarray(q, dtype=float)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), special.ndtri(q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), _special("ndtri")(q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, -np.inf, np.where(q == 1, np.inf, out))
     return _out(out)
 
@@ -71,7 +83,7 @@ def norm_isf(q: Any) -> Any:
     """``scipy.stats.norm.isf(q)``: inf at 0, -inf at 1, NaN outside [0, 1]."""
     q = np.asarray(q, dtype=float)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), -special.ndtri(q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), -_special("ndtri")(q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, np.inf, np.where(q == 1, -np.inf, out))
     return _out(out)
 
@@ -85,7 +97,7 @@ def chi2_sf(x: Any, df: Any) -> Any:
 
         return stats.chi2.sf(x, df)
     with np.errstate(invalid="ignore"):
-        out = np.where(x > 0, special.chdtrc(df, x), 1.0)
+        out = np.where(x > 0, _special("chdtrc")(df, x), 1.0)
     out = np.where(np.isnan(x), np.nan, np.where(x == np.inf, 0.0, out))
     return _out(np.asarray(out, dtype=float))
 
@@ -99,7 +111,7 @@ def chi2_ppf(q: Any, df: Any) -> Any:
 
         return stats.chi2.ppf(q, df)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), 2 * special.gammaincinv(df / 2, q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), 2 * _special("gammaincinv")(df / 2, q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, 0.0, np.where(q == 1, np.inf, out))
     return _out(np.asarray(out, dtype=float))
 

@@ -640,9 +640,8 @@ def _top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def _expit(z: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(z)
+    """``scipy.special.expit`` (the same ufunc, from its compiled module: ``_dist._special``)."""
+    return _dist._special("expit")(z)
 
 
 def _score(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
