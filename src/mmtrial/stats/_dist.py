@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mmtrial._lazy import import_special_ufuncs, lazy_module
+from mmtrial._lazy import import_bare, import_special_ufuncs, lazy_module
 
 # scipy.special's ufuncs from their compiled module, without the package's __init__ (the same
 # objects as scipy.special.ndtr etc.; mmtrial._lazy.import_special_ufuncs)
@@ -48,6 +48,40 @@ def _special(name: str) -> Any:
 
         f = getattr(scipy.special, name)
     return f
+
+
+#: SciPy's compiled root finders (``_brentq``), without ``scipy/optimize/__init__.py`` (about
+#: 0.55 s of CPU: it imports scipy.linalg, scipy.sparse and more; issue 15)
+_zeros = lazy_module("scipy.optimize._zeros", lambda: import_bare("scipy.optimize._zeros", ("scipy.optimize",)))
+_BRENTQ_RTOL = 4 * np.finfo(float).eps
+
+
+def brentq(f, a: float, b: float, *, xtol: float = 2e-12, rtol: float = _BRENTQ_RTOL, maxiter: int = 100) -> float:
+    """``scipy.optimize.brentq(f, a, b, xtol=xtol, rtol=rtol, maxiter=maxiter)``, the same root.
+
+    Brent's method (Brent 1973, ch. 3-4) by SciPy's own compiled routine
+    (``scipy.optimize._zeros._brentq``, which ``brentq`` calls), with ``brentq``'s checks around
+    it (SciPy 1.12-1.17 ``optimize/_zeros_py.py``): xtol > 0, rtol >= 4 eps, a NaN function value
+    is a ValueError, no convergence within ``maxiter`` a RuntimeError, ``f(a)`` and ``f(b)`` of
+    the same sign a ValueError. tests/stats/test_dist.py checks equality with ``brentq``.
+    """
+    solver = getattr(_zeros, "_brentq", None)
+    if solver is None:  # pragma: no cover - another SciPy layout
+        from scipy import optimize
+
+        return optimize.brentq(f, a, b, xtol=xtol, rtol=rtol, maxiter=maxiter)
+    if xtol <= 0:
+        raise ValueError(f"xtol too small ({xtol:g} <= 0)")
+    if rtol < _BRENTQ_RTOL:
+        raise ValueError(f"rtol too small ({rtol:g} < {_BRENTQ_RTOL:g})")
+
+    def f_raise(x):
+        fx = f(x)
+        if np.isnan(fx):
+            raise ValueError(f"The function value at x={x} is NaN; solver cannot continue.")
+        return fx
+
+    return solver(f_raise, a, b, xtol, rtol, int(maxiter), (), False, True)
 
 
 def _boost(name: str) -> Any:

@@ -213,8 +213,6 @@ def compute_mn_risk_difference(
     correction, up to the N/(N-1) factor).
     Strata where either arm has no subjects are dropped.
     """
-    from scipy import optimize
-
     x1, n1, x0, n0 = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (x1, n1, x0, n0))
     keep = (n1 > 0) & (n0 > 0)
     x1, n1, x0, n0 = x1[keep], n1[keep], x0[keep], n0[keep]
@@ -234,7 +232,7 @@ def compute_mn_risk_difference(
         flo, fhi = f(lo), f(hi)
         if flo * fhi > 0:
             return lo if abs(flo) < abs(fhi) else hi
-        return float(optimize.brentq(f, lo, hi, xtol=1e-12))
+        return float(_dist.brentq(f, lo, hi, xtol=1e-12))
 
     low = limit(z, -1 + eps, est) if est > -1 + eps else -1.0
     high = limit(-z, est, 1 - eps) if est < 1 - eps else 1.0
