@@ -134,6 +134,9 @@ def test_matches_statsmodels_phreg_on_random_data(data):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of the monotone cases skipped below
         ref = PHReg(t, x, status=e, strata=strata, ties=ties, **kw).fit()
+    if not np.isfinite(fit.se).all():  # singular information: a design that is not estimable
+        assert not (np.isfinite(ref.bse).all() and ref.bse.max() < 1e3)  # PHReg: NaN or meaningless SE
+        return
     if not (fit.converged and np.all(np.abs(fit.coef) < 5)) or not np.isfinite(ref.bse).all():
         return  # no finite maximum (monotone likelihood): compared in the test below
     np.testing.assert_allclose(fit.coef, ref.params, rtol=1e-10, atol=1e-13)
@@ -190,6 +193,21 @@ def test_missing_rows_dropped_on_request_else_an_error_naming_the_row():
         fit_cox(t[ok], e[ok], x[ok], entry=np.array([1.0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ValueError, match="ties"):
         fit_cox(t[ok], e[ok], x[ok], ties="exact")
+
+
+def test_singular_information_gives_nan_covariance_not_an_error():
+    # the covariate is constant within each stratum that has events: its coefficient is not
+    # identifiable (R coxph: NA); compute_stratified_cox reports it as not estimable
+    from mmtrial.stats.twoarm import compute_stratified_cox
+
+    t = np.array([1.0, 2, 3, 4, 5, 6])
+    e = np.array([1.0, 1, 0, 1, 1, 0])
+    g = np.array([0.0, 0, 0, 1, 1, 1])
+    s = np.array([0, 0, 0, 1, 1, 1])
+    fit = fit_cox(t, e, g, strata=s)
+    assert np.isnan(fit.cov).all()
+    c = compute_stratified_cox(t, e, g, s)
+    assert np.isnan(c.hr) and np.isnan(c.p_value)
 
 
 def test_no_event_gives_nan():

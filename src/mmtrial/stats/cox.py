@@ -138,8 +138,10 @@ def fit_cox(time, event, X, *, entry=None, strata=None, ties: Ties = "efron", mi
     Returns
     -------
     CoxFit
-        NaN coefficients and covariance when there is no event. Raises ValueError on invalid
-        input and ``numpy.linalg.LinAlgError`` when the information matrix is singular.
+        NaN coefficients and covariance when there is no event; a NaN covariance when the
+        information matrix at the estimate is singular (a covariate, or a combination of
+        covariates, constant within every risk set: not estimable; ``PHReg`` gave NaN or
+        meaningless standard errors there, from rounding). Raises ValueError on invalid input.
     """
     if ties not in ("efron", "breslow"):
         raise ValueError(f"ties: allowed 'efron', 'breslow'; got {ties!r}")
@@ -231,7 +233,10 @@ def fit_cox(time, event, X, *, entry=None, strata=None, ties: Ties = "efron", mi
             beta = old + np.linalg.solve(h, score / n)
             it += 1
         loglik, _, info = terms(beta)
-        cov = np.linalg.inv(info / n) / n
+        try:
+            cov = np.linalg.inv(info / n) / n
+        except np.linalg.LinAlgError:  # e.g. a covariate constant within every risk set
+            cov = np.full((p, p), np.nan)
     return CoxFit(beta, cov, loglik, it < max_iter, it, n, int(dead.size))
 
 
