@@ -118,11 +118,13 @@ def _datasets(draw):
     return t, e, x, strata, entry, draw(st.sampled_from(["efron", "breslow"]))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.slow  # about 3 s of CPU: importing statsmodels (1.5 s) and PHReg's Python loops
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_datasets())
 def test_matches_statsmodels_phreg_on_random_data(data):
     # Expected: statsmodels PHReg (the earlier engine) on the same rows; its entry convention is
-    # "at risk when entry <= t", so positive entries go to the next double for R's entry < t
+    # "at risk when entry <= t", so positive entries go to the next double for R's entry < t.
+    # slow: the oracle comparison the issue asks for (many random data sets against PHReg)
     from statsmodels.duration.hazard_regression import PHReg
 
     t, e, x, strata, entry, ties = data
