@@ -105,32 +105,58 @@ def test_figures_are_drawn_without_pyplot():
     assert got == {"pyplot": False, "svg": True}
 
 
-def test_statsmodels_without_polars_and_formulaic_in_the_command_process():
-    # the mmtrial command's process imports statsmodels' PHReg with polars and formulaic hidden
-    # (mmtrial uses neither); the fit is the same code, so the estimate is identical bit for bit
-    # to the one of an ordinary import (the oracle: statsmodels imported as usual, in this process)
-    import numpy as np
-    from statsmodels.duration.hazard_regression import PHReg
-
-    data = "t = np.array([1., 2, 2, 3, 4, 5, 6, 7]); x = np.array([[0.], [1], [0], [1], [1], [0], [1], [0]]); " \
-           "e = np.array([1., 1, 1, 0, 1, 1, 0, 1])"
-    lean = json.loads(_run(f"""
+def test_cox_models_import_neither_statsmodels_nor_scipy_stats():
+    # issue 15: every Cox model of the analysis (one covariate, (start, stop] rows, strata, the
+    # subgroup interaction model) is mmtrial.stats.cox's NumPy fit; statsmodels (and the
+    # scipy.stats its PHReg imported) stays out of the process. Oracle of the numbers:
+    # tests/stats/test_cox.py (R coxph, statsmodels PHReg)
+    got = json.loads(_run("""
         import json, sys
         import numpy as np
-        from mmtrial import _lazy
-        _lazy.set_lean_process()
-        PHReg = _lazy.import_phreg()
-        {data}
-        r = PHReg(t, x, status=e, ties="efron").fit()
-        loaded = [m for m in _lazy.STATSMODELS_OPTIONAL if m in sys.modules]
-        print(json.dumps({{"b": r.params[0].hex(), "se": r.bse[0].hex(), "loaded": loaded}}))
+        from mmtrial.stats.compare import compute_cox, compute_time_dependent_cox
+        from mmtrial.stats.twoarm import compute_stratified_cox, compute_subgroup_hazard_ratios
+        t = np.array([1., 2, 2, 3, 4, 5, 6, 7, 8, 9]); e = np.array([1, 1, 1, 0, 1, 1, 0, 1, 1, 0])
+        g = np.array([0, 1, 0, 1, 1, 0, 1, 0, 1, 0]); s = np.array(list("abbaabbaab"))
+        hrs = [compute_cox(t, e, g).hr, compute_stratified_cox(t, e, g, s).hr,
+               compute_time_dependent_cox(t, e, np.where(g == 1, 1.5, np.nan)).hr,
+               compute_subgroup_hazard_ratios(t, e, g, s)[1]]
+        print(json.dumps({"finite": bool(np.isfinite(hrs).all()),
+                          "loaded": sorted(m for m in ("statsmodels", "scipy.stats") if m in sys.modules)}))
     """))
-    ns = {"np": np}
-    exec(data, ns)
-    usual = PHReg(ns["t"], ns["x"], status=ns["e"], ties="efron").fit()
-    assert (lean["b"], lean["se"]) == (usual.params[0].hex(), usual.bse[0].hex())
-    assert lean["loaded"] == []  # neither imported, and no None entry left behind that blocks a later import
+    assert got == {"finite": True, "loaded": []}
 
+
+def test_special_functions_and_liblinear_without_the_scipy_packages_init():
+    # issue 15: _dist takes scipy.special's ufuncs from scipy.special._ufuncs and liblinear's
+    # BLAS from scipy.linalg.cython_blas without running the packages' __init__ (0.2 + 0.25 s);
+    # oracle: scipy.special and scipy.stats imported as usual in this process (the same doubles)
+    from scipy import special, stats
+
+    got = json.loads(_run("""
+        import json, sys
+        import numpy as np
+        from mmtrial._lazy import import_liblinear
+        from mmtrial.stats import _dist
+        v = [float(_dist.norm_ppf(0.975)), float(_dist.chi2_sf(3.2, 2)), float(_dist.beta_ppf(0.025, 3, 9)),
+             float(_dist.norm_sf(1.3)), float(_dist._special("expit")(0.7))]
+        ll = import_liblinear()
+        print(json.dumps({"v": [x.hex() for x in v], "train": hasattr(ll, "train_wrap"),
+                          "loaded": sorted(m for m in ("scipy.special", "scipy.linalg", "scipy.stats", "sklearn")
+                                           if m in sys.modules)}))
+    """))
+    want = [float(stats.norm.ppf(0.975)), float(stats.chi2.sf(3.2, 2)), float(stats.beta.ppf(0.025, 3, 9)),
+            float(stats.norm.sf(1.3)), float(special.expit(0.7))]
+    assert got == {"v": [x.hex() for x in want], "train": True, "loaded": []}
+    # a later ordinary import in the same process gets the real packages, with the same ufuncs
+    after = json.loads(_run("""
+        import json
+        from mmtrial.stats import _dist
+        _dist.norm_ppf(0.5)
+        import scipy.special, scipy.stats
+        print(json.dumps({"same": scipy.special.ndtri is _dist._special("ndtri"),
+                          "stats": float(scipy.stats.norm.ppf(0.975)).hex()}))
+    """))
+    assert after == {"same": True, "stats": float(stats.norm.ppf(0.975)).hex()}
 
 
 def test_classifier_runs_without_importing_scikit_learn_or_scipy_stats():

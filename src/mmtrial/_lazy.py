@@ -10,21 +10,23 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 
 class _LazyModule:
-    __slots__ = ("_module", "_name")
+    __slots__ = ("_importer", "_module", "_name")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, importer: Callable[[], ModuleType] | None = None) -> None:
         self._name = name
+        self._importer = importer
         self._module: ModuleType | None = None
 
     def __getattr__(self, attr: str) -> Any:
         module = self._module
         if module is None:
-            module = importlib.import_module(self._name)
+            module = self._importer() if self._importer is not None else importlib.import_module(self._name)
             self._module = module
         return getattr(module, attr)
 
@@ -33,59 +35,57 @@ class _LazyModule:
         return f"<lazy module {self._name!r} ({state})>"
 
 
-def lazy_module(name: str) -> Any:
-    """A stand-in for module ``name`` that imports it when an attribute is first read."""
-    return _LazyModule(name)
+def lazy_module(name: str, importer: Callable[[], ModuleType] | None = None) -> Any:
+    """A stand-in for module ``name`` that imports it when an attribute is first read (by
+    ``importer()`` when given, e.g. :func:`import_special_ufuncs`)."""
+    return _LazyModule(name, importer)
 
 
-#: Optional packages that statsmodels imports when installed and mmtrial never uses: polars (for
-#: polars frames) and formulaic (its formula engine; patsy is the other one). Together they are
-#: most of the CPU of importing statsmodels' PHReg (measured 0.4-0.5 s of 0.5 s, issue 15).
-STATSMODELS_OPTIONAL: tuple[str, ...] = ("polars", "formulaic")
+def import_bare(module: str, packages: tuple[str, ...]) -> ModuleType:
+    """Import ``module`` without running the ``__init__`` of ``packages`` (issue 15).
 
-_lean_process = False
-
-
-def set_lean_process() -> None:
-    """Declare the process mmtrial's own (the ``mmtrial`` command): statsmodels is then imported
-    without its optional extras :data:`STATSMODELS_OPTIONAL` (see :func:`import_phreg`). A Python
-    session that only calls :func:`mmtrial.analyze` never sets this, so its statsmodels is the
-    usual one."""
-    global _lean_process
-    _lean_process = True
-
-
-def import_phreg() -> Any:
-    """statsmodels' ``PHReg`` class.
-
-    In the ``mmtrial`` command's process (:func:`set_lean_process`) statsmodels is imported with
-    polars and formulaic hidden (an entry ``None`` in ``sys.modules`` makes ``import x`` raise
-    ImportError, Python's documented way to block an import); statsmodels treats both as not
-    installed and uses patsy, which mmtrial does not use either (no formulas: PHReg gets
-    arrays). Nothing is hidden when either is already imported, when patsy is missing, or in any
-    other process. The fit is the same code either way.
+    Each package of ``packages`` not imported yet is entered in ``sys.modules`` as an empty
+    package module whose ``__path__`` is its installed folder, so the import system finds the
+    modules inside it without running the package's ``__init__``; the empty packages are
+    removed again afterwards. What was imported stays in ``sys.modules`` under its own name, and
+    a later ordinary import of a package runs the real package code, which reuses those modules
+    (the same files, the same objects; ``from package import module`` finds them in
+    ``sys.modules``). When anything fails, this is the ordinary import. Meant for compiled
+    modules whose packages' ``__init__`` imports much that they do not need.
     """
-    if "statsmodels.duration.hazard_regression" in sys.modules or not _lean_process:
-        from statsmodels.duration.hazard_regression import PHReg
-
-        return PHReg
-    hide = [m for m in STATSMODELS_OPTIONAL if m not in sys.modules]
-    if "formulaic" in hide and importlib.util.find_spec("patsy") is None:
-        hide.remove("formulaic")  # statsmodels needs one formula engine to import at all
-    for m in hide:
-        sys.modules[m] = None  # type: ignore[assignment]
+    if module in sys.modules:
+        return sys.modules[module]
+    placed: dict[str, ModuleType] = {}
+    loaded = None
     try:
-        from statsmodels.duration.hazard_regression import PHReg
+        todo = [name for name in packages if name not in sys.modules]
+        roots: dict[str, str] = {}
+        for top in dict.fromkeys(name.partition(".")[0] for name in todo):  # before any stand-in is placed
+            spec = importlib.util.find_spec(top)
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError(top)
+            roots[top] = next(iter(spec.submodule_search_locations))
+        for name in todo:
+            top, _, rest = name.partition(".")
+            pkg = ModuleType(name)
+            pkg.__path__ = [os.path.join(roots[top], *rest.split(".")) if rest else roots[top]]
+            pkg.__package__ = name
+            sys.modules[name] = placed[name] = pkg
+        loaded = importlib.import_module(module)
+    except Exception:
+        loaded = None
     finally:
-        for m in hide:
-            if sys.modules.get(m, 0) is None:
-                del sys.modules[m]
-    return PHReg
+        for name, pkg in placed.items():
+            if sys.modules.get(name) is pkg:
+                del sys.modules[name]
+    return loaded if loaded is not None else importlib.import_module(module)
 
 
-#: scikit-learn's compiled liblinear wrapper and the packages whose ``__init__`` it need not run.
+#: scikit-learn's compiled liblinear wrapper and the packages whose ``__init__`` it need not run:
+#: scikit-learn's three and SciPy's ``scipy.linalg`` (``sklearn.utils._cython_blas`` imports
+#: the compiled ``scipy.linalg.cython_blas``, whose package ``__init__`` costs about 0.25 s of CPU).
 LIBLINEAR = "sklearn.svm._liblinear"
-_LIBLINEAR_PARENTS = ("sklearn", "sklearn.utils", "sklearn.svm")
+_LIBLINEAR_PARENTS = ("sklearn", "sklearn.utils", "sklearn.svm", "scipy.linalg")
 
 
 def import_liblinear() -> ModuleType:
@@ -93,40 +93,33 @@ def import_liblinear() -> ModuleType:
 
     ``import sklearn`` runs ``sklearn/__init__.py``, which imports ``sklearn.base`` and with it
     scipy.stats, joblib and threadpoolctl (about 1.5 s of CPU, issue 15); the compiled
-    ``_liblinear`` needs none of that: it imports only NumPy and two other compiled modules of
-    scikit-learn (``sklearn._cyutility``, ``sklearn.utils._cython_blas``). When scikit-learn is
-    not imported yet, its three packages are entered in ``sys.modules`` as empty package modules
-    whose ``__path__`` is the installed folder, so the import system finds the compiled modules
-    there without running any package ``__init__``; the empty packages are removed again
-    afterwards. The compiled modules stay in ``sys.modules`` under their own names, and a later
-    ``import sklearn`` runs the real package code and uses them (the same files). When scikit-learn
-    is already imported, or anything fails, this is the ordinary import.
+    ``_liblinear`` needs none of that: it imports only NumPy and three other compiled modules
+    (``sklearn._cyutility``, ``sklearn.utils._cython_blas``, ``scipy.linalg.cython_blas``).
+    :func:`import_bare` with :data:`_LIBLINEAR_PARENTS`; when scikit-learn is already imported,
+    the ordinary import.
     """
     if LIBLINEAR in sys.modules or "sklearn" in sys.modules:
         return importlib.import_module(LIBLINEAR)
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        return importlib.import_module(LIBLINEAR)  # raises the usual ImportError
-    root = next(iter(spec.submodule_search_locations))
-    placed: dict[str, ModuleType] = {}
-    try:
-        for name in _LIBLINEAR_PARENTS:
-            if name in sys.modules:  # pragma: no cover - a parent without "sklearn" itself
-                continue
-            pkg = ModuleType(name)
-            pkg.__path__ = [os.path.join(root, *name.split(".")[1:])]
-            pkg.__package__ = name
-            sys.modules[name] = placed[name] = pkg
-        module = importlib.import_module(LIBLINEAR)
-    except Exception:
-        module = None
-    finally:
-        for name, pkg in placed.items():
-            if sys.modules.get(name) is pkg:
-                del sys.modules[name]
-    if module is None:  # pragma: no cover - another scikit-learn layout: the ordinary import
-        return importlib.import_module(LIBLINEAR)
-    return module
+    return import_bare(LIBLINEAR, _LIBLINEAR_PARENTS)
 
 
-__all__ = ["import_liblinear", "import_phreg", "lazy_module", "set_lean_process"]
+#: SciPy's compiled special functions (``ndtr``, ``ndtri``, ``chdtrc``, ``expit``, the Boost
+#: distribution ufuncs ...): the same ufunc objects that ``scipy.special`` exports.
+SPECIAL_UFUNCS = "scipy.special._ufuncs"
+
+
+def import_special_ufuncs() -> ModuleType:
+    """``scipy.special._ufuncs`` without running ``scipy/special/__init__.py``.
+
+    The package's ``__init__`` builds the array-API dispatch layer and imports SciPy's array-API
+    support (about 0.2 s of CPU, issue 15); the functions mmtrial calls are ufuncs of the compiled
+    ``_ufuncs`` module, which ``scipy.special`` re-exports as the same objects (``scipy.special.ndtr
+    is scipy.special._ufuncs.ndtr``), so the results are the same doubles.
+    :func:`import_bare`; when ``scipy.special`` is already imported, the ordinary import.
+    """
+    if SPECIAL_UFUNCS in sys.modules or "scipy.special" in sys.modules:
+        return importlib.import_module(SPECIAL_UFUNCS)
+    return import_bare(SPECIAL_UFUNCS, ("scipy.special",))
+
+
+__all__ = ["import_bare", "import_liblinear", "import_special_ufuncs", "lazy_module"]

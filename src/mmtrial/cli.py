@@ -424,9 +424,6 @@ def maic_cmd(
 
 
 def main() -> None:  # pragma: no cover
-    from mmtrial._lazy import set_lean_process
-
-    set_lean_process()  # the command's own process: statsmodels without polars/formulaic (issue 15)
     app()
 
 

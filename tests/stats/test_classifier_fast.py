@@ -284,3 +284,72 @@ def test_unverified_scikit_learn_release_runs_the_self_checks(monkeypatch):
     monkeypatch.setattr(C._LiblinearL1, "TOL", 1e-1)
     monkeypatch.setattr(C, "_FITTERS", {})
     assert C._liblinear_l1(opts, 78) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(6, 30), st.integers(1, 5))
+def test_fit_path_equals_one_fit_per_penalty_and_writes_no_input(seed, n, k):
+    # the tuning grid of one split fitted by fit_path: each fit identical to fit() alone (which
+    # test_liblinear_fit_equals_logistic_regression_... ties to scikit-learn), and liblinear
+    # writes none of the arrays that fit_path reuses across the penalties
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, k))
+    y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+    Zc, yc = Z.copy(), y.copy()
+    fit = C._liblinear_l1(ClassifierOptions(), 5)
+    Cs = (0.03, 0.3, 3.0, 10.0)
+    path = fit.fit_path(Z, y, Cs)
+    assert np.array_equal(Z, Zc) and np.array_equal(y, yc)
+    for C_, (coef, icpt) in zip(Cs, path, strict=True):
+        one = fit.fit(Z, y, C_)
+        assert np.array_equal(coef, one[0]) and np.array_equal(icpt, one[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 20), st.integers(1, 7))
+def test_auc_of_rows_equals_pairwise_auc_of_each_row(seed, n, rows):
+    # oracle: _auc_pairwise (itself equal to the midrank AUC, test above), row by row
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    P = rng.choice([0.0, 0.2, 0.5, 0.5, 0.7, 1.0], size=(rows, n))
+    got = C._auc_pairwise_rows(y, P)
+    want = np.array([C._auc_pairwise(y, p) for p in P])
+    assert np.array_equal(got, want, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(3, 40), st.integers(1, 6))
+def test_f_statistic_means_are_numpys_mean(seed, n, p):
+    # compute_f_statistic takes group means as sum / count; oracle: the same formula with
+    # ndarray.mean (its earlier form), bit for bit
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).round(int(rng.integers(0, 4)))
+    y = np.r_[0, 1, rng.integers(0, 2, n - 2)].astype(bool)
+    Xs = X - X[:1]
+    m, m1, m0 = Xs.mean(axis=0), Xs[y].mean(axis=0), Xs[~y].mean(axis=0)
+    ssb = y.sum() * (m1 - m) ** 2 + (~y).sum() * (m0 - m) ** 2
+    ssw = ((Xs[y] - m1) ** 2).sum(axis=0) + ((Xs[~y] - m0) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(np.isnan(f := ssb / (ssw / (n - 2))), 0.0, f)
+    assert np.array_equal(C.compute_f_statistic(X, y), want)
+
+
+def test_stratified_folds_from_kept_fold_numbers_equal_fresh_ones():
+    # _shuffled_fold_numbers keeps each (seed, folds, class sizes) result; a second call (kept
+    # arrays) must give the folds of a fresh computation, and scikit-learn's (the oracle)
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(8)
+    y = (rng.random(29) < 0.45).astype(int)
+    C._FOLD_NUMBERS.clear()
+    first = C._numpy_stratified_kfold(y, 4, 99)
+    perm = rng.permutation(y)  # same class sizes, same class first: the kept arrays are used
+    j = int(np.flatnonzero(perm == y[0])[0])
+    perm[[0, j]] = perm[[j, 0]]
+    for labels in (y, perm):
+        got = C._numpy_stratified_kfold(labels, 4, 99)
+        ref = list(StratifiedKFold(4, shuffle=True, random_state=99).split(np.zeros(labels.size), labels))
+        assert all(np.array_equal(a, b) for g, r in zip(got, ref, strict=True) for a, b in zip(g, r, strict=True))
+    assert all(np.array_equal(a, b) for g, r in zip(first, C._numpy_stratified_kfold(y, 4, 99), strict=True)
+               for a, b in zip(g, r, strict=True))
+    assert len(C._FOLD_NUMBERS) == 1

@@ -8,6 +8,8 @@ examples each by default, 400 under ``--sweeps``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -90,3 +92,29 @@ def test_invalid_parameters_fall_back_to_scipy_stats(bad):
 def test_midrank_equals_scipy_rankdata_average(values):
     x = np.asarray(values, dtype=float)
     assert same(D.midrank(x), stats.rankdata(x, method="average"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-5, 5), st.floats(0.1, 3), st.integers(1, 5), st.sampled_from([1e-14, 1e-12, 1e-10, 2e-12]))
+def test_brentq_is_scipy_optimize_brentq(root, scale, power, xtol):
+    # oracle: scipy.optimize.brentq on the same function and bracket, bit for bit (the same
+    # compiled routine); the bracket is asymmetric so that the iterations are not trivial
+    from scipy import optimize
+
+    def f(x):
+        return math.copysign(abs(x - root) ** power, x - root) * scale + 1e-3 * (x - root)
+
+    a, b = root - 1.7, root + 2.9
+    assert D.brentq(f, a, b, xtol=xtol) == optimize.brentq(f, a, b, xtol=xtol)
+
+
+def test_brentq_errors_are_scipys():
+    from scipy import optimize
+
+    for kw, f in (({}, lambda x: x * x + 1.0), ({}, lambda x: float("nan")), ({"xtol": 0.0}, lambda x: x),
+                  ({"maxiter": 2}, lambda x: x**3 - 0.3)):
+        with pytest.raises((ValueError, RuntimeError)) as ours:
+            D.brentq(f, -1.0, 2.0, **kw)
+        with pytest.raises((ValueError, RuntimeError)) as theirs:
+            optimize.brentq(f, -1.0, 2.0, **kw)
+        assert type(ours.value) is type(theirs.value)

@@ -32,10 +32,56 @@ from typing import Any
 
 import numpy as np
 
-from mmtrial._lazy import lazy_module
+from mmtrial._lazy import import_bare, import_special_ufuncs, lazy_module
 
-special = lazy_module("scipy.special")
-_ufuncs = lazy_module("scipy.special._ufuncs")
+# scipy.special's ufuncs from their compiled module, without the package's __init__ (the same
+# objects as scipy.special.ndtr etc.; mmtrial._lazy.import_special_ufuncs)
+_ufuncs = lazy_module("scipy.special._ufuncs", import_special_ufuncs)
+
+
+def _special(name: str) -> Any:
+    """``scipy.special.<name>``: the ufunc of ``scipy.special._ufuncs`` (the object scipy.special
+    exports), or scipy.special's own when another SciPy keeps it elsewhere."""
+    f = getattr(_ufuncs, name, None)
+    if f is None:  # pragma: no cover - another SciPy layout
+        import scipy.special
+
+        f = getattr(scipy.special, name)
+    return f
+
+
+#: SciPy's compiled root finders (``_brentq``), without ``scipy/optimize/__init__.py`` (about
+#: 0.55 s of CPU: it imports scipy.linalg, scipy.sparse and more; issue 15)
+_zeros = lazy_module("scipy.optimize._zeros", lambda: import_bare("scipy.optimize._zeros", ("scipy.optimize",)))
+_BRENTQ_RTOL = 4 * np.finfo(float).eps
+
+
+def brentq(f, a: float, b: float, *, xtol: float = 2e-12, rtol: float = _BRENTQ_RTOL, maxiter: int = 100) -> float:
+    """``scipy.optimize.brentq(f, a, b, xtol=xtol, rtol=rtol, maxiter=maxiter)``, the same root.
+
+    Brent's method (Brent 1973, ch. 3-4) by SciPy's own compiled routine
+    (``scipy.optimize._zeros._brentq``, which ``brentq`` calls), with ``brentq``'s checks around
+    it (SciPy 1.12-1.17 ``optimize/_zeros_py.py``): xtol > 0, rtol >= 4 eps, a NaN function value
+    is a ValueError, no convergence within ``maxiter`` a RuntimeError, ``f(a)`` and ``f(b)`` of
+    the same sign a ValueError. tests/stats/test_dist.py checks equality with ``brentq``.
+    """
+    solver = getattr(_zeros, "_brentq", None)
+    if solver is None:  # pragma: no cover - another SciPy layout
+        from scipy import optimize
+
+        return optimize.brentq(f, a, b, xtol=xtol, rtol=rtol, maxiter=maxiter)
+    if xtol <= 0:
+        raise ValueError(f"xtol too small ({xtol:g} <= 0)")
+    if rtol < _BRENTQ_RTOL:
+        raise ValueError(f"rtol too small ({rtol:g} < {_BRENTQ_RTOL:g})")
+
+    def f_raise(x):
+        fx = f(x)
+        if np.isnan(fx):
+            raise ValueError(f"The function value at x={x} is NaN; solver cannot continue.")
+        return fx
+
+    return solver(f_raise, a, b, xtol, rtol, int(maxiter), (), False, True)
 
 
 def _boost(name: str) -> Any:
@@ -50,19 +96,19 @@ def _out(v: np.ndarray) -> Any:
 
 def norm_cdf(x: Any) -> Any:
     """``scipy.stats.norm.cdf(x)``."""
-    return _out(np.asarray(special.ndtr(np.asarray(x, dtype=float))))
+    return _out(np.asarray(_special("ndtr")(np.asarray(x, dtype=float))))
 
 
 def norm_sf(x: Any) -> Any:
     """``scipy.stats.norm.sf(x)``."""
-    return _out(np.asarray(special.ndtr(-np.asarray(x, dtype=float))))
+    return _out(np.asarray(_special("ndtr")(-np.asarray(x, dtype=float))))
 
 
 def norm_ppf(q: Any) -> Any:
     """``scipy.stats.norm.ppf(q)``: -inf at 0, inf at 1, NaN outside [0, 1]."""
     q = np.asarray(q, dtype=float)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), special.ndtri(q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), _special("ndtri")(q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, -np.inf, np.where(q == 1, np.inf, out))
     return _out(out)
 
@@ -71,7 +117,7 @@ def norm_isf(q: Any) -> Any:
     """``scipy.stats.norm.isf(q)``: inf at 0, -inf at 1, NaN outside [0, 1]."""
     q = np.asarray(q, dtype=float)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), -special.ndtri(q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), -_special("ndtri")(q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, np.inf, np.where(q == 1, -np.inf, out))
     return _out(out)
 
@@ -85,7 +131,7 @@ def chi2_sf(x: Any, df: Any) -> Any:
 
         return stats.chi2.sf(x, df)
     with np.errstate(invalid="ignore"):
-        out = np.where(x > 0, special.chdtrc(df, x), 1.0)
+        out = np.where(x > 0, _special("chdtrc")(df, x), 1.0)
     out = np.where(np.isnan(x), np.nan, np.where(x == np.inf, 0.0, out))
     return _out(np.asarray(out, dtype=float))
 
@@ -99,7 +145,7 @@ def chi2_ppf(q: Any, df: Any) -> Any:
 
         return stats.chi2.ppf(q, df)
     with np.errstate(invalid="ignore"):
-        out = np.where((q > 0) & (q < 1), 2 * special.gammaincinv(df / 2, q) * 1.0 + 0.0, np.nan)
+        out = np.where((q > 0) & (q < 1), 2 * _special("gammaincinv")(df / 2, q) * 1.0 + 0.0, np.nan)
     out = np.where(q == 0, 0.0, np.where(q == 1, np.inf, out))
     return _out(np.asarray(out, dtype=float))
 

@@ -377,11 +377,13 @@ def compute_f_statistic(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise ValueError(f"compute_f_statistic: need both classes and n >= 3; got n1={n1}, n0={n0}")
     # F is shift invariant; subtracting the first row makes a constant column exactly 0
     X = X - X[:1]
-    m = X.mean(axis=0)
-    m1 = X[y].mean(axis=0)
-    m0 = X[~y].mean(axis=0)
+    X1, X0 = X[y], X[~y]
+    # sum / count is what ndarray.mean computes (the same doubles, without its per-call overhead)
+    m = X.sum(axis=0) / y.size
+    m1 = X1.sum(axis=0) / n1
+    m0 = X0.sum(axis=0) / n0
     ssb = n1 * (m1 - m) ** 2 + n0 * (m0 - m) ** 2
-    ssw = ((X[y] - m1) ** 2).sum(axis=0) + ((X[~y] - m0) ** 2).sum(axis=0)
+    ssw = ((X1 - m1) ** 2).sum(axis=0) + ((X0 - m0) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = ssb / (ssw / (y.size - 2))
     f = np.where(np.isnan(f), 0.0, f)
@@ -638,9 +640,8 @@ def _top_k_columns(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def _expit(z: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(z)
+    """``scipy.special.expit`` (the same ufunc, from its compiled module: ``_dist._special``)."""
+    return _dist._special("expit")(z)
 
 
 def _score(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
@@ -652,6 +653,25 @@ def _score(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> f
     pc = np.clip(p, eps, 1 - eps)
     yb = y.astype(float)
     return float(np.mean(yb * np.log(pc) + (1 - yb) * np.log(1 - pc)))
+
+
+def _auc_pairwise_rows(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """:func:`_auc_pairwise` of each row of ``scores`` (same labels): the same pair counts and
+    the same division, so the same doubles."""
+    yb = np.asarray(y).astype(bool)
+    pos, neg = scores[:, yb], scores[:, ~yb]
+    m, n = pos.shape[1], neg.shape[1]
+    if m == 0 or n == 0:
+        return np.full(scores.shape[0], np.nan)
+    p, q = pos[:, :, None], neg[:, None, :]
+    return ((p > q).sum(axis=(1, 2)) + 0.5 * (p == q).sum(axis=(1, 2))) / (m * n)
+
+
+def _score_rows(kind: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """:func:`_score` of each row of ``p`` (the predictions of several fits on one fold)."""
+    if kind == "roc_auc":
+        return _auc_pairwise_rows(y, p)
+    return np.array([_score(kind, y, row, threshold) for row in p])
 
 
 def _sklearn_stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -674,23 +694,54 @@ def _numpy_stratified_kfold(y: np.ndarray, n_folds: int, random_state: int) -> l
     _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
     _, class_perm = np.unique(first, return_inverse=True)
     code = class_perm[inverse.reshape(-1)]
-    n_classes = first.size
     counts = np.bincount(code)
     if np.all(n_folds > counts):
         raise ValueError(f"n_splits={n_folds} cannot be greater than the number of members in each class.")
     if n_folds > counts.min():
         warnings.warn(f"The least populated class in y has only {counts.min()} members, which is less than "
                       f"n_splits={n_folds}.", UserWarning, stacklevel=3)
-    order = np.sort(code)
-    allocation = np.asarray([np.bincount(order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
-    rng = np.random.RandomState(random_state)
     test_folds = np.empty(y.size, dtype="i")
-    for k in range(n_classes):
-        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
-        rng.shuffle(folds_for_class)
+    for k, folds_for_class in enumerate(_shuffled_fold_numbers(code, counts, n_folds, random_state)):
         test_folds[code == k] = folds_for_class
     idx = np.arange(y.size)
     return [(idx[test_folds != i], idx[test_folds == i]) for i in range(n_folds)]
+
+
+#: :func:`_shuffled_fold_numbers` by (seed, folds, class sizes in order of first appearance).
+_FOLD_NUMBERS: dict[tuple[int, int, tuple[int, ...]], tuple[np.ndarray, ...]] = {}
+
+
+def _shuffled_fold_numbers(code: np.ndarray, counts: np.ndarray, n_folds: int, random_state) -> tuple[np.ndarray, ...]:
+    """Each class's shuffled fold numbers, in StratifiedKFold's order (see the caller).
+
+    They depend on the seed, the fold count and the class sizes only (the sorted labels dealt
+    round-robin, then one ``RandomState(random_state)`` shuffling class after class), not on
+    which subjects carry the labels. The permutation test asks for the same few combinations
+    thousands of times (permuted labels keep the class sizes), and seeding a ``RandomState``
+    costs about 0.3 ms, so the arrays are kept per combination (read-only) and reused: the
+    same numbers.
+    """
+    key = None
+    if isinstance(random_state, (int, np.integer)):
+        key = (int(random_state), int(n_folds), tuple(int(c) for c in counts))
+        hit = _FOLD_NUMBERS.get(key)
+        if hit is not None:
+            return hit
+    n_classes = counts.size
+    order = np.sort(code)
+    allocation = np.asarray([np.bincount(order[i::n_folds], minlength=n_classes) for i in range(n_folds)])
+    rng = np.random.RandomState(random_state)
+    out = []
+    for k in range(n_classes):
+        folds_for_class = np.arange(n_folds).repeat(allocation[:, k])
+        rng.shuffle(folds_for_class)
+        folds_for_class.flags.writeable = False
+        out.append(folds_for_class)
+    if key is not None:
+        if len(_FOLD_NUMBERS) >= 4096:  # bounded: a long-running session with many seeds
+            _FOLD_NUMBERS.clear()
+        _FOLD_NUMBERS[key] = tuple(out)
+    return tuple(out)
 
 
 _KFOLD_OK: list[bool] = []
@@ -803,6 +854,16 @@ class _LiblinearL1:
 
     def fit(self, Z: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
         """(coef_ of shape (1, k), intercept_ of shape (1,)) as ``LogisticRegression.fit``."""
+        return self.fit_path(Z, y, (C,))[0]
+
+    def fit_path(self, Z: np.ndarray, y: np.ndarray, Cs) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`fit` for each penalty in ``Cs`` on the same data (the tuning grid of one split).
+
+        The arrays liblinear receives (data, labels, class weights, unit sample weights) are
+        built once and passed to every fit; liblinear copies the data into its own problem and
+        writes none of them (checked in tests/stats/test_classifier_fast.py), so each fit is
+        the one :meth:`fit` would make.
+        """
         yi = np.asarray(y)
         n = yi.size
         if n == 0 or yi.min() == yi.max():  # as LogisticRegression.fit: both classes needed
@@ -812,12 +873,16 @@ class _LiblinearL1:
             cw = counts.sum() / (2 * counts)
         else:
             cw = np.ones(2)
+        Zc = np.ascontiguousarray(Z, dtype=np.float64)
+        yf = np.array(yi, dtype=np.float64)
+        sw = np.ones(n)
         self._set_verbosity(0)
-        raw, _ = self._train(
-            np.ascontiguousarray(Z, dtype=np.float64), np.array(yi, dtype=np.float64), False, self._solver,
-            self._tol, self._bias, float(C), cw, self._max_iter, self._seed, 0.1, np.ones(n),
-        )
-        return raw[:, :-1], self._bias * raw[:, -1]
+        out = []
+        for C in Cs:  # the handful of penalties of the grid
+            raw, _ = self._train(Zc, yf, False, self._solver, self._tol, self._bias, float(C), cw, self._max_iter,
+                                 self._seed, 0.1, sw)
+            out.append((raw[:, :-1], self._bias * raw[:, -1]))
+        return out
 
 
 _LIBLINEAR_OK: dict[tuple[Any, ...], bool] = {}
@@ -881,6 +946,7 @@ def tune_in_training_fold(
     Returns the best parameters and the grid's mean scores.
     """
     grid = _param_grid(options)
+    by_k = {k: [g for g, params in enumerate(grid) if params["k"] == k] for k in options.k_values}
     fast = _liblinear_l1(options, seeds.model) if fast_fit else None
     splits = _inner_splits(y, options.inner_folds, seeds.inner)
     scores = np.zeros((len(grid), len(splits)))
@@ -898,13 +964,14 @@ def tune_in_training_fold(
             sd = np.where(sd < 10 * np.finfo(float).eps * np.maximum(np.abs(mu), 1.0), 1.0, sd)
             Ztr = (Xtr[:, cols] - mu) / sd
             Zva = (Xva[:, cols] - mu) / sd
+            if fast is not None:  # every penalty of this k at once; the same fits and scores
+                gk = by_k[k]
+                fits = fast.fit_path(Ztr, y[tr], [grid[g]["C"] for g in gk])
+                p = _expit(np.stack([Zva @ coef[0] + icpt[0] for coef, icpt in fits]))
+                scores[gk, s] = _score_rows(options.tuning_score, y[va], p, options.threshold)
+                continue
             for g, params in enumerate(grid):
                 if params["k"] != k:
-                    continue
-                if fast is not None:
-                    coef, icpt = fast.fit(Ztr, y[tr], params["C"])
-                    p = _expit(Zva @ coef[0] + icpt[0])
-                    scores[g, s] = _score(options.tuning_score, y[va], p, options.threshold)
                     continue
                 est = _model(options, params, seeds.model).fit(Ztr, y[tr])
                 if options.model == "random-forest":

@@ -10,7 +10,7 @@ bias; Anderson, Cain & Gelber, J Clin Oncol 1983;1:710). Three analyses are offe
   follow-up at the landmark, grouped by response status at the landmark, time from the landmark;
 * :func:`compute_mantel_byar` and :func:`compute_time_dependent_cox`: response as a
   time-dependent covariate (Mantel & Byar, JASA 1974;69:81; Cox model in counting-process form,
-  statsmodels ``PHReg`` with entry times).
+  :func:`mmtrial.stats.cox.fit_cox` with entry times).
 
 Log-rank statistics use the hypergeometric variance (R ``survdiff``; SAS LIFETEST STRATA).
 """
@@ -22,9 +22,9 @@ from typing import Literal
 
 import numpy as np
 
-from mmtrial._lazy import import_phreg
 from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
+from mmtrial.stats.cox import fit_cox
 from mmtrial.stats.survival import KaplanMeier, KMOptions, kaplan_meier
 
 Ties = Literal["efron", "breslow"]
@@ -175,7 +175,7 @@ def compute_time_dependent_cox(
     ----
     Counting-process Cox model (Therneau & Grambsch 2000, section 3.7; R ``coxph(Surv(start,
     stop, event) ~ state)``; SAS PHREG with a programming-statement covariate), fitted by
-    statsmodels ``PHReg`` with entry times; Wald CI and p-value. Ties: Efron (R default) or
+    :func:`mmtrial.stats.cox.fit_cox` with entry times; Wald CI and p-value. Ties: Efron (R default) or
     Breslow (SAS default). Risk set as R: a row is at risk at t when start < t <= stop (a subject
     who becomes a responder on the day another dies is counted as a non-responder then).
     Not estimable (NaN with a ``reason``) as in :func:`compute_cox`.
@@ -188,7 +188,7 @@ def compute_time_dependent_cox(
 
 def compute_cox(time, event, group, *, entry=None, ties: Ties = "efron", level: float = 0.95,
                 labels: tuple[str, str] = ("group 1", "group 0")) -> CoxResult:
-    """Cox model with one binary covariate (group 1 vs 0), statsmodels ``PHReg``.
+    """Cox model with one binary covariate (group 1 vs 0), :func:`mmtrial.stats.cox.fit_cox`.
 
     Not estimable (hr, ci and p NaN, ``reason`` says why) when there is no event, when every
     subject is in one group, or when all events are in one group: the partial likelihood is then
@@ -223,27 +223,18 @@ def compute_cox_estimability(event, x, labels: tuple[str, str] = ("group 1", "gr
 
 
 def _cox(stop, event, x, entry, ties, level, method, n_subjects, labels=("group 1", "group 0")) -> CoxResult:
-    PHReg = import_phreg()
     nan = float("nan")
     n_events = int(np.sum(event))
     reason = compute_cox_estimability(event, x, labels)
     if reason:
         return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events, reason=reason)
-    kw = {}
-    if entry is not None:
-        # R (start, stop]: at risk at t only when start < t. statsmodels counts entry <= t (Stata's
-        # convention), so a subject entering (e.g. switching to "responder") on a day another
-        # subject has the event would be counted at that event. Moving each positive entry to the
-        # next float makes "entry <= t" equal "start < t" exactly; never past the row's own stop.
-        en = np.asarray(entry, dtype=float)
-        st = np.asarray(stop, dtype=float)
-        kw["entry"] = np.where(en > 0, np.minimum(np.nextafter(en, np.inf), st), en)
+    # R (start, stop]: a row is at risk at t when start < t <= stop (fit_cox's rule; an entry of
+    # 0 means at risk from the start), so a subject who switches to "responder" on the day
+    # another subject has the event is counted in the earlier state at that event
     try:
-        with np.errstate(all="ignore"):
-            fit = PHReg(np.asarray(stop, float), np.asarray(x, float)[:, None], status=np.asarray(event, float),
-                        ties=ties, **kw).fit()
-        b = float(fit.params[0])
-        se = float(fit.bse[0])
+        fit = fit_cox(stop, event, np.asarray(x, float), entry=entry, ties=ties, missing="drop")
+        b = float(fit.coef[0])
+        se = float(fit.se[0])
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
         return CoxResult(nan, (nan, nan), nan, ties, level, method, n_subjects, n_events,
                          reason=f"the Cox model could not be fitted ({exc})")

@@ -16,11 +16,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from mmtrial._lazy import lazy_module
 from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
-
-optimize = lazy_module("scipy.optimize")
 
 CiMethod = Literal[
     "clopper-pearson",
@@ -115,7 +112,7 @@ def _mid_p(x: int, n: int, a: float) -> tuple[float, float]:
     if x == 0:
         lo = 0.0
     else:
-        lo = optimize.brentq(
+        lo = _dist.brentq(
             lambda p: _dist.binom_sf(x, n, p) + 0.5 * _dist.binom_pmf(x, n, p) - a / 2,
             eps,
             1 - eps,
@@ -124,7 +121,7 @@ def _mid_p(x: int, n: int, a: float) -> tuple[float, float]:
     if x == n:
         hi = 1.0
     else:
-        hi = optimize.brentq(
+        hi = _dist.brentq(
             lambda p: _dist.binom_cdf(x - 1, n, p) + 0.5 * _dist.binom_pmf(x, n, p) - a / 2,
             eps,
             1 - eps,
@@ -153,8 +150,8 @@ def _likelihood_ratio(x: int, n: int, a: float) -> tuple[float, float]:
         return 2 * (lmax - (_xlogy(x, p) + _xlogy(n - x, 1 - p))) - crit
 
     eps = 1e-15
-    lo = 0.0 if x == 0 else optimize.brentq(dev, eps, ph, xtol=1e-14)
-    hi = 1.0 if x == n else optimize.brentq(dev, ph, 1 - eps, xtol=1e-14)
+    lo = 0.0 if x == 0 else _dist.brentq(dev, eps, ph, xtol=1e-14)
+    hi = 1.0 if x == n else _dist.brentq(dev, ph, 1 - eps, xtol=1e-14)
     return float(lo), float(hi)
 
 

@@ -123,8 +123,6 @@ def fit_rpsftm(
     crossing inside the range is NaN (not estimable). When Z has several roots the one nearest
     0 is taken and the report says so through ``method``.
     """
-    from scipy import optimize
-
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=float)
     a = (np.asarray(arm) == 1).astype(float)
@@ -139,8 +137,8 @@ def fit_rpsftm(
         f = zs - target
         out = []
         for i in np.flatnonzero(np.isfinite(f[:-1]) & np.isfinite(f[1:]) & (np.sign(f[:-1]) != np.sign(f[1:]))):
-            out.append(float(optimize.brentq(lambda p: _z_statistic(p, *args) - target,
-                                             psis[i], psis[i + 1], xtol=1e-10)))
+            out.append(float(_dist.brentq(lambda p: _z_statistic(p, *args) - target,
+                                          psis[i], psis[i + 1], xtol=1e-10)))
         return out
 
     nan = float("nan")

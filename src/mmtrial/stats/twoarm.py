@@ -25,10 +25,10 @@ from typing import Literal
 
 import numpy as np
 
-from mmtrial._lazy import import_phreg
 from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
 from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
+from mmtrial.stats.cox import fit_cox
 
 Ties = Literal["efron", "breslow"]
 
@@ -118,11 +118,9 @@ def compute_stratified_cox(
     ----
     Stratified proportional-hazards model (Kalbfleisch & Prentice 2002, section 4.4; R
     ``coxph(Surv(t, e) ~ g + strata(s), ties = ...)``; SAS PHREG ``STRATA s; TIES = ...``),
-    fitted by statsmodels ``PHReg(strata=...)``; Wald CI and p. Ties: Breslow (SAS default)
-    or Efron (R default). A stratum with one arm only contributes nothing.
+    fitted by :func:`mmtrial.stats.cox.fit_cox` with strata; Wald CI and p. Ties: Breslow (SAS
+    default) or Efron (R default). A stratum with one arm only contributes nothing.
     """
-    PHReg = import_phreg()
-
     if ties not in ("breslow", "efron"):
         raise ValueError(f"ties: allowed 'breslow', 'efron'; got {ties!r}")
     t = np.asarray(time, dtype=float)
@@ -134,8 +132,8 @@ def compute_stratified_cox(
     n_events = int(e.sum())
     if n_events == 0 or np.all(x == x[0]):
         return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
-    fit = PHReg(t, x[:, None], status=e, strata=codes, ties=ties).fit()
-    b, se = float(fit.params[0]), float(fit.bse[0])
+    fit = fit_cox(t, e, x, strata=codes, ties=ties, missing="drop")
+    b, se = float(fit.coef[0]), float(fit.se[0])
     if not np.isfinite(se) or se <= 0:
         return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
     z = _z(level)
@@ -215,8 +213,6 @@ def compute_mn_risk_difference(
     correction, up to the N/(N-1) factor).
     Strata where either arm has no subjects are dropped.
     """
-    from scipy import optimize
-
     x1, n1, x0, n0 = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (x1, n1, x0, n0))
     keep = (n1 > 0) & (n0 > 0)
     x1, n1, x0, n0 = x1[keep], n1[keep], x0[keep], n0[keep]
@@ -236,7 +232,7 @@ def compute_mn_risk_difference(
         flo, fhi = f(lo), f(hi)
         if flo * fhi > 0:
             return lo if abs(flo) < abs(fhi) else hi
-        return float(optimize.brentq(f, lo, hi, xtol=1e-12))
+        return float(_dist.brentq(f, lo, hi, xtol=1e-12))
 
     low = limit(z, -1 + eps, est) if est > -1 + eps else -1.0
     high = limit(-z, est, 1 - eps) if est < 1 - eps else 1.0
@@ -426,7 +422,6 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
     arm * factor(sg))``, SAS PHREG ``arm|sg``). Subjects with a missing level are left out.
     """
     import pandas as pd
-    PHReg = import_phreg()
 
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=float)
@@ -447,10 +442,10 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
         dummies = np.column_stack([(sg == lv).to_numpy(float) for lv in levels[1:]])
         x = np.column_stack([g, dummies, dummies * g[:, None]])
         try:
-            fit = PHReg(t, x, status=e, ties=ties).fit()
+            fit = fit_cox(t, e, x, ties=ties, missing="drop")
             k = len(levels) - 1
-            b = np.asarray(fit.params)[-k:]
-            v = np.asarray(fit.cov_params())[-k:, -k:]
+            b = fit.coef[-k:]
+            v = fit.cov[-k:, -k:]
             chisq = float(b @ np.linalg.solve(v, b))
             p_int = float(_dist.chi2_sf(chisq, k))
         except (np.linalg.LinAlgError, ValueError):

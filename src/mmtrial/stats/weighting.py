@@ -19,8 +19,9 @@ The statistics of issue 16 (single-arm trial vs an external real-world cohort; d
 * :func:`compute_evalue`: the E-value of a hazard ratio and its CI (VanderWeele & Ding, Ann
   Intern Med 2017;167:268).
 
-The Cox engine is a small numpy Newton-Raphson: statsmodels ``PHReg`` (used by
-:mod:`mmtrial.stats.twoarm`) has no case weights and no sandwich variance.
+The Cox engine is a small numpy Newton-Raphson of its own: the unweighted engine
+(:mod:`mmtrial.stats.cox`, used by :mod:`mmtrial.stats.twoarm`) has no case weights and no
+sandwich variance.
 """
 
 from __future__ import annotations
