@@ -135,7 +135,11 @@ def test_matches_statsmodels_phreg_on_random_data(data):
     kw = {} if entry is None else {"entry": np.where(entry > 0, np.nextafter(entry, np.inf), entry)}
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of the monotone cases skipped below
-        ref = PHReg(t, x, status=e, strata=strata, ties=ties, **kw).fit()
+        try:
+            ref = PHReg(t, x, status=e, strata=strata, ties=ties, **kw).fit()
+        except np.linalg.LinAlgError:  # PHReg cannot invert a singular information matrix
+            assert not np.isfinite(fit.se).all()  # fit_cox: the same design is not estimable
+            return
     if not np.isfinite(fit.se).all():  # singular information: a design that is not estimable
         assert not (np.isfinite(ref.bse).all() and ref.bse.max() < 1e3)  # PHReg: NaN or meaningless SE
         return
