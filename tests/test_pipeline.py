@@ -71,6 +71,40 @@ def test_study_release_keeps_only_the_named_domains():
         s["lb"]
 
 
+def test_domain_release_plan_after_the_last_reader():
+    # hand-worked from DOMAINS_READ_BY_STEP: lb's last reader is conventions, cm's tte (after
+    # prior_therapy), ae's exposure_safety; tr is read only by response (every domain); dm, ex,
+    # suppdm stay for the outputs; a step not in the table reads every domain
+    from mmtrial.pipeline import FINAL_STEPS, STEPS, plan_domain_release
+
+    doms = ["dm", "ex", "lb", "cm", "ae", "tr", "suppdm", "zz"]
+    plan = plan_domain_release(STEPS + FINAL_STEPS, doms)
+    assert plan == {"conventions": ("lb",), "tte": ("cm",), "exposure_safety": ("ae",),
+                    "response": ("tr", "zz")}
+    assert plan_domain_release(("adsl", "my_step", "tte"), doms) == {
+        "my_step": ("lb", "ae", "tr", "zz"), "tte": ("cm",)}
+
+
+def test_domain_readers_table_matches_the_steps_source():
+    """Every domain a step reads (``study.get("xx")``, ``study["xx"]``; ``study.domains`` or the
+    Study passed on: every domain) is in pipeline.DOMAINS_READ_BY_STEP, so no domain is released
+    before its last reader (reading a released one would raise, not pass unnoticed)."""
+    import re
+    from pathlib import Path
+
+    import mmtrial.steps
+    from mmtrial.pipeline import DOMAINS_READ_BY_STEP, FINAL_STEPS, STEPS
+
+    folder = Path(mmtrial.steps.__file__).parent
+    for step in STEPS + FINAL_STEPS:
+        text = (folder / f"{step}.py").read_text()
+        reads = set(re.findall(r"study(?:\.get\(|\[)\s*[\"']([a-z]+)[\"']", text))
+        if "study.domains" in text or re.search(r"a\.study\s*[,)]", text):  # every domain, or the Study passed on
+            reads.add("*")
+        table = set(DOMAINS_READ_BY_STEP[step])
+        assert reads <= table or "*" in table, (step, reads - table)
+
+
 def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path):
     # overlapping ex intervals of one drug pass the reader but not the exposure derivation
     # (derive/exposure.py): the run must still end with issues.csv and no report

@@ -14,7 +14,7 @@ import math
 import re
 import shutil
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -55,16 +55,22 @@ def run_steps(
     on_step: Callable[[str], None] | None = None,
     *,
     release: bool = False,
+    release_domains: Mapping[str, Sequence[str]] | None = None,
 ) -> Analysis:
     """Run the named steps in order on ``a`` (mutated and returned).
 
     ``release``: after each step, hand the memory it freed back to the operating system
-    (:func:`mmtrial._memory.release_memory`; :func:`analyze` does, issue 15)."""
+    (:func:`mmtrial._memory.release_memory`; :func:`analyze` does, issue 15).
+    ``release_domains``: step name -> the SDTM domains to drop from memory after it
+    (:func:`plan_domain_release`; :meth:`~mmtrial.context.Study.release`)."""
     for name in steps:
         if on_step is not None:
             on_step(name)
         module = importlib.import_module(f"mmtrial.steps.{name}")
         module.run(a)
+        drop = (release_domains or {}).get(name, ())
+        if drop:
+            a.study.release(keep=tuple(d for d in a.study.domains if d not in drop))
         if release:
             release_memory()
     return a
@@ -78,11 +84,52 @@ def run_steps(
 FINAL_STEPS: tuple[str, ...] = ("conventions", "csr_displays", "overview", "by_arm")  # issue 14: ADaM IG variables, CSR displays; issue 13: by arm
 
 
-#: The SDTM domains still read once mmtrial.duckdb is written: the report's subject listing (ex)
-#: and the by-arm step rerun on a finished analysis (suppdm, dm); :func:`analyze` releases the
-#: others from memory then (:meth:`~mmtrial.context.Study.release`, issue 15), so the analysis it
-#: returns holds only these.
+#: The SDTM domains still read once the steps have run: the report's subject listing (ex) and the
+#: by-arm step rerun on a finished analysis (suppdm, dm); :func:`analyze` releases the others from
+#: memory after their last reader (:meth:`~mmtrial.context.Study.release`, issue 15), so the
+#: analysis it returns holds only these.
 DOMAINS_READ_AFTER_OUTPUTS: tuple[str, ...] = ("dm", "ex", "suppdm")
+
+#: The SDTM domains each step reads (``a.study.get`` / ``a.study[...]``); ``"*"``: every domain
+#: (the step passes ``a.study.domains`` on). A step not named here counts as reading every
+#: domain. tests/test_pipeline.py checks this table against the steps' source.
+DOMAINS_READ_BY_STEP: dict[str, tuple[str, ...]] = {
+    "adsl": ("*",),
+    "response": ("*",),
+    "prior_therapy": ("cm", "lb", "mh", "pr", "rs"),
+    "tte": ("cm",),
+    "exposure_safety": ("ae", "ex", "lb", "vs"),
+    "biomarker": ("lb",),
+    "comparison": ("suppdm",),
+    "conventions": ("dm", "lb"),
+    "csr_displays": (),
+    "overview": (),
+    "by_arm": ("suppdm",),
+}
+
+
+def plan_domain_release(steps: Sequence[str], domains: Sequence[str],
+                        keep: Sequence[str] = DOMAINS_READ_AFTER_OUTPUTS) -> dict[str, tuple[str, ...]]:
+    """Step name -> the domains no later step reads, to release after it (issue 15).
+
+    Each domain of ``domains`` not in ``keep`` is released after the last step of ``steps`` that
+    reads it (:data:`DOMAINS_READ_BY_STEP`; a step reading every domain counts for each), or after
+    the first step when none does. Memory only: a released domain raises when read
+    (:meth:`~mmtrial.context.Study.release`), never passes for an absent one.
+    """
+    if not steps:
+        return {}
+    last: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        reads = DOMAINS_READ_BY_STEP.get(step, ("*",))
+        for d in domains:
+            if "*" in reads or d in reads:
+                last[d] = i
+    plan: dict[str, list[str]] = {}
+    for d in domains:
+        if d not in keep:
+            plan.setdefault(steps[last.get(d, 0)], []).append(d)
+    return {step: tuple(ds) for step, ds in plan.items()}
 
 
 @dataclass
@@ -158,12 +205,17 @@ def write_adam(adam: dict[str, pd.DataFrame], folder: Path) -> None:
         _for_storage(df).to_parquet(folder / f"{name}.parquet", index=False)
 
 
+#: The DuckDB database of an analysis (every SDTM domain and ADaM dataset as a table).
+DUCKDB_FILE = "mmtrial.duckdb"
+
 #: DuckDB's memory limit while mmtrial.duckdb is written (:func:`write_duckdb`).
 DUCKDB_MEMORY_LIMIT = "256MB"
 
 
-def write_duckdb(a: Analysis, path: Path) -> None:
-    """Every input domain (``sdtm_<dom>``) and derived dataset (``<name>``) as DuckDB tables.
+def write_duckdb(a: Analysis, path: Path, *, sdtm: bool = True, adam: bool = True) -> None:
+    """Every input domain (``sdtm_<dom>``) and derived dataset (``<name>``) as DuckDB tables
+    (added to the database at ``path``; ``sdtm`` / ``adam`` False leave those out: :func:`analyze`
+    writes the domains before the steps so each can leave memory after its last reader, issue 15).
 
     DuckDB scans each frame column by column in C++ (categoricals become ENUM types, as before);
     :func:`_for_storage` no longer makes a Python call per row (issue 15). Scanning through an
@@ -177,12 +229,18 @@ def write_duckdb(a: Analysis, path: Path) -> None:
         # 80% of RAM); a small limit makes it write them out as it goes (issue 15: at 20,000
         # subjects the peak over the frames fell from +850 MB to +300 MB at the same CPU)
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-        for prefix, frames in (("sdtm_", a.study.domains), ("", a.adam)):
+        for prefix, frames in (("sdtm_", a.study.domains if sdtm else {}), ("", a.adam if adam else {})):
             for name, df in frames.items():
                 frame = _for_storage(df)  # noqa: F841 - referenced by name in the SQL below
                 con.execute(f'CREATE TABLE "{prefix}{name}" AS SELECT * FROM frame')
     finally:
         con.close()
+
+
+def _remove_duckdb(folder: Path) -> None:
+    """Remove the DuckDB database :func:`analyze` started in its temporary folder (and its WAL)."""
+    for name in (DUCKDB_FILE, DUCKDB_FILE + ".wal"):
+        (folder / name).unlink(missing_ok=True)
 
 
 # --- usage checks: before any work (data contract v2, exit code 2) --------------------------------
@@ -345,9 +403,15 @@ def analyze(
         release_memory()  # what the checks freed goes back to the system (issue 15)
         a = Analysis(study=study, protocol=proto, issues=[i for i in issues if i.severity != "error"],
                      options=dict(options or {}))
+        # the SDTM tables of mmtrial.duckdb first: each domain can then leave memory after the last
+        # step that reads it (the lab records after ADaM conventions), not after every step (issue 15)
+        write_duckdb(a, tmp / DUCKDB_FILE, adam=False)
+        run = tuple(steps if steps is not None else STEPS) + FINAL_STEPS
         try:
-            run_steps(a, tuple(steps if steps is not None else STEPS) + FINAL_STEPS, on_step=on_stage, release=True)
+            run_steps(a, run, on_step=on_stage, release=True,
+                      release_domains=plan_domain_release(run, list(a.study.domains)))
         except StudyInputError as exc:  # a derivation found bad input (e.g. overlapping ex rows)
+            _remove_duckdb(tmp)  # only issues.csv is left for input errors
             write_issues_csv([*issues, *exc.issues], tmp / "issues.csv")
             finish_dir(tmp, out_path, kind="analysis", status="input-errors", study=study_path)
             raise StudyInputError([*issues, *exc.issues]) from None
@@ -359,8 +423,7 @@ def analyze(
         a.results["study"].update({"id": proto.study.id, "synthetic": study.synthetic,
                                    "checksum": study.checksum, "protocol": proto.source_path})
         (tmp / "results.json").write_text(results_to_json(a.results), "utf-8")
-        write_duckdb(a, tmp / "mmtrial.duckdb")
-        a.study.release(keep=DOMAINS_READ_AFTER_OUTPUTS)  # e.g. the lab records, before the submission files
+        write_duckdb(a, tmp / DUCKDB_FILE, sdtm=False)  # the derived datasets, after the SDTM tables
         release_memory()
         _write_submission(a, tmp)  # XPT, Dataset-JSON, define.xml, tlf/*.rtf (issue 14)
         release_memory()

@@ -285,6 +285,22 @@ def test_rerun_is_byte_identical_apart_from_the_date_line():
     assert len([1 for x, y in zip(a1.splitlines(), a2.splitlines(), strict=True) if x != y]) == 1
 
 
+def test_streamed_report_file_is_the_rendered_document(tmp_path, monkeypatch):
+    """write_report streams the document a slice at a time (issue 15); the file is exactly
+    render_html's text in UTF-8 wherever the slices fall
+    (7-character slices over a section of 1- to 4-byte characters)."""
+    import mmtrial.report.render as render
+    from mmtrial.report.model import Text
+
+    monkeypatch.setattr(render, "_WRITE_CHARS", 7)
+    a = make_analysis()
+    a.sections.append(Section(id="utf8", title="Médiane ≥ 5", blocks=[Text("naïve – ≤ 3 mg/m² 😀 " * 40)]))
+    path = write_report(a, tmp_path, run_date=RUN_DATE)
+    text = render_html(a, run_date=RUN_DATE)
+    assert "😀" in text
+    assert path.read_bytes() == text.encode("utf-8")
+
+
 def test_rerun_in_a_new_process_is_byte_identical(html):
     # a new interpreter with another hash seed: matplotlib's SVG ids and any set/dict order
     code = (

@@ -16,6 +16,7 @@ from mmtrial.derive.conventions import (
     derive_vars_param,
     derive_vars_trt01,
 )
+from support.sweeps import examples
 
 
 def test_agegr1_boundaries():
@@ -75,6 +76,52 @@ def test_param_names_and_order():
     param, n = derive_vars_param(pd.Series(["PLAT", "HGB", "PLAT", "XYZ"]), pd.Series(["10^9/L", "g/dL", "10^9/L", None]))
     assert param.tolist() == ["Platelets (10^9/L)", "Hemoglobin (g/dL)", "Platelets (10^9/L)", "XYZ"]
     assert n.tolist() == [1, 2, 1, 3]
+
+
+_CODES = st.sampled_from(["PLAT", "HGB", "XYZ", None])
+_UNITS = st.sampled_from(["10^9/L", "g/L", "", " ", None])
+
+
+@settings(max_examples=examples(15, full=60), deadline=None)
+@given(st.lists(st.tuples(_CODES, _UNITS), max_size=40), st.sampled_from(["str", object]))
+def test_param_record_by_record(rows, dtype):
+    """PARAM and PARAMN equal the rule worked out record by record (issue 15: the rule now runs
+    once per distinct code and unit; 15 examples by default, 60 under --sweeps): the test's name (contract's default names, else the code),
+    then " (unit)" when the unit is not blank; PARAMN = rank of the code's first appearance."""
+    code = pd.Series([c for c, _ in rows], dtype=dtype)
+    unit = pd.Series([u for _, u in rows], dtype=dtype)
+    param, n = derive_vars_param(code, unit)
+    names = {"PLAT": "Platelets", "HGB": "Hemoglobin"}
+    order: dict[str, int] = {}
+    for (c, u), got, num in zip(rows, param, n, strict=True):
+        if c is None:
+            assert pd.isna(got) and pd.isna(num)
+            continue
+        order.setdefault(c, len(order) + 1)
+        name = names.get(c, c)
+        assert got == (f"{name} ({u})" if u is not None and u.strip() else name)
+        assert num == order[c]
+
+
+@settings(max_examples=examples(15, full=60), deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", None]), st.sampled_from(["PLAT", "HGB"]),
+                          st.booleans(), st.sampled_from(["LOW", "NORMAL", "HIGH", None])), max_size=30))
+def test_bnrind_record_by_record(rows):
+    """BNRIND = the ANRIND of the first baseline record of the same subject and test (a missing
+    subject matches a missing subject, as the merge it replaces did); missing without one
+    (15 examples by default, 60 under --sweeps)."""
+    df = pd.DataFrame({"USUBJID": pd.Series([r[0] for r in rows], dtype="str"),
+                       "PARAMCD": pd.Series([r[1] for r in rows], dtype="str"),
+                       "ABLFL": pd.Categorical(["Y" if r[2] else "" for r in rows], ["", "Y"]),
+                       "ANRIND": pd.Series([r[3] for r in rows], dtype=object)})
+    first: dict[tuple, object] = {}
+    for s, p, b, ind in rows:
+        if b:
+            first.setdefault((s, p), ind)
+    got = derive_var_bnrind(df)
+    for (s, p, _, _), g in zip(rows, got, strict=True):
+        want = first.get((s, p))
+        assert (pd.isna(g) and want is None) or g == want
 
 
 def test_trt01_from_dm_arms_and_safety_flag():

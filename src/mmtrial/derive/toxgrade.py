@@ -445,11 +445,6 @@ def _last_per_group(key: np.ndarray, order: np.ndarray, tiebreak: np.ndarray, ma
     return out
 
 
-#: The lb variables :func:`derive_adlb` reads.
-_ADLB_SOURCE_VARIABLES = frozenset({"USUBJID", "LBTESTCD", "LBCAT", "LBSTRESN", "LBSTRESU", "LBSTNRLO",
-                                    "LBSTNRHI", "LBDT", "ROWNUM", "LBSEQ"})
-
-
 def derive_adlb(
     lb: pd.DataFrame,
     adsl: pd.DataFrame,
@@ -477,17 +472,29 @@ def derive_adlb(
     """
     criteria = criteria or GradingCriteria.load()
     has_value = lb["LBSTRESN"].notna().to_numpy(dtype=bool)
-    # only the variables read below: selecting rows then copies these, not every lb column (issue 15)
-    lb = lb[[c for c in lb.columns if c in _ADLB_SOURCE_VARIABLES]]
-    num = (lb if has_value.all() else lb.loc[has_value]).reset_index(drop=True)
-    n = len(num)
+    # the records with a value, as row positions (None: all of them); each variable read below is
+    # taken on its own, once: no copy of the selected rows of every variable first (issue 15)
+    rows = None if has_value.all() else np.flatnonzero(has_value)
+    del has_value
+    n = len(lb) if rows is None else rows.size
 
-    def col(name: str, default):
-        return num[name] if name in num else pd.Series([default] * n, dtype=object)
+    def text(name: str, *, required: bool = False) -> pd.Series:
+        """A text variable of the selected records (shared with lb when every record is selected)."""
+        if name not in lb and not required:
+            return pd.Series([None] * n, dtype=object)
+        s = lb[name] if rows is None else lb[name].take(rows)
+        return s.reset_index(drop=True)
 
-    subj = num["USUBJID"]
-    adt = (num["LBDT"].to_numpy(dtype="datetime64[D]") if "LBDT" in num
-           else np.full(n, np.datetime64("NaT"), dtype="datetime64[D]"))
+    def values(name: str, dtype=None) -> np.ndarray:
+        """A numeric variable of the selected records as a new array (the output owns it)."""
+        v = lb[name].to_numpy(dtype=dtype)
+        return v[rows] if rows is not None else v.copy()
+
+    subj = text("USUBJID", required=True)
+    adt = (lb["LBDT"].to_numpy(dtype="datetime64[D]") if "LBDT" in lb
+           else np.full(len(lb), np.datetime64("NaT"), dtype="datetime64[D]"))
+    if rows is not None:
+        adt = adt[rows]
     trt = adsl[["USUBJID", "TRTSDT", "TRTEDT"]].drop_duplicates("USUBJID")
     # subjects factorised once; ADSL looked up for the distinct subjects only (issue 15)
     subj_code, subj_uni = pd.factorize(subj)
@@ -500,51 +507,60 @@ def derive_adlb(
     edt_all = np.append(trt["TRTEDT"].to_numpy(dtype="datetime64[D]"), np.datetime64("NaT"))
     sdt = sdt_all[pos]  # pos -1 -> NaT (subject not in ADSL)
     edt = edt_all[pos]
-    aval = num["LBSTRESN"].to_numpy(dtype=float)
-    lln = num["LBSTNRLO"].to_numpy(dtype=float) if "LBSTNRLO" in num else np.full(n, np.nan)
-    uln = num["LBSTNRHI"].to_numpy(dtype=float) if "LBSTNRHI" in num else np.full(n, np.nan)
-    rown = num["ROWNUM"].to_numpy(dtype=np.int64) if "ROWNUM" in num else np.arange(1, n + 1)
-    par_code, par_uni = pd.factorize(num["LBTESTCD"])
+    del pos
+    aval = values("LBSTRESN", float)
+    lln = values("LBSTNRLO", float) if "LBSTNRLO" in lb else np.full(n, np.nan)
+    uln = values("LBSTNRHI", float) if "LBSTNRHI" in lb else np.full(n, np.nan)
+    rown = values("ROWNUM", np.int64) if "ROWNUM" in lb else np.arange(1, n + 1)
+    paramcd = text("LBTESTCD", required=True)
+    unit = text("LBSTRESU")
+    par_code, par_uni = pd.factorize(paramcd)
     key = subj_code.astype(np.int64) * max(len(par_uni), 1) + par_code
+    del subj_code
     adt_i = adt.astype("int64")
     has_dt = ~np.isnat(adt)
     pre = has_dt & ~np.isnat(sdt) & (adt <= sdt)
     ablfl = _last_per_group(key, adt_i, rown, pre)
+    del pre
     base_by_key = np.full(int(key.max()) + 1 if n else 0, np.nan)
     base_by_key[key[ablfl]] = aval[ablfl]
     base = base_by_key[key] if n else np.array([], dtype=float)
     window = np.timedelta64(options.on_treatment_window_days, "D")
     post = has_dt & ~np.isnat(sdt) & (adt > sdt)
     ontrt = post & ~np.isnat(edt) & (adt <= edt + window)
+    del post
     # grade: baseline records against the normal range only
     grade, term_code, terms = compute_atoxgr_columns(
         pd.Categorical.from_codes(par_code, par_uni),  # the tests factorised once (above)
-        col("LBSTRESU", None), aval, lln, uln, np.where(ablfl, np.nan, base),
-        usubjid=subj, rownum=num.get("ROWNUM"),
+        unit, aval, lln, uln, np.where(ablfl, np.nan, base),
+        usubjid=subj, rownum=pd.Series(rown, copy=False) if "ROWNUM" in lb else None,
         criteria=criteria, policy=options.policy,
     )
+    del par_code
     bgr_by_key = np.full(base_by_key.shape, np.nan)
     bgr_by_key[key[ablfl]] = grade[ablfl]
     bgr = bgr_by_key[key] if n else np.array([], dtype=float)
     # worst post-baseline: highest grade, earliest date, first source row
     cand = ontrt & ~np.isnan(grade)
     worst = _last_per_group(key, np.where(cand, grade, -1.0), -(adt_i * 10**9 + rown), cand)
+    del cand, key, adt_i
     dir_code = np.array([0 if t.direction == "low" else 1 for t in terms] + [-1], dtype=np.int64)[term_code]
+    ady = np.where(has_dt & ~np.isnat(sdt), (adt - sdt).astype("int64") + (adt >= sdt).astype("int64"), np.nan)
+    del has_dt
 
     def y(mask: np.ndarray) -> pd.Categorical:
         # "Y"/"" flags as a categorical: no per-row string objects at tens of millions of rows
         return pd.Categorical.from_codes(mask.astype(np.int8), ["", "Y"])
     out = pd.DataFrame({
         "USUBJID": subj,
-        "PARAMCD": num["LBTESTCD"],
-        "LBCAT": col("LBCAT", None),
+        "PARAMCD": paramcd,
+        "LBCAT": text("LBCAT"),
         "ADT": adt.astype("datetime64[ns]"),
-        "ADY": np.where(has_dt & ~np.isnat(sdt),
-                        (adt - sdt).astype("int64") + (adt >= sdt).astype("int64"), np.nan),
-        "AVAL": aval.copy(),
-        "AVALU": col("LBSTRESU", None),
-        "ANRLO": lln.copy(),
-        "ANRHI": uln.copy(),
+        "ADY": ady,
+        "AVAL": aval,
+        "AVALU": unit,
+        "ANRLO": lln,
+        "ANRHI": uln,
         "ABLFL": y(ablfl),
         "BASE": base,
         "CHG": aval - base,
@@ -558,8 +574,8 @@ def derive_adlb(
         "TRTSDT": sdt.astype("datetime64[ns]"),
         "TRTEDT": edt.astype("datetime64[ns]"),
         "SRCDOM": "LB",
-        "SRCSEQ": num["LBSEQ"].to_numpy(copy=True) if "LBSEQ" in num else np.full(n, np.nan),
-        "ROWNUM": rown.copy(),
-    }, copy=False)  # columns as they are (the input-derived arrays copied above), one block each:
-    # no consolidation copy of tens of millions of values into 2-D blocks (issue 15)
+        "SRCSEQ": values("LBSEQ") if "LBSEQ" in lb else np.full(n, np.nan),
+        "ROWNUM": rown,
+    }, copy=False)  # columns as they are (each a new array or a text column shared with lb), one
+    # block each: no consolidation copy of tens of millions of values into 2-D blocks (issue 15)
     return out

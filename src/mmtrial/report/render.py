@@ -28,6 +28,7 @@ import base64
 import dataclasses
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -39,7 +40,7 @@ from urllib.parse import quote
 import pandas as pd
 from markupsafe import Markup
 
-from mmtrial._io import atomic_write_bytes
+from mmtrial._io import atomic_writer
 from mmtrial.report.listings import SUBJECT_LISTING_ID, build_listings_section
 from mmtrial.report.methods import (
     build_methods_section,
@@ -393,12 +394,17 @@ def _section_link_html(b: SectionLink, sid_of: dict[str, str]) -> str:
     return f'<p class="section-link">{escape(before)}{link}{escape(after)}</p>'
 
 
-def _render_trace_index(ctx: _Ctx) -> str:
+def _trace_index_pieces(ctx: _Ctx) -> Iterator[str]:
+    """The traceability index (every traced count's subjects, each linked to its listing row) in
+    pieces, made as they are read: the report streams the index, one piece per traced count,
+    instead of holding it whole (issue 15: about 180 MB at 20,000 subjects, which the template
+    then copied twice)."""
     out = ['<div class="trace-index">']
     out.append(
         "<p>Each entry lists the subjects behind one count of a table; each subject links to its "
         "row in the subject listing.</p>"
     )
+    yield "\n".join(out)
     item_html: dict[str, str] = {}  # one <li> per subject, built once
     for e in ctx.trace:
         items = []
@@ -412,15 +418,15 @@ def _render_trace_index(ctx: _Ctx) -> str:
                     li = f"<li>{escape(s)}</li>"
                 item_html[s] = li
             items.append(li)
-        out.append(
+        yield (
+            "\n"
             f'<div class="trace-entry" id="{e.anchor}">'
             f"<h3>{escape(e.table_label)} &rsaquo; {escape(e.row_label)} &rsaquo; {escape(e.column)}: "
             f"{escape(e.value)} ({len(e.subjects)} {'subject' if len(e.subjects) == 1 else 'subjects'})</h3>"
             f"<ul>{''.join(items)}</ul>"
             f'<p><a href="{escape(_href(e.table_anchor))}">Back to the table</a></p></div>'
         )
-    out.append("</div>")
-    return "\n".join(out)
+    yield "\n</div>"
 
 
 def build_issues_section(a: Analysis) -> Section:
@@ -570,7 +576,15 @@ def _render_trace_targets(ctx: _Ctx) -> str:
 
 
 def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False) -> str:
-    """The whole report as one self-contained HTML document.
+    """The whole report as one self-contained HTML document (:func:`render_html_chunks` joined)."""
+    return "".join(render_html_chunks(a, run_date=run_date, for_pdf=for_pdf))
+
+
+def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False) -> Iterator[str]:
+    """The whole report as one self-contained HTML document, in the template's pieces (Jinja's
+    ``generate``; joined they are the text ``render`` gives), so :func:`write_report` streams the
+    file instead of holding the document and its UTF-8 bytes at once (issue 15: about 180 MB
+    each at 20,000 subjects, most of it the traceability index).
 
     Parameters
     ----------
@@ -645,13 +659,15 @@ def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = Fal
                 parts.append(b.html)
             else:
                 raise TypeError(f"section {s.id!r}: unknown block type {type(b).__name__}")
-        entry = {"id": sid, "number": n, "title": s.title, "body": Markup("\n".join(parts))}
+        entry = {"id": sid, "number": n, "title": s.title, "body_parts": (Markup("\n".join(parts)),)}
         if has_trace and s.id == "traceability" and trace_slot is None:
             trace_slot = entry
         rendered.append(entry)
         toc.append({"id": sid, "number": n, "title": s.title, "entries": items})
     if trace_slot is not None:
-        trace_slot["body"] = Markup(_render_trace_targets(ctx) if for_pdf else _render_trace_index(ctx))
+        # the index as pieces the template reads one at a time (issue 15; the same text)
+        trace_slot["body_parts"] = ((Markup(_render_trace_targets(ctx)),) if for_pdf
+                                    else (Markup(piece) for piece in _trace_index_pieces(ctx)))
 
     p = a.protocol
     synthetic = bool(a.study is not None and a.study.synthetic)
@@ -666,10 +682,10 @@ def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = Fal
         profile = f"{run_profile} (run option; protocol: {protocol_profile})"
     else:
         profile = protocol_profile
-    html = (
+    return (
         _env()
         .get_template("report.html.j2")
-        .render(
+        .generate(
             version=mmtrial_version(),
             study_id=p.study.id,
             css_study_id=_css_string(p.study.id),
@@ -690,7 +706,10 @@ def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = Fal
             sections=rendered,
         )
     )
-    return html
+
+
+#: Characters of the report encoded and written at a time (:func:`write_report`).
+_WRITE_CHARS = 1 << 20
 
 
 def write_report(
@@ -711,9 +730,11 @@ def write_report(
     out = Path(out_dir)
     if run_date is None:  # one date line for the HTML and the PDF
         run_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    html = render_html(a, run_date=run_date)
     html_path = out / "report.html"
-    atomic_write_bytes(html_path, html.encode("utf-8"))
+    with atomic_writer(html_path) as fh:  # streamed, a slice of text at a time (issue 15)
+        for chunk in render_html_chunks(a, run_date=run_date):
+            for i in range(0, len(chunk), _WRITE_CHARS):
+                fh.write(chunk[i:i + _WRITE_CHARS].encode("utf-8"))
     if pdf:
         from mmtrial.report.pdf import render_pdf, render_pdf_chromium
 

@@ -24,7 +24,8 @@ def run(a: Analysis) -> None:
     lb = a.study.get("lb")
     names = {}
     if lb is not None and {"LBTESTCD", "LBTEST"} <= set(lb.columns):
-        first = lb.dropna(subset=["LBTEST"]).drop_duplicates("LBTESTCD")
+        # the two variables only: dropna would otherwise copy every lb variable (issue 15)
+        first = lb[["LBTESTCD", "LBTEST"]].dropna(subset=["LBTEST"]).drop_duplicates("LBTESTCD")
         names = dict(zip(first["LBTESTCD"].astype(str), first["LBTEST"].astype(str).str.strip(), strict=True))
     a.adam.update(derive_vars_adam_conventions(a.adam, a.study.get("dm"), regimen_label(a), opts, names))
     cut = data_cutoff(a)

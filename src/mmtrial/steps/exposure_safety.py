@@ -250,11 +250,6 @@ def run(a: Analysis) -> None:
         ae = _empty(["USUBJID", "AEDECOD", "AEBODSYS", "AESTDT", "AETOXGR"])
     adae = derive_adae(ae, adsl, options=TeaeOptions(window_days=so.teae_window_days,
                                                     missing_onset=so.missing_onset))  # type: ignore[arg-type]
-    lb = a.study.get("lb")
-    if lb is None:
-        lb = _empty(["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDT"])
-    adlb = derive_adlb(lb, adsl, criteria=criteria,
-                       options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     ex = a.study["ex"]
     if p.is_randomised and "ARMCD" in adsl:  # each subject against the regimen of the arm received
         adexlvl, adex = _exposure_by_arm(p, ex, adsl, adae, eo, a.study.get("vs"))
@@ -268,6 +263,13 @@ def run(a: Analysis) -> None:
     adexlvl.attrs = {}
     adexcyc = exp_info.get("cycles")
     cycle_source = str(exp_info.get("cycle_source", "INFERRED"))
+    # ADLB after the exposure derivations: their transient memory and ADLB's 2.7 M records (20,000
+    # subjects) are not held at the same time (issue 15)
+    lb = a.study.get("lb")
+    if lb is None:
+        lb = _empty(["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDT"])
+    adlb = derive_adlb(lb, adsl, criteria=criteria,
+                       options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
     events = derive_rule_events(adlb, adae, rules, options=ro)
     checks = derive_rule_checks(events, adexlvl, adlb, rules, study_drug=study_drug,
                                 ladder_levels=[lvl.level for lvl in p.dose_ladder.levels], options=ro)
