@@ -89,10 +89,11 @@ _floats = st.floats(allow_nan=True, allow_infinity=False)
 _texts = st.one_of(st.none(), st.text(max_size=6))
 
 
-@settings(max_examples=examples(40, 300), deadline=None)
+@settings(max_examples=examples(12, 300), deadline=None)
 @given(st.lists(st.tuples(_texts, _floats, _floats, st.integers(-80_000, 80_000)), min_size=1, max_size=30),
        st.sampled_from(["str", "object", "category"]))
 def test_rows_equal_json_dumps_property(rows, text_dtype):
+    """12 examples by default (suite time), 300 under ``--sweeps``."""
     t, f, i, d = zip(*rows, strict=True)
     frame = pd.DataFrame({
         "T": pd.Series(list(t), dtype=text_dtype),
