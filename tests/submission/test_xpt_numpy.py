@@ -48,6 +48,7 @@ def test_small_frames_byte_identical_to_pyreadstat(tmp_path: Path, monkeypatch, 
     import mmtrial.submission.xpt as xpt
 
     monkeypatch.setattr(xpt, "ROWS_PER_CHUNK", chunk)  # several chunks, and one
+    monkeypatch.setattr(xpt, "_ROW_BLOCK", 2 if chunk > 2 else 2048)  # one chunk in blocks of 2 rows
     df = pd.DataFrame({
         "USUBJID": pd.array(["001-1", "001-2", "002-3"], dtype="string"),
         "AGE": [64.0, 75.5, np.nan], "SEX": ["F", None, "M"],

@@ -141,8 +141,9 @@ def _infer_type(s: pd.Series) -> DataType:
 
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Text values (object, ``None`` for missing; pandas ``str``/``string`` columns as they are,
-    missing as NA); whole-number floats print without ``.0`` (grades)."""
+    """Text values: pandas ``str``/``string`` columns as they are (missing NA); numbers, Python
+    ``str`` objects and categoricals of ``str`` as a categorical of their distinct texts (missing
+    NaN), else object (``None`` for missing); whole-number floats print without ``.0`` (grades)."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         num = pd.to_numeric(s, errors="coerce").astype(float)
         # each distinct value written once and shared by its rows (issue 15: ATOXGR of 2.7 M lab
@@ -152,10 +153,23 @@ def _as_text(s: pd.Series) -> pd.Series:
         whole = np.isfinite(u) & (u == np.round(u))
         text = u.astype(object).map(repr)
         text[whole] = u[whole].astype("int64").astype(str)
-        text = text.where(u.notna(), None).astype(object)
+        texts = text.to_numpy(dtype=object)[:-1]
+        if len(set(texts.tolist())) == len(texts):  # as codes of the distinct texts (issue 15, fifth pass)
+            return pd.Series(pd.Categorical.from_codes(codes, pd.Index(texts, dtype=object)), index=s.index,
+                             name=s.name)
+        text = text.where(u.notna(), None).astype(object)  # two values print alike (0.0, -0.0)
         return pd.Series(text.to_numpy(dtype=object)[codes], index=s.index, name=s.name, dtype=object)
     if pd.api.types.is_string_dtype(s) and s.dtype != object and not isinstance(s.dtype, pd.CategoricalDtype):
         return s  # pandas str/string, kept Arrow-backed: the writers convert a chunk at a time (issue 15)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if all(type(c) is str for c in cats):
+            return s  # its categories are the texts: kept as codes, the writers convert each once (issue 15)
+    elif s.dtype == object:
+        codes, uniq = pd.factorize(s.to_numpy(), use_na_sentinel=True)
+        if all(type(u) is str for u in uniq.tolist()):  # text: as codes of its distinct values (issue 15)
+            return pd.Series(pd.Categorical.from_codes(codes, pd.Index(uniq, dtype=object)), index=s.index,
+                             name=s.name)
     obj = s.astype(object).where(s.notna(), None)
     if isinstance(s.dtype, pd.CategoricalDtype):
         cats = s.cat.categories
@@ -173,6 +187,10 @@ def text_length(values: pd.Series) -> int:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if isinstance(values.dtype, pd.CategoricalDtype):  # the categories that occur
+        codes = values.cat.codes.to_numpy()
+        used = values.cat.categories[np.unique(codes[codes >= 0])]
+        return text_length(pd.Series(np.asarray(used, dtype=object), dtype=object))
     if values.dtype == object:
         arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     elif hasattr(values.array, "__arrow_array__"):  # pandas str/string on Arrow: its data as it is
@@ -237,7 +255,9 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
     shipped metadata complete.
     Values: dates as ``datetime64`` (the writers turn them into SAS dates or ISO 8601 text),
     numbers as float, text as ``str`` with missing as ``None`` (pandas ``str``/``string`` columns stay
-    as they are, missing NA: the writers convert them a chunk at a time, issue 15).
+    as they are, missing NA: the writers convert them a chunk at a time, issue 15; text held as
+    Python ``str`` objects or as a categorical of ``str`` becomes a categorical, missing NaN, so
+    that the writers convert each distinct value once).
     """
     spec = spec or load_spec()
     ds = with_unlisted(spec.datasets[name], df.columns)

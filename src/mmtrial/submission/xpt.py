@@ -112,6 +112,21 @@ def _text_bytes(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _text_rows(s: pd.Series, width: int) -> np.ndarray:
+    """A text column (``str``, missing as blanks) as :func:`_text_bytes` gives it, each distinct
+    value converted once and taken for its rows (issue 15: a Python object per value took 12 s
+    of CPU for the adlb of 20,000 subjects); anything but ``str`` is converted value by value."""
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)  # missing -> -1: the last row, blanks
+    values = np.asarray(uniq, dtype=object)
+    if not all(type(v) is str for v in values.tolist()):
+        return _text_bytes(s.to_numpy(dtype=object, na_value=""), width)
+    return _text_bytes(np.append(values, ""), width)[codes]
+
+
+#: Rows of a chunk assembled at a time (issue 15: the row bytes of a block stay in the CPU cache
+#: while every variable is copied in; a whole chunk at once measured 30% slower)
+_ROW_BLOCK = 2048
+
 #: Rows converted at a time: the file is written a chunk at a time, so memory holds one chunk.
 ROWS_PER_CHUNK = 50_000
 
@@ -158,20 +173,22 @@ def xpt_chunks(data: pd.DataFrame, columns: list[Column], ds: DatasetSpec, *,
         # ``convert``: ``data`` as submission_frame gives it, turned into xpt_frame's values one
         # column of one chunk at a time, never the whole frame as Python objects
         part = data.iloc[lo:lo + ROWS_PER_CHUNK]
-        rows = np.empty((len(part), pos), dtype=np.uint8)
-        at = 0
+        fields = []  # each variable's bytes, (rows, width)
         for c, t, w in zip(columns, text, widths, strict=True):
             s = part[c.name]
             if t:  # blanks for missing (SAS has no missing character value)
-                rows[:, at:at + w] = _text_bytes(s.to_numpy(dtype=object, na_value="") if convert
-                                                 else s.to_numpy(dtype=object), w)
+                fields.append(_text_rows(s, w) if convert else _text_bytes(s.to_numpy(dtype=object), w))
             else:
                 if convert and c.data_type == "date":
                     s = sas_date(s)
                 vals = (s.to_numpy(dtype=np.float64) if s.dtype == np.float64
                         else pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64))
-                rows[:, at:at + 8] = ibm_double(vals).view(np.uint8).reshape(len(part), 8)
-            at += w
+                fields.append(ibm_double(vals).view(np.uint8).reshape(len(part), 8))
+        rows = np.empty((len(part), pos), dtype=np.uint8)
+        starts = np.cumsum([0, *widths[:-1]]).tolist()
+        for r in range(0, len(part), _ROW_BLOCK):  # a block of rows at a time: cache-sized (issue 15)
+            for at, w, f in zip(starts, widths, fields, strict=True):
+                rows[r:r + _ROW_BLOCK, at:at + w] = f[r:r + _ROW_BLOCK]
         total += rows.size
         yield rows.tobytes()
     yield b" " * (-total % 80)
