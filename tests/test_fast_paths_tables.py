@@ -153,6 +153,29 @@ def _old_compute_lab_by_visit(adlb, adsl, tests=cm.LAB_TIME_TESTS, min_n=5):
     return out.loc[out["n"] >= min_n].reset_index(drop=True)
 
 
+def _old_lab_columns(st_frame, names):
+    """The cell texts of table_lab_by_visit (visit rows) and table_lab_by_visit_long (test/visit
+    rows) before the fifth pass (verbatim loops)."""
+    from mmtrial.tables.format import fmt_num
+
+    tests = [t for t in cm.LAB_TIME_TESTS if t in set(st_frame["PARAMCD"])]
+    visits = st_frame[["AVISITN", "AVISIT"]].drop_duplicates().sort_values("AVISITN")
+    wide = {}
+    for t in tests:
+        s = st_frame.loc[st_frame["PARAMCD"] == t].set_index("AVISITN")
+        dg = {"PLAT": 0, "SODIUM": 0}.get(t, 1 if t != "CREAT" else 2)
+        wide[t] = [(f"{int(s.at[v, 'n'])}; {fmt_num(s.at[v, 'median'], dg)} ({fmt_num(s.at[v, 'q1'], dg)}, "
+                    f"{fmt_num(s.at[v, 'q3'], dg)})") if v in s.index else "" for v in visits["AVISITN"]]
+    long = []
+    for t in tests:
+        s = st_frame.loc[st_frame["PARAMCD"] == t].sort_values("AVISITN")
+        dg = {"PLAT": 0, "SODIUM": 0, "CREAT": 2}.get(t, 1)
+        cells = (s["n"].astype(int).astype(str) + "; " + s["median"].map(lambda v, d=dg: fmt_num(v, d)) + " ("
+                 + s["q1"].map(lambda v, d=dg: fmt_num(v, d)) + ", " + s["q3"].map(lambda v, d=dg: fmt_num(v, d)) + ")")
+        long += cells.tolist()
+    return wide, long
+
+
 # --- merge_arm_tables -----------------------------------------------------------------------------
 
 LABELS = st.sampled_from(["a", "b", "  c", "", None])
@@ -247,7 +270,7 @@ def _adlb(draw_rows: list[tuple]) -> pd.DataFrame:
 
 
 @settings(max_examples=examples(8, 200), deadline=None)
-@given(rows=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["PLAT", "HGB", "ALT"]),
+@given(rows=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["PLAT", "HGB", "CREAT", "ALT"]),
                                st.sampled_from([1.0, 2.5, 3.0, 10.0, None]),
                                st.sampled_from([0.0, 8.0, 15.0, None]), st.booleans(), st.integers(-3, 20)),
                      max_size=60),
@@ -259,8 +282,13 @@ def test_lab_by_visit_equals_the_per_group_quantiles(rows, min_n):
     want = _old_compute_lab_by_visit(adlb, adsl, min_n=min_n)
     if want.empty:  # no visit: the former per-group lambdas left the empty quantile columns as objects
         assert got.empty and list(got.columns) == list(want.columns)
-    else:
-        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        return
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    wide, _ = _old_lab_columns(got, {})
+    t = cm.table_lab_by_visit(got, {})
+    assert [t.data[c].tolist() for c in t.data.columns[1:]] == list(wide.values())
+    long_min5 = _old_lab_columns(_old_compute_lab_by_visit(adlb, adsl), {})[1]  # the long table: min_n = 5
+    assert cm.table_lab_by_visit_long(adlb, adsl, {}).data.iloc[:, 1].tolist() == long_min5
 
 
 # --- ArmSplit -------------------------------------------------------------------------------------

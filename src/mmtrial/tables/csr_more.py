@@ -235,6 +235,13 @@ def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence
     return out.loc[out["n"] >= min_n].reset_index(drop=True)
 
 
+def _lab_cells(s: pd.DataFrame, digits: int) -> list[str]:
+    """"n; median (Q1, Q3)" of each row of a :func:`compute_lab_by_visit` frame."""
+    return [f"{n}; {fmt_num(m, digits)} ({fmt_num(lo, digits)}, {fmt_num(hi, digits)})"
+            for n, m, lo, hi in zip(s["n"].astype(int).tolist(), s["median"].tolist(), s["q1"].tolist(),
+                                    s["q3"].tolist(), strict=True)]
+
+
 def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, footnotes: Sequence[str] = (),
                        n_safety: int | None = None) -> Table:
     """LBT01 (median and IQR form): rows = analysis visits, one column per test."""
@@ -244,14 +251,13 @@ def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, foot
     cols = []
     data = {"Visit": visits["AVISIT"].tolist()}
     for t in tests:
-        s = stats_frame.loc[stats_frame["PARAMCD"] == t].set_index("AVISITN")
+        s = stats_frame.loc[stats_frame["PARAMCD"] == t]
         unit = s["AVALU"].iloc[0] if len(s) else ""
         col = f"{names.get(t, t)} ({unit}): n; median (Q1, Q3)"
         cols.append(col)
         dg = digits.get(t, 1 if t != "CREAT" else 2)
-        data[col] = [
-            (f"{int(s.at[v, 'n'])}; {fmt_num(s.at[v, 'median'], dg)} ({fmt_num(s.at[v, 'q1'], dg)}, "
-             f"{fmt_num(s.at[v, 'q3'], dg)})") if v in s.index else "" for v in visits["AVISITN"]]
+        cell = dict(zip(s["AVISITN"].tolist(), _lab_cells(s, dg), strict=True))  # one row per visit of the test
+        data[col] = [cell.get(v, "") for v in visits["AVISITN"].tolist()]
     pop = "Safety population" + (f" (N = {n_safety})" if n_safety is not None else "")
     notes = [
         "n = patients with a value at the visit (baseline: the baseline record; later visits: on-treatment "
@@ -292,8 +298,7 @@ def table_lab_by_visit_long(adlb: pd.DataFrame, adsl: pd.DataFrame, names: dict[
         s = st.loc[st["PARAMCD"] == t].sort_values("AVISITN")
         unit = s["AVALU"].iloc[0] if len(s) else ""
         dg = digits.get(t, 1)
-        cells = (s["n"].astype(int).astype(str) + "; " + s["median"].map(lambda v, d=dg: fmt_num(v, d)) + " ("
-                 + s["q1"].map(lambda v, d=dg: fmt_num(v, d)) + ", " + s["q3"].map(lambda v, d=dg: fmt_num(v, d)) + ")")
+        cells = _lab_cells(s, dg)
         rows += [{stub: v, col: c} for v, c in zip(s["AVISIT"].astype(str), cells, strict=True)]
         groups += [f"{names.get(t, t)} ({unit})"] * len(s)
     notes = [
