@@ -7,7 +7,9 @@ Every analysis step builds :class:`Section` objects from typed results; the rend
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -44,6 +46,39 @@ class Figure:
     svg: str | None = None
     png: bytes | None = None
     footnotes: list[str] = field(default_factory=list)
+
+
+class DeferredFigure(Figure):
+    """A :class:`Figure` whose SVG is drawn when it is first read (issue 15).
+
+    ``draw`` makes the SVG (the matplotlib figure and its export) on the first read of
+    :attr:`svg`, once. A display that a later step replaces is then never drawn: a randomised
+    study's pooled spider, swimmer and laboratory plots, which ``steps/by_arm.py`` replaces with
+    one per arm. The same SVG as an eager figure (figures are drawn from their own data, with the
+    same fixed SVG settings, whenever they are drawn). Pickling or copying draws it first, so a
+    pickled analysis holds the SVG, not the function.
+    """
+
+    def __init__(self, *, draw: Callable[[], str], **kwargs: Any):
+        self._draw: Callable[[], str] | None = draw
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]
+    def svg(self) -> str | None:
+        if self._draw is not None:
+            draw, self._draw = self._draw, None
+            self._svg = draw()
+        return self._svg
+
+    @svg.setter
+    def svg(self, value: str | None) -> None:
+        if value is not None:  # an SVG given (or set later) replaces the pending drawing
+            self._draw = None
+        self._svg = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.svg  # noqa: B018 - draw before pickling or copying: the drawing function is not kept
+        return {**self.__dict__, "_draw": None}
 
 
 @dataclass

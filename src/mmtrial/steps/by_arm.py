@@ -25,7 +25,7 @@ from typing import Any
 
 from mmtrial.context import Analysis
 from mmtrial.report.model import Figure, Listing, Section, Table, Text
-from mmtrial.tables.byarm import is_multi_arm, rebuild_by_arm, study_arms
+from mmtrial.tables.byarm import ArmSplit, is_multi_arm, rebuild_by_arm, study_arms
 from mmtrial.tables.format import fmt_estimate_ci, fmt_p
 
 #: Report position of the new sections (report/render.py SECTION_ORDER: response 40, tte 45).
@@ -322,10 +322,11 @@ def run(a: Analysis) -> None:
     level = float(a.protocol.methods.get("level", 0.95))
     notes = method_notes(a, comparison) if comparison else []
     rebuilt: set[int] = set()
+    split = ArmSplit(adsl)  # arms and arm subsets computed once for every table (issue 15)
     for s in a.sections:
         blocks = []
         for b in s.blocks:
-            nb = rebuild_by_arm(b, adsl) if isinstance(b, Table) and not isinstance(b, Listing) else b
+            nb = rebuild_by_arm(b, adsl, split) if isinstance(b, Table) and not isinstance(b, Listing) else b
             if nb is not b:
                 rebuilt.add(id(nb))
             blocks.append(nb)

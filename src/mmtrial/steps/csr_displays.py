@@ -12,7 +12,7 @@ from mmtrial.context import Analysis
 from mmtrial.derive.conventions import LAB_TEST_NAMES
 from mmtrial.figures import csr_more as fm
 from mmtrial.figures.svg import figure_to_svg
-from mmtrial.report.model import Figure, Section
+from mmtrial.report.model import DeferredFigure, Figure, Section
 from mmtrial.steps.exposure_safety import SafetyOptions
 from mmtrial.tables import csr_more as tm
 
@@ -35,8 +35,8 @@ def spider_figure(adrs, adsl, *, fig_id: str, title: str, alt_lead: str, populat
         return None
     alt = (f"{alt_lead}percent change from baseline in the myeloma marker over time for "
            f"{d['USUBJID'].nunique()} efficacy patients, one line per patient coloured by best response.")
-    return Figure(id=fig_id, title=title, alt=alt, svg=figure_to_svg(fm.plot_spider(d), alt, close=False),
-                  footnotes=[SPIDER_NOTE, population])
+    return DeferredFigure(id=fig_id, title=title, alt=alt, draw=lambda: figure_to_svg(fm.plot_spider(d), alt),
+                          footnotes=[SPIDER_NOTE, population])
 
 
 def swimmer_response_figure(adsl, *, fig_id: str, title: str, alt_lead: str, population: str) -> Figure | None:
@@ -50,8 +50,9 @@ def swimmer_response_figure(adsl, *, fig_id: str, title: str, alt_lead: str, pop
                "capped so the figure stays readable)."] if len(s) < len(s_all) else [])
     alt = (f"{alt_lead}months on treatment for {len(s)} patients with a minimal response or better, bars "
            "coloured by best response, with markers for first response, progression and death.")
-    return Figure(id=fig_id, title=title, alt=alt, svg=figure_to_svg(fm.plot_swimmer_response(s), alt, close=False),
-                  footnotes=[SWIMMER_NOTE, population, *capped])
+    return DeferredFigure(id=fig_id, title=title, alt=alt,
+                          draw=lambda: figure_to_svg(fm.plot_swimmer_response(s), alt),
+                          footnotes=[SWIMMER_NOTE, population, *capped])
 
 
 def _efficacy_blocks(a: Analysis) -> list:
@@ -91,12 +92,10 @@ def run(a: Analysis) -> None:
             n_saf = int((adsl["SAFFL"] == "Y").sum())
             alt = ("Median and interquartile range of platelets, neutrophils, haemoglobin, sodium and creatinine "
                    "by analysis visit, one panel per test.")
+            fig = DeferredFigure(id="labs-over-time", title="Laboratory values over time: median and interquartile "
+                                 "range by visit", alt=alt,
+                                 draw=lambda: figure_to_svg(fm.plot_lab_over_time(st, names), alt),
+                                 footnotes=["Line: median; band: first to third quartile (SAS QNTLDEF=5); visits "
+                                            "with at least 5 values.", "Population: safety population."])
             a.sections.append(Section(id="safety-labs-time", title="Safety: laboratory values over time", order=62,
-                                      blocks=[tm.table_lab_by_visit(st, names, n_safety=n_saf),
-                                              Figure(id="labs-over-time", title="Laboratory values over time: median "
-                                                     "and interquartile range by visit", alt=alt,
-                                                     svg=figure_to_svg(fm.plot_lab_over_time(st, names), alt,
-                                                                       close=False),
-                                                     footnotes=["Line: median; band: first to third quartile (SAS "
-                                                                "QNTLDEF=5); visits with at least 5 values.",
-                                                                "Population: safety population."])]))
+                                      blocks=[tm.table_lab_by_visit(st, names, n_safety=n_saf), fig]))

@@ -24,7 +24,7 @@ from mmtrial.derive.concordance import (
 from mmtrial.derive.confirm import ConfirmationRule
 from mmtrial.derive.response import RANK, RANK_NAMES, ResponseOptions, derive_adrs
 from mmtrial.figures.waterfall import derive_best_change, waterfall_figure
-from mmtrial.report.model import Figure, Section, Text
+from mmtrial.report.model import DeferredFigure, Section, Text
 from mmtrial.stats.proportion import CI_METHOD_LABELS
 from mmtrial.tables.response import (
     bor_table,
@@ -191,8 +191,9 @@ def run(a: Analysis) -> None:
         from mmtrial.figures.svg import figure_to_svg
 
         fig, alt = waterfall_figure(best, n_eligible=summary["n"])
-        blocks.append(Figure(id="rsp-waterfall", title="Best percent change from baseline in the myeloma marker",
-                             alt=alt, svg=figure_to_svg(fig, alt), footnotes=[
+        # drawn when the report reads it: a randomised study's report replaces it with one per arm (issue 15)
+        blocks.append(DeferredFigure(id="rsp-waterfall", title="Best percent change from baseline in the myeloma "
+                                     "marker", alt=alt, draw=lambda: figure_to_svg(fig, alt), footnotes=[
                                  f"{len(best)} of {summary['n']} efficacy patients with a post-baseline value of "
                                  "their marker (serum M-protein if measurable, else urine M-protein, else dFLC, "
                                  "else marrow plasma cells) before new therapy. Increases above +100% are drawn at "

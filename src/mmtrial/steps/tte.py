@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mmtrial.context import Analysis
 from mmtrial.derive.tte import CensorSource, EventSource, derive_adtte, endpoint_specs_from_config
-from mmtrial.report.model import Figure, Section, Text
+from mmtrial.report.model import DeferredFigure, Figure, Section, Text
 from mmtrial.stats.compare import (
     compute_landmark_comparison,
     compute_mantel_byar,
@@ -451,12 +451,13 @@ def run(a: Analysis) -> None:
                 f"Kaplan-Meier curve of {_LABELS[code].lower()} in months for {km.n} patients with {km.events} events; "
                 f"median {km.median if km.median is None else round(km.median, 1)} months; number at risk below the axis."
             )
+            ylabel = km_ylabel(code, _param_of(blocks_src[code]))
             blocks.append(
-                Figure(
+                DeferredFigure(  # drawn when the report reads it: replaced per arm in a randomised study (issue 15)
                     id=f"km-{code.lower()}",
                     title=f"Kaplan-Meier plot: {_LABELS[code]}",
                     alt=alt,
-                    svg=km_svg({_LABELS[code]: km}, alt, ylabel=km_ylabel(code, _param_of(blocks_src[code]))),
+                    draw=lambda curves={_LABELS[code]: km}, alt=alt, ylabel=ylabel: km_svg(curves, alt, ylabel=ylabel),
                     footnotes=[footnote_km, "+ = censored."],
                 )
             )
@@ -491,11 +492,12 @@ def run(a: Analysis) -> None:
             "responders and non-responders at the landmark, with number at risk."
         )
         blocks.append(
-            Figure(
+            DeferredFigure(  # drawn when the report reads it: replaced per arm in a randomised study (issue 15)
                 id="km-os-landmark",
                 title=f"Overall survival by response at the {cfg.os_by_response_landmark_months:g}-month landmark",
                 alt=alt,
-                svg=km_svg(land.groups, alt, xlabel="Months from landmark", ylabel=km_ylabel("OS")),
+                draw=lambda groups=land.groups, alt=alt: km_svg(groups, alt, xlabel="Months from landmark",
+                                                                ylabel=km_ylabel("OS")),
                 footnotes=[bias_note, footnote_km],
             )
         )

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Table
@@ -94,14 +95,21 @@ def study_arms(adsl: pd.DataFrame, kind: Kind) -> list[Arm]:
     if var not in adsl.columns:
         return []
     lab = adsl[var].astype("string").replace("", pd.NA)
-    d = pd.DataFrame({"USUBJID": adsl["USUBJID"].astype(str), "ARM": lab, "POP": _flag(adsl, flag)})
-    d["ORD"] = pd.to_numeric(adsl[num], errors="coerce") if num in adsl.columns else float("nan")
-    d = d.dropna(subset=["ARM"])
-    order = d.groupby("ARM", sort=True)["ORD"].min().sort_values(kind="stable", na_position="last")
-    subj = d.groupby("ARM")["USUBJID"].agg(frozenset)
-    n = d.loc[d["POP"]].groupby("ARM").size()
-    # an arm value with nobody in the population (e.g. TRT01A "Not Treated") is no column
-    return [Arm(str(a), subj[a], int(n[a])) for a in order.index if int(n.get(a, 0)) > 0]
+    code, labels = pd.factorize(lab, sort=True)  # arms in label order; no arm: -1
+    k = len(labels)
+    has = code >= 0
+    order_num = (pd.to_numeric(adsl[num], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                 if num in adsl.columns else np.full(len(adsl), np.nan))
+    first = np.full(k, np.nan)
+    np.fmin.at(first, code[has], order_num[has])  # each arm's smallest order number (NaN if none)
+    n = np.bincount(code[has & _flag(adsl, flag).to_numpy(dtype=bool)], minlength=k)
+    uid = adsl["USUBJID"].astype(str).to_numpy(dtype=object)
+    by_arm = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[by_arm], np.arange(k + 1))
+    # arm order: smallest order number, then label; an arm value with nobody in the population
+    # (e.g. TRT01A "Not Treated") is no column
+    return [Arm(str(labels[i]), frozenset(uid[by_arm[bounds[i]:bounds[i + 1]]].tolist()), int(n[i]))
+            for i in np.argsort(first, kind="stable") if n[i] > 0]
 
 
 def population_n(adsl: pd.DataFrame, kind: Kind) -> int:
@@ -161,17 +169,53 @@ def _arm_column_names(label: str, n: int, cols: Sequence[str]) -> dict[str, str]
             for c in cols}
 
 
-def _keyed(t: Table) -> pd.DataFrame:
-    df = t.data.reset_index(drop=True).copy()
-    df.columns = [str(c) for c in df.columns]
-    stub = t.stub if t.stub in df.columns else df.columns[0]
-    grp = pd.Series(t.groups if t.groups is not None and len(t.groups) == len(df) else [""] * len(df),
-                    dtype="string").fillna("")
-    key = grp + "\x1f" + df[stub].astype("string").fillna("")
-    df["_KEY"] = key.to_numpy()
-    df["_OCC"] = df.groupby("_KEY").cumcount().to_numpy()
-    df["_POS"] = range(len(df))
-    return df
+def _row_keys(t: Table) -> list[tuple[str, int]]:
+    """Each row's match key: (row group + "\\x1f" + row label, occurrence of that pair so far).
+
+    The row label is the stub column's text (missing: ""), the row group ``t.groups`` when it
+    has one per row (else ""); the occurrence numbers repeated (group, label) pairs 0, 1, ...
+    """
+    df = t.data
+    cols = [str(c) for c in df.columns]
+    si = cols.index(t.stub) if t.stub in cols else 0
+    labels = df.iloc[:, si].astype("string").fillna("").tolist()
+    if t.groups is not None and len(t.groups) == len(df):
+        groups = pd.Series(t.groups, dtype="string").fillna("").tolist()
+    else:
+        groups = [""] * len(df)
+    seen: dict[str, int] = {}
+    keys = []
+    for g, lab in zip(groups, labels, strict=True):  # the rows of a display table
+        k = g + "\x1f" + lab
+        occ = seen.get(k, 0)
+        seen[k] = occ + 1
+        keys.append((k, occ))
+    return keys
+
+
+def _column(t: Table, name: str) -> pd.Series:
+    """The value column ``name`` (headers compared as text) of ``t.data``."""
+    return t.data.iloc[:, [str(c) for c in t.data.columns].index(name)]
+
+
+def _count_cells(col: pd.Series) -> np.ndarray:
+    """True where a cell reads as a count ("n" or "n (...)"), after stripping blanks."""
+    return col.astype("string").fillna("").str.strip().str.match(_COUNT_CELL.pattern).to_numpy(dtype=bool)
+
+
+def _taken(col: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``col``'s values at ``rows`` as objects (pandas ``astype(object)``), NaN where ``rows`` is -1.
+
+    What a left merge of ``col``'s frame onto those rows and ``astype(object)`` gave: a numpy
+    integer column with unmatched rows becomes float first, as in pandas' merge.
+    """
+    absent = rows < 0
+    if absent.any() and isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu":
+        col = col.astype(float)
+    vals = col.astype(object).to_numpy()
+    out = vals[np.where(absent, 0, rows)] if len(vals) else np.full(len(rows), np.nan, dtype=object)
+    out[absent] = np.nan
+    return out
 
 
 def merge_arm_tables(total: Table, arm_tables: Sequence[tuple[Arm, Table | None]], *, total_n: int | None,
@@ -181,49 +225,58 @@ def merge_arm_tables(total: Table, arm_tables: Sequence[tuple[Arm, Table | None]
     Rows are matched on (row group, row label, occurrence); a row of the pooled table that an
     arm's table lacks is a count of zero in that arm ("0") when the pooled cell is a count, and
     blank otherwise. Subjects behind linked counts (``cell_subjects``) follow their cells.
+    Tables have tens to hundreds of rows: rows are matched through a dict of their keys and
+    columns taken by position (no pandas merge; issue 15).
     """
-    base = _keyed(total)
-    stub = total.stub if total.stub in total.data.columns else str(total.data.columns[0])
+    base_keys = _row_keys(total)
+    cols0 = [str(c) for c in total.data.columns]
+    stub = total.stub if total.stub in cols0 else cols0[0]
     tot_cols = _value_columns(total)
     if value_columns is not None:
         tot_cols = tot_cols[:value_columns]
-    out = base[[stub]].copy()
+    out: dict[str, Any] = {stub: total.data.iloc[:, cols0.index(stub)].reset_index(drop=True)}
     cells: dict[tuple[int, str], list[str]] = {}
-    counts = {c: base[c].astype("string").fillna("").str.strip().str.match(_COUNT_CELL.pattern) for c in tot_cols}
+    counts: dict[str, np.ndarray] = {}  # which pooled cells are counts, computed when needed
+
+    def is_count(tc: str | None) -> np.ndarray:
+        if tc not in tot_cols:
+            return np.zeros(len(base_keys), dtype=bool)
+        if tc not in counts:
+            counts[tc] = _count_cells(_column(total, tc))
+        return counts[tc]
+
     for arm, t in arm_tables:
         if t is None:
             continue
-        k = _keyed(t)
+        pos = {k: i for i, k in enumerate(_row_keys(t))}
+        rows = np.fromiter((pos.get(k, -1) for k in base_keys), dtype=np.int64, count=len(base_keys))
         cols = _value_columns(t)
         if value_columns is not None:
             cols = cols[:value_columns]
         names = _arm_column_names(arm.label, arm.n, cols)
-        m = base[["_KEY", "_OCC", "_POS"]].merge(k[["_KEY", "_OCC", "_POS", *cols]], on=["_KEY", "_OCC"],
-                                                 how="left", suffixes=("", "_ARM"))
         for j, c in enumerate(cols):
-            # the arm's column j matches the pooled column j (its header may differ: "... (N=arm n)")
-            tc = c if c in counts else (tot_cols[j] if j < len(tot_cols) else None)
-            filler = counts[tc].to_numpy() if tc in counts else pd.Series(False, index=m.index).to_numpy()
-            vals = m[c].astype("object")
-            missing = vals.isna().to_numpy()
-            vals = vals.where(~missing, pd.Series(["0" if f else "" for f in filler], index=m.index, dtype=object))
-            out[names[c]] = vals.to_numpy()
-        arm_pos = m["_POS_ARM"]
-        back = {int(p): i for i, p in arm_pos.dropna().items()}
+            vals = _taken(_column(t, c), rows)
+            missing = pd.isna(vals)
+            if missing.any():
+                # the arm's column j matches the pooled column j (its header may differ: "... (N=arm n)")
+                filler = is_count(c if c in tot_cols else (tot_cols[j] if j < len(tot_cols) else None))
+                vals[missing] = np.where(filler[missing], "0", "")
+            out[names[c]] = vals
+        back = {int(p): i for i, p in enumerate(rows) if p >= 0}
         for (r, c), subs in t.cell_subjects.items():
             if str(c) in names and r in back:
                 cells[(back[r], names[str(c)])] = subs
     if total_n is not None:
         names = _arm_column_names("Total", total_n, tot_cols)
         for c in tot_cols:
-            out[names[c]] = base[c].to_numpy()
+            out[names[c]] = _column(total, c).to_numpy()
         for (r, c), subs in total.cell_subjects.items():
             if str(c) in names:
                 cells[(r, names[str(c)])] = subs
     notes = list(total.footnotes)
     if footnote:
         notes.append(footnote)
-    return Table(id=total.id, title=total.title, data=out.reset_index(drop=True), footnotes=notes,
+    return Table(id=total.id, title=total.title, data=pd.DataFrame(out), footnotes=notes,
                  population=total.population, source=total.source, stub=stub,
                  groups=list(total.groups) if total.groups is not None else None, cell_subjects=cells)
 
@@ -237,18 +290,57 @@ def arms_footnote(kind: Kind, arms: Sequence[Arm], total: bool) -> str:
             f"{pop} ({flag} = Y) in the column; percentages use the column's own denominator.")
 
 
-def rebuild_by_arm(t: Table, adsl: pd.DataFrame) -> Table:
-    """The table by arm (see module docstring), or ``t`` unchanged when it has no recipe."""
+class ArmSplit:
+    """One ADSL's arms, per kind of table, and each frame's rows per arm, each computed once.
+
+    A randomised study's report rebuilds some 25 tables per arm from the same few frames (ADSL,
+    ADAE, ADLB, ...): :func:`rebuild_by_arm` given a split selects a frame's rows of an arm once
+    and hands each builder a shallow copy of them (pandas copy-on-write: a builder that adds a
+    column changes only its own copy). Frames are recognised by identity and kept alive by the
+    split, so a key is never reused for another frame (issue 15).
+    """
+
+    def __init__(self, adsl: pd.DataFrame):
+        self.adsl = adsl
+        self._arms: dict[str, list[Arm]] = {}
+        self._rows: dict[tuple[int, frozenset[str]], tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def arms(self, kind: Kind) -> list[Arm]:
+        """:func:`study_arms` of this ADSL."""
+        if kind not in self._arms:
+            self._arms[kind] = study_arms(self.adsl, kind)
+        return self._arms[kind]
+
+    def subset(self, value: Any, subjects: frozenset[str]) -> Any:
+        """:func:`subset_to_subjects`, computed once per frame and subject set."""
+        if not (isinstance(value, pd.DataFrame) and "USUBJID" in value.columns):
+            return value
+        key = (id(value), subjects)
+        hit = self._rows.get(key)
+        if hit is None or hit[0] is not value:
+            hit = (value, subset_to_subjects(value, subjects))
+            self._rows[key] = hit
+        return hit[1].copy(deep=False)
+
+
+def rebuild_by_arm(t: Table, adsl: pd.DataFrame, split: ArmSplit | None = None) -> Table:
+    """The table by arm (see module docstring), or ``t`` unchanged when it has no recipe.
+
+    ``split``: the arms and arm subsets of ``adsl`` shared by the tables of one report (the same
+    tables as without it, computed once; :class:`ArmSplit`).
+    """
     recipe: ArmRecipe | None = getattr(t, RECIPE_ATTR, None)
     if recipe is None:
         return t
-    arms = study_arms(adsl, recipe.kind)
+    if split is None or split.adsl is not adsl:
+        split = ArmSplit(adsl)
+    arms = split.arms(recipe.kind)
     if len(arms) < 2:
         return t
     built = []
     for arm in arms:
-        args = tuple(subset_to_subjects(v, arm.subjects) for v in recipe.args)
-        kwargs = {k: subset_to_subjects(v, arm.subjects) for k, v in (recipe.kwargs | recipe.arm_kwargs).items()}
+        args = tuple(split.subset(v, arm.subjects) for v in recipe.args)
+        kwargs = {k: split.subset(v, arm.subjects) for k, v in (recipe.kwargs | recipe.arm_kwargs).items()}
         built.append((arm, recipe.builder(*args, **kwargs)))
     total_n = population_n(adsl, recipe.kind) if recipe.total else None
     return merge_arm_tables(t, built, total_n=total_n, value_columns=recipe.value_columns,

@@ -175,6 +175,30 @@ def table_eair(adae: pd.DataFrame, adsl: pd.DataFrame, *, window_days: int = 30,
                  stub="Preferred term")
 
 
+def group_quantiles(values: np.ndarray, starts: np.ndarray, counts: np.ndarray, p: float) -> np.ndarray:
+    """The ``p`` quantile of each group of ``values`` by SAS QNTLDEF=5, bit for bit
+    ``numpy.quantile(group, p, method="averaged_inverted_cdf")`` (R type 2).
+
+    ``values`` holds the groups one after another, each sorted ascending, group i at
+    ``starts[i]`` with ``counts[i]`` (> 0) values. numpy's rule, applied to all groups at once:
+    virtual index v = n p - 1; below 0 the first value, at or above n - 1 the last; else the
+    values at floor(v) and floor(v) + 1 averaged when v is whole (gamma 0.5), the upper one
+    otherwise, through numpy's interpolation ``b - (b - a) (1 - gamma)``.
+    """
+    n = counts.astype(float)
+    v = n * p - 1
+    prev = np.floor(v)
+    nxt = prev + 1
+    above, below = v >= n - 1, v < 0
+    prev[above] = nxt[above] = -1
+    prev[below] = nxt[below] = 0
+    gamma = np.where(v - prev == 0, 0.5, 1.0)
+    last = counts - 1
+    a = values[starts + np.where(prev < 0, last, prev).astype(np.intp)]
+    b = values[starts + np.where(nxt < 0, last, nxt).astype(np.intp)]
+    return b - (b - a) * (1 - gamma)
+
+
 #: The ADLB variables :func:`compute_lab_by_visit` reads.
 _LAB_BY_VISIT_VARIABLES = frozenset({"USUBJID", "PARAMCD", "AVAL", "AVALU", "AVISITN", "AVISIT", "ABLFL", "ONTRTFL",
                                      "ADY", "ADT"})
@@ -195,14 +219,27 @@ def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence
     d = d.sort_values(["PARAMCD", "USUBJID", "AVISITN", "_DIST", "ADT"]).drop_duplicates(
         ["PARAMCD", "USUBJID", "AVISITN"])
 
-    def q(x: pd.Series, p: float) -> float:
-        return float(np.quantile(x.to_numpy(dtype=float), p, method=QUANTILE_METHOD))
-
-    g = d.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)["AVAL"]
-    out = g.agg(n="size", median=lambda x: q(x, 0.5), q1=lambda x: q(x, 0.25), q3=lambda x: q(x, 0.75)).reset_index()
+    g = d.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)
+    sizes = g.size()
+    gid = g.ngroup().to_numpy(dtype=float, na_value=-1.0)  # rows of a dropped (missing) key: -1
+    keep = gid >= 0
+    aval = d["AVAL"].to_numpy(dtype=float)[keep]
+    values = aval[np.lexsort((aval, gid[keep]))]  # each group's values in ascending order
+    counts = sizes.to_numpy()
+    starts = np.cumsum(counts) - counts
+    out = sizes.rename("n").reset_index()
+    for name, p in (("median", 0.5), ("q1", 0.25), ("q3", 0.75)):
+        out[name] = group_quantiles(values, starts, counts, p)
     unit = d.groupby("PARAMCD")["AVALU"].first() if "AVALU" in d else pd.Series(dtype=object)
     out["AVALU"] = out["PARAMCD"].map(unit)
     return out.loc[out["n"] >= min_n].reset_index(drop=True)
+
+
+def _lab_cells(s: pd.DataFrame, digits: int) -> list[str]:
+    """"n; median (Q1, Q3)" of each row of a :func:`compute_lab_by_visit` frame."""
+    return [f"{n}; {fmt_num(m, digits)} ({fmt_num(lo, digits)}, {fmt_num(hi, digits)})"
+            for n, m, lo, hi in zip(s["n"].astype(int).tolist(), s["median"].tolist(), s["q1"].tolist(),
+                                    s["q3"].tolist(), strict=True)]
 
 
 def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, footnotes: Sequence[str] = (),
@@ -214,14 +251,13 @@ def table_lab_by_visit(stats_frame: pd.DataFrame, names: dict[str, str], *, foot
     cols = []
     data = {"Visit": visits["AVISIT"].tolist()}
     for t in tests:
-        s = stats_frame.loc[stats_frame["PARAMCD"] == t].set_index("AVISITN")
+        s = stats_frame.loc[stats_frame["PARAMCD"] == t]
         unit = s["AVALU"].iloc[0] if len(s) else ""
         col = f"{names.get(t, t)} ({unit}): n; median (Q1, Q3)"
         cols.append(col)
         dg = digits.get(t, 1 if t != "CREAT" else 2)
-        data[col] = [
-            (f"{int(s.at[v, 'n'])}; {fmt_num(s.at[v, 'median'], dg)} ({fmt_num(s.at[v, 'q1'], dg)}, "
-             f"{fmt_num(s.at[v, 'q3'], dg)})") if v in s.index else "" for v in visits["AVISITN"]]
+        cell = dict(zip(s["AVISITN"].tolist(), _lab_cells(s, dg), strict=True))  # one row per visit of the test
+        data[col] = [cell.get(v, "") for v in visits["AVISITN"].tolist()]
     pop = "Safety population" + (f" (N = {n_safety})" if n_safety is not None else "")
     notes = [
         "n = patients with a value at the visit (baseline: the baseline record; later visits: on-treatment "
@@ -262,8 +298,7 @@ def table_lab_by_visit_long(adlb: pd.DataFrame, adsl: pd.DataFrame, names: dict[
         s = st.loc[st["PARAMCD"] == t].sort_values("AVISITN")
         unit = s["AVALU"].iloc[0] if len(s) else ""
         dg = digits.get(t, 1)
-        cells = (s["n"].astype(int).astype(str) + "; " + s["median"].map(lambda v, d=dg: fmt_num(v, d)) + " ("
-                 + s["q1"].map(lambda v, d=dg: fmt_num(v, d)) + ", " + s["q3"].map(lambda v, d=dg: fmt_num(v, d)) + ")")
+        cells = _lab_cells(s, dg)
         rows += [{stub: v, col: c} for v, c in zip(s["AVISIT"].astype(str), cells, strict=True)]
         groups += [f"{names.get(t, t)} ({unit})"] * len(s)
     notes = [
