@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.context import Study
+from mmtrial.sdtm._columns import duplicated_ids, key_ids, text_index_in, text_isin
 from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_names, is_end_date
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.read import (
@@ -322,8 +323,17 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     required_keys = set(spec.get("keys", [])) & set(spec.get("required", []))
     issues: list[InputIssue] = []
     key_dup = np.zeros(len(df), dtype=bool)
+    # rows equal on every column are equal on the key (or on USUBJID): only rows whose key
+    # repeats can repeat a whole row, so the all-column test runs on those rows alone (issue 15)
+    some_keys = keys or [k for k in ("USUBJID",) if k in df.columns]
+    candidates = None
+    first_dup = key_dup
+    if some_keys and len(df):
+        key_id = key_ids([df[k] for k in some_keys])
+        first_dup = duplicated_ids(key_id)
+        candidates = np.flatnonzero(duplicated_ids(key_id, keep=False))
     if keys and required_keys <= set(df.columns):
-        key_dup = df.duplicated(subset=keys, keep="first").to_numpy()
+        key_dup = first_dup
         where = spec.get("keys_where")
         if where and where["variable"] in df:
             key_dup = key_dup & df[where["variable"]].isin(where["values"]).to_numpy()
@@ -332,7 +342,13 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
                                    problem="duplicate key: an earlier row has the same " + ", ".join(keys))
     cols = [c for c in df.columns if c != "ROWNUM"]
     if cols and len(df):
-        row_dup = df.duplicated(subset=cols, keep="first").to_numpy() & ~key_dup
+        if candidates is None:
+            row_dup = np.array(df.duplicated(subset=cols, keep="first"), dtype=bool)
+        else:
+            row_dup = np.zeros(len(df), dtype=bool)
+            if len(candidates):
+                row_dup[candidates] = df.iloc[candidates].duplicated(subset=cols, keep="first").to_numpy()
+        row_dup &= ~key_dup
         issues += _issues_for_rows(df, row_dup, domain=dom, variable="(row)", rule="DUPLICATE_ROW",
                                    severity="warning", value_col="USUBJID",
                                    problem="the row repeats an earlier row exactly; both are kept")
@@ -363,12 +379,14 @@ def check_subjects(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm:
         return []
-    known = pd.Index(dm["USUBJID"].dropna().unique())
+    known = dm["USUBJID"].dropna().unique()
     issues: list[InputIssue] = []
     for dom, df in domains.items():
         if dom == "dm" or "USUBJID" not in df:
             continue
-        bad = df["USUBJID"].notna() & ~df["USUBJID"].isin(known)
+        # Arrow's hash lookup: pandas' isin on the str dtype builds a Python object per subject
+        # of dm for every domain (issue 15)
+        bad = df["USUBJID"].notna().to_numpy() & ~text_isin(df["USUBJID"], known)
         issues += _issues_for_rows(df, bad, domain=dom, variable="USUBJID", rule="UNKNOWN_SUBJECT",
                                    problem="subject not in dm")
     return issues
@@ -499,20 +517,24 @@ def check_after_death(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     death = compute_death_dates(domains)
     if death.empty:
         return []
+    death_subjects = death.index.astype(object).tolist()  # one per subject (a group-by's keys)
+    death_days = death.to_numpy()
     issues: list[InputIssue] = []
     for r in load_plausibility()["after_death"]:
         df = domains.get(r["domain"])
         dt, flag = date_column_names(r["variable"])
         if df is None or dt not in df or "USUBJID" not in df:
             continue
-        d = df["USUBJID"].map(death)
-        complete = df[flag].fillna("") == "" if flag in df else pd.Series(True, index=df.index)
-        bad = (df[dt] > d).fillna(False) & complete
+        pos = text_index_in(df["USUBJID"], death_subjects)
+        d = np.where(pos >= 0, death_days[np.maximum(pos, 0)], np.datetime64("NaT"))
+        complete = (df[flag].fillna("") == "").to_numpy() if flag in df else np.ones(len(df), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            bad = (df[dt].to_numpy() > d) & complete  # NaT compares False
         if r["domain"] == "ds" and "DSDECOD" in df:
-            bad &= df["DSDECOD"] != "DEATH"
+            bad &= (df["DSDECOD"] != "DEATH").to_numpy()
         if not bad.any():
             continue
-        issues += _issues_for_rows(df, bad.to_numpy(), domain=r["domain"], variable=r["variable"], rule="AFTER_DEATH",
+        issues += _issues_for_rows(df, bad, domain=r["domain"], variable=r["variable"], rule="AFTER_DEATH",
                                    severity=r["severity"],
                                    problem="dated after the subject's death (dm DTHDTC / ds DEATH)"
                                            + ("" if r["severity"] == "error" else "; kept"),
