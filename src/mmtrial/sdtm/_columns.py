@@ -19,16 +19,14 @@ import pandas as pd
 
 
 def arrow_text(s: pd.Series) -> Any:
-    """The column as one contiguous Arrow text array (zero-copy for pandas' Arrow-backed ``str``
-    dtype in one chunk; other dtypes are converted with ``astype("str")`` first, as the checks
-    read them)."""
+    """The column as an Arrow text array or chunked array (zero-copy for pandas' Arrow-backed
+    ``str`` dtype; other dtypes are converted with ``astype("str")`` first, as the checks read
+    them)."""
     import pyarrow as pa
 
     if not (pd.api.types.is_string_dtype(s) and s.dtype != object):
         s = s.astype("str")
-    arr = pa.array(s.array, from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+    arr = pa.array(s.array, from_pandas=True) if not hasattr(s.array, "__arrow_array__") else s.array.__arrow_array__()
     if pa.types.is_string(arr.type):
         return arr
     if not (pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type)):

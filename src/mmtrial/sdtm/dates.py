@@ -77,6 +77,7 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     >>> list(r.dates.isna()), list(r.out_of_range), str(r.days.iloc[0].date())
     ([True, True], [True, True], '2999-01-01')
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from mmtrial.sdtm._columns import arrow_text
@@ -84,8 +85,15 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     # each distinct text is parsed once, then taken back to the rows by its dictionary code
     # (a lab domain repeats a few thousand dates over millions of rows; issue 15)
     enc = pc.dictionary_encode(arrow_text(values))
-    parsed = _parse_distinct(enc.dictionary, imputation)
-    codes = np.asarray(pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if isinstance(enc, pa.ChunkedArray):  # one dictionary for every chunk (Arrow's hash kernel)
+        enc = enc.unify_dictionaries()
+        chunks = enc.chunks
+        dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
+        indices = pa.chunked_array([c.indices for c in chunks], type=pa.int32())
+    else:
+        dictionary, indices = enc.dictionary, enc.indices
+    parsed = _parse_distinct(dictionary, imputation)
+    codes = np.asarray(pc.fill_null(indices, len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
     idx = values.index
     flags, invalid, out_of_range, dates, days = (a[codes] for a in parsed)
     return ParsedDates(dates=pd.Series(dates, index=idx), flags=pd.Series(flags, index=idx, dtype=object),
