@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.context import Study
+from mmtrial.sdtm._columns import distinct_rows, duplicated_ids, key_ids, text_index_in, text_isin
 from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_names, is_end_date
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.read import (
@@ -141,9 +142,25 @@ def _as_text(s: pd.Series) -> pd.Series:
         whole = f.notna() & (f == np.floor(f.fillna(0)))
         txt = f.astype(str).where(~whole, f.fillna(0).astype("int64").astype(str))
         return txt.where(f.notna()).astype("str")
-    t = s if pd.api.types.is_string_dtype(s) and s.dtype != object else s.astype("str")
-    t = t.str.strip()
-    return t.where(t != "")
+    return pd.Series(_trimmed_text(s), index=s.index, name=s.name)
+
+
+def _trimmed_text(s: pd.Series, upper: bool = False) -> pd.api.extensions.ExtensionArray:
+    """The text of ``s`` stripped of white space (Arrow ``utf8_trim_whitespace``, what pandas'
+    ``str.strip`` calls), empty text missing, upper-cased (``utf8_upper``, as ``str.upper``)
+    when ``upper``: one Arrow pass per operation, without pandas' per-call overhead (issue 15)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mmtrial.sdtm._columns import arrow_text
+
+    arr = pc.utf8_trim_whitespace(arrow_text(s))
+    empty = pc.equal(arr, "")
+    if pc.any(empty).as_py():
+        arr = pc.if_else(empty, pa.scalar(None, arr.type), arr)
+    if upper:
+        arr = pc.utf8_upper(arr)
+    return pd.array(arr, dtype="str")
 
 
 def check_structure(raw: dict[str, pd.DataFrame], schema: dict[str, Any]) -> list[InputIssue]:
@@ -185,6 +202,13 @@ def _to_number(orig: pd.Series) -> pd.Series:
     return pd.to_numeric(txt.where(orig.notna()), errors="coerce").astype(float)
 
 
+#: Character variables compared with controlled or known terms: upper-cased when read.
+UPPER_CASE = frozenset({
+    "LBTESTCD", "LBSPEC", "LBCAT", "LBSCAT", "LBSTRESC", "CMCAT", "RSCAT", "RSEVAL", "RSTESTCD", "DSCAT",
+    "DSSCAT", "DSDECOD", "EXTRT", "CMTRT", "AEDECOD", "AEBODSYS", "AEACN", "AEOUT", "PRTRT", "TUSTRESC",
+    "TRTESTCD", "MHCAT", "MHTERM", "AESER", "AEREL", "DTHFL", "SEX", "EXDOSFRQ"})
+
+
 def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[pd.DataFrame, list[InputIssue]]:
     """Numeric variables to float (TYPE errors for text; NUMBER_NOT_FINITE errors for inf,
     -inf and magnitudes beyond ``data/plausibility.toml`` ``numbers.max_abs``, set to NaN),
@@ -221,13 +245,12 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
                                            hint="An overflow, a sentinel code or a unit error: give the "
                                                 "measured value.")
             out[c] = num.where(~absurd)
-        else:
+        elif pd.api.types.is_float_dtype(out[c]) or pd.api.types.is_integer_dtype(out[c]):
             out[c] = _as_text(out[c])
-    for c in ("LBTESTCD", "LBSPEC", "LBCAT", "LBSCAT", "LBSTRESC", "CMCAT", "RSCAT", "RSEVAL", "RSTESTCD",
-              "DSCAT", "DSSCAT", "DSDECOD", "EXTRT", "CMTRT", "AEDECOD", "AEBODSYS", "AEACN", "AEOUT",
-              "PRTRT", "TUSTRESC", "TRTESTCD", "MHCAT", "MHTERM", "AESER", "AEREL", "DTHFL", "SEX", "EXDOSFRQ"):
-        if c in out.columns:
-            out[c] = out[c].str.upper()
+            if c in UPPER_CASE:
+                out[c] = out[c].str.upper()
+        else:
+            out[c] = pd.Series(_trimmed_text(out[c], upper=c in UPPER_CASE), index=out.index, name=c)
     if dom == "rs" and "RSSTRESC" in out:
         out["RSSTRESC"] = out["RSSTRESC"].replace({"SCR": "sCR"})
     return out, issues
@@ -322,8 +345,17 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     required_keys = set(spec.get("keys", [])) & set(spec.get("required", []))
     issues: list[InputIssue] = []
     key_dup = np.zeros(len(df), dtype=bool)
+    # rows equal on every column are equal on the key (or on USUBJID): only rows whose key
+    # repeats can repeat a whole row, so the all-column test runs on those rows alone (issue 15)
+    some_keys = keys or [k for k in ("USUBJID",) if k in df.columns]
+    candidates = None
+    first_dup = key_dup
+    if some_keys and len(df):
+        key_id = key_ids([df[k] for k in some_keys])
+        first_dup = duplicated_ids(key_id)
+        candidates = np.flatnonzero(duplicated_ids(key_id, keep=False))
     if keys and required_keys <= set(df.columns):
-        key_dup = df.duplicated(subset=keys, keep="first").to_numpy()
+        key_dup = first_dup
         where = spec.get("keys_where")
         if where and where["variable"] in df:
             key_dup = key_dup & df[where["variable"]].isin(where["values"]).to_numpy()
@@ -332,7 +364,13 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
                                    problem="duplicate key: an earlier row has the same " + ", ".join(keys))
     cols = [c for c in df.columns if c != "ROWNUM"]
     if cols and len(df):
-        row_dup = df.duplicated(subset=cols, keep="first").to_numpy() & ~key_dup
+        if candidates is None:
+            row_dup = np.array(df.duplicated(subset=cols, keep="first"), dtype=bool)
+        else:
+            row_dup = np.zeros(len(df), dtype=bool)
+            if len(candidates):
+                row_dup[candidates] = df.iloc[candidates].duplicated(subset=cols, keep="first").to_numpy()
+        row_dup &= ~key_dup
         issues += _issues_for_rows(df, row_dup, domain=dom, variable="(row)", rule="DUPLICATE_ROW",
                                    severity="warning", value_col="USUBJID",
                                    problem="the row repeats an earlier row exactly; both are kept")
@@ -363,12 +401,14 @@ def check_subjects(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     dm = domains.get("dm")
     if dm is None or "USUBJID" not in dm:
         return []
-    known = pd.Index(dm["USUBJID"].dropna().unique())
+    known = dm["USUBJID"].dropna().unique()
     issues: list[InputIssue] = []
     for dom, df in domains.items():
         if dom == "dm" or "USUBJID" not in df:
             continue
-        bad = df["USUBJID"].notna() & ~df["USUBJID"].isin(known)
+        # Arrow's hash lookup: pandas' isin on the str dtype builds a Python object per subject
+        # of dm for every domain (issue 15)
+        bad = df["USUBJID"].notna().to_numpy() & ~text_isin(df["USUBJID"], known)
         issues += _issues_for_rows(df, bad, domain=dom, variable="USUBJID", rule="UNKNOWN_SUBJECT",
                                    problem="subject not in dm")
     return issues
@@ -499,20 +539,29 @@ def check_after_death(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     death = compute_death_dates(domains)
     if death.empty:
         return []
+    death_subjects = death.index.astype(object).tolist()  # one per subject (a group-by's keys)
+    death_days = death.to_numpy()
     issues: list[InputIssue] = []
     for r in load_plausibility()["after_death"]:
         df = domains.get(r["domain"])
         dt, flag = date_column_names(r["variable"])
         if df is None or dt not in df or "USUBJID" not in df:
             continue
-        d = df["USUBJID"].map(death)
-        complete = df[flag].fillna("") == "" if flag in df else pd.Series(True, index=df.index)
-        bad = (df[dt] > d).fillna(False) & complete
+        pos = text_index_in(df["USUBJID"], death_subjects)
+        d = np.where(pos >= 0, death_days[np.maximum(pos, 0)], np.datetime64("NaT"))
+        complete = np.ones(len(df), dtype=bool)
+        if flag in df:  # "" = a complete date (missing counts as complete, as before)
+            f = df[flag].to_numpy()
+            complete = f == ""
+            if not complete.all():
+                complete |= pd.isna(f)
+        with np.errstate(invalid="ignore"):
+            bad = (df[dt].to_numpy() > d) & complete  # NaT compares False
         if r["domain"] == "ds" and "DSDECOD" in df:
-            bad &= df["DSDECOD"] != "DEATH"
+            bad &= (df["DSDECOD"] != "DEATH").to_numpy()
         if not bad.any():
             continue
-        issues += _issues_for_rows(df, bad.to_numpy(), domain=r["domain"], variable=r["variable"], rule="AFTER_DEATH",
+        issues += _issues_for_rows(df, bad, domain=r["domain"], variable=r["variable"], rule="AFTER_DEATH",
                                    severity=r["severity"],
                                    problem="dated after the subject's death (dm DTHDTC / ds DEATH)"
                                            + ("" if r["severity"] == "error" else "; kept"),
@@ -541,15 +590,20 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
         text = _as_text(raw_v.iloc[rows].astype(float)).fillna("") + " " + raw_u.iloc[rows].fillna("").astype("str")
         return sub.assign(_VALUE=text), np.ones(len(rows), dtype=bool)
 
+    # each rule selects rows by (test, unit, specimen): tested once per distinct combination,
+    # then taken to the rows by the combination's number (issue 15)
+    first, combo = distinct_rows([lb["LBTESTCD"], lb["LBSTRESU"], spec])
+    keys = pd.DataFrame({"t": lb["LBTESTCD"].iloc[first].to_numpy(), "u": lb["LBSTRESU"].iloc[first].to_numpy(),
+                         "s": spec.iloc[first].to_numpy()})
     for r in load_plausibility()["lab_range"]:
         units = {u for (t, sp), u in unit_of.items() if t == r["testcd"] and (not r["spec"] or sp == r["spec"])}
         if not units:
             continue
-        sel = (lb["LBTESTCD"] == r["testcd"]) & lb["LBSTRESU"].isin(units)
+        sel_u = (keys["t"] == r["testcd"]) & keys["u"].isin(units)
         if r["spec"]:
-            sel &= spec == r["spec"]
+            sel_u &= keys["s"] == r["spec"]
         with np.errstate(invalid="ignore"):
-            bad = sel.to_numpy() & ((value < r["min"]) | (value > r["max"]))
+            bad = sel_u.to_numpy(dtype=bool)[combo] & ((value < r["min"]) | (value > r["max"]))
         unit = sorted(units)[0]
         if not bad.any():
             continue

@@ -80,9 +80,34 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not (pd.api.types.is_string_dtype(values) and values.dtype != object):
-        values = values.astype("str")
-    arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string(), from_pandas=True))
+    from mmtrial.sdtm._columns import arrow_text
+
+    # each distinct text is parsed once, then taken back to the rows by its dictionary code
+    # (a lab domain repeats a few thousand dates over millions of rows; issue 15)
+    enc = pc.dictionary_encode(arrow_text(values))
+    if isinstance(enc, pa.ChunkedArray):  # one dictionary for every chunk (Arrow's hash kernel)
+        enc = enc.unify_dictionaries()
+        chunks = enc.chunks
+        dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
+        indices = pa.chunked_array([c.indices for c in chunks], type=pa.int32())
+    else:
+        dictionary, indices = enc.dictionary, enc.indices
+    parsed = _parse_distinct(dictionary, imputation)
+    codes = np.asarray(pc.fill_null(indices, len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    idx = values.index
+    flags, invalid, out_of_range, dates, days = (a[codes] for a in parsed)
+    return ParsedDates(dates=pd.Series(dates, index=idx), flags=pd.Series(flags, index=idx, dtype=object),
+                       invalid=pd.Series(invalid, index=idx), out_of_range=pd.Series(out_of_range, index=idx),
+                       days=pd.Series(days, index=idx))
+
+
+def _parse_distinct(texts, imputation: Imputation) -> tuple[np.ndarray, ...]:
+    """Flags, invalid, out-of-range, dates (``datetime64[ns]``) and days (``datetime64[s]``) of
+    each text of the Arrow array ``texts``, plus one last entry for a missing value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.utf8_trim_whitespace(texts)
     length = pc.utf8_length(arr)
     present = _np(pc.fill_null(pc.greater(length, 0), False), bool)
     matched = _np(pc.fill_null(pc.match_substring_regex(arr, _ISO_ARROW), False), bool)
@@ -91,17 +116,15 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     # numpy from here on: a few dozen pandas operations cost more than the parse on small domains
     def part(a: int, b: int, ok: np.ndarray) -> np.ndarray:
         sl = pc.utf8_slice_codeunits(arr, a, b)
-        sl = pc.if_else(pa.array(ok), sl, pa.scalar(None, pa.string()))
+        sl = pc.if_else(pa.array(ok), sl, pa.scalar(None, sl.type))
         return _np(pc.cast(sl, pa.float64()), "float64")  # NaN where absent
 
-    idx = values.index
     y = part(0, 4, matched)
     m = part(5, 7, matched & (n_chars >= 7))
     d = part(8, 10, matched & (n_chars >= 10))
     has_m = ~np.isnan(m)
     has_d = ~np.isnan(d)
-    flags = pd.Series(np.where(~present | ~matched, "", np.where(has_d, "", np.where(has_m, "D", "M"))),
-                      index=idx, dtype=object)
+    flags = np.where(~present | ~matched, "", np.where(has_d, "", np.where(has_m, "D", "M"))).astype(object)
 
     if imputation == "none":
         m_imp = np.where(has_d, m, np.nan)
@@ -132,10 +155,11 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     ok = valid_day & ~invalid
     in_ns = ok & (raw >= NS_SAFE_MIN) & (raw <= NS_SAFE_MAX)
     nat = np.datetime64("NaT")
-    dates = pd.Series(np.where(in_ns, raw, nat).astype("datetime64[ns]"), index=idx)
-    days = pd.Series(np.where(ok, raw, nat).astype("datetime64[s]"), index=idx)
-    return ParsedDates(dates=dates, flags=flags, invalid=pd.Series(invalid, index=idx),
-                       out_of_range=pd.Series(ok & ~in_ns, index=idx), days=days)
+    dates = np.where(in_ns, raw, nat).astype("datetime64[ns]")
+    days = np.where(ok, raw, nat).astype("datetime64[s]")
+    return (np.append(flags, np.array([""], dtype=object)), np.append(invalid, False),
+            np.append(ok & ~in_ns, False), np.append(dates, np.datetime64("NaT", "ns")),
+            np.append(days, np.datetime64("NaT", "s")))
 
 
 def date_column_names(dtc_var: str) -> tuple[str, str]:

@@ -413,8 +413,9 @@ def _unique_columns(df: pd.DataFrame, dom: str, name: str) -> tuple[pd.DataFrame
                 hint="Variable names are case-insensitive in SDTM: keep one of them."))
             continue
         seen[u] = o
-    out = df.loc[:, keep].copy()
-    out.columns = [u for u, k in zip(upper, keep, strict=True) if k]
+    # without a copy of the values (copy-on-write: the new frame shares them; issue 15)
+    out = df.loc[:, keep] if not keep.all() else df
+    out = out.set_axis([u for u, k in zip(upper, keep, strict=True) if k], axis=1)
     return out, issues
 
 

@@ -16,6 +16,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from mmtrial.sdtm._columns import distinct_rows
 from mmtrial.sdtm.issues import InputIssue
 
 
@@ -71,38 +72,41 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     out["LBSTRESN_RAW"] = out["LBSTRESN"]
     out["LBSTRESU_RAW"] = out["LBSTRESU"]
     t = table.frame
+    # every rule below is a function of the row's (LBTESTCD, LBSPEC, LBSTRESU): it runs on the
+    # distinct combinations (a few hundred) and goes back to the rows by their combination's
+    # number, with no text work per lab row (issue 15)
+    first, combo = distinct_rows([out["LBTESTCD"], out["LBSPEC"], out["LBSTRESU"]])
+    u = out.iloc[first][["LBTESTCD", "LBSPEC", "LBSTRESU"]].reset_index(drop=True)
     spec_count = t.drop_duplicates(["LBTESTCD", "LBSPEC"]).groupby("LBTESTCD").size()
     single = spec_count[spec_count == 1].index
-    spec_key = out["LBSPEC"].where(~out["LBTESTCD"].isin(single))
+    spec_key = u["LBSPEC"].where(~u["LBTESTCD"].isin(single))
     single_spec = t.drop_duplicates("LBTESTCD").set_index("LBTESTCD")["LBSPEC"]
-    spec_key = spec_key.fillna(out["LBTESTCD"].map(single_spec))
-    key = pd.DataFrame({"LBTESTCD": out["LBTESTCD"], "LBSPEC": spec_key, "UNIT_KEY": normalise_unit(out["LBSTRESU"])})
-    # the lookup runs on the distinct (test, specimen, unit) keys, then goes back to the rows by
-    # integer codes: no per-row Python text objects for millions of lab rows (issue 15)
-    combo = np.zeros(len(key), dtype=np.int64)
-    for c in key.columns:
-        codes, uniques = pd.factorize(key[c], use_na_sentinel=False)
-        combo = combo * (len(uniques) + 1) + codes
-    _, first, inv = np.unique(combo, return_index=True, return_inverse=True)
-    key_u = key.iloc[first].reset_index(drop=True)
+    spec_key = spec_key.fillna(u["LBTESTCD"].map(single_spec))
+    key_u = pd.DataFrame({"LBTESTCD": u["LBTESTCD"], "LBSPEC": spec_key, "UNIT_KEY": normalise_unit(u["LBSTRESU"])})
     merged_u = key_u.merge(t[["LBTESTCD", "LBSPEC", "UNIT_KEY", "UNIT_DEFAULT", "FACTOR"]],
                            on=["LBTESTCD", "LBSPEC", "UNIT_KEY"], how="left")
-    known_u = pd.MultiIndex.from_frame(key_u[["LBTESTCD", "LBSPEC"]].astype(object)).isin(
-        pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates().astype(object)))
-    known_test = np.asarray(known_u)[inv]
+    known_u = np.asarray(pd.MultiIndex.from_frame(key_u[["LBTESTCD", "LBSPEC"]].astype(object)).isin(
+        pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates().astype(object))))
+    factor_u = merged_u["FACTOR"].to_numpy(dtype=float)
+    conv_u = known_u & ~np.isnan(factor_u)
+    known_test = known_u[combo]
     has_value = out["LBSTRESN"].notna().to_numpy()
-    factor = merged_u["FACTOR"].to_numpy(dtype=float)[inv]
+    factor = factor_u[combo]
     bad = known_test & has_value & np.isnan(factor)
-    conv = known_test & ~np.isnan(factor)
+    conv = conv_u[combo]
     f = np.where(conv, factor, 1.0)
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
             out[col] = out[col].astype(float) * f
-    out.loc[conv, "LBSTRESU"] = merged_u["UNIT_DEFAULT"].to_numpy()[inv[conv]]
+    if conv_u.any():
+        unit_u = u["LBSTRESU"].astype(object).where(~conv_u, merged_u["UNIT_DEFAULT"].astype(object))
+        units = pd.array(unit_u.to_numpy(), dtype=out["LBSTRESU"].dtype).take(combo)
+        out["LBSTRESU"] = pd.Series(units, index=out.index, name="LBSTRESU")
+    key = key_u.iloc[combo[bad]] if bad.any() else key_u.iloc[:0]
     issues: list[InputIssue] = []
     if bad.any():
         sub = out.loc[bad]
-        defaults = key.loc[bad]
+        defaults = key
         expected = t.groupby(["LBTESTCD", "LBSPEC"])["UNIT"].agg(lambda s: ", ".join(s))
         for r, (_, row) in zip(defaults.itertuples(index=False), sub.iterrows(), strict=True):
             exp = expected.get((r.LBTESTCD, r.LBSPEC), "")
