@@ -367,10 +367,11 @@ def derive_status_sql(
         fin_ok = f"coalesce(EN - ST + 1 >= {m}, {zero})"
         if ongoing:
             pd_open = f"CASE WHEN NXT IS NOT NULL THEN greatest(NXT + {ongoing_lag}, ST + {m}) END"
-            nr_open = f"CASE WHEN NRDT IS NULL THEN NULL WHEN ST IS NULL THEN CASE WHEN {zero} THEN NRDT END ELSE greatest(NRDT, ST + {m}) END"
+            # no start date either: undated, never counts (derive/refractory.py EXPOKFL)
+            nr_open = f"CASE WHEN NRDT IS NULL OR ST IS NULL THEN NULL ELSE greatest(NRDT, ST + {m}) END"
         else:
             pd_open = "NULL"
-            nr_open = f"CASE WHEN {zero} THEN NRDT END"
+            nr_open = "NULL"  # missing_end "exclude": the row does not count, neither by PD nor by non-response
         drug_pd = f"CASE WHEN EN IS NULL THEN {pd_open} WHEN {fin_ok} AND NXT <= EN + {w} THEN NXT END"
         drug_nr = f"CASE WHEN EN IS NULL THEN {nr_open} WHEN {fin_ok} THEN NRDT END"
         item_pd = (f"CASE WHEN EN IS NULL THEN {f'NXT + {ongoing_lag}' if ongoing else 'NULL'} "
