@@ -227,6 +227,21 @@ def test_sql_pass_nonresponse_hand_checked(tmp_path):
     assert nr["LSTREFFL"].tolist() == ["N", "Y", "Y"]  # line 2 (Kd) non-responsive by line 3's start
 
 
+def test_sql_pass_excluded_missing_end_is_not_refractory_by_nonresponse(tmp_path):
+    """RefractoryRule.missing_end = "exclude" (its docstring: a prior drug without an end date
+    "does not count toward refractoriness"): Kd (line 2) without an end date and with best
+    response SD on day 500 leaves carfilzomib non-refractory at every line, as in the pandas path
+    (the oracle). Regression: the SQL pass counted the non-response (hypothesis found it)."""
+    frames = _hand_cohort(({"USUBJID": "H1", "RSGRPID": "R03", "RSDT": _day(500), "RSSTRESC": "SD"},))
+    cm = frames["cm"]
+    cm.loc[cm["CMGRPID"] == "R03", "CMENDT"] = pd.NaT
+    rule = RefractoryRule(nonresponse_is_refractory=True, missing_end="exclude", composites=COMPOSITES)
+    folder = write_normalised_parquet(frames, tmp_path, dictionary=DIC)
+    got = derive_status_sql(folder, eligibility=RULE, refractory_rule=rule)
+    assert got["ELIG_REF_PI"].tolist() == ["N", "N", "N"]
+    _compare(_pandas_status(frames, LineRule(), rule), got, COMPOSITES)
+
+
 def test_sql_pass_refuses_partial_date_bounds(tmp_path):
     """partial_dates 'certain'/'possible' need the imputation flags: a clear error, not a guess."""
     with pytest.raises(ValueError, match="partial_dates"):
