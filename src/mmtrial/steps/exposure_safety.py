@@ -26,7 +26,7 @@ from mmtrial.derive.exposure import ExposureOptions, derive_adex, derive_exposur
 from mmtrial.derive.toxgrade import AdlbOptions, GradingCriteria, GradingPolicy, derive_adlb
 from mmtrial.figures.swimmer import compute_swimmer_data, plot_swimmer
 from mmtrial.protocol.model import Protocol
-from mmtrial.report.model import Figure, Section, Text
+from mmtrial.report.model import DeferredFigure, Section, Text
 from mmtrial.tables import exposure as tx
 from mmtrial.tables import safety as ts
 
@@ -353,17 +353,19 @@ def run(a: Analysis) -> None:
     ]))
     seg, marks = compute_swimmer_data(adexlvl, adsl, study_drug=study_drug, adae=adae,
                                       adrs=a.adam.get("adrs"), max_subjects=so.swimmer_max_subjects)
-    svg = plot_swimmer(seg, marks, ladder_labels={lvl.level: lvl.label for lvl in p.dose_ladder.levels})
+    labels = {lvl.level: lvl.label for lvl in p.dose_ladder.levels}
     n_lanes = seg["USUBJID"].nunique() if len(seg) else 0
     a.sections.append(Section(id="exposure", title="Exposure and dose modifications", order=30, blocks=[
         tx.table_exposure(adex, adsl, drugs=drugs, footnotes=exp_notes),
         tx.table_modification_reasons(adexlvl, adsl, study_drug=study_drug, footnotes=[pop_note]),
-        Figure(id="mmtrial-F02", title=f"{study_drug.title()} dose level over time (swimmer plot)",
+        # drawn when the report reads it: a randomised study's report replaces it with one per arm (issue 15)
+        DeferredFigure(id="mmtrial-F02", title=f"{study_drug.title()} dose level over time (swimmer plot)",
                alt=(f"Swimmer plot of {n_lanes} patients: horizontal bars show weeks on "
                     f"{study_drug.title()} coloured by dose level, gaps are interruptions; markers "
                     "show grade 3 or higher adverse events, first response of PR or better, "
                     "progression and death."),
-               svg=svg, footnotes=[f"Up to {so.swimmer_max_subjects} patients shown (responders "
+               draw=lambda: plot_swimmer(seg, marks, ladder_labels=labels),
+               footnotes=[f"Up to {so.swimmer_max_subjects} patients shown (responders "
                                    "first, then the longest treated), ordered by duration."]),
         tx.table_dose_rule_summary(checks, rules, adsl, footnotes=rule_notes),
         tx.listing_dose_rule_deviations(checks, footnotes=rule_notes),
