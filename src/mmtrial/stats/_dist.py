@@ -169,30 +169,30 @@ def _binom_ok(n: np.ndarray, p: np.ndarray) -> bool:
     return bool(np.all((n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1)))
 
 
-def binom_sf(k: Any, n: Any, p: Any) -> Any:
-    """``scipy.stats.binom.sf(k, n, p)`` = P(X > k) for integer n >= 0 and p in [0, 1]."""
+def _binom_tail(name: str, k: Any, n: Any, p: Any, below: float, above: float) -> Any:
+    """``scipy.stats.binom.<name>(k, n, p)`` for the tails (``sf``, ``cdf``): scipy's Boost ufunc
+    on 0 <= k < n, ``below`` for k < 0 and ``above`` for k >= n (scipy.stats' own range ends);
+    scipy.stats itself for any other n, p or a non-finite k."""
     k, n, p = (np.asarray(v, dtype=float) for v in (k, n, p))
-    if _boost("_binom_sf") is None or not _binom_ok(n, p) or np.any(~np.isfinite(k)):
+    ufunc = _boost(f"_binom_{name}")
+    if ufunc is None or not _binom_ok(n, p) or np.any(~np.isfinite(k)):
         from scipy import stats
 
-        return stats.binom.sf(k, n, p)
+        return getattr(stats.binom, name)(k, n, p)
     inside = (k >= 0) & (k < n)
     with np.errstate(invalid="ignore"):
-        out = np.where(inside, np.clip(_boost("_binom_sf")(np.floor(k), n, p), 0, 1), np.where(k < 0, 1.0, 0.0))
+        out = np.where(inside, np.clip(ufunc(np.floor(k), n, p), 0, 1), np.where(k < 0, below, above))
     return _out(np.asarray(out, dtype=float))
+
+
+def binom_sf(k: Any, n: Any, p: Any) -> Any:
+    """``scipy.stats.binom.sf(k, n, p)`` = P(X > k) for integer n >= 0 and p in [0, 1]."""
+    return _binom_tail("sf", k, n, p, below=1.0, above=0.0)
 
 
 def binom_cdf(k: Any, n: Any, p: Any) -> Any:
     """``scipy.stats.binom.cdf(k, n, p)`` = P(X <= k) for integer n >= 0 and p in [0, 1]."""
-    k, n, p = (np.asarray(v, dtype=float) for v in (k, n, p))
-    if _boost("_binom_cdf") is None or not _binom_ok(n, p) or np.any(~np.isfinite(k)):
-        from scipy import stats
-
-        return stats.binom.cdf(k, n, p)
-    inside = (k >= 0) & (k < n)
-    with np.errstate(invalid="ignore"):
-        out = np.where(inside, np.clip(_boost("_binom_cdf")(np.floor(k), n, p), 0, 1), np.where(k < 0, 0.0, 1.0))
-    return _out(np.asarray(out, dtype=float))
+    return _binom_tail("cdf", k, n, p, below=0.0, above=1.0)
 
 
 def binom_pmf(k: Any, n: Any, p: Any) -> Any:
