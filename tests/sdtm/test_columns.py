@@ -47,7 +47,8 @@ def test_key_ids_and_duplicated_ids_match_dataframe_duplicated(rows):
 
 
 def test_key_ids_compacts_instead_of_overflowing():
-    # 5 columns of 20,000 distinct values: 20,000**5 > 2**62, so the ids are factorised on the way
+    # 5 columns of 20,000 distinct values: 20,000**5 > 2**62, so the ids cannot be packed (the
+    # rows' value tuples are factorised instead, mmtrial._keys.equality_keys)
     n = 20_000
     rng = np.random.default_rng(1)
     cols = [pd.Series(rng.permutation(n)) for _ in range(5)]

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial._keys import equality_keys, pack_keys  # noqa: F401 - the derivations' key helpers
+
 NAT = np.iinfo(np.int64).min  # NaT as int64
 
 
@@ -141,42 +143,6 @@ def same_as_prev(*cols: Any) -> np.ndarray:
             c = np.asarray(pd.factorize(col)[0], dtype=np.int64)
             out[1:] &= c[1:] == c[:-1]
     return out
-
-
-def pack_keys(cols: Sequence[np.ndarray]) -> np.ndarray | None:
-    """One int64 per row whose order is the lexicographic order of ``cols`` (first = primary),
-    or None when a column is not integer-valued or the ranges do not fit in 63 bits (each column
-    shifted to start at 0, then mixed radix)."""
-    if len(cols[0]) == 0:
-        return np.zeros(0, dtype=np.int64)
-    parts: list[tuple[np.ndarray, int]] = []
-    total = 1
-    for c in cols:
-        if c.dtype.kind == "f":
-            if not (np.isfinite(c).all() and (c == np.floor(c)).all()) or np.abs(c).max() >= 2.0**53:
-                return None
-            c = c.astype(np.int64)
-        elif c.dtype.kind not in "iu":
-            return None
-        lo, hi = int(c.min()), int(c.max())
-        width = hi - lo + 1
-        total *= width
-        if total >= 2**62:
-            return None
-        parts.append((c.astype(np.int64) - lo, width))
-    packed = np.zeros(len(cols[0]), dtype=np.int64)
-    for c, width in parts:
-        packed = packed * width + c
-    return packed
-
-
-def equality_keys(cols: Sequence[np.ndarray]) -> np.ndarray:
-    """One int64 per row, equal exactly where the rows' values in every column are equal:
-    :func:`pack_keys` when it fits, else the codes of the rows' value tuples."""
-    packed = pack_keys(cols)
-    if packed is not None:
-        return packed
-    return np.asarray(pd.MultiIndex.from_arrays(list(cols)).factorize()[0], dtype=np.int64)
 
 
 def row_lookup(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> np.ndarray:

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmtrial._keys import equality_keys
+
 
 def arrow_text(s: pd.Series) -> Any:
     """The column as an Arrow text array or chunked array (zero-copy for pandas' Arrow-backed
@@ -58,19 +60,9 @@ def text_isin(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
 
 def key_ids(cols: list[pd.Series]) -> np.ndarray:
     """One int64 per row, equal exactly where the rows are equal in every column (missing equals
-    missing, as in ``DataFrame.duplicated``): the columns' factorised codes in mixed radix,
-    compacted again by factorising whenever the next column would overflow 62 bits."""
-    ids = np.zeros(len(cols[0]), dtype=np.int64)
-    width = 1
-    for col in cols:
-        codes, uniques = pd.factorize(col, use_na_sentinel=False)
-        k = max(len(uniques), 1)
-        if width * k >= 2**62:
-            ids, distinct = pd.factorize(ids)
-            ids, width = np.asarray(ids, dtype=np.int64), max(len(distinct), 1)
-        ids = ids * k + np.asarray(codes, dtype=np.int64)
-        width *= k
-    return ids
+    missing, as in ``DataFrame.duplicated``): :func:`mmtrial._keys.equality_keys` of the columns'
+    factorised codes (missing values get a code of their own)."""
+    return equality_keys([np.asarray(pd.factorize(col, use_na_sentinel=False)[0], dtype=np.int64) for col in cols])
 
 
 def duplicated_ids(ids: np.ndarray, keep: str | bool = "first") -> np.ndarray:
