@@ -118,6 +118,67 @@ def test_cox_without_events_or_with_one_arm_is_not_estimable():
     assert np.isnan(compute_stratified_cox([1, 2], [1, 1], [1, 1]).hr)
 
 
+def test_monotone_likelihood_is_not_estimable_with_its_reason():
+    # R survival 3.x coxph(Surv(t, e) ~ g, ties = "breslow") on t 1,2,5,6, e 1,0,1,1, g 1,1,0,0:
+    # "Loglik converged before variable 1; coefficient may be infinite" (coef 21.2): the control
+    # events at 5 and 6 have no experimental subject at risk (last experimental time 2)
+    r = compute_stratified_cox([1, 2, 5, 6], [1, 0, 1, 1], [1, 1, 0, 0])
+    assert np.isnan(r.hr) and np.isnan(r.p_value)
+    assert "infinite" in r.reason and "no event in the control group has a subject of the experimental group" in r.reason
+    # mirror image: every experimental event has no control at risk -> estimate 0
+    r0 = compute_stratified_cox([5, 6, 1, 2], [1, 1, 1, 0], [1, 1, 0, 0])
+    assert np.isnan(r0.hr) and "estimate is 0" in r0.reason
+
+
+def test_stratified_estimability_counts_risk_sets_within_strata():
+    # Hand-worked: stratum 0 has only experimental events (each with a control at risk), stratum 1
+    # only control events (each with an experimental at risk): finite, and R
+    # coxph(Surv(t, e) ~ g + strata(s), ties = "breslow") gives coef 0, SE 1 on these data.
+    t = [1, 2, 3, 4, 1, 2, 3, 4]
+    e = [1, 0, 1, 0, 1, 0, 1, 0]
+    g = [1, 0, 1, 0, 0, 1, 0, 1]
+    s = [0, 0, 0, 0, 1, 1, 1, 1]
+    r = compute_stratified_cox(t, e, g, s)
+    assert r.reason == ""
+    assert r.hr == pytest.approx(1.0, abs=1e-12)
+    assert np.log(r.ci[1]) / 1.959963984540054 == pytest.approx(1.0, rel=1e-9)
+    # all events in strata holding one arm only: no information at all
+    r2 = compute_stratified_cox([1, 2, 3, 4], [1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 1])
+    assert np.isnan(r2.hr) and "not identifiable" in r2.reason
+
+
+def _breslow_loglik(b: float, t, e, x, s) -> float:
+    """Stratified Breslow partial log-likelihood, written out per event (Cox 1972; Breslow 1974)."""
+    out = 0.0
+    for i in np.flatnonzero(e == 1):
+        risk = (s == s[i]) & (t >= t[i])
+        out += b * x[i] - np.log(np.sum(np.exp(b * x[risk])))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans(), st.booleans(), st.integers(0, 1)),
+                min_size=2, max_size=10))
+def test_estimability_rule_matches_the_shape_of_the_likelihood(rows):
+    # Oracle: the partial likelihood itself. A finite maximum exists iff the log-likelihood falls
+    # (by at least one unit per 25 of coefficient) towards both +inf and -inf (it is concave, and
+    # each bounded-away event term falls with slope 1); otherwise it is monotone in a direction.
+    t = np.array([r[0] for r in rows], float)
+    e = np.array([r[1] for r in rows], float)
+    x = np.array([r[2] for r in rows], float)
+    s = np.array([r[3] for r in rows])
+    r = compute_stratified_cox(t, e, x, s)
+    if e.sum() == 0 or x.min() == x.max():
+        assert np.isnan(r.hr) and r.reason
+        return
+    ll = {b: _breslow_loglik(b, t, e, x, s) for b in (-50.0, -25.0, 25.0, 50.0)}
+    falls_up = ll[50.0] < ll[25.0] - 1
+    falls_down = ll[-50.0] < ll[-25.0] - 1
+    assert (r.reason == "") == (falls_up and falls_down), r.reason
+    if r.reason == "":
+        assert np.isfinite(r.hr) and r.hr > 0
+
+
 # --- Miettinen-Nurminen ------------------------------------------------------------------------
 
 # Expected values: R ratesci 1.1.0.9000 (P. Laud), scoreci(contrast = "RD", skew = FALSE,

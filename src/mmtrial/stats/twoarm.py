@@ -109,8 +109,55 @@ def compute_logrank_oev(time, event, group, strata=None) -> tuple[float, float, 
     return o, ex, v
 
 
+def compute_stratified_cox_estimability(time, event, x, codes,
+                                        labels: tuple[str, str] = ("group 1", "group 0")) -> str:
+    """Why a stratified Cox model with one binary covariate has no finite estimate ("" if it has).
+
+    Rule
+    ----
+    The partial log-likelihood of a binary covariate is concave, and its terms stay bounded as
+    beta -> +infinity only for events whose subject has the largest covariate in its risk set
+    (Bryson & Johnson, Biometrika 1981;68:703; Heinze & Schemper, Biometrics 2001;57:114). So a
+    finite maximum exists if and only if some group-0 event has a group-1 subject at risk in its
+    stratum (time >= the event time) and some group-1 event has a group-0 subject at risk in its
+    stratum. Otherwise the estimate is a hazard ratio of 0 or infinity (monotone likelihood; R's
+    ``coxph`` warns "coefficient may be infinite"), or, with neither, not identifiable.
+    """
+    t = np.asarray(time, dtype=float)
+    ev = np.asarray(event, dtype=float) == 1
+    x1 = np.asarray(x, dtype=float) == 1
+    ok = ~np.isnan(t) & ~np.isnan(np.asarray(event, dtype=float))  # fit_cox's missing="drop"
+    t, ev, x1, codes = t[ok], ev[ok], x1[ok], np.asarray(codes)[ok]
+    if t.size == 0:
+        return "no subjects"
+    if not ev.any():
+        return "no events"
+    if x1.all() or not x1.any():
+        return f"all subjects are {labels[0] if x1.all() else labels[1]}s; there is no comparison group"
+    # latest time of each (stratum, group): an event has the other group at risk in its stratum
+    # when that group's latest time in the stratum is at or after the event time
+    n_strata = int(codes.max()) + 1
+    last = np.full((n_strata, 2), -np.inf)
+    np.maximum.at(last, (codes, x1.astype(np.int64)), t)
+    other_at_risk = last[codes, 1 - x1.astype(np.int64)] >= t
+    bounded_above = bool((ev & ~x1 & other_at_risk).any())  # a group-0 event facing group 1
+    bounded_below = bool((ev & x1 & other_at_risk).any())  # a group-1 event facing group 0
+    if bounded_above and bounded_below:
+        return ""
+    where = " in its stratum" if n_strata > 1 else ""
+    if not bounded_above and not bounded_below:
+        return (f"no event has a subject of the other group at risk{where}: the hazard ratio is not "
+                "identifiable")
+    none = labels[0] if not bounded_below else labels[1]
+    other = labels[1] if not bounded_below else labels[0]
+    return (f"no event in the {none} group has a subject of the {other} group at risk{where}: the "
+            "hazard ratio estimate is "
+            f"{'0' if not bounded_below else 'infinite'} (monotone partial likelihood)")
+
+
 def compute_stratified_cox(
-    time, event, group, strata=None, *, ties: Ties = "breslow", level: float = 0.95
+    time, event, group, strata=None, *, ties: Ties = "breslow", level: float = 0.95,
+    labels: tuple[str, str] = ("experimental", "control"),
 ) -> CoxResult:
     """Cox hazard ratio of group 1 vs 0 with a separate baseline hazard per stratum.
 
@@ -120,6 +167,8 @@ def compute_stratified_cox(
     ``coxph(Surv(t, e) ~ g + strata(s), ties = ...)``; SAS PHREG ``STRATA s; TIES = ...``),
     fitted by :func:`mmtrial.stats.cox.fit_cox` with strata; Wald CI and p. Ties: Breslow (SAS
     default) or Efron (R default). A stratum with one arm only contributes nothing.
+    Not estimable (NaN, ``reason`` says why) when
+    :func:`compute_stratified_cox_estimability` finds no finite maximum (monotone likelihood).
     """
     if ties not in ("breslow", "efron"):
         raise ValueError(f"ties: allowed 'breslow', 'efron'; got {ties!r}")
@@ -129,13 +178,15 @@ def compute_stratified_cox(
     codes = _strata_codes(strata, t.size)
     method = "stratified Cox" if strata is not None else "Cox"
     nan = float("nan")
-    n_events = int(e.sum())
-    if n_events == 0 or np.all(x == x[0]):
-        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
+    n_events = int(np.nansum(e))
+    reason = compute_stratified_cox_estimability(t, e, x, codes, labels)
+    if reason:
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events, reason=reason)
     fit = fit_cox(t, e, x, strata=codes, ties=ties, missing="drop")
     b, se = float(fit.coef[0]), float(fit.se[0])
     if not np.isfinite(se) or se <= 0:
-        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events)
+        return CoxResult(nan, (nan, nan), nan, ties, level, method, int(t.size), n_events,
+                         reason=f"the Cox model has no finite standard error (coefficient {b:.3g}, SE {se:.3g})")
     z = _z(level)
     p = float(2 * _dist.norm_sf(abs(b / se)))
     return CoxResult(float(np.exp(b)), (float(np.exp(b - z * se)), float(np.exp(b + z * se))), p,
@@ -368,9 +419,9 @@ def compare_arms(
         e = (d["CNSR"].to_numpy() == 0).astype(int)
         g = d["_G"].to_numpy()
         s = d["_S"].to_numpy() if strata else None
-        cox = compute_stratified_cox(t, e, g, s, ties=ties, level=level)
+        cox = compute_stratified_cox(t, e, g, s, ties=ties, level=level, labels=(experimental, control))
         lr = compute_stratified_logrank(t, e, g, s)
-        cox0 = compute_stratified_cox(t, e, g, None, ties=ties, level=level)
+        cox0 = compute_stratified_cox(t, e, g, None, ties=ties, level=level, labels=(experimental, control))
         lr0 = compute_stratified_logrank(t, e, g, None)
         med, ev = {}, {}
         for arm, code in ((experimental, 1), (control, 0)):
@@ -384,6 +435,10 @@ def compare_arms(
         out[p] = {"hr": cox.hr, "hr_ci": list(cox.ci), "p_logrank": lr.p_value, "stratified": bool(strata),
                   "ties": ties, "level": level, "median": med, "events": ev,
                   "unstratified": {"hr": cox0.hr, "hr_ci": list(cox0.ci), "p_logrank": lr0.p_value}}
+        if cox.reason:  # written only when the hazard ratio is not estimable
+            out[p]["not_estimable"] = cox.reason
+        if cox0.reason:
+            out[p]["unstratified"]["not_estimable"] = cox0.reason
     if responder_var in sl.columns:
         r = sl[responder_var].astype("string").eq("Y").fillna(False).to_numpy().astype(int)
         tabs = stratum_tables(r, grp, st)
@@ -411,8 +466,8 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
                                    level: float = 0.95):
     """Hazard ratio (group 1 vs 0) within each level of a subgroup variable, and the interaction p.
 
-    Returns a frame with one row per level (LEVEL, N, EVENTS, HR, LCL, UCL) and the p-value of
-    the treatment-by-subgroup interaction.
+    Returns a frame with one row per level (LEVEL, N, EVENTS, HR, LCL, UCL, REASON: why the HR
+    is not estimable, "" when it is) and the p-value of the treatment-by-subgroup interaction.
 
     Rule
     ----
@@ -435,7 +490,7 @@ def compute_subgroup_hazard_ratios(time, event, group, subgroup, *, ties: Ties =
         m = (sg == lv).to_numpy()
         c = compute_stratified_cox(t[m], e[m], g[m], None, ties=ties, level=level)
         rows.append({"LEVEL": lv, "N": int(m.sum()), "EVENTS": int(e[m].sum()), "HR": c.hr,
-                     "LCL": c.ci[0], "UCL": c.ci[1]})
+                     "LCL": c.ci[0], "UCL": c.ci[1], "REASON": c.reason})
     out = pd.DataFrame(rows)
     p_int = float("nan")
     if len(levels) > 1 and e.sum() > 0:

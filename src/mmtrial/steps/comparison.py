@@ -145,6 +145,8 @@ def compute_subgroups_pfs(adsl: pd.DataFrame, adtte: pd.DataFrame, *, experiment
             if min(ev) == 0:  # the Cox estimate diverges (monotone likelihood): no hazard ratio
                 row.update(hr=float("nan"), hr_ci=[float("nan"), float("nan")],
                            not_estimable="no events in one arm within this level")
+            elif r.REASON:  # e.g. monotone likelihood: every event of one arm after the other arm left
+                row.update(hr=float("nan"), hr_ci=[float("nan"), float("nan")], not_estimable=str(r.REASON))
             rows.append(row)
     return rows
 

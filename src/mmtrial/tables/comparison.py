@@ -248,8 +248,10 @@ def table_comparison_summary(comparison: Mapping[str, Any], labels: Mapping[str,
 
 def table_subgroup_hr(subgroups: Sequence[Mapping[str, Any]], *, footnotes: Sequence[str] = ()) -> Table:
     """PFS hazard ratio by subgroup (the forest plot's numbers) with the interaction p."""
-    rows = []
+    rows, ne = [], []
     for s in subgroups:
+        if s.get("not_estimable"):
+            ne.append(f"{s.get('subgroup', '')}: {s.get('level', '')}: {s['not_estimable']}")
         ci = tuple(s.get("hr_ci") or (None, None))
         rows.append({"Subgroup": str(s.get("subgroup", "")), "Level": str(s.get("level", "")),
                      "n": str(s.get("n", "")), "Events": str(s.get("events", "")),
@@ -257,7 +259,8 @@ def table_subgroup_hr(subgroups: Sequence[Mapping[str, Any]], *, footnotes: Sequ
                      "Interaction p": fmt_p(s.get("p_interaction"))})
     return Table(id="CMP-SUBGROUP", title="Progression-free survival hazard ratio by subgroup",
                  data=pd.DataFrame(rows, columns=["Subgroup", "Level", "n", "Events", "HR (95% CI)", "Interaction p"]),
-                 footnotes=list(footnotes), population="Intent-to-treat population",
+                 footnotes=list(footnotes) + ([f"NE: hazard ratio not estimable ({'; '.join(ne)})."] if ne else []),
+                 population="Intent-to-treat population",
                  source="results.json comparison.subgroups_PFS", stub="Subgroup")
 
 
