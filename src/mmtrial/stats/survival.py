@@ -410,9 +410,10 @@ class KaplanMeier:
         )
 
 
-#: The bincount path is taken when the largest time is below this many times n (plus a
-#: constant): its count array then stays within a few times the input's size.
-_DAY_SPAN_FACTOR = 4
+#: The bincount path is taken when the largest time is below n + 4,096 (11 years of days
+#: whatever n): its count array (two counts per day) then stays within about twice the size of
+#: the times themselves, no more than the sort path's keys.
+_DAY_SPAN_FACTOR = 1
 _DAY_SPAN_EXTRA = 4096
 
 
