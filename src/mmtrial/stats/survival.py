@@ -410,6 +410,89 @@ class KaplanMeier:
         )
 
 
+#: The bincount path is taken when the largest time is below n + 4,096 (11 years of days
+#: whatever n): its count array (two counts per day) then stays within about twice the size of
+#: the times themselves, no more than the sort path's keys.
+_DAY_SPAN_FACTOR = 1
+_DAY_SPAN_EXTRA = 4096
+
+
+def _day_counts(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Events and subjects per distinct time when every time is a whole number (days).
+
+    One ``bincount`` over ``2 * time + event`` (a hash-free group-by: the count array is
+    indexed by the day); ``None`` when a time is not a whole number or the largest time
+    exceeds ``_DAY_SPAN_FACTOR * n + _DAY_SPAN_EXTRA``. ``t`` is validated (finite, >= 0).
+    """
+    n = t.size
+    head = t[:16]
+    if n == 0 or not np.array_equal(head, np.floor(head)):
+        return None  # cheap early exit for fractional times (months)
+    tmax = float(t.max())
+    if tmax >= _DAY_SPAN_FACTOR * n + _DAY_SPAN_EXTRA:
+        return None
+    key = t.astype(np.intp)
+    if not np.array_equal(key, t):
+        return None
+    key <<= 1
+    np.bitwise_or(key, e, out=key)
+    c = np.bincount(key, minlength=2 * (int(tmax) + 1)).reshape(-1, 2)
+    total = c.sum(axis=1)
+    at = np.flatnonzero(total)
+    return at.astype(float), c[at, 1], total[at]
+
+
+def _sorted_counts(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Events and subjects per distinct time by one sort of 64-bit keys.
+
+    A non-negative float's IEEE 754 bit pattern, read as an unsigned integer, orders as the
+    value does; shifted left by one (which drops the sign bit of -0.0, so -0.0 and 0.0 share a
+    key) it takes the event flag in its lowest bit. One ``np.sort`` of the keys (no index
+    permutation) gives the distinct times and, per time, the subjects (run lengths) and
+    events (keys with the low bit set). ``t`` is validated (finite, >= 0).
+    """
+    n = t.size
+    key = t.view(np.uint64) << np.uint64(1)
+    np.bitwise_or(key, e, out=key)
+    key.sort()
+    tk = key >> np.uint64(1)
+    starts = np.flatnonzero(np.concatenate(([True], tk[1:] != tk[:-1])))
+    times = tk[starts].view(np.float64)
+    d = np.add.reduceat((key & np.uint64(1)).view(np.int64), starts)
+    total = np.diff(np.append(starts, n))
+    return times, d, total
+
+
+def count_by_time(t: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct times, ascending, with their events and subjects (event or censored).
+
+    Parameters
+    ----------
+    t : float64 array of validated times (finite, >= 0).
+    e : bool array, True = event.
+
+    Returns
+    -------
+    times (float64), events (int64), subjects (int64), one entry per distinct time.
+
+    Notes
+    -----
+    Whole-number times with a span of at most a few times n: :func:`_day_counts` (a
+    ``bincount``, no sort); otherwise :func:`_sorted_counts` (one sort of n keys). The result
+    is exactly that of a stable sort of the times (the first release's algorithm, kept as the
+    oracle of tests/stats/test_survival_counts.py), including a time of -0.0: the zero time
+    is the one met first in input order.
+    """
+    if t.size == 0:
+        return np.array([], dtype=float), np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    out = _day_counts(t, e)
+    times, d, total = out if out is not None else _sorted_counts(t, e)
+    if times.size and times[0] == 0 and np.signbit(t).any():
+        times = times.copy()
+        times[0] = t[int(np.argmax(t == 0))]  # -0.0 or 0.0, whichever comes first
+    return times, d, total
+
+
 def _item(v):
     return v.item() if hasattr(v, "item") else v
 
@@ -481,7 +564,9 @@ def kaplan_meier(
 
     Algorithm
     ---------
-    1. Sort once; distinct times with their event and total counts (``np.add.reduceat``).
+    1. Events and subjects per distinct time (:func:`count_by_time`: a ``bincount`` over
+       integer times, otherwise one sort of the times with the event flag in the lowest bit);
+       every later step works on the distinct-time table only.
     2. At risk = n minus the count with a smaller time; S = cumprod(1 - d/n).
     3. Greenwood cumulative sum; CI limits by the transform (:func:`compute_km_ci`).
 
@@ -510,14 +595,8 @@ def kaplan_meier(
     if n == 0:
         empty = np.array([], dtype=float)
         return KaplanMeier(empty, empty.astype(int), empty.astype(int), empty.astype(int), empty, empty, empty, empty, options)
-    order = np.argsort(t, kind="stable")
-    ts = t[order]
-    es = e[order]
-    starts = np.flatnonzero(np.concatenate(([True], ts[1:] != ts[:-1])))
-    times = ts[starts]
-    d = np.add.reduceat(es.astype(np.int64), starts)
-    total = np.diff(np.append(starts, n))
-    n_risk = n - starts
+    times, d, total = count_by_time(t, e)
+    n_risk = n - (np.cumsum(total) - total)  # subjects with a time >= this one
     with np.errstate(divide="ignore", invalid="ignore"):
         surv = np.cumprod(1.0 - d / n_risk)
         g = np.where(d > 0, d / (n_risk * (n_risk - d).astype(float)), 0.0)
