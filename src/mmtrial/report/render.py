@@ -602,11 +602,11 @@ def _front_matter_note(pdf_content: str, left_out: list[str]) -> str:
     if pdf_content == "full" or not left_out:
         return "This PDF is the full report (--pdf-content full): the same sections as report.html."
     parts = ", ".join(f"\u201c{t}\u201d" for t in left_out)
-    return (f"This PDF is the report body (--pdf-content body, the default): every section, table, "
-            f"figure and footnote, the input issues and the published-versus-computed appendix. "
-            f"Not printed: {parts}. They are in report.html in this folder (the same sections), "
-            "and the data behind the listings are the ADaM datasets in adam/ (ADSL: one row per "
-            "subject). Print them too with mmtrial analyze --pdf --pdf-content full.")
+    return ("This PDF is the report body (--pdf-content body, the default): every section with its "
+            f"tables, figures and footnotes, and the input issues. Not printed: {parts}. They are in "
+            "report.html in this folder (the same sections), and the data behind the listings are "
+            "the ADaM datasets in adam/ (ADSL: one row per subject). Print them too with mmtrial "
+            "analyze --pdf --pdf-content full.")
 
 
 def _render_trace_targets(ctx: _Ctx) -> str:
