@@ -599,8 +599,10 @@ def pdf_content_note(pdf_content: str) -> str:
 
 def _front_matter_note(pdf_content: str, left_out: list[str]) -> str:
     """Print form: where the parts that this PDF does not print are (the PDF's front matter)."""
-    if pdf_content == "full" or not left_out:
+    if pdf_content == "full":
         return "This PDF is the full report (--pdf-content full): the same sections as report.html."
+    if not left_out:
+        return "This PDF is the report body (--pdf-content body): here, every section of report.html."
     parts = ", ".join(f"\u201c{t}\u201d" for t in left_out)
     return ("This PDF is the report body (--pdf-content body, the default): every section with its "
             f"tables, figures and footnotes, and the input issues. Not printed: {parts}. They are in "
