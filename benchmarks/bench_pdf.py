@@ -1,24 +1,29 @@
 """Benchmark: CPU of the ``--pdf`` extra on the demo (issue 15), Chromium and (optionally) WeasyPrint.
 
-Simulates the demo (n = 123, seed 7), analyses it in this process, then measures in alternating
-runs (the machine is shared: compare within one run, never across runs):
+Simulates the demo (n = 123, seed 7), analyses it in this process, renders the two print forms
+(``render_html(for_pdf=True, pdf_content="body")``, the default, and ``"full"``), then measures
+in alternating runs (the machine is shared: compare within one run, never across runs), for
+each Chromium executable installed (the headless shell ``chromium-headless-shell``, which
+:func:`mmtrial.report.pdf.find_chromium` prefers, and the browser ``chromium``):
 
-* ``render_html(for_pdf=True)``: the print form of the report (Python, this process);
-* ``floor``: Chromium printing a one-page HTML with mmtrial's command (start-up and shut-down,
-  what any print costs);
-* ``mmtrial``: the demo report printed by :func:`mmtrial.report.pdf.render_pdf_chromium`;
-* ``bare``: the same print with the switches mmtrial used before issue 15's fourth pass;
-* ``untagged``: mmtrial's command plus ``--disable-pdf-tagging`` (what tagging costs);
-* with ``--weasyprint``: :func:`mmtrial.report.pdf.render_pdf` once (about a minute).
+* ``floor``: a one-page HTML printed with mmtrial's command (start-up and shut-down, what any
+  print costs);
+* ``body``: the demo's default print form printed by :func:`mmtrial.report.pdf.render_pdf_chromium`;
+* ``full``: the print form with the listings and the method-settings appendix
+  (``--pdf-content full``).
+
+With ``--weasyprint``: :func:`mmtrial.report.pdf.render_pdf` once per print form (about a minute
+in all). With ``--end-to-end``: ``mmtrial analyze`` of the demo as a child process, without and
+with ``--pdf --pdf-engine chromium`` (default content), alternating, ``--repeat`` times each.
 
 CPU is process plus children (``resource.getrusage``). Chromium's helper processes (zygote,
 renderer, GPU, utility) are not all reaped by the browser process, so their CPU is lost to a
 plain ``RUSAGE_CHILDREN`` count (it then shows about 1.7 s for the demo instead of 7 s): this
 script makes itself a child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``) and reaps every
 orphaned helper, so all of Chromium's CPU is counted. Prints each run, the medians, and the
-ratio of each to the floor.
+ratio of each to the floor of the same executable.
 
-    .venv/bin/python benchmarks/bench_pdf.py [--repeat 3] [--weasyprint]
+    .venv/bin/python benchmarks/bench_pdf.py [--repeat 3] [--weasyprint] [--end-to-end]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +41,7 @@ import tempfile
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
-BARE_FLAGS = ("--disable-gpu", "--no-first-run", "--no-pdf-header-footer")  # before the fourth pass
+EXECUTABLES = ("chromium-headless-shell", "chromium")  # each one found on PATH is measured
 
 
 def _cpu_self() -> float:
@@ -72,10 +78,29 @@ def _pages(pdf: Path) -> int:
     return -1
 
 
+def _end_to_end(study: Path, tmp: Path, repeat: int) -> None:
+    """``mmtrial analyze`` of the demo without and with ``--pdf --pdf-engine chromium``, alternating."""
+    cmd = [sys.executable, "-m", "mmtrial.cli", "analyze", str(study), "--quiet"]
+    variants = {"analyze": [], "analyze --pdf --pdf-engine chromium": ["--pdf", "--pdf-engine", "chromium"]}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(repeat):
+        for name, extra in variants.items():
+            out = tmp / ("e2e-pdf" if extra else "e2e")
+            dt = _measure(lambda out=out, extra=extra: subprocess.run(
+                [*cmd, "--out", str(out), *extra], check=True, stdout=subprocess.DEVNULL))
+            times[name].append(dt)
+            print(f"run {r + 1} {name:36s} {dt:6.2f} s CPU (load average {os.getloadavg()[0]:.1f})", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for k, v in med.items():
+        print(f"median {k:36s} {v:6.2f} s CPU")
+    print(f"end to end --pdf extra (chromium, body): {med['analyze --pdf --pdf-engine chromium'] - med['analyze']:.2f} s CPU")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--weasyprint", action="store_true", help="also time WeasyPrint once (slow)")
+    ap.add_argument("--weasyprint", action="store_true", help="also time WeasyPrint once per print form (slow)")
+    ap.add_argument("--end-to-end", action="store_true", help="also time mmtrial analyze without and with --pdf")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
         print("bench_pdf needs Linux (child subreaper for Chromium's helper processes)")
@@ -93,48 +118,50 @@ def main() -> int:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        t0 = _cpu_self()
-        html = render_html(a, run_date="2026-12-05T00:00:00Z", for_pdf=True)
-        t_html = _cpu_self() - t0
-        one = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><p>One page.</p></body></html>"
-        exe = pdf.find_chromium()
-        original = pdf.chromium_command
-
-        def print_with(doc: str, flags: tuple[str, ...], out: Path):
-            def run():
-                pdf.chromium_command = lambda *a, **k: original(*a, flags=flags)
-                try:
-                    pdf.render_pdf_chromium(doc, out)
-                finally:
-                    pdf.chromium_command = original
-            return run
-
-        variants = {
-            "floor": (one, pdf.CHROMIUM_FLAGS),
-            "mmtrial": (html, pdf.CHROMIUM_FLAGS),
-            "bare": (html, BARE_FLAGS),
-            "untagged": (html, (*pdf.CHROMIUM_FLAGS, "--disable-pdf-tagging")),
-        }
-        times: dict[str, list[float]] = {k: [] for k in variants}
-        print(f"chromium: {exe}; print HTML {len(html) / 1e6:.2f} MB; render_html(for_pdf) {t_html:.2f} s CPU")
-        for r in range(args.repeat):
-            for name, (doc, flags) in variants.items():
-                out = tmp / f"{name}.pdf"
-                dt = _measure(print_with(doc, flags, out))
-                times[name].append(dt)
-                print(f"run {r + 1} {name:9s} {dt:6.2f} s CPU  {out.stat().st_size / 1e6:5.2f} MB  {_pages(out)} pages "
-                      f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-        floor = statistics.median(times["floor"])
-        for name, v in times.items():
-            med = statistics.median(v)
-            print(f"median {name:9s} {med:6.2f} s CPU  ratio to floor {med / floor:5.2f}")
-        extra = t_html + statistics.median(times["mmtrial"])
-        print(f"--pdf extra with chromium (print form + print): {extra:.2f} s CPU (issue 15 target: < 5 s)")
-        if args.weasyprint:
+        forms: dict[str, str] = {}
+        t_html: dict[str, float] = {}
+        for content in ("body", "full"):
             t0 = _cpu_self()
-            pdf.render_pdf(html, tmp / "weasyprint.pdf")
-            t_wp = _cpu_self() - t0
-            print(f"weasyprint {t_wp:6.2f} s CPU  {_pages(tmp / 'weasyprint.pdf')} pages  ratio to floor {t_wp / floor:5.2f}")
+            forms[content] = render_html(a, run_date="2026-12-05T00:00:00Z", for_pdf=True, pdf_content=content)
+            t_html[content] = _cpu_self() - t0
+            print(f"print form {content}: {len(forms[content]) / 1e6:.2f} MB HTML, render_html {t_html[content]:.2f} s CPU")
+        one = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><p>One page.</p></body></html>"
+        exes = {name: path for name in EXECUTABLES if (path := shutil.which(name))}
+        if not exes:
+            exes = {"chromium": pdf.find_chromium()}
+        print(f"preferred by mmtrial: {pdf.find_chromium()}")
+        original = pdf.find_chromium
+        docs = {"floor": one, **forms}
+        times: dict[tuple[str, str], list[float]] = {}
+        try:
+            for r in range(args.repeat):
+                for exe_name, exe in exes.items():
+                    pdf.find_chromium = lambda exe=exe: exe
+                    for name, doc in docs.items():
+                        out = tmp / f"{exe_name}-{name}.pdf"
+                        dt = _measure(lambda doc=doc, out=out: pdf.render_pdf_chromium(doc, out))
+                        times.setdefault((exe_name, name), []).append(dt)
+                        raw = out.read_bytes()
+                        print(f"run {r + 1} {exe_name:24s} {name:6s} {dt:6.2f} s CPU  {len(raw) / 1e6:5.2f} MB  "
+                              f"{_pages(out)} pages  tagged {b'/StructTreeRoot' in raw}  bookmarks "
+                              f"{b'/Outlines' in raw}  (load average {os.getloadavg()[0]:.1f})", flush=True)
+        finally:
+            pdf.find_chromium = original
+        for exe_name in exes:
+            floor = statistics.median(times[(exe_name, "floor")])
+            for name in docs:
+                med = statistics.median(times[(exe_name, name)])
+                print(f"median {exe_name:24s} {name:6s} {med:6.2f} s CPU  ratio to floor {med / floor:5.2f}")
+            extra = t_html["body"] + statistics.median(times[(exe_name, "body")])
+            print(f"--pdf extra with {exe_name} (body print form + print): {extra:.2f} s CPU (issue 15 target: < 5 s)")
+        if args.weasyprint:
+            for content, doc in forms.items():
+                t0 = _cpu_self()
+                pdf.render_pdf(doc, tmp / f"weasyprint-{content}.pdf")
+                t_wp = _cpu_self() - t0
+                print(f"weasyprint {content:4s} {t_wp:6.2f} s CPU  {_pages(tmp / f'weasyprint-{content}.pdf')} pages")
+        if args.end_to_end:
+            _end_to_end(tmp / "study", tmp, args.repeat)
     return 0
 
 

@@ -54,6 +54,11 @@ class PdfEngine(StrEnum):
     chromium = "chromium"
 
 
+class PdfContent(StrEnum):
+    body = "body"
+    full = "full"
+
+
 @contextmanager
 def _progress(quiet: bool):
     """A rich progress display (silent with --quiet); yields (on_stage, on_fraction)."""
@@ -279,6 +284,7 @@ def analyze(
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress display or summary")] = False,
     cutoff: Annotated[str | None, typer.Option("--cutoff", help="data cut-off YYYY-MM-DD: later records are not used (default: protocol's [study] data_cutoff)")] = None,
     pdf_engine: Annotated[PdfEngine, typer.Option("--pdf-engine", help="PDF renderer for --pdf: weasyprint (default) or chromium (headless, faster; docs/report.md)")] = PdfEngine.weasyprint,
+    pdf_content: Annotated[PdfContent, typer.Option("--pdf-content", help="what --pdf prints: body (default: sections, tables, figures, footnotes, input issues) or full (also the subject listings and the method-settings appendix, which report.html always has; docs/report.md)")] = PdfContent.body,
 ) -> None:
     """Analyse a study: input checks, ADaM datasets, statistics, results.json and report.html."""
     from mmtrial.pipeline import STEPS
@@ -295,7 +301,7 @@ def analyze(
         with _progress(quiet) as (on_stage, _):
             result = run_analysis(study_dir, out, protocol=protocol, options=options, steps=steps,
                                   pdf=pdf, on_stage=on_stage, cutoff=cutoff_date,
-                                  pdf_engine=pdf_engine.value)
+                                  pdf_engine=pdf_engine.value, pdf_content=pdf_content.value)
     except StudyInputError as exc:
         _show_issues(exc.issues, csv_path=out / "issues.csv")
         console.print(f"[red]Input errors: no report written. All issues: {escape(str(out / 'issues.csv'))}",

@@ -371,13 +371,16 @@ def analyze(
     on_stage: Callable[[str], None] | None = None,
     cutoff: date | None = None,
     pdf_engine: str = "weasyprint",
+    pdf_content: str = "body",
 ) -> AnalysisOutput:
     """Read, check, derive, analyse and render one study into ``out_dir`` (atomically).
 
     Before any work, usage errors raise :class:`~mmtrial.errors.UsageError` and nothing is
     touched: a missing study folder, an output folder mmtrial may not write
     (:class:`~mmtrial.errors.OutputFolderError`, docs/cli.md "The output folder"), an unusable
-    protocol file (:class:`~mmtrial.errors.ProtocolError`), ``pdf`` without WeasyPrint.
+    protocol file (:class:`~mmtrial.errors.ProtocolError`), ``pdf`` without WeasyPrint, a ``pdf_content``
+    not in :data:`mmtrial.report.render.PDF_CONTENTS` (``body``, the default: the report body;
+    ``full``: with the listings and the method-settings appendix; docs/report.md).
 
     On input errors, ``out_dir`` receives only ``issues.csv`` (never a partial report) and
     :class:`StudyInputError` is raised with every issue. On an unexpected error (a bug) it
@@ -391,6 +394,10 @@ def analyze(
     proto = protocol if isinstance(protocol, Protocol) else load_protocol_file(protocol)
     if pdf:
         require_pdf_renderer(pdf_engine)
+        from mmtrial.report.render import PDF_CONTENTS
+
+        if pdf_content not in PDF_CONTENTS:
+            raise UsageError(f"--pdf-content must be one of {', '.join(PDF_CONTENTS)}; got {pdf_content!r}")
     tmp = new_temp_dir(out_path, kind="analysis", study=study_path)
     try:
         study, issues = load_study(study_dir, read_options, on_stage=on_stage, protocol=proto)  # the path as given, for the report
@@ -431,7 +438,7 @@ def analyze(
             on_stage("render report")
         from mmtrial.report.render import write_report
 
-        write_report(a, tmp, pdf=pdf, run_date=run_date, pdf_engine=pdf_engine)
+        write_report(a, tmp, pdf=pdf, run_date=run_date, pdf_engine=pdf_engine, pdf_content=pdf_content)
         finish_dir(tmp, out_path, kind="analysis", status="complete", study=study_path)
     except (StudyInputError, UsageError):
         raise

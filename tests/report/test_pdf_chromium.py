@@ -35,18 +35,33 @@ def test_command_has_no_browser_header_and_a_private_profile(tmp_path: Path):
     assert "--generate-pdf-document-outline" in cmd and "--disable-pdf-tagging" not in cmd
 
 
+def test_headless_shell_is_preferred_to_the_browser(monkeypatch):
+    """issue 15 (docs/design.md "sixth pass: PDF"): the headless shell prints the same pages in
+    about a third of the browser's CPU, so it is used when both are installed."""
+    import shutil
+
+    on_path = {"chromium": "/usr/bin/chromium", "chromium-headless-shell": "/usr/bin/chromium-headless-shell"}
+    monkeypatch.setattr(shutil, "which", on_path.get)
+    assert find_chromium() == "/usr/bin/chromium-headless-shell"
+    del on_path["chromium-headless-shell"]
+    assert find_chromium() == "/usr/bin/chromium"
+    on_path.clear()
+    with pytest.raises(PdfUnavailableError, match="chromium-headless-shell"):
+        find_chromium()
+
+
 @pytest.mark.skipif(bool(_REASON), reason=f"Chromium unavailable: {_REASON}")
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_chromium_pdf_pages_and_no_process_left(tmp_path: Path):
     """A4 portrait pages plus landscape pages for the wide listing (the print stylesheet's
-    ``@page wide``), and no Chromium helper left running (its temporary profile lives under
+    ``@page wide``; the listing is printed with ``pdf_content="full"``), and no Chromium helper left running (its temporary profile lives under
     this test's own TMPDIR, so any survivor would name it on its command line)."""
     code = f"""
         import os
         from report_testkit import make_analysis
         from mmtrial.report.render import write_report
         write_report(make_analysis(), {str(tmp_path)!r}, pdf=True, run_date="2026-01-01T00:00:00Z",
-                     pdf_engine="chromium")
+                     pdf_engine="chromium", pdf_content="full")
         left = []
         for d in os.listdir("/proc"):
             if d.isdigit() and int(d) != os.getpid():  # this script names the folder too

@@ -71,6 +71,15 @@ SECTION_ORDER: dict[str, int] = {
     "listings": 99,
 }
 
+#: What ``--pdf`` prints (``--pdf-content``, issue 15): ``body`` (default) the report body --
+#: sections, tables, figures, footnotes, the input issues and the published-versus-computed
+#: appendix; ``full`` also the sections of :data:`FULL_ONLY_SECTIONS`. report.html always has all.
+PDF_CONTENTS: tuple[str, ...] = ("body", "full")
+#: Sections printed only with ``pdf_content="full"``: the per-subject listings (and every
+#: ``Listing`` a step puts in a body section) and the appendix of every method setting in force,
+#: about 60% of the demo's printed table cells (docs/design.md "sixth pass: PDF").
+FULL_ONLY_SECTIONS: tuple[str, ...] = ("listings", "methods-settings")
+
 #: Tables with more columns than this print on a landscape page.
 WIDE_TABLE_COLUMNS = 8
 #: Tables with more columns than this (a by-arm table of many statistics: arms x statistics + Total)
@@ -162,6 +171,7 @@ class _Ctx:
     n_tables: int = 0
     n_figures: int = 0
     numbers: dict[int, str] = field(default_factory=dict)  # id(block) -> "Table 14.2.1" (report/numbering.py)
+    trace_section: str | None = None  # body print form: every traced count links to this section
 
 
 def _text(v: Any) -> str:
@@ -289,7 +299,10 @@ def _render_table(t: Table, ctx: _Ctx, tid: str) -> str:
             _TraceEntry(entry_id, tid, f"{number[:-1]}: {t.title}", row_label, str(c), value, subs)
         )
         only = subject_anchor(subs[0])
-        target = only if len(subs) == 1 and only in ctx.subject_anchors else entry_id
+        if ctx.trace_section is not None:
+            target = ctx.trace_section
+        else:
+            target = only if len(subs) == 1 and only in ctx.subject_anchors else entry_id
         shown = ", ".join(subs[:TOOLTIP_MAX_SUBJECTS])
         more = (
             f" and {len(subs) - TOOLTIP_MAX_SUBJECTS} more"
@@ -385,10 +398,11 @@ def _render_figure(f: Figure, ctx: _Ctx, fid: str) -> str:
     )
 
 
-def _section_link_html(b: SectionLink, sid_of: dict[str, str]) -> str:
-    """A paragraph with a link to the section ``b.section_id`` (plain label if it is absent)."""
+def _section_link_html(b: SectionLink, sid_of: dict[str, str], elsewhere: str = "") -> str:
+    """A paragraph with a link to the section ``b.section_id`` (plain label if it is absent;
+    then ``elsewhere`` says where it is, e.g. " (in report.html)" in the body PDF)."""
     target = sid_of.get(b.section_id)
-    label = escape(b.label)
+    label = escape(b.label) + ("" if target else escape(elsewhere))
     link = f'<a href="{escape(_href(target))}">{label}</a>' if target else label
     before, _, after = b.text.partition("{link}")
     return f'<p class="section-link">{escape(before)}{link}{escape(after)}</p>'
@@ -555,6 +569,48 @@ def _listings_to_appendix(sections: list[Section]) -> list[Section]:
     return [new_app if s is appendix else s for s in out]
 
 
+def _body_sections(sections: list[Section]) -> tuple[list[Section], list[str]]:
+    """Body print form (``pdf_content="body"``): the sections without :data:`FULL_ONLY_SECTIONS`,
+    and every listing a body section holds replaced by a one-line pointer to report.html.
+
+    Returns the sections and the titles of what was left out (for the front-matter note). The
+    analysis's own sections are not modified (copies).
+    """
+    left_out = [s.title for s in sections if s.id in FULL_ONLY_SECTIONS]
+    out: list[Section] = []
+    for s in sections:
+        if s.id in FULL_ONLY_SECTIONS:
+            continue
+        if any(isinstance(b, Listing) for b in s.blocks):
+            s = dataclasses.replace(s, blocks=[
+                Text(f"{b.title}: listed in report.html (printed with --pdf-content full).")
+                if isinstance(b, Listing) else b for b in s.blocks])
+        out.append(s)
+    return out, left_out
+
+
+def pdf_content_note(pdf_content: str) -> str:
+    """The sentence that says what report.pdf holds (run header and footer of both forms; the
+    front matter of the PDF adds where the rest is)."""
+    if pdf_content == "full":
+        return "report.pdf: the full report, listings and method-settings appendix included (--pdf-content full)"
+    return "report.pdf: the report body, without the subject listings and the method-settings appendix (--pdf-content body)"
+
+
+def _front_matter_note(pdf_content: str, left_out: list[str]) -> str:
+    """Print form: where the parts that this PDF does not print are (the PDF's front matter)."""
+    if pdf_content == "full":
+        return "This PDF is the full report (--pdf-content full): the same sections as report.html."
+    if not left_out:
+        return "This PDF is the report body (--pdf-content body): here, every section of report.html."
+    parts = ", ".join(f"\u201c{t}\u201d" for t in left_out)
+    return ("This PDF is the report body (--pdf-content body, the default): every section with its "
+            f"tables, figures and footnotes, and the input issues. Not printed: {parts}. They are in "
+            "report.html in this folder (the same sections), and the data behind the listings are "
+            "the ADaM datasets in adam/ (ADSL: one row per subject). Print them too with mmtrial "
+            "analyze --pdf --pdf-content full.")
+
+
 def _render_trace_targets(ctx: _Ctx) -> str:
     """Print form of the traceability index: link targets only, the subject ids in the HTML.
 
@@ -564,6 +620,14 @@ def _render_trace_targets(ctx: _Ctx) -> str:
     anchor (an empty target) so no link is broken.
     """
     n = len(ctx.trace)
+    if ctx.trace_section is not None:  # body form: the counts link to this section itself
+        return (
+            '<div class="trace-index trace-index-print">'
+            f"<p>{n} counts in the tables above are traced to their subjects, and each links here. "
+            "The subject ids behind each count are listed in the HTML report (report.html, this "
+            "section), where every count links to its list and every subject to its row in the "
+            "subject listing.</p></div>"
+        )
     targets = "".join(f'<a id="{e.anchor}" class="trace-target"></a>' for e in ctx.trace)
     return (
         '<div class="trace-index trace-index-print">'
@@ -575,12 +639,14 @@ def _render_trace_targets(ctx: _Ctx) -> str:
     )
 
 
-def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False) -> str:
+def render_html(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False,
+                pdf_content: str | None = None) -> str:
     """The whole report as one self-contained HTML document (:func:`render_html_chunks` joined)."""
-    return "".join(render_html_chunks(a, run_date=run_date, for_pdf=for_pdf))
+    return "".join(render_html_chunks(a, run_date=run_date, for_pdf=for_pdf, pdf_content=pdf_content))
 
 
-def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False) -> Iterator[str]:
+def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: bool = False,
+                       pdf_content: str | None = None) -> Iterator[str]:
     """The whole report as one self-contained HTML document, in the template's pieces (Jinja's
     ``generate``; joined they are the text ``render`` gives), so :func:`write_report` streams the
     file instead of holding the document and its UTF-8 bytes at once (issue 15: about 180 MB
@@ -596,9 +662,23 @@ def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: boo
     for_pdf
         The print form (for :func:`mmtrial.report.pdf.render_pdf`): listings in an appendix
         and the traceability index reduced to its link targets (:func:`_render_trace_targets`).
+    pdf_content
+        What the PDF prints (:data:`PDF_CONTENTS`; issue 15). Print form: ``"body"`` (the default
+        when ``for_pdf``) leaves out :data:`FULL_ONLY_SECTIONS` and listings in body sections,
+        says where they are in the front matter, and links every traced count to the
+        traceability section; ``"full"`` prints everything. Screen form: ``None`` (no PDF
+        written, the default) or the content of the PDF written with it, named in the run
+        header and footer.
     """
+    if pdf_content is not None and pdf_content not in PDF_CONTENTS:
+        raise ValueError(f"pdf_content must be one of {PDF_CONTENTS}; got {pdf_content!r}")
+    if for_pdf and pdf_content is None:
+        pdf_content = "body"
     sections = report_sections(a)
-    if for_pdf:
+    left_out: list[str] = []
+    if for_pdf and pdf_content == "body":
+        sections, left_out = _body_sections(sections)
+    elif for_pdf:
         sections = _listings_to_appendix(sections)
     ids = _Ids()
     # pre-pass: which listing owns the subj- anchors, and which subjects have one
@@ -639,6 +719,10 @@ def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: boo
     sid_of: dict[str, str] = {}
     for s, sid in zip(sections, sids, strict=True):
         sid_of.setdefault(s.id, sid)
+    body_form = for_pdf and pdf_content == "body"
+    if body_form and has_trace:
+        ctx.trace_section = sid_of["traceability"]
+    elsewhere = " (in report.html)" if body_form else ""
     for n, (s, sid) in enumerate(zip(sections, sids, strict=True), start=1):
         items = []
         parts = []
@@ -654,7 +738,7 @@ def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: boo
             elif isinstance(b, Text):
                 parts.append(_paragraphs(b.text))
             elif isinstance(b, SectionLink):
-                parts.append(_section_link_html(b, sid_of))
+                parts.append(_section_link_html(b, sid_of, elsewhere))
             elif isinstance(b, _Raw):
                 parts.append(b.html)
             else:
@@ -702,6 +786,8 @@ def render_html_chunks(a: Analysis, *, run_date: str | None = None, for_pdf: boo
             synthetic=synthetic,
             cutoff=_cutoff_text(a),
             run_date=run_date,
+            pdf_note=pdf_content_note(pdf_content) if pdf_content else "",
+            front_note=_front_matter_note(pdf_content, left_out) if for_pdf else "",
             toc=toc,
             sections=rendered,
         )
@@ -720,24 +806,29 @@ def write_report(
     run_date: str | None = None,
     page_size: str = "A4",
     pdf_engine: str = "weasyprint",
+    pdf_content: str = "body",
 ) -> Path:
     """Write ``report.html`` (and ``report.pdf`` when ``pdf``, by ``pdf_engine``: ``weasyprint``
-    or ``chromium``) into ``out_dir``, atomically.
+    or ``chromium``; ``pdf_content``: ``body`` or ``full``, :data:`PDF_CONTENTS`) into
+    ``out_dir``, atomically.
 
     Each file is written to a temporary file in ``out_dir`` and moved into place with
     ``os.replace``, so a reader never sees a half-written report. Returns the HTML path.
     """
     out = Path(out_dir)
+    if pdf and pdf_content not in PDF_CONTENTS:
+        raise ValueError(f"pdf_content must be one of {PDF_CONTENTS}; got {pdf_content!r}")
     if run_date is None:  # one date line for the HTML and the PDF
         run_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     html_path = out / "report.html"
     with atomic_writer(html_path) as fh:  # streamed, a slice of text at a time (issue 15)
-        for chunk in render_html_chunks(a, run_date=run_date):
+        for chunk in render_html_chunks(a, run_date=run_date, pdf_content=pdf_content if pdf else None):
             for i in range(0, len(chunk), _WRITE_CHARS):
                 fh.write(chunk[i:i + _WRITE_CHARS].encode("utf-8"))
     if pdf:
         from mmtrial.report.pdf import render_pdf, render_pdf_chromium
 
         render = render_pdf_chromium if pdf_engine == "chromium" else render_pdf
-        render(render_html(a, run_date=run_date, for_pdf=True), out / "report.pdf", page_size=page_size)
+        render(render_html(a, run_date=run_date, for_pdf=True, pdf_content=pdf_content), out / "report.pdf",
+               page_size=page_size)
     return html_path
