@@ -11,6 +11,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmtrial.derive.drugs import DrugDictionary
+from mmtrial.derive.eligibility import EligibilityRule, derive_eligibility
+from mmtrial.derive.refractory import compute_term
 from mmtrial.tables.baseline import DEFAULT_LABS, derive_baseline_lab_values
 from support.sweeps import examples
 
@@ -42,6 +45,8 @@ def _old_baseline_lab_values(lb, adsl, labs=DEFAULT_LABS):
         out[f"BL_{lab.testcd}"] = out["USUBJID"].map(b.set_index("USUBJID")["VAL"]).astype(float)
     return out
 
+
+DICT = DrugDictionary.load()
 
 _TESTS = ["HGB", "hgb", "PLAT", "NEUT", "CREAT", "SODIUM", "MPROTEIN", "ALB", None]
 _SPECS = ["SERUM", "serum", "URINE", None]
@@ -88,3 +93,47 @@ def test_baseline_lab_value_is_the_last_before_first_dose():
     got = derive_baseline_lab_values(lb, adsl).iloc[0]
     assert got["BL_HGB"] == 11.0
     assert np.isnan(got["BL_MPROTEIN"])
+
+
+def _old_eligibility(subjects, status, *, dictionary, rule):
+    out = subjects[["USUBJID"]].copy()
+    for prefix, crits, flag in (("ELIG", rule.criteria, "ELIGFL"), ("LABEL", rule.label_population, "LABELFL")):
+        allok = pd.Series(True, index=subjects.index)
+        for c in crits:
+            ok = pd.Series(True, index=subjects.index)
+            for t in c.terms:
+                ok &= compute_term(t, status, subjects, dictionary)
+            out[f"{prefix}_{c.id}"] = np.where(ok, "Y", "N")
+            allok &= ok
+        out[flag] = np.where(allok, "Y", "N")
+    return out
+
+
+_DRUGS = ["bortezomib", "carfilzomib", "lenalidomide", "pomalidomide", "daratumumab", "melphalan",
+          "dexamethasone", "unknownib", None]
+
+
+@st.composite
+def _status(draw):
+    integer = draw(st.booleans())
+    ids = [1, 2, 3, 4] if integer else ["S1", "S2", "S3", "S4"]
+    rows = draw(st.lists(st.tuples(st.sampled_from([*ids, ids[0] if integer else None]), st.sampled_from(_DRUGS),
+                                   st.sampled_from("YN"), st.sampled_from("YN")), max_size=30))
+    status = pd.DataFrame(rows, columns=["USUBJID", "DRUG", "EXPFL", "REFFL"])
+    if not integer:
+        status["USUBJID"] = status["USUBJID"].astype("str")
+    subj = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=5))  # duplicates allowed
+    subjects = pd.DataFrame({"USUBJID": subj, "NLINES": draw(st.integers(0, 6)), "LSTREFFL": draw(st.sampled_from("YN")),
+                             "MEASFL": draw(st.sampled_from("YN"))})
+    return subjects, status
+
+
+@settings(max_examples=examples(10, 300), deadline=None)
+@given(_status())
+def test_eligibility_equals_the_term_by_term_version(case):
+    # STORM's criteria and label population (every term kind: drugs, classes, unions, counts,
+    # last line, lines, flag) on random status tables, text or integer subject ids
+    subjects, status = case
+    rule = EligibilityRule()
+    pd.testing.assert_frame_equal(derive_eligibility(subjects, status, dictionary=DICT, rule=rule),
+                                  _old_eligibility(subjects, status, dictionary=DICT, rule=rule))
