@@ -200,7 +200,7 @@ def derive_drug_exposure(
     if cm is None or len(cm) == 0 or "CMTRT" not in cm.columns:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in DRUG_EXPOSURE_COLUMNS}), issues
     cat = cm["CMCAT"].astype("string").str.upper().str.strip() if "CMCAT" in cm else None
-    x = cm.loc[cat == category].copy() if cat is not None else cm.copy()
+    x = cm.loc[cat == category] if cat is not None else cm.copy(deep=False)  # (loc copies: no second copy)
     if "ROWNUM" not in x:
         x["ROWNUM"] = np.arange(1, len(x) + 1)
     for col in ("CMGRPID", "CMRSDISC", "CMSCAT", "CMLNKGRP", "CMSTDTF", "CMENDTF"):

@@ -17,7 +17,7 @@ import pandas as pd
 from mmtrial._frames import lookup
 from mmtrial.derive.drugs import DrugDictionary
 from mmtrial.derive.lines import _string_agg
-from mmtrial.derive.refractory import RefractoryRule, Term, compute_term, parse_term
+from mmtrial.derive.refractory import RefractoryRule, StatusTerms, Term, parse_term
 from mmtrial.sdtm.issues import InputIssue
 
 STORM_SOURCE = "Chari A, et al. N Engl J Med 2019;381:727-738 (STORM Part 2 eligibility)"
@@ -233,7 +233,12 @@ def derive_cytogenetics(
     empty = lb is None or len(lb) == 0 or "LBCAT" not in lb
     x = pd.DataFrame(columns=["USUBJID", "LBTESTCD", "POS"])
     if not empty:
-        x = lb.loc[lb["LBCAT"].astype("string").str.upper().eq("CYTOGENETICS").fillna(False)].copy()
+        # LBCAT tested on its distinct values; only the variables read here are copied (issue 15:
+        # an upper-cased copy of every lab record's category was 13 M texts at 100,000 subjects)
+        code, cats = pd.factorize(lb["LBCAT"])
+        hit = np.append(pd.Series(cats, dtype="string").str.upper().eq("CYTOGENETICS").fillna(False)
+                        .to_numpy(dtype=bool), False)[code]
+        x = lb.loc[hit, [c for c in ("USUBJID", "LBTESTCD", "LBSTRESC", "LBDT") if c in lb]]
         x["USUBJID"] = x["USUBJID"].astype("string")
         if "TRTSDT" in adsl and "LBDT" in x:
             ref = lookup(x["USUBJID"], adsl.set_index("USUBJID")["TRTSDT"])
@@ -284,12 +289,13 @@ def derive_eligibility(
     A criterion whose flag is absent from ``subjects`` raises ``KeyError`` naming it.
     """
     out = subjects[["USUBJID"]].copy()
+    terms = StatusTerms(status, subjects, dictionary)  # the status table encoded once (issue 15)
     for prefix, crits, flag in (("ELIG", rule.criteria, "ELIGFL"), ("LABEL", rule.label_population, "LABELFL")):
-        allok = pd.Series(True, index=subjects.index)
+        allok = np.ones(len(subjects), dtype=bool)
         for c in crits:
-            ok = pd.Series(True, index=subjects.index)
+            ok = np.ones(len(subjects), dtype=bool)
             for t in c.terms:
-                ok &= compute_term(t, status, subjects, dictionary)
+                ok &= terms.holds(parse_term(t))
             out[f"{prefix}_{c.id}"] = np.where(ok, "Y", "N")
             allok &= ok
         out[flag] = np.where(allok, "Y", "N")

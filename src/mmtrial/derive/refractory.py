@@ -749,6 +749,47 @@ def derive_line_refractory(
     return out
 
 
+class StatusTerms:
+    """Terms evaluated for every row of ``subjects`` with the status table encoded once (issue 15).
+
+    :meth:`holds` gives :func:`compute_term` of a term as a boolean array. Integer subject and
+    drug codes: every ``status`` term is a count of distinct (subject, drug) pairs among the
+    status rows of its drugs (one ``bincount``), the drugs of a term resolved once; other kinds
+    of terms go to :func:`compute_term`.
+    """
+
+    def __init__(self, status: pd.DataFrame, subjects: pd.DataFrame, dictionary: DrugDictionary) -> None:
+        self.status, self.subjects, self.dictionary = status, subjects, dictionary
+        ids = subjects["USUBJID"]
+        if not pd.api.types.is_integer_dtype(ids.dtype):  # as compute_term: integer codes as they are
+            ids = ids.astype("string")
+        self._subj_code, subj_uni = codes_of(ids)
+        self._nsubj = len(subj_uni)
+        s_code = _encode(status["USUBJID"], subj_uni)
+        d_code, d_uni = pd.factorize(status["DRUG"])
+        self._names = pd.Index(d_uni, dtype=object)
+        nd = len(d_uni) + 1
+        known = (s_code >= 0) & (d_code >= 0)
+        pairs, inv = np.unique(s_code[known] * nd + d_code[known], return_inverse=True)  # distinct (subject, drug)
+        self._p_subj, self._p_drug = pairs // nd, pairs % nd
+        self._marked = {c: np.bincount(inv, weights=status[c].eq("Y").fillna(False).to_numpy(dtype=bool)[known],
+                                       minlength=len(pairs)) > 0 for c in ("EXPFL", "REFFL")}
+        self._drugs: dict[tuple[str, ...], set[str]] = {}
+
+    def count(self, drugs: set[str], col: str) -> np.ndarray:
+        """Distinct drugs of ``drugs`` with ``col`` = "Y", per row of ``subjects``."""
+        sel = self._marked[col] & np.asarray(self._names.isin(drugs))[self._p_drug]
+        return np.bincount(self._p_subj[sel], minlength=self._nsubj + 1)[self._subj_code].astype("int64")
+
+    def holds(self, t: Term) -> np.ndarray:
+        """Whether ``t`` holds, per row of ``subjects``."""
+        if t.kind != "status":
+            return compute_term(t, self.status, self.subjects, self.dictionary).to_numpy(dtype=bool)
+        if t.names not in self._drugs:
+            self._drugs[t.names] = term_drugs(t, self.dictionary)
+        return self.count(self._drugs[t.names], "REFFL" if t.status == "refractory" else "EXPFL") >= t.n
+
+
 def derive_refractory_flags(
     status: pd.DataFrame,
     subjects: pd.DataFrame,
@@ -765,28 +806,8 @@ def derive_refractory_flags(
     exclusive MAMMOTH-style category (``PENTA``, ``QUAD``, ``TRIPLE``, ``NOT TRIPLE``).
     """
     out = subjects.copy()
-    # integer subject and drug codes (issue 15): every status term is a count of distinct
-    # (subject, drug) pairs among the status rows of its drugs, on int64 keys
-    subj_code, subj_uni = codes_of(out["USUBJID"])
-    s_code = _encode(status["USUBJID"], subj_uni)
-    d_code, d_uni = pd.factorize(status["DRUG"])
-    names = pd.Index(d_uni, dtype=object)
-    nd = len(d_uni) + 1
-    known = (s_code >= 0) & (d_code >= 0)
-    pairs, inv = np.unique(s_code[known] * nd + d_code[known], return_inverse=True)  # distinct (subject, drug)
-    p_subj, p_drug = pairs // nd, pairs % nd
-    marked = {c: np.bincount(inv, weights=status[c].eq("Y").fillna(False).to_numpy(dtype=bool)[known],
-                             minlength=len(pairs)) > 0 for c in ("EXPFL", "REFFL")}
-
-    def count(drugs: set[str], col: str) -> np.ndarray:
-        """Distinct drugs of ``drugs`` with ``col`` = "Y", per row of ``out``."""
-        sel = marked[col] & np.asarray(names.isin(drugs))[p_drug]
-        return np.bincount(p_subj[sel], minlength=len(subj_uni) + 1)[subj_code].astype("int64")
-
-    def holds(t: Term) -> np.ndarray:
-        if t.kind != "status":
-            return compute_term(t, status, out, dictionary).to_numpy(dtype=bool)
-        return count(term_drugs(t, dictionary), "REFFL" if t.status == "refractory" else "EXPFL") >= t.n
+    encoded = StatusTerms(status, out, dictionary)
+    holds, count = encoded.holds, encoded.count
 
     for drug in rule.flag_drugs:
         kind, canon = dictionary.resolve(drug)

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mmtrial._frames import lookup
+from mmtrial._memory import release_memory
 from mmtrial.context import Analysis
 from mmtrial.derive.drugs import PRIOR_THERAPY_CATEGORY, DrugDictionary, derive_drug_exposure
 from mmtrial.derive.eligibility import (
@@ -77,13 +78,11 @@ def _measurable_flag(a: Analysis, adsl: pd.DataFrame) -> tuple[pd.Series, str]:
             f"{crit.involved_flc_mg_dl:g} mg/dL with an abnormal ratio) because ADSL has no MEASFL yet")
 
 
-def _prior_only(df: pd.DataFrame | None, date_col: str, trtsdt: pd.Series, domain: str, var: str
-                ) -> tuple[pd.DataFrame | None, list[InputIssue]]:
-    """Rows dated on or after the first study dose are not prior therapy: dropped with a warning each."""
-    if df is None or len(df) == 0 or date_col not in df:
-        return df, []
+def _late_rows(df: pd.DataFrame, date_col: str, trtsdt: pd.Series, domain: str, var: str
+               ) -> tuple[np.ndarray, list[InputIssue]]:
+    """Rows dated on or after the first study dose (not prior therapy), with a warning each."""
     ref = lookup(df["USUBJID"], trtsdt)
-    late = (pd.to_datetime(df[date_col]) >= ref).fillna(False)
+    late = (pd.to_datetime(df[date_col]) >= ref).fillna(False).to_numpy(dtype=bool)
     b = df.loc[late]
     issues = [
         InputIssue(domain=domain, variable=var, problem="dated on or after the first study dose; not "
@@ -93,7 +92,41 @@ def _prior_only(df: pd.DataFrame | None, date_col: str, trtsdt: pd.Series, domai
                    rule="prior therapy")
         for u, r, d in zip(b["USUBJID"], b["ROWNUM"] if "ROWNUM" in b else [None] * len(b), b[date_col], strict=True)
     ]
+    return late, issues
+
+
+def _prior_only(df: pd.DataFrame | None, date_col: str, trtsdt: pd.Series, domain: str, var: str
+                ) -> tuple[pd.DataFrame | None, list[InputIssue]]:
+    """Rows dated on or after the first study dose are not prior therapy: dropped with a warning each."""
+    if df is None or len(df) == 0 or date_col not in df:
+        return df, []
+    late, issues = _late_rows(df, date_col, trtsdt, domain, var)
     return df.loc[~late], issues
+
+
+#: The cm variables the prior-therapy derivations read (derive_drug_exposure, ``_prior_only``).
+CM_COLUMNS: tuple[str, ...] = (
+    "USUBJID", "ROWNUM", "CMCAT", "CMTRT", "CMGRPID", "CMSTDT", "CMENDT", "CMSTDTF", "CMENDTF",
+    "CMRSDISC", "CMSCAT", "CMLNKGRP",
+)
+
+
+def _prior_cm(cm: pd.DataFrame | None, trtsdt: pd.Series) -> tuple[pd.DataFrame | None, list[InputIssue]]:
+    """The cm prior-therapy rows (CMCAT; SUBSEQUENT rows are the response step's) dated before
+    the first study dose (:func:`_prior_only`), with only the variables read here: one copy of
+    those rows and columns instead of two copies of the domain (issue 15)."""
+    if cm is None:
+        return None, []
+    cols = [c for c in cm.columns if c in CM_COLUMNS]
+    rows = np.arange(len(cm))
+    if "CMCAT" in cm:
+        rows = np.flatnonzero(cm["CMCAT"].astype("string").str.upper().str.strip()
+                              .eq(PRIOR_THERAPY_CATEGORY).fillna(False).to_numpy(dtype=bool))
+    if len(rows) == 0 or "CMSTDT" not in cm:
+        return cm[cols].take(rows), []
+    x = cm[["USUBJID", "CMSTDT", *(["ROWNUM"] if "ROWNUM" in cm else [])]].take(rows)
+    late, issues = _late_rows(x, "CMSTDT", trtsdt, "cm", "CMSTDTC")
+    return cm[cols].take(rows[~late]), issues
 
 
 class CriterionConfig(BaseModel):
@@ -167,36 +200,46 @@ def run(a: Analysis) -> None:
     trtsdt = pd.Series(pd.to_datetime(adsl["TRTSDT"]).to_numpy(), index=adsl["USUBJID"])
     trtsdt = trtsdt[~trtsdt.index.duplicated()]
 
+    # the baseline lab values first, while no derivation's frames are held (issue 15: they read
+    # only the subjects' first doses, the same in ADSL before and after this step)
+    lab_values = derive_baseline_lab_values(a.study.get("lb"), adsl)
+    release_memory()
+
     issues: list[InputIssue] = []
-    cm = a.study.get("cm")
-    if cm is not None and "CMCAT" in cm:  # only prior-therapy rows (SUBSEQUENT rows are the response step's)
-        cm = cm.loc[cm["CMCAT"].astype("string").str.upper().str.strip().eq(PRIOR_THERAPY_CATEGORY).fillna(False)]
-    cm, iss = _prior_only(cm, "CMSTDT", trtsdt, "cm", "CMSTDTC")
+    cm, iss = _prior_cm(a.study.get("cm"), trtsdt)
     issues += iss
     pr, iss = _prior_only(a.study.get("pr"), "PRSTDT", trtsdt, "pr", "PRSTDTC")
     issues += iss
     rs = a.study.get("rs")
 
+    # each intermediate frame is dropped after its last reader (issue 15: at 100,000 subjects
+    # they are gigabytes together)
     exposure, iss = derive_drug_exposure(cm, dictionary=dictionary)
+    del cm
     issues += iss
     sct = derive_transplants(pr, rule=line_rule)
+    del pr
+    subj = adsl[["USUBJID"]].copy()  # per-subject prior-therapy summary
+    nsct = sct.groupby("USUBJID").size() if len(sct) else pd.Series(dtype="int64")
+    subj["NSCT"] = subj["USUBJID"].map(nsct).fillna(0).astype("int64")
     items = derive_regimens(exposure, sct)
+    del sct
+    nreg = items.loc[items["ITEMTYPE"].eq("REGIMEN")].groupby("USUBJID").size() if len(items) else pd.Series(dtype="int64")
     lines = derive_lines_of_therapy(items, exposure, rule=line_rule)
+    del items
     issues += compute_line_issues(lines)
     adlot = derive_adlot(lines)
     lref = derive_line_refractory(lines, rs, rule=ref_rule, trtsdt=trtsdt)
+    del lines
     adlot = adlot.merge(lref, on=["USUBJID", "LINENUM"], how="left")
+    del lref
     adrefr, iss = derive_drug_refractory(exposure, rs, dictionary=dictionary, rule=ref_rule, trtsdt=trtsdt)
+    del exposure
     issues += iss
 
-    # per-subject prior-therapy summary
-    subj = adsl[["USUBJID"]].copy()
     nl = adlot.groupby("USUBJID")["LINENUM"].max() if len(adlot) else pd.Series(dtype="int64")
-    subj["NLINES"] = subj["USUBJID"].map(nl).fillna(0).astype("int64")
-    nreg = items.loc[items["ITEMTYPE"].eq("REGIMEN")].groupby("USUBJID").size() if len(items) else pd.Series(dtype="int64")
-    subj["NREGIMEN"] = subj["USUBJID"].map(nreg).fillna(0).astype("int64")
-    nsct = sct.groupby("USUBJID").size() if len(sct) else pd.Series(dtype="int64")
-    subj["NSCT"] = subj["USUBJID"].map(nsct).fillna(0).astype("int64")
+    subj.insert(1, "NLINES", subj["USUBJID"].map(nl).fillna(0).astype("int64"))
+    subj.insert(2, "NREGIMEN", subj["USUBJID"].map(nreg).fillna(0).astype("int64"))
     subj["PRSCTFL"] = np.where(subj["NSCT"] > 0, "Y", "N")
     last = adlot.sort_values("LINENUM").drop_duplicates("USUBJID", keep="last").set_index("USUBJID") if len(adlot) else None
     if last is not None:
@@ -278,7 +321,7 @@ def run(a: Analysis) -> None:
         "High-risk cytogenetics: " + ", ".join(elig_rule.high_risk_cytogenetics) + " positive before first dose.",
         f"Drug dictionary {dictionary.path} version {dictionary.version}.",
     ]
-    table = build_baseline_table(full, derive_baseline_lab_values(a.study.get("lb"), full),
+    table = build_baseline_table(full, lab_values,
                                  population_flag=pop_flag, population_label=pop_label,
                                  footnotes=notes)
     blocks: list = [table]
