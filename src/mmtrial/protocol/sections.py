@@ -386,7 +386,8 @@ def check_sections(data: dict[str, Any], *, text: str, file: str) -> None:
 
 def validate_sections(p: Protocol, data: dict[str, Any], *, text: str, file: str) -> None:
     """Validate every non-core section present in ``data`` with its options model, then run its
-    builder (checks that need the whole protocol). Absent sections take their defaults."""
+    builder (checks that need the whole protocol). Absent sections take their defaults; their
+    models are not imported unless their builder runs anyway (:data:`BUILT_WHEN_ABSENT`)."""
     for name, spec in SECTIONS.items():
         if name in CORE_SECTIONS:
             continue
