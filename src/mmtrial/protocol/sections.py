@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 CORE_MODEL_SECTIONS = ("study", "regimen", "arms", "dose_ladder", "visits", "populations")
 #: Sections validated here rather than by their capability (no builder).
 CORE_SECTIONS = CORE_MODEL_SECTIONS
+#: Sections whose builder runs even when the file leaves them out (their defaults depend on
+#: the rest of the protocol: the regimen's drugs, the dose ladder).
+BUILT_WHEN_ABSENT = ("eligibility", "dose_rules", "exposure")
 
 
 @dataclass(frozen=True)
@@ -383,7 +386,8 @@ def check_sections(data: dict[str, Any], *, text: str, file: str) -> None:
 
 def validate_sections(p: Protocol, data: dict[str, Any], *, text: str, file: str) -> None:
     """Validate every non-core section present in ``data`` with its options model, then run its
-    builder (checks that need the whole protocol). Absent sections take their defaults."""
+    builder (checks that need the whole protocol). Absent sections take their defaults; their
+    models are not imported unless their builder runs anyway (:data:`BUILT_WHEN_ABSENT`)."""
     for name, spec in SECTIONS.items():
         if name in CORE_SECTIONS:
             continue
@@ -391,6 +395,11 @@ def validate_sections(p: Protocol, data: dict[str, Any], *, text: str, file: str
         if raw is None and spec.when_present:
             continue
         if raw is None:
+            if not (spec.build and name in BUILT_WHEN_ABSENT):
+                # an absent section takes its model's defaults, which validate (tests/protocol
+                # test_sections checks each model with {}): its module (the simulator's, the
+                # external-control one) is not imported for nothing (issue 15)
+                continue
             raw_present = False
             raw = {}
         else:
@@ -416,7 +425,7 @@ def validate_sections(p: Protocol, data: dict[str, Any], *, text: str, file: str
                 _adapter(name).validate_python(raw)
         except ValidationError as e:
             raise error_from_validation(e, prefix=(name,), text=text, file=file, raw=raw) from None
-        if spec.build and (raw_present or name in ("eligibility", "dose_rules", "exposure")):
+        if spec.build and (raw_present or name in BUILT_WHEN_ABSENT):
             builder: Callable[[Protocol], Any] = _import(spec.build)
             try:
                 builder(p)
