@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -316,34 +317,35 @@ def _expand(rows: pd.DataFrame, options: ExposureOptions) -> tuple[pd.DataFrame,
     st = _days(r["ASTDT"])
     nd = _days(r["AENDT"]) - st + 1
     frq = r["EXDOSFRQ"].to_numpy(dtype=object)
-    nd = np.where(frq == "ONCE", 1, nd)
-    idx = np.repeat(np.arange(len(r)), nd)
-    off = np.arange(int(nd.sum()), dtype=np.int64) - np.repeat(np.cumsum(nd) - nd, nd)
-    # frequency tests on the rows, then spread to the administrations (the same booleans as
-    # testing every administration's code: fewer object comparisons, issue 15)
-    is_sched = np.isin(frq, SCHEDULE_CODES)
-    keep = is_sched[idx]
-    weekly_rows = np.zeros(len(r), dtype=bool)
-    codes = options.weekly_codes()
-    row_code = np.full(len(r), -1, dtype=np.int64)
-    for k, c in enumerate(codes):
+    # administrations per row, counted without listing the row's days (issue 15): every day
+    # (QD), one (ONCE), or a weekly pattern's days in the row's days (compute_doses_in_interval)
+    per_row = np.where(frq == "ONCE", 1, np.where(np.isin(frq, SCHEDULE_CODES), nd, 0))
+    pattern = np.full(len(r), -1, dtype=np.int64)
+    codes = list(options.weekly_codes().items())
+    for k, (c, days) in enumerate(codes):
         m_row = frq == c
-        row_code[m_row] = k
-        weekly_rows |= m_row
-    cover = np.full(len(off), np.nan)
-    perwk = np.full(len(off), np.nan)
-    if weekly_rows.any():
-        rc = row_code[idx]
-        for k, days in enumerate(codes.values()):
-            m = rc == k
+        if m_row.any():
+            pattern[m_row] = k
+            per_row[m_row] = compute_doses_in_interval(nd[m_row], days)
+    per_row = np.maximum(per_row, 0)
+    idx = np.repeat(np.arange(len(r)), per_row)
+    i_in_row = np.arange(int(per_row.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    off = i_in_row  # QD: the row's i-th day; ONCE: its first
+    cover = np.full(len(idx), np.nan)
+    perwk = np.full(len(idx), np.nan)
+    if (pattern >= 0).any():
+        pat = pattern[idx]
+        for k, (_c, days) in enumerate(codes):
+            m = pat == k
             if m.any():
-                keep |= m & np.isin(off % 7 + 1, days)
-                cover[m] = compute_dose_cover_days(off[m], days)
+                # the i-th dose of a weekly pattern: week i // len(days), that week's (i % len(days))-th day
+                o = i_in_row[m] // len(days) * 7 + np.asarray(days, dtype=np.int64)[i_in_row[m] % len(days)] - 1
+                off[m] = o
+                cover[m] = compute_dose_cover_days(o, days)
                 perwk[m] = len(days)
-        del rc
-    idx, day = idx[keep], st[idx[keep]] + off[keep]
-    cover, perwk = cover[keep], perwk[keep]
-    del off, keep
+        del pat
+    day = st[idx] + off
+    del off, i_in_row
     # stable order by subject, drug and date on integer codes (codes in the text's sort order,
     # missing last: the order of pandas' stable sort_values, without sorting text)
     subj, _ = codes_of(r["USUBJID"])
@@ -668,6 +670,29 @@ def _cum_outside_window(subj: np.ndarray, drug: np.ndarray, c_hi: np.ndarray, c_
     return at(c_hi) - at(c_lo)
 
 
+def _ex_row_of(r: pd.DataFrame, idx: np.ndarray, i: int) -> tuple[int, str]:
+    """ROWNUM and USUBJID of administration ``i`` (its ex row ``idx[i]``), for messages."""
+    return int(r["ROWNUM"].iat[idx[i]]), str(r["USUBJID"].iat[idx[i]])
+
+
+def _at(values: pd.Series, j: np.ndarray) -> np.ndarray:
+    """``values`` (as floats) at rows ``j``; NaN where ``j`` is -1 (not found)."""
+    return np.where(j >= 0, values.to_numpy(dtype=float)[j], np.nan)
+
+
+def _first_rows(valid_rows: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row of ``r`` of each run's first administration whose ex row has a value (-1: none):
+    pandas' ``first()`` (first non-missing) per run; ``idx``: each administration's row."""
+    pos = first_valid(valid_rows[idx], starts)
+    return np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
+
+
+def _first_num(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """First non-NaN value of each run (NaN: none), as pandas' ``first()``."""
+    pos = first_valid(~np.isnan(values), starts)
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
+
+
 #: adexlvl columns and dtypes (an empty adexlvl has them too)
 LVL_COLUMNS: dict[str, str] = {
     "USUBJID": "object", "EXTRT": "object", "EXDOSE": "float64", "EXDOSU": "object", "EXDOSFRQ": "object",
@@ -724,7 +749,7 @@ def derive_exposure_intervals(
     cycles, cyc_src, cyc, cy_sid = _cycles(
         day, a_s, s_names, a_d, d_names, r["EXCYCLE"].to_numpy(dtype=float)[idx],
         r["VISCYC"].to_numpy(dtype=float)[idx],
-        lambda i: (int(r["ROWNUM"].iat[idx[i]]), str(r["USUBJID"].iat[idx[i]])), regimen, options)
+        partial(_ex_row_of, r, idx), regimen, options)
     if len(idx) == 0:  # no dose given at all: no runs
         lv = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LVL_COLUMNS.items()})
         lv.attrs["issues"] = [*warn, *vs_issues]
@@ -749,9 +774,6 @@ def derive_exposure_intervals(
     j_i = row_lookup([a_di, cyc], [i_dc, info["CYCLE"].to_numpy(dtype=np.int64)])
     has_i = j_i >= 0
 
-    def at_info(col: str) -> np.ndarray:
-        return np.where(has_i, info[col].to_numpy(dtype=float)[j_i], np.nan)
-
     i_unit_ok = info["UNIT"].notna().to_numpy()
     in_reg = has_i & i_unit_ok[j_i]
     plan_day = sch.drop_duplicates(["DRUG", "CYCLE", "CYCLEDY"])
@@ -775,8 +797,8 @@ def derive_exposure_intervals(
     del sched_cov, nextdy
     perend = day + cover - 1
     # dose relative to the plan in force
-    npl = at_info("NPL")
-    target = at_info("TARGET")
+    npl = _at(info["NPL"], j_i)
+    target = _at(info["TARGET"], j_i)
     plan_wk = target * npl * 7.0 / clen * fac
     plan_adm = np.where(np.isnan(plndayds), target, plndayds) * fac
     wkdose = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen, np.nan))
@@ -813,7 +835,7 @@ def derive_exposure_intervals(
     ov1 = np.maximum(np.minimum(xu1, s_p1 - 1) - np.maximum(xu0, e_p + 1) + 1, 0)
     delay_in_gap = np.zeros(n)
     delay_in_gap[x] = np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1)
-    first_dy = at_info("FIRSTDY")[x]
+    first_dy = _at(info["FIRSTDY"], j_i[x])
     pw = np.zeros(n)
     pw[x] = np.where(~np.isnan(first_dy),
                      np.maximum(np.minimum(xu1, s_c + first_dy - 2) - np.maximum(xu0, s_c) + 1, 0), 0)
@@ -847,17 +869,8 @@ def derive_exposure_intervals(
     run_id = np.cumsum(new_run) - 1
     del new_run
 
-    def first_rows(valid_rows: np.ndarray) -> np.ndarray:
-        """ex row (of ``r``) of each run's first administration whose row has a value (-1: none)."""
-        pos = first_valid(valid_rows[idx], starts)
-        return np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
-
-    def first_num(values: np.ndarray) -> np.ndarray:
-        pos = first_valid(~np.isnan(values), starts)
-        return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
-
-    def first_text(col: str) -> pd.Series:
-        return take_or_na(r[col], first_rows(r[col].notna().to_numpy()))
+    def first_text(col: str, r: pd.DataFrame = r, idx: np.ndarray = idx, starts: np.ndarray = starts) -> pd.Series:
+        return take_or_na(r[col], _first_rows(r[col].notna().to_numpy(), idx, starts))
 
     # pandas' group sums, one column at a time as before: pandas picks its algorithm per column
     # (``ufunc.reduceat`` for sorted groups without NaN, else a compensated sum), so the bits match
@@ -872,13 +885,28 @@ def derive_exposure_intervals(
         "AENDT": pd.to_datetime(_date(np.maximum.reduceat(_days(r["AENDT"])[idx], starts))),
         "EXADJ": first_text("EXADJ"), "ROWNUM": r["ROWNUM"].to_numpy()[idx[starts]],
         "NDOSES": (last - starts + 1).astype(np.int64), "INTDOSE": intdose,
-        "INTDOSEU": intdoseu, "WKDOSE": first_num(wkdose), "DOSERAT": first_num(ratio),
-        "_CMP": first_num(cmp_), "LDOSEDT": pd.to_datetime(_date(day[last])),
+        "INTDOSEU": intdoseu, "WKDOSE": _first_num(wkdose, starts), "DOSERAT": _first_num(ratio, starts),
+        "_CMP": _first_num(cmp_, starts), "LDOSEDT": pd.to_datetime(_date(day[last])),
         "PERENDT": pd.to_datetime(_date(perend[last])), "GAPDAYS": intdays[starts],
         "_INT": intr[starts], "CYCLE": cyc[starts], "UNIT": take_or_na(info["UNIT"], unit_row),
-        "_D0": day[starts], "_FAC": first_num(fac),
+        "_D0": day[starts], "_FAC": _first_num(fac, starts),
     })
     del intdose, intdoseu, wkdose, ratio, intdays, run_id
+    # the per-drug summary next, once the other administration-level arrays are freed (issue 15:
+    # its planned administrations then reuse their memory)
+    if options.duration_end == "dose_period":
+        end = perend
+    elif options.duration_end == "interval_end":
+        end = _days(r["AENDT"])[idx]
+    else:
+        end = day
+    per_adm = {"S": a_s, "D": a_d, "CYCLE": cyc, "DOSEU": doseu, "UROW": np.where(in_reg, j_i, -1), "CS": a_cs,
+               "END": end}
+    del a_s, a_d, cyc, doseu, a_cs, end, perend, day, idx, dose, fac, cmp_, intr, in_reg, j_i, has_i, same, weekly
+    del rowcov, perwk, cover, clen, cdy, a_di, prev_c, crossed, starts, last
+    summary, plan_issues = _drug_summary(per_adm, s_names, d_names, info["UNIT"], cycles, cy_sid, sch, i_drugs, dmap,
+                                         body, regimen, options)
+    del per_adm
     lv["AENDTF"] = ""
     if len(rows):
         fl = rows.loc[rows["AENDTF"] == "Y", ["ROWNUM"]].assign(AENDTF="Y")
@@ -916,15 +944,6 @@ def derive_exposure_intervals(
     lv["INTSEQ"] = lv.groupby(["USUBJID", "EXTRT"], sort=False).cumcount() + 1
     lv["CUMDOSE"] = lv.groupby(["USUBJID", "EXTRT"], sort=False)["INTDOSE"].cumsum()
     lv = lv.drop(columns=["_CMP", "_INT", "_D0", "_FAC"])
-    if options.duration_end == "dose_period":
-        end = perend
-    elif options.duration_end == "interval_end":
-        end = _days(r["AENDT"])[idx]
-    else:
-        end = day
-    summary, plan_issues = _drug_summary(
-        {"S": a_s, "D": a_d, "CYCLE": cyc, "DOSEU": doseu, "UROW": np.where(in_reg, j_i, -1), "CS": a_cs,
-         "END": end}, s_names, d_names, info["UNIT"], cycles, cy_sid, sch, i_drugs, dmap, body, regimen, options)
     lv.attrs["issues"] = [*warn, *vs_issues, *plan_issues]
     lv.attrs["exposure"] = {"cycles": cycles, "drug": summary, "cycle_source": cyc_src}
     return lv
