@@ -976,7 +976,13 @@ def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
     phase_first = np.array([regimen.phase_of(int(c)).cycles[0] for c in range(1, int(cyc.max(initial=1)) + 1)])
     pf = phase_first[np.clip(cyc, 1, None) - 1] if n else cyc
     study = regimen.study_drug.upper()
-    for d, c in {(str(x), int(y)) for x, y in zip(drug, pf, strict=True)}:
+    # the distinct (drug, phase) pairs of the runs, from integer codes (was a Python set over every
+    # run, issue 15); each pair's rows are disjoint, so their order does not matter
+    dcode, duni = pd.factorize(drug)
+    width = int(pf.max(initial=0)) + 1
+    pairs = unique_sorted(dcode[dcode >= 0].astype(np.int64) * width + pf[dcode >= 0])
+    for k in pairs:
+        d, c = str(duni[k // width]), int(k % width)
         if ladder_for is not None:
             levels = list(ladder_for(d, c))
             if len(levels) <= 1 and d != study:
@@ -985,7 +991,7 @@ def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
             levels = list(ladder.levels)
         else:
             continue
-        m = (drug == d) & (pf == c)
+        m = (dcode == k // width) & (pf == c)
         if not levels:
             continue
         has |= m
