@@ -13,10 +13,12 @@ import pytest
 
 from mmtrial.derive.exposure import (
     ExposureOptions,
+    compute_dose_cover_days,
     compute_doses_in_interval,
     compute_last_dose_offset,
     derive_adex,
     derive_exposure_intervals,
+    expand_administrations,
 )
 from mmtrial.protocol.model import Protocol
 from mmtrial.sdtm.issues import StudyInputError
@@ -158,3 +160,48 @@ def test_subject_order_does_not_change_adex():
     _, a1 = _run(_ex(rows))
     _, a2 = _run(_ex(rows[::-1]))
     pd.testing.assert_frame_equal(a1.reset_index(drop=True), a2.reset_index(drop=True))
+
+
+def test_administrations_are_the_days_of_each_rows_pattern():
+    """The administrations generated from the rows' dose counts (issue 15) are exactly the days the
+    ex convention names (docs/data-contract.md, ex): ONCE = EXSTDT, QD = every day EXSTDT..EXENDT,
+    a weekly code = the days of each week counted from EXSTDT whose weekday is in its pattern --
+    here listed day by day as the oracle, for random rows and patterns that do and do not
+    include day 1."""
+    freqs = {"BIW": (1, 3), "QW": (1,), "D25": (2, 5), "W5": (1, 2, 3, 4, 5)}
+    opts = ExposureOptions(frequencies=freqs)
+    rng = np.random.default_rng(15)
+    n = 300
+    codes = np.array(["ONCE", "QD", "BIW", "QW", "D25", "W5", "XX"], dtype=object)
+    frq = codes[rng.integers(0, len(codes), n)]
+    st = np.datetime64("2020-01-01") + rng.integers(0, 400, n).astype("timedelta64[D]")
+    en = st + rng.integers(0, 40, n).astype("timedelta64[D]")
+    dose = np.where(rng.random(n) < 0.1, 0.0, 20.0)
+    subj = np.array([f"S{i:02d}" for i in rng.integers(0, 12, n)], dtype=object)
+    drug = np.array(["DEX", "SEL"], dtype=object)[rng.integers(0, 2, n)]
+    rows = pd.DataFrame({"USUBJID": subj, "EXTRT": drug, "EXDOSE": dose, "EXDOSU": "mg", "EXDOSFRQ": frq,
+                         "ASTDT": st, "AENDT": en, "EXADJ": pd.array([pd.NA] * n, dtype="string"),
+                         "ROWNUM": np.arange(1, n + 1), "EXCYCLE": np.nan, "VISCYC": np.nan})
+    rows = rows.sort_values(["USUBJID", "EXTRT", "ASTDT", "ROWNUM"], kind="stable").reset_index(drop=True)
+    expected = []
+    for r in rows.itertuples():
+        if r.EXDOSE <= 0:
+            continue
+        first = np.datetime64(r.ASTDT, "D")
+        ndays = int((np.datetime64(r.AENDT, "D") - first).astype(int)) + 1
+        for off in range(1 if r.EXDOSFRQ == "ONCE" else ndays):
+            pattern = freqs.get(r.EXDOSFRQ)
+            if r.EXDOSFRQ in ("ONCE", "QD"):
+                expected.append((r.USUBJID, r.EXTRT, first + off, r.ROWNUM, np.nan, np.nan))
+            elif pattern is not None and off % 7 + 1 in pattern:
+                cover = compute_dose_cover_days(np.array([off]), pattern)[0]
+                expected.append((r.USUBJID, r.EXTRT, first + off, r.ROWNUM, float(cover), float(len(pattern))))
+    expected.sort(key=lambda t: (t[0], t[1], t[2]))
+    adm = expand_administrations(rows, opts)
+    got = list(zip(adm["USUBJID"], adm["EXTRT"], adm["ADT"].to_numpy(dtype="datetime64[D]"), adm["ROWNUM"],
+                   adm["ROWCOV"], adm["PERWK"], strict=True))
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=True):
+        assert g[:4] == e[:4]
+        assert (np.isnan(g[4]) and np.isnan(e[4])) or g[4] == e[4]
+        assert (np.isnan(g[5]) and np.isnan(e[5])) or g[5] == e[5]

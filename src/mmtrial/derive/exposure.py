@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -39,11 +40,15 @@ import pandas as pd
 from mmtrial._frames import lookup
 from mmtrial.derive._groups import (
     codes_of,
-    datetimes_i8,
     equality_keys,
+    first_valid,
+    group_ids,
+    group_starts,
     row_lookup,
     same_as_prev,
     shared_codes,
+    take_or_na,
+    unique_sorted,
 )
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
@@ -301,6 +306,60 @@ def _ex_rows(ex: pd.DataFrame, options: ExposureOptions, end_fallback: pd.DataFr
     return df, warn
 
 
+def _expand(rows: pd.DataFrame, options: ExposureOptions) -> tuple[pd.DataFrame, np.ndarray, np.ndarray,
+                                                                   np.ndarray, np.ndarray]:
+    """The administrations of :func:`expand_administrations` as arrays, without a row of text each.
+
+    Returns ``r`` (the dosing rows, EXDOSE > 0) and, per administration ordered by subject, drug
+    and date: its row of ``r`` (ROWID), its date as integer days, ROWCOV and PERWK (issue 15: the
+    row's text is taken per run, not per administration)."""
+    r = rows.loc[rows["EXDOSE"].to_numpy() > 0].reset_index(drop=True)
+    st = _days(r["ASTDT"])
+    nd = _days(r["AENDT"]) - st + 1
+    frq = r["EXDOSFRQ"].to_numpy(dtype=object)
+    # administrations per row, counted without listing the row's days (issue 15): every day
+    # (QD), one (ONCE), or a weekly pattern's days in the row's days (compute_doses_in_interval)
+    per_row = np.where(frq == "ONCE", 1, np.where(np.isin(frq, SCHEDULE_CODES), nd, 0))
+    pattern = np.full(len(r), -1, dtype=np.int64)
+    codes = list(options.weekly_codes().items())
+    for k, (c, days) in enumerate(codes):
+        m_row = frq == c
+        if m_row.any():
+            pattern[m_row] = k
+            per_row[m_row] = compute_doses_in_interval(nd[m_row], days)
+    per_row = np.maximum(per_row, 0)
+    idx = np.repeat(np.arange(len(r)), per_row)
+    i_in_row = np.arange(int(per_row.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    off = i_in_row  # QD: the row's i-th day; ONCE: its first
+    cover = np.full(len(idx), np.nan)
+    perwk = np.full(len(idx), np.nan)
+    if (pattern >= 0).any():
+        pat = pattern[idx]
+        for k, (_c, days) in enumerate(codes):
+            m = pat == k
+            if m.any():
+                # the i-th dose of a weekly pattern: week i // len(days), that week's (i % len(days))-th day
+                o = i_in_row[m] // len(days) * 7 + np.asarray(days, dtype=np.int64)[i_in_row[m] % len(days)] - 1
+                off[m] = o
+                cover[m] = compute_dose_cover_days(o, days)
+                perwk[m] = len(days)
+        del pat
+    day = st[idx] + off
+    del off, i_in_row
+    # stable order by subject, drug and date on integer codes (codes in the text's sort order,
+    # missing last: the order of pandas' stable sort_values, without sorting text)
+    subj, _ = codes_of(r["USUBJID"])
+    drug, _ = codes_of(r["EXTRT"])
+    if len(idx) > 1:
+        s_i, d_i = subj[idx], drug[idx]
+        in_order = bool(np.all((s_i[1:] > s_i[:-1]) | ((s_i[1:] == s_i[:-1]) & (
+            (d_i[1:] > d_i[:-1]) | ((d_i[1:] == d_i[:-1]) & (day[1:] >= day[:-1]))))))
+        if not in_order:
+            order = np.lexsort((day, d_i, s_i))
+            idx, day, cover, perwk = idx[order], day[order], cover[order], perwk[order]
+    return r, idx, day, cover, perwk
+
+
 def expand_administrations(rows: pd.DataFrame, options: ExposureOptions) -> pd.DataFrame:
     """One row per administration day from typed ex rows (run-form or day-form), vectorised.
 
@@ -310,42 +369,15 @@ def expand_administrations(rows: pd.DataFrame, options: ExposureOptions) -> pd.D
     counted from EXSTDT (docs/data-contract.md, ex). Zero-dose rows give no administration.
     ROWCOV = days the administration covers by the row's own weekly pattern (NaN for QD/ONCE).
     """
-    r = rows.loc[rows["EXDOSE"].to_numpy() > 0].reset_index(drop=True)
-    st = r["ASTDT"].to_numpy(dtype="datetime64[D]")
-    nd = (r["AENDT"].to_numpy(dtype="datetime64[D]") - st).astype("int64") + 1
-    frq = r["EXDOSFRQ"].to_numpy(dtype=object)
-    nd = np.where(frq == "ONCE", 1, nd)
-    idx = np.repeat(np.arange(len(r)), nd)
-    starts = np.repeat(np.cumsum(nd) - nd, nd)
-    off = np.arange(int(nd.sum()), dtype=np.int64) - starts
-    # frequency tests on the rows, then spread to the administrations (the same booleans as
-    # testing every administration's code: fewer object comparisons, issue 15)
-    keep = np.isin(frq, SCHEDULE_CODES)[idx]
-    cover = np.full(len(off), np.nan)
-    perwk = np.full(len(off), np.nan)
-    for c, days in options.weekly_codes().items():
-        m_row = frq == c
-        m = m_row[idx] if m_row.any() else np.zeros(len(off), dtype=bool)
-        if m.any():
-            keep |= m & np.isin(off % 7 + 1, days)
-            cover[m] = compute_dose_cover_days(off[m], days)
-            perwk[m] = len(days)
-    idx, off = idx[keep], off[keep]
+    r, idx, day, cover, perwk = _expand(rows, options)
     adm = r.iloc[idx][["USUBJID", "EXTRT", "EXDOSE", "EXDOSU", "EXDOSFRQ", "EXADJ", "ROWNUM", "AENDT",
                        "EXCYCLE", "VISCYC"]].reset_index(drop=True)
     adm = adm.rename(columns={"AENDT": "ROWENDT"})
-    adm.insert(2, "ADT", st[idx] + off.astype("timedelta64[D]"))
-    adm["ROWCOV"] = cover[keep]
-    adm["PERWK"] = perwk[keep]
+    adm.insert(2, "ADT", _date(day))
+    adm["ROWCOV"] = cover
+    adm["PERWK"] = perwk
     adm["ROWID"] = idx
-    # stable order by subject, drug and date on integer codes (codes in the text's sort order,
-    # missing last: the order of pandas' stable sort_values, without sorting text)
-    subj, _ = codes_of(r["USUBJID"])
-    drug, _ = codes_of(r["EXTRT"])
-    order = np.lexsort((datetimes_i8(adm["ADT"]), drug[idx], subj[idx]))
-    if np.array_equal(order, np.arange(len(order))):
-        return adm.reset_index(drop=True)
-    return adm.take(order).reset_index(drop=True)
+    return adm
 
 
 def compute_cycle_lengths(regimen: Regimen, n_cycles: int) -> np.ndarray:
@@ -425,35 +457,50 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
     length). Inferred: :func:`infer_cycle_starts`. The planned start of a cycle is the previous
     cycle's start + its planned length; DELAYD = start - planned start (>= 0).
     """
-    day = _days(adm["ADT"])
+    subj, subj_names = codes_of(adm["USUBJID"].astype(str))
+    drug, drug_names = codes_of(adm["EXTRT"])
+    out, src, cyc, _ = _cycles(
+        _days(adm["ADT"]), subj, np.asarray(subj_names, dtype=object), drug, np.asarray(drug_names, dtype=object),
+        adm["EXCYCLE"].to_numpy(dtype=float), adm["VISCYC"].to_numpy(dtype=float),
+        lambda i: (int(adm["ROWNUM"].iat[i]), str(adm["USUBJID"].iat[i])), regimen, options)
+    adm["CYCLE"] = cyc
+    return out, src
+
+
+def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, drug: np.ndarray,
+            drug_names: np.ndarray, excyc: np.ndarray, viscyc: np.ndarray,
+            row_of: Callable[[int], tuple[int, str]], regimen: Regimen,
+            options: ExposureOptions) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray]:
+    """:func:`derive_cycles` on arrays: administrations' days, subject codes (in the names' sort
+    order; ``subj_names[code]``), drug codes (``drug_names[code]``; missing = ``len(drug_names)``),
+    EXCYCLE and VISIT cycles. Returns the cycles table, the source, each administration's CYCLE
+    and each cycle row's subject code."""
     src = "INFERRED"
-    if len(adm) == 0:
-        adm["CYCLE"] = np.array([], dtype=np.int64)
+    if len(day) == 0:
         nat = np.array([], dtype="datetime64[D]")
         return pd.DataFrame({"USUBJID": np.array([], dtype=object), "CYCLE": np.array([], np.int64),
                              "CYCSTDT": nat, "PLNSTDT": nat, "CYCLEN": np.array([], np.int64),
                              "DELAYD": np.array([], np.int64), "DELAYFL": np.array([], dtype=object),
-                             "MISSFL": np.array([], dtype=object), "CYCSRC": np.array([], dtype=object)}), src
-    if options.cycle_source != "infer" and len(adm):
-        if np.isfinite(adm["EXCYCLE"].to_numpy(dtype=float)).all():
+                             "MISSFL": np.array([], dtype=object), "CYCSRC": np.array([], dtype=object)}), src, \
+            np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    if options.cycle_source != "infer":
+        if np.isfinite(excyc).all():
             src = "EXCYCLE"
-        elif np.isfinite(adm["VISCYC"].to_numpy(dtype=float)).all():
+        elif np.isfinite(viscyc).all():
             src = "VISIT"
-    if options.cycle_source == "ex" and src == "INFERRED" and len(adm):
-        bad = ~np.isfinite(adm["EXCYCLE"].to_numpy(dtype=float))
+    if options.cycle_source == "ex" and src == "INFERRED":
+        bad = ~np.isfinite(excyc)
         raise StudyInputError([
-            InputIssue(domain="ex", variable="EXCYCLE", row=int(adm["ROWNUM"].iat[i]),
-                       usubjid=str(adm["USUBJID"].iat[i]), value=None,
+            InputIssue(domain="ex", variable="EXCYCLE", row=row_of(i)[0], usubjid=row_of(i)[1], value=None,
                        problem="cycle number missing (EXCYCLE, or VISIT 'CYCLE n')",
                        hint="[exposure] cycle_source = \"ex\" needs a cycle on every dosing row; "
                             "use \"auto\" to infer cycles from dosing.")
             for i in np.flatnonzero(bad)[:200]])
-    subj_codes, subj_names = pd.factorize(adm["USUBJID"].astype(str), sort=True)
-    max_span = int(day.max() - day.min()) + 1 if len(day) else 1
+    max_span = int(day.max() - day.min()) + 1
     min_len = min(ph.cycle_length_days for ph in regimen.effective_phases())
     n_len = max_span // min_len + 3
     if src != "INFERRED":
-        given = adm["EXCYCLE" if src == "EXCYCLE" else "VISCYC"].to_numpy(dtype=float).astype(np.int64)
+        given = (excyc if src == "EXCYCLE" else viscyc).astype(np.int64)
         n_len = max(n_len, int(given.max()) + 2)
     lengths = compute_cycle_lengths(regimen, n_len)
     if src == "INFERRED":
@@ -468,8 +515,13 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
         # first administration in it (the same rule as for inferred cycles, per drug)
         sch = regimen.schedule(int(given.max()))
         fdy = sch.assign(DRUG=sch["DRUG"].astype(str).str.upper()).groupby(["DRUG", "CYCLE"])["CYCLEDY"].min()
-        off = pd.DataFrame({"DRUG": adm["EXTRT"].astype(str).str.upper().to_numpy(), "CYCLE": given}).merge(
-            fdy.rename("FDY").reset_index(), on=["DRUG", "CYCLE"], how="left")["FDY"].to_numpy(dtype=float)
+        fdy = fdy.rename("FDY").reset_index()
+        # the drugs' names as ex gives them (upper case), matched to the schedule's per drug code
+        names_up = pd.Series(np.r_[drug_names, [None]]).astype(str).str.upper()
+        dmap = pd.Index(fdy["DRUG"].drop_duplicates()).get_indexer(names_up)
+        fcode = pd.Index(fdy["DRUG"].drop_duplicates()).get_indexer(fdy["DRUG"])
+        j = row_lookup([dmap[drug], given], [fcode, fdy["CYCLE"].to_numpy(dtype=np.int64)])
+        off = np.where(j >= 0, fdy["FDY"].to_numpy(dtype=float)[j], np.nan)
         off = np.where(np.isnan(off), 0, off - 1).astype(np.int64)
         g = pd.DataFrame({"SID": subj_codes, "CYCLE": given, "START": day - off})
         present = g.groupby(["SID", "CYCLE"], sort=True)["START"].min().reset_index()
@@ -501,7 +553,7 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
     st = np.where(np.isnan(st), pln, st)  # missed cycle: its planned start
     delay = np.where(same & (starts["MISSFL"] == "").to_numpy(), np.maximum(st - pln, 0), 0).astype(np.int64)
     out = pd.DataFrame({
-        "USUBJID": np.asarray(subj_names)[sid],
+        "USUBJID": subj_names[sid],
         "CYCLE": cyc,
         "CYCSTDT": _date(st.astype(np.int64)),
         "PLNSTDT": _date(pln.astype(np.int64)),
@@ -512,13 +564,17 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
         "CYCSRC": src,
     })
     if src == "INFERRED":
-        a = pd.DataFrame({"SID": subj_codes, "D": day, "_I": np.arange(len(adm))}).sort_values("D", kind="stable")
-        c = starts[["SID", "CYCLE", "START"]].sort_values("START", kind="stable")
-        m = pd.merge_asof(a, c, left_on="D", right_on="START", by="SID", direction="backward")
-        adm["CYCLE"] = m.sort_values("_I")["CYCLE"].to_numpy(dtype=np.int64)
+        # each administration's cycle: the last start on or before its day within its subject
+        # (merge_asof backward by subject) as a binary search on one integer key per row
+        lo_d = int(min(day.min(), st.min())) - 1
+        span = int(max(day.max(), st.max())) - lo_d + 2
+        ckey = sid.astype(np.int64) * span + (st.astype(np.int64) - lo_d)
+        corder = np.argsort(ckey, kind="stable")
+        j = np.searchsorted(ckey[corder], subj_codes.astype(np.int64) * span + (day - lo_d), side="right") - 1
+        adm_cyc = cyc[corder[j]]
     else:
-        adm["CYCLE"] = given
-    return out, src
+        adm_cyc = given
+    return out, src, adm_cyc, sid.astype(np.int64)
 
 
 def _drug_cycle_plan(regimen: Regimen, n_cycles: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -540,9 +596,101 @@ def _drug_cycle_plan(regimen: Regimen, n_cycles: int) -> tuple[pd.DataFrame, pd.
     return sch, info.drop(columns=["TARGET0"])
 
 
-def _body_factor(unit: np.ndarray, bsa: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    u = np.asarray(unit, dtype=object)
-    return np.select([u == "mg/m2", u == "mg/kg"], [bsa, weight], default=1.0)
+def _unit_kind(unit: pd.Series) -> np.ndarray:
+    """0 = a dose in mg (or no unit), 1 = mg/m2 (x BSA), 2 = mg/kg (x weight)."""
+    u = unit.to_numpy(dtype=object)
+    return np.select([u == "mg/m2", u == "mg/kg"], [1, 2], default=0).astype(np.int64)
+
+
+def _body_fac(kind: np.ndarray, subj_names: np.ndarray, subj: np.ndarray, day: np.ndarray, body: pd.DataFrame,
+              formula: Any) -> np.ndarray:
+    """mg per unit of dose on each day (:func:`_unit_kind` codes): 1 for mg; the subject's BSA or
+    weight on that day (:func:`lookup_body_size`) for mg/m2 or mg/kg, looked up only for those."""
+    fac = np.ones(len(kind))
+    need = kind > 0
+    if need.any():
+        bs = lookup_body_size(pd.DataFrame({"USUBJID": subj_names[subj[need]], "ADT": _date(day[need])}),
+                              body, formula)
+        fac[need] = np.where(kind[need] == 1, bs["BSA"].to_numpy(dtype=float), bs["WEIGHT"].to_numpy(dtype=float))
+    return fac
+
+
+def _next_planned_day(sch: pd.DataFrame, drugs: pd.Index, drug: np.ndarray, cyc: np.ndarray,
+                      cdy: np.ndarray) -> np.ndarray:
+    """The drug's next planned day after ``cdy`` in the same cycle (NaN: none, or a drug not in
+    ``drugs``): a forward as-of lookup on one integer key (drug, cycle, day) per planned day."""
+    out = np.full(len(cdy), np.nan)
+    nx = sch[["DRUG", "CYCLE", "CYCLEDY"]].drop_duplicates()
+    if len(nx) == 0 or len(cdy) == 0:
+        return out
+    n_dc = drugs.get_indexer(nx["DRUG"]).astype(np.int64)
+    n_c = nx["CYCLE"].to_numpy(dtype=np.int64)
+    n_dy = nx["CYCLEDY"].to_numpy(dtype=np.int64)
+    dmin, dmax = int(n_dy.min()), int(n_dy.max())
+    w = dmax - dmin + 3
+    wc = int(max(n_c.max(), cyc.max())) + 2
+    sk = (n_dc * wc + n_c) * w + (n_dy - dmin + 1)
+    o = np.argsort(sk, kind="stable")
+    sk, sdy = sk[o], n_dy[o]
+    ok = drug >= 0
+    g = drug * wc + cyc
+    q = g * w + (np.clip(cdy, dmin - 1, dmax + 1) - dmin + 1)
+    pos = np.minimum(np.searchsorted(sk, q, side="right"), len(sk) - 1)
+    hit = ok & (sk[pos] // w == g) & (sk[pos] > q)
+    return np.where(hit, sdy[pos].astype(float), np.nan)
+
+
+def _cum_outside_window(subj: np.ndarray, drug: np.ndarray, c_hi: np.ndarray, c_lo: np.ndarray,
+                        dmap: np.ndarray, cy_sid: np.ndarray, cy_cyc: np.ndarray, cy_len: np.ndarray,
+                        info: pd.DataFrame, i_dc: np.ndarray) -> np.ndarray:
+    """Days outside the drug's dosing windows in the subject's cycles after ``c_lo`` up to
+    ``c_hi`` (NaN when either cycle is not the subject's): per cycle the whole cycle when the drug
+    is not in the regimen, its length when not planned in that cycle, else the days before its
+    first planned day; cumulated over the subject's cycles in order."""
+    w = int(drug.max()) + 2
+    upk, inv = np.unique(subj * w + drug, return_inverse=True)
+    ps, pd_ = upk // w, upk % w
+    lo = np.searchsorted(cy_sid, ps, side="left")
+    cnt = np.searchsorted(cy_sid, ps, side="right") - lo
+    gpair = np.repeat(np.arange(len(upk)), cnt)
+    pstart = np.cumsum(cnt) - cnt
+    grow = np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(pstart, cnt)
+    g_cyc = cy_cyc[grow]
+    g_di = dmap[pd_[gpair]]
+    j = row_lookup([g_di, g_cyc], [i_dc, info["CYCLE"].to_numpy(dtype=np.int64)])
+    fd = np.where(j >= 0, info["FIRSTDY"].to_numpy(dtype=float)[j], np.nan)
+    nw = np.where(g_di < 0, 0, np.where(np.isnan(fd), cy_len[grow].astype(float), fd - 1))
+    csum = np.cumsum(nw)
+    cnw = csum - np.repeat(np.r_[0.0, csum][pstart], cnt)
+
+    def at(c: np.ndarray) -> np.ndarray:
+        k = row_lookup([inv, c], [gpair, g_cyc])
+        return np.where(k >= 0, cnw[k], np.nan)
+
+    return at(c_hi) - at(c_lo)
+
+
+def _ex_row_of(r: pd.DataFrame, idx: np.ndarray, i: int) -> tuple[int, str]:
+    """ROWNUM and USUBJID of administration ``i`` (its ex row ``idx[i]``), for messages."""
+    return int(r["ROWNUM"].iat[idx[i]]), str(r["USUBJID"].iat[idx[i]])
+
+
+def _at(values: pd.Series, j: np.ndarray) -> np.ndarray:
+    """``values`` (as floats) at rows ``j``; NaN where ``j`` is -1 (not found)."""
+    return np.where(j >= 0, values.to_numpy(dtype=float)[j], np.nan)
+
+
+def _first_rows(valid_rows: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row of ``r`` of each run's first administration whose ex row has a value (-1: none):
+    pandas' ``first()`` (first non-missing) per run; ``idx``: each administration's row."""
+    pos = first_valid(valid_rows[idx], starts)
+    return np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
+
+
+def _first_num(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """First non-NaN value of each run (NaN: none), as pandas' ``first()``."""
+    pos = first_valid(~np.isnan(values), starts)
+    return np.where(pos >= 0, values[np.maximum(pos, 0)], np.nan)
 
 
 #: adexlvl columns and dtypes (an empty adexlvl has them too)
@@ -590,147 +738,175 @@ def derive_exposure_intervals(
     body, vs_issues = derive_body_size(vs)
     if any(i.severity == "error" for i in vs_issues):
         raise StudyInputError(vs_issues)
-    adm = expand_administrations(rows, options)
-    cycles, cyc_src = derive_cycles(adm, regimen, options)
-    if adm.empty:  # no dose given at all: no runs
+    r, idx, day, rowcov, perwk = _expand(rows, options)
+    # subject and drug as integer codes in their text's sort order (issue 15: the administrations
+    # carry codes and their ex row, not text; text is taken per run)
+    r_s, s_names = codes_of(r["USUBJID"])
+    r_d, d_names = codes_of(r["EXTRT"])
+    s_names = np.asarray(s_names, dtype=object)
+    d_names = np.asarray(d_names, dtype=object)
+    a_s, a_d = r_s[idx], r_d[idx]
+    cycles, cyc_src, cyc, cy_sid = _cycles(
+        day, a_s, s_names, a_d, d_names, r["EXCYCLE"].to_numpy(dtype=float)[idx],
+        r["VISCYC"].to_numpy(dtype=float)[idx],
+        partial(_ex_row_of, r, idx), regimen, options)
+    if len(idx) == 0:  # no dose given at all: no runs
         lv = pd.DataFrame({c: pd.Series(dtype=t) for c, t in LVL_COLUMNS.items()})
         lv.attrs["issues"] = [*warn, *vs_issues]
         lv.attrs["exposure"] = {"cycles": cycles, "drug": None, "cycle_source": cyc_src}
         return lv
     n_cyc = int(cycles["CYCLE"].max()) + 1 if len(cycles) else 2
     sch, info = _drug_cycle_plan(regimen, n_cyc)
-    # --- administrations joined to their cycle and the schedule -------------------------------
-    adm = adm.merge(cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN"]], on=["USUBJID", "CYCLE"], how="left")
-    adm["CYCLEDY"] = (_days(adm["ADT"]) - _days(adm["CYCSTDT"]) + 1).astype(np.int64)
-    adm = adm.merge(info.rename(columns={"DRUG": "EXTRT"}), on=["EXTRT", "CYCLE"], how="left")
-    plan_day = sch[["DRUG", "CYCLE", "CYCLEDY", "DOSE"]].rename(columns={"DRUG": "EXTRT", "DOSE": "PLNDAYDS"})
-    plan_day = plan_day.drop_duplicates(["EXTRT", "CYCLE", "CYCLEDY"])
-    adm = adm.merge(plan_day, on=["EXTRT", "CYCLE", "CYCLEDY"], how="left")
-    in_reg = adm["UNIT"].notna().to_numpy()
-    bs = lookup_body_size(adm[["USUBJID", "ADT"]], body, regimen.bsa_formula)
-    adm["BSA"] = bs["BSA"].to_numpy()
-    adm["WEIGHT"] = bs["WEIGHT"].to_numpy()
-    unit = adm["UNIT"].fillna("mg").to_numpy(dtype=object)
-    fac = _body_factor(unit, adm["BSA"].to_numpy(), adm["WEIGHT"].to_numpy())
-    adm["BODYFAC"] = fac
-    dose = adm["EXDOSE"].to_numpy(dtype=float)
-    adm["DOSEU"] = dose / fac  # in the regimen's unit (mg/m2, mg/kg or mg)
+    # --- administrations joined to their cycle and the schedule (lookups on integer keys) ------
+    cy_cyc = cycles["CYCLE"].to_numpy(dtype=np.int64)
+    cs = _days(cycles["CYCSTDT"])
+    cy_len = cycles["CYCLEN"].to_numpy(dtype=np.int64)
+    j_cy = row_lookup([a_s, cyc], [cy_sid, cy_cyc])  # every administration's cycle is in cycles
+    a_cs = cs[j_cy]
+    cdy = (day - a_cs + 1).astype(np.int64)
+    clen = cy_len[j_cy].astype(float)
+    del j_cy
+    # drugs of the regimen: ex's drug codes -> the plan's (-1: not in the regimen)
+    i_drugs = pd.Index(info["DRUG"].drop_duplicates())
+    dmap = i_drugs.get_indexer(pd.Index(np.r_[d_names, [None]].astype(object)))
+    a_di = dmap[a_d]
+    i_dc = i_drugs.get_indexer(info["DRUG"])
+    j_i = row_lookup([a_di, cyc], [i_dc, info["CYCLE"].to_numpy(dtype=np.int64)])
+    has_i = j_i >= 0
+
+    i_unit_ok = info["UNIT"].notna().to_numpy()
+    in_reg = has_i & i_unit_ok[j_i]
+    plan_day = sch.drop_duplicates(["DRUG", "CYCLE", "CYCLEDY"])
+    j_pd = row_lookup([a_di, cyc, cdy], [i_drugs.get_indexer(plan_day["DRUG"]),
+                                         plan_day["CYCLE"].to_numpy(dtype=np.int64),
+                                         plan_day["CYCLEDY"].to_numpy(dtype=np.int64)])
+    plndayds = np.where(j_pd >= 0, plan_day["DOSE"].to_numpy(dtype=float)[j_pd], np.nan)
+    del j_pd
+    kind = np.where(has_i, _unit_kind(info["UNIT"])[j_i], 0)
+    fac = _body_fac(kind, s_names, a_s, day, body, regimen.bsa_formula)
+    del kind
+    dose = r["EXDOSE"].to_numpy(dtype=float)[idx]
+    doseu = dose / fac  # in the regimen's unit (mg/m2, mg/kg or mg)
     # next planned day of the drug in the same cycle -> the schedule's dose period
-    nxt = sch[["DRUG", "CYCLE", "CYCLEDY"]].rename(columns={"DRUG": "EXTRT", "CYCLEDY": "NEXTDY"})
-    nxt = nxt.drop_duplicates().sort_values("NEXTDY", kind="stable")
-    left = adm[["EXTRT", "CYCLE", "CYCLEDY"]].assign(_I=np.arange(len(adm))).sort_values("CYCLEDY", kind="stable")
-    left["EXTRT"] = left["EXTRT"].astype(object)
-    nxt["EXTRT"] = nxt["EXTRT"].astype(object)
-    m = pd.merge_asof(left, nxt, left_on="CYCLEDY", right_on="NEXTDY", by=["EXTRT", "CYCLE"],
-                      direction="forward", allow_exact_matches=False).sort_values("_I")
-    nextdy = m["NEXTDY"].to_numpy(dtype=float)
-    cdy = adm["CYCLEDY"].to_numpy(dtype=float)
-    clen = adm["CYCLEN"].to_numpy(dtype=float)
+    nextdy = _next_planned_day(sch, i_drugs, a_di, cyc, cdy)
     sched_cov = np.where(np.isnan(nextdy), clen - cdy + 1, nextdy - cdy)
     sched_cov = np.maximum(sched_cov, 1)
-    rowcov = adm["ROWCOV"].to_numpy(dtype=float)
     weekly = ~np.isnan(rowcov)
     cover = np.where(weekly, np.where(in_reg & np.isnan(nextdy), np.maximum(rowcov, sched_cov), rowcov),
                      np.where(in_reg, sched_cov, 1.0)).astype(np.int64)
-    adm["COVER"] = cover
-    adm["PERENDT"] = _date(_days(adm["ADT"]) + cover - 1)
+    del sched_cov, nextdy
+    perend = day + cover - 1
     # dose relative to the plan in force
-    npl = adm["NPL"].to_numpy(dtype=float)
-    target = adm["TARGET"].to_numpy(dtype=float)
-    perwk = adm["PERWK"].to_numpy(dtype=float)
+    npl = _at(info["NPL"], j_i)
+    target = _at(info["TARGET"], j_i)
     plan_wk = target * npl * 7.0 / clen * fac
-    plan_adm = np.where(np.isnan(adm["PLNDAYDS"].to_numpy(dtype=float)), target,
-                        adm["PLNDAYDS"].to_numpy(dtype=float)) * fac
-    adm["WKDOSE"] = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen, np.nan))
+    plan_adm = np.where(np.isnan(plndayds), target, plndayds) * fac
+    wkdose = np.where(weekly, dose * perwk, np.where(in_reg, dose * npl * 7.0 / clen, np.nan))
     ratio = np.where(weekly, dose * perwk / plan_wk, dose / plan_adm)
     raw = np.where(weekly, dose * perwk, dose)
-    adm["DOSERAT"] = ratio
     cmp_ = np.where(np.isfinite(ratio), ratio, raw)
-    adm["_CMP"] = cmp_
+    del plan_wk, plan_adm, raw, npl, target, plndayds
     # --- gaps: interruption days between consecutive administrations of a drug ----------------
-    same = same_as_prev(adm["USUBJID"], adm["EXTRT"])
-    d = _days(adm["ADT"])
-    pend = d + cover - 1
-    prev_end = np.r_[0, pend[:-1]]
-    u0, u1 = prev_end + 1, d - 1
+    n = len(idx)
+    same = np.zeros(n, dtype=bool)
+    same[1:] = (a_s[1:] == a_s[:-1]) & (a_d[1:] == a_d[:-1])
+    prev_end = np.r_[0, perend[:-1]]
+    u0, u1 = prev_end + 1, day - 1
+    del prev_end
     ulen = np.where(same, np.maximum(u1 - u0 + 1, 0), 0)
-    cyc = adm["CYCLE"].to_numpy(dtype=np.int64)
     prev_c = np.r_[0, cyc[:-1]]
     crossed = same & (cyc > prev_c)
-    cy = cycles[["USUBJID", "CYCLE"]].copy()
-    cs = _days(cycles["CYCSTDT"])
-    ce = cs + cycles["CYCLEN"].to_numpy(dtype=np.int64) - 1
-    # subject and drug as integer codes shared by adm, cycles and the drug grid (lookups on
-    # integer keys instead of merges on text: the same rows, issue 15)
-    s_adm, s_cy = shared_codes(adm["USUBJID"], cycles["USUBJID"])
-    csame = np.r_[False, s_cy[1:] == s_cy[:-1]] if len(s_cy) else np.zeros(0, dtype=bool)
+    ce = cs + cy_len - 1
+    csame = np.r_[False, cy_sid[1:] == cy_sid[:-1]] if len(cy_sid) else np.zeros(0, dtype=bool)
     gap_before = np.where(csame, np.maximum(cs - np.r_[0, ce[:-1]] - 1, 0), 0)
-    cy["S"], cy["E"] = cs, ce
     # cumulative days that delayed cycle starts, within a subject
-    cy["CD"] = pd.Series(gap_before).groupby(s_cy).cumsum().to_numpy()
-    cy_cyc = cy["CYCLE"].to_numpy(dtype=np.int64)
+    cum_delay = pd.Series(gap_before).groupby(cy_sid).cumsum().to_numpy()
+    # only the administrations that start a new cycle of their drug need the cycle lookups
+    x = np.flatnonzero(crossed)
+    xs, xc, xp = a_s[x], cyc[x], prev_c[x]
 
-    def at(j: np.ndarray, col: str) -> np.ndarray:
-        return np.where(j >= 0, cy[col].to_numpy(dtype=float)[j], np.nan)
+    def at(j: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.where(j >= 0, values.astype(float)[j], np.nan)
 
-    j_p, j_p1, j_c = (row_lookup([s_adm, c], [s_cy, cy_cyc]) for c in (prev_c, prev_c + 1, cyc))
-    e_p, s_p1 = at(j_p, "E"), at(j_p1, "S")
-    cd_p1, cd_c, s_c = at(j_p1, "CD"), at(j_c, "CD"), at(j_c, "S")
-    ov1 = np.maximum(np.minimum(u1, s_p1 - 1) - np.maximum(u0, e_p + 1) + 1, 0)
-    delay_in_gap = np.where(crossed, np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1), 0)
-    first_dy = adm["FIRSTDY"].to_numpy(dtype=float)
-    pw = np.where(crossed & ~np.isnan(first_dy),
-                  np.maximum(np.minimum(u1, s_c + first_dy - 2) - np.maximum(u0, s_c) + 1, 0), 0)
+    j_p, j_p1, j_c = (row_lookup([xs, c], [cy_sid, cy_cyc]) for c in (xp, xp + 1, xc))
+    e_p, s_p1 = at(j_p, ce), at(j_p1, cs)
+    cd_p1, cd_c, s_c = at(j_p1, cum_delay), at(j_c, cum_delay), at(j_c, cs)
+    xu0, xu1 = u0[x], u1[x]
+    ov1 = np.maximum(np.minimum(xu1, s_p1 - 1) - np.maximum(xu0, e_p + 1) + 1, 0)
+    delay_in_gap = np.zeros(n)
+    delay_in_gap[x] = np.nan_to_num(ov1) + np.nan_to_num(cd_c - cd_p1)
+    first_dy = _at(info["FIRSTDY"], j_i[x])
+    pw = np.zeros(n)
+    pw[x] = np.where(~np.isnan(first_dy),
+                     np.maximum(np.minimum(xu1, s_c + first_dy - 2) - np.maximum(xu0, s_c) + 1, 0), 0)
     # cycles passed over entirely: days outside the drug's dosing window (the whole cycle when the
     # drug is not planned in it, else the days before its first planned day) are not interruptions
-    pairs = adm[["USUBJID", "EXTRT"]].drop_duplicates()
-    grid = cycles[["USUBJID", "CYCLE", "CYCLEN"]].merge(pairs, on="USUBJID").merge(
-        info.rename(columns={"DRUG": "EXTRT"})[["EXTRT", "CYCLE", "FIRSTDY"]], on=["EXTRT", "CYCLE"], how="left")
-    in_regimen = grid["EXTRT"].isin(set(info["DRUG"])).to_numpy()
-    fd = grid["FIRSTDY"].to_numpy(dtype=float)
-    grid["NW"] = np.where(~in_regimen, 0, np.where(np.isnan(fd), grid["CYCLEN"].to_numpy(dtype=float), fd - 1))
-    grid = grid.sort_values(["USUBJID", "EXTRT", "CYCLE"], kind="stable")
-    grid["CNW"] = grid.groupby(["USUBJID", "EXTRT"], sort=False)["NW"].cumsum()
-    g_s = shared_codes(adm["USUBJID"], grid["USUBJID"])
-    g_d = shared_codes(adm["EXTRT"], grid["EXTRT"])
-    g_c = grid["CYCLE"].to_numpy(dtype=np.int64)
-    cnw = grid["CNW"].to_numpy(dtype=float)
-
-    def at_drug(c: np.ndarray) -> np.ndarray:
-        j = row_lookup([g_s[0], g_d[0], c], [g_s[1], g_d[1], g_c])
-        return np.where(j >= 0, cnw[j], np.nan)
-
-    skipped = np.where(crossed & (cyc - 1 > prev_c), np.nan_to_num(at_drug(cyc - 1) - at_drug(prev_c)), 0)
+    skipped = np.zeros(n)
+    m2 = xc - 1 > xp
+    if m2.any():
+        x2 = x[m2]
+        cnw = _cum_outside_window(a_s[x2], a_d[x2], xc[m2] - 1, xp[m2], dmap, cy_sid, cy_cyc, cy_len, info, i_dc)
+        skipped[x2] = np.nan_to_num(cnw)
     intdays = (ulen - np.nan_to_num(pw) - skipped
                - (0 if options.delay_is_interruption else delay_in_gap))
     intdays = np.where(same, np.maximum(intdays, 0), 0).astype(np.int64)
-    adm["GAPDAYS"] = intdays
+    del u0, u1, ulen, pw, skipped, delay_in_gap
     intr = same & (intdays >= options.min_interruption_days)
-    adm["INTRFL"] = np.where(intr, "Y", "")
     # --- runs ------------------------------------------------------------------------------------
-    code = np.where(weekly, adm["EXDOSFRQ"].to_numpy(dtype=object), "SCHEDULE")
-    rowid = adm["ROWID"].to_numpy()
+    frq_code = np.asarray(pd.factorize(r["EXDOSFRQ"])[0], dtype=np.int64)
+    code = np.where(weekly, frq_code[idx], -1)
     prev_cmp = np.r_[np.nan, cmp_[:-1]]
     tol = options.dose_change_tolerance
-    new_run = (~same | intr | (code != np.r_[None, code[:-1]])
-               | (weekly & (rowid != np.r_[-1, rowid[:-1]]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        big_change = np.abs(cmp_ / prev_cmp - 1) > tol + 1e-9
+    new_run = (~same | intr | (code != np.r_[-2, code[:-1]])
+               | (weekly & (idx != np.r_[-1, idx[:-1]]))
                | (dose != np.r_[np.nan, dose[:-1]])
-               | (np.abs(cmp_ / prev_cmp - 1) > tol + 1e-9))
-    adm["RUN"] = np.cumsum(new_run)
-    adm["_D"] = d
-    g = adm.groupby("RUN", sort=True)
+               | big_change)
+    del prev_cmp, big_change, code
+    starts = np.flatnonzero(new_run)
+    last = np.r_[starts[1:], n] - 1
+    run_id = np.cumsum(new_run) - 1
+    del new_run
+
+    def first_text(col: str, r: pd.DataFrame = r, idx: np.ndarray = idx, starts: np.ndarray = starts) -> pd.Series:
+        return take_or_na(r[col], _first_rows(r[col].notna().to_numpy(), idx, starts))
+
+    # pandas' group sums, one column at a time as before: pandas picks its algorithm per column
+    # (``ufunc.reduceat`` for sorted groups without NaN, else a compensated sum), so the bits match
+    intdose = pd.Series(dose).groupby(run_id, sort=True).sum().to_numpy()
+    intdoseu = pd.Series(doseu).groupby(run_id, sort=True).sum().to_numpy()
+    unit_pos = first_valid(in_reg, starts)
+    unit_row = np.where(unit_pos >= 0, j_i[np.maximum(unit_pos, 0)], -1)
     lv = pd.DataFrame({
-        "USUBJID": g["USUBJID"].first(), "EXTRT": g["EXTRT"].first(), "EXDOSE": g["EXDOSE"].first(),
-        "EXDOSU": g["EXDOSU"].first(), "EXDOSFRQ": g["EXDOSFRQ"].first(), "ASTDT": g["ADT"].first(),
-        "AENDT": g["ROWENDT"].max(), "EXADJ": g["EXADJ"].first(), "ROWNUM": g["ROWNUM"].first(),
-        "NDOSES": g["ADT"].size(), "INTDOSE": g["EXDOSE"].sum(), "INTDOSEU": g["DOSEU"].sum(),
-        "WKDOSE": g["WKDOSE"].first(), "DOSERAT": g["DOSERAT"].first(), "_CMP": g["_CMP"].first(),
-        "LDOSEDT": g["ADT"].last(), "PERENDT": g["PERENDT"].last(), "GAPDAYS": g["GAPDAYS"].first(),
-        "_INT": g["INTRFL"].first(), "CYCLE": g["CYCLE"].first(), "UNIT": g["UNIT"].first(),
-        "_D0": g["_D"].first(), "_FAC": g["BODYFAC"].first(),
-    }).reset_index(drop=True)
-    for c in ("ASTDT", "AENDT", "LDOSEDT", "PERENDT"):
-        lv[c] = pd.to_datetime(lv[c].to_numpy(dtype="datetime64[D]"))
+        "USUBJID": first_text("USUBJID"), "EXTRT": first_text("EXTRT"), "EXDOSE": dose[starts],
+        "EXDOSU": first_text("EXDOSU"), "EXDOSFRQ": first_text("EXDOSFRQ"),
+        "ASTDT": pd.to_datetime(_date(day[starts])),
+        "AENDT": pd.to_datetime(_date(np.maximum.reduceat(_days(r["AENDT"])[idx], starts))),
+        "EXADJ": first_text("EXADJ"), "ROWNUM": r["ROWNUM"].to_numpy()[idx[starts]],
+        "NDOSES": (last - starts + 1).astype(np.int64), "INTDOSE": intdose,
+        "INTDOSEU": intdoseu, "WKDOSE": _first_num(wkdose, starts), "DOSERAT": _first_num(ratio, starts),
+        "_CMP": _first_num(cmp_, starts), "LDOSEDT": pd.to_datetime(_date(day[last])),
+        "PERENDT": pd.to_datetime(_date(perend[last])), "GAPDAYS": intdays[starts],
+        "_INT": intr[starts], "CYCLE": cyc[starts], "UNIT": take_or_na(info["UNIT"], unit_row),
+        "_D0": day[starts], "_FAC": _first_num(fac, starts),
+    })
+    del intdose, intdoseu, wkdose, ratio, intdays, run_id
+    # the per-drug summary next, once the other administration-level arrays are freed (issue 15:
+    # its planned administrations then reuse their memory)
+    if options.duration_end == "dose_period":
+        end = perend
+    elif options.duration_end == "interval_end":
+        end = _days(r["AENDT"])[idx]
+    else:
+        end = day
+    per_adm = {"S": a_s, "D": a_d, "CYCLE": cyc, "DOSEU": doseu, "UROW": np.where(in_reg, j_i, -1), "CS": a_cs,
+               "END": end}
+    del a_s, a_d, cyc, doseu, a_cs, end, perend, day, idx, dose, fac, cmp_, intr, in_reg, j_i, has_i, same, weekly
+    del rowcov, perwk, cover, clen, cdy, a_di, prev_c, crossed, starts, last
+    summary, plan_issues = _drug_summary(per_adm, s_names, d_names, info["UNIT"], cycles, cy_sid, sch, i_drugs, dmap,
+                                         body, regimen, options)
+    del per_adm
     lv["AENDTF"] = ""
     if len(rows):
         fl = rows.loc[rows["AENDTF"] == "Y", ["ROWNUM"]].assign(AENDTF="Y")
@@ -744,7 +920,7 @@ def derive_exposure_intervals(
     chg = np.where(~sp, "START", np.where(rel < -tol - 1e-9, "REDUCTION",
                                           np.where(rel > tol + 1e-9, "ESCALATION", "SAME")))
     lv["CHGTYPE"] = chg
-    restart = sp & (lv["_INT"] == "Y").to_numpy()
+    restart = sp & lv["_INT"].to_numpy(dtype=bool)
     lv["RESTFL"] = np.where(restart, "Y", "")
     # reason of an interruption: EXADJ of a zero-dose row in the gap, else of the new run
     zero = rows.loc[rows["EXDOSE"].to_numpy() == 0, ["USUBJID", "EXTRT", "ASTDT", "EXADJ"]]
@@ -768,7 +944,6 @@ def derive_exposure_intervals(
     lv["INTSEQ"] = lv.groupby(["USUBJID", "EXTRT"], sort=False).cumcount() + 1
     lv["CUMDOSE"] = lv.groupby(["USUBJID", "EXTRT"], sort=False)["INTDOSE"].cumsum()
     lv = lv.drop(columns=["_CMP", "_INT", "_D0", "_FAC"])
-    summary, plan_issues = _drug_summary(adm, cycles, sch, body, regimen, options)
     lv.attrs["issues"] = [*warn, *vs_issues, *plan_issues]
     lv.attrs["exposure"] = {"cycles": cycles, "drug": summary, "cycle_source": cyc_src}
     return lv
@@ -801,7 +976,13 @@ def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
     phase_first = np.array([regimen.phase_of(int(c)).cycles[0] for c in range(1, int(cyc.max(initial=1)) + 1)])
     pf = phase_first[np.clip(cyc, 1, None) - 1] if n else cyc
     study = regimen.study_drug.upper()
-    for d, c in {(str(x), int(y)) for x, y in zip(drug, pf, strict=True)}:
+    # the distinct (drug, phase) pairs of the runs, from integer codes (was a Python set over every
+    # run, issue 15); each pair's rows are disjoint, so their order does not matter
+    dcode, duni = pd.factorize(drug)
+    width = int(pf.max(initial=0)) + 1
+    pairs = unique_sorted(dcode[dcode >= 0].astype(np.int64) * width + pf[dcode >= 0])
+    for k in pairs:
+        d, c = str(duni[k // width]), int(k % width)
         if ladder_for is not None:
             levels = list(ladder_for(d, c))
             if len(levels) <= 1 and d != study:
@@ -810,7 +991,7 @@ def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
             levels = list(ladder.levels)
         else:
             continue
-        m = (drug == d) & (pf == c)
+        m = (dcode == k // width) & (pf == c)
         if not levels:
             continue
         has |= m
@@ -829,8 +1010,9 @@ def _ladder_levels(lv: pd.DataFrame, regimen: Regimen, ladder: DoseLadder,
     return lv
 
 
-def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, body: pd.DataFrame,
-                  regimen: Regimen, options: ExposureOptions) -> tuple[pd.DataFrame, list[InputIssue]]:
+def _drug_summary(a: Mapping[str, np.ndarray], s_names: np.ndarray, d_names: np.ndarray, unit_of: pd.Series,
+                  cycles: pd.DataFrame, cy_sid: np.ndarray, sch: pd.DataFrame, drugs: pd.Index, dmap: np.ndarray,
+                  body: pd.DataFrame, regimen: Regimen, options: ExposureOptions) -> tuple[pd.DataFrame, list[InputIssue]]:
     """Per subject and drug: cycles with a dose, planned dose over those cycles, delays.
 
     Rule
@@ -843,54 +1025,102 @@ def _drug_summary(adm: pd.DataFrame, cycles: pd.DataFrame, sch: pd.DataFrame, bo
     PLNWKDOS = planned dose / planned days x 7 (4 mg on days 1-14 of 21: 4 x 14 x 7 / 21 = 18.67
     mg/week; stopping after the day-7 dose: 4 x 7 x 7 / 7 = 28 mg/week). Delays: cycle starts after the drug's first cycle, up to its last, started at least
     ``min_delay_days`` late.
+
+    Algorithm
+    ---------
+    ``a``: the administrations in subject, drug, date order as arrays (S, D subject and drug
+    codes; CYCLE; DOSEU; UROW the plan row of their unit, -1 none; CS cycle start and END the
+    treatment end of ``duration_end``, days). The planned administrations are one array row per
+    planned dose (each subject's cycles x the schedule's days of the drug in that cycle), built
+    by ``numpy.repeat``; the sums are pandas' group sums over them in the order of the former
+    merges (cycle, then schedule order), so PLNCUM keeps its bits (issue 15).
     """
-    key = ["USUBJID", "EXTRT"]
-    end_col = {"dose_period": "PERENDT", "interval_end": "ROWENDT", "last_dose": "ADT"}[options.duration_end]
-    g = adm.groupby(key, sort=True)
-    s = pd.DataFrame({"FCYCLE": g["CYCLE"].min(), "LCYCLE": g["CYCLE"].max(), "CYCLES": g["CYCLE"].nunique(),
-                      "CUMDOSEU": g["DOSEU"].sum(), "DOSEUNIT": g["UNIT"].first(),
-                      "FCYCSTDT": g["CYCSTDT"].min(), "_TEND": g[end_col].max()}).reset_index()
-    s["DOSEUNIT"] = s["DOSEUNIT"].fillna("mg")
-    # planned administrations of every subject's cycles
-    c = cycles[["USUBJID", "CYCLE", "CYCSTDT", "CYCLEN", "DELAYFL", "DELAYD", "MISSFL"]]
-    rng = s[["USUBJID", "EXTRT", "FCYCLE", "LCYCLE", "_TEND"]]
-    cr = c.merge(rng, on="USUBJID")
-    cr = cr.loc[(cr["CYCLE"] >= cr["FCYCLE"]) & (cr["CYCLE"] <= cr["LCYCLE"])].copy()
+    s_all, d_all = a["S"], a["D"]
+    n = len(s_all)
+    pst = group_starts(s_all, d_all)
+    pair = group_ids(pst, n)
+    ps, pdr = s_all[pst], d_all[pst]
+    cyc = a["CYCLE"]
+    fcyc = np.minimum.reduceat(cyc, pst)
+    lcyc = np.maximum.reduceat(cyc, pst)
+    wc = int(cyc.max()) + 2
+    ukeys = unique_sorted(pair * wc + cyc)
+    ncyc = np.bincount(ukeys // wc, minlength=len(pst)).astype(np.int64)
+    cumdoseu = pd.Series(a["DOSEU"]).groupby(pair, sort=True).sum().to_numpy()
+    upos = first_valid(a["UROW"] >= 0, pst)
+    unit = take_or_na(unit_of, np.where(upos >= 0, a["UROW"][np.maximum(upos, 0)], -1)).fillna("mg")
+    fcs = np.minimum.reduceat(a["CS"], pst)
+    tend = np.maximum.reduceat(a["END"], pst)
+    # the pairs' cycles: the subject's cycles from the drug's first to its last with a dose
+    cy_cyc = cycles["CYCLE"].to_numpy(dtype=np.int64)
+    w = int(max(cy_cyc.max(), lcyc.max())) + 2
+    ckey = cy_sid * w + cy_cyc
+    if not np.all(ckey[1:] >= ckey[:-1]):  # pragma: no cover - derive_cycles returns them sorted
+        raise AssertionError("cycles not sorted by subject and cycle")
+    lo = np.searchsorted(ckey, ps * w + fcyc, side="left")
+    cnt = np.searchsorted(ckey, ps * w + lcyc, side="right") - lo
+    cpair = np.repeat(np.arange(len(pst)), cnt)
+    cstart = np.cumsum(cnt) - cnt
+    crow = np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(cstart, cnt)
+    c_cyc = cy_cyc[crow]
+    c_cs = _days(cycles["CYCSTDT"])[crow]
     # the last cycle counts up to the end of treatment when that comes before its planned end
     # (planned_last_cycle = "treated_days"): a subject who stops mid-cycle is compared with the
     # doses planned for the days on treatment, not with the cycle's average
-    clen = cr["CYCLEN"].to_numpy(dtype=np.int64)
+    clen = cycles["CYCLEN"].to_numpy(dtype=np.int64)[crow]
     if options.planned_last_cycle == "treated_days":
-        treated = _days(cr["_TEND"]) - _days(cr["CYCSTDT"]) + 1
-        last = (cr["CYCLE"] == cr["LCYCLE"]).to_numpy()
-        clen = np.where(last, np.clip(treated, 1, clen), clen)
-    cr["_PLNLEN"] = clen
-    p = cr[["USUBJID", "EXTRT", "CYCLE", "CYCSTDT", "_PLNLEN"]].merge(
-        sch[["DRUG", "CYCLE", "CYCLEDY", "DOSE", "UNIT"]].rename(columns={"DRUG": "EXTRT"}),
-        on=["EXTRT", "CYCLE"], how="inner")
-    p = p.loc[p["CYCLEDY"].to_numpy() <= p["_PLNLEN"].to_numpy()]
-    p["ADT"] = _date(_days(p["CYCSTDT"]) + p["CYCLEDY"].to_numpy(dtype=np.int64) - 1)
-    bs = lookup_body_size(p[["USUBJID", "ADT"]], body, regimen.bsa_formula)
-    fac = _body_factor(p["UNIT"].to_numpy(dtype=object), bs["BSA"].to_numpy(), bs["WEIGHT"].to_numpy())
-    p["PLNMG"] = p["DOSE"].to_numpy(dtype=float) * fac
-    p["_NAN"] = np.isnan(p["PLNMG"].to_numpy(dtype=float))
-    pg = p.groupby(key, sort=True)
-    pl = pd.DataFrame({"PLNCUM": pg["PLNMG"].sum(), "PLNCUMU": pg["DOSE"].sum(),
-                       "_NAN": pg["_NAN"].max()}).reset_index()
-    dl = ((cr["DELAYFL"] == "Y") & (cr["CYCLE"] > cr["FCYCLE"])).to_numpy()
-    cr = cr.assign(_DL=dl.astype(np.int64), _DD=np.where(dl, cr["DELAYD"].to_numpy(), 0),
-                   _MS=(cr["MISSFL"] == "Y").to_numpy().astype(np.int64))
-    cg = cr.groupby(key, sort=True)
-    cd = pd.DataFrame({"PLNDAYS": cg["_PLNLEN"].sum(), "NDELAY": cg["_DL"].sum(), "DELAYD": cg["_DD"].sum(),
-                       "NMISSCYC": cg["_MS"].sum()}).reset_index()
-    s = s.merge(pl, on=key, how="left").merge(cd, on=key, how="left")
-    nan = s["_NAN"].fillna(False).astype(bool).to_numpy()
+        treated = tend[cpair] - c_cs + 1
+        clen = np.where(c_cyc == lcyc[cpair], np.clip(treated, 1, clen), clen)
+    # planned administrations: the schedule's rows of the drug and cycle, in schedule order
+    sch_dc = drugs.get_indexer(sch["DRUG"]).astype(np.int64)
+    sch_cyc = sch["CYCLE"].to_numpy(dtype=np.int64)
+    so = np.lexsort((sch_cyc, sch_dc))
+    wk = int(max(sch_cyc.max(initial=0), c_cyc.max(initial=0))) + 2
+    skey = (sch_dc * wk + sch_cyc)[so]
+    c_di = dmap[pdr[cpair]]
+    q = c_di * wk + c_cyc
+    s_lo = np.searchsorted(skey, q, side="left")
+    s_cnt = np.where(c_di >= 0, np.searchsorted(skey, q, side="right") - s_lo, 0)
+    prow = np.repeat(np.arange(len(crow)), s_cnt)
+    srow = so[np.repeat(s_lo, s_cnt) + np.arange(int(s_cnt.sum())) - np.repeat(np.cumsum(s_cnt) - s_cnt, s_cnt)]
+    p_dy = sch["CYCLEDY"].to_numpy(dtype=np.int64)[srow]
+    keep = p_dy <= clen[prow]
+    prow, srow, p_dy = prow[keep], srow[keep], p_dy[keep]
+    p_pair = cpair[prow]
+    fac = _body_fac(_unit_kind(sch["UNIT"])[srow], s_names, ps[p_pair], c_cs[prow] + p_dy - 1, body,
+                    regimen.bsa_formula)
+    p_dose = sch["DOSE"].to_numpy(dtype=float)[srow]
+    plnmg = p_dose * fac
+    # the sums over the planned doses in the former merges' row order (subject, cycle, drug,
+    # schedule): pandas picks its summation by that order (``ufunc.reduceat`` when each
+    # subject-drug's rows are contiguous, else a compensated sum) and by the column's NaN, so the
+    # same order and one column at a time give the same bits
+    o = np.lexsort((srow, pdr[p_pair], c_cyc[prow], ps[p_pair]))
+    g_o = p_pair[o]
+    pl = pd.DataFrame({"PLNCUM": pd.Series(plnmg[o]).groupby(g_o, sort=True).sum(),
+                       "PLNCUMU": pd.Series(p_dose[o]).groupby(g_o, sort=True).sum(),
+                       "_NAN": pd.Series(np.isnan(plnmg)).groupby(p_pair, sort=True).max()})
+    pl = pl.reindex(np.arange(len(pst)))
+    # delays, missed cycles and planned days per subject and drug
+    dl = (cycles["DELAYFL"].to_numpy(dtype=object)[crow] == "Y") & (c_cyc > fcyc[cpair])
+    dd = np.where(dl, cycles["DELAYD"].to_numpy()[crow], 0)
+    ms = (cycles["MISSFL"].to_numpy(dtype=object)[crow] == "Y").astype(np.int64)
+    s = pd.DataFrame({
+        "USUBJID": s_names[ps], "EXTRT": np.r_[d_names, [None]].astype(object)[pdr],
+        "FCYCLE": fcyc, "LCYCLE": lcyc, "CYCLES": ncyc, "CUMDOSEU": cumdoseu, "DOSEUNIT": unit,
+        "FCYCSTDT": _date(fcs), "PLNCUM": pl["PLNCUM"].to_numpy(), "PLNCUMU": pl["PLNCUMU"].to_numpy(),
+        "PLNDAYS": np.add.reduceat(clen, cstart), "NDELAY": np.add.reduceat(dl.astype(np.int64), cstart),
+        "DELAYD": np.add.reduceat(dd, cstart), "NMISSCYC": np.add.reduceat(ms, cstart),
+    })
+    s = s.loc[pdr < len(d_names)].reset_index(drop=True)  # no missing drug (pandas' group-by drops it)
+    nan = pl["_NAN"].fillna(False).astype(bool).to_numpy()[pdr < len(d_names)]
     s.loc[nan, "PLNCUM"] = np.nan
     issues = [InputIssue(domain="vs", variable="HEIGHT/WEIGHT", severity="warning", usubjid=str(r.USUBJID),
                          value=None, problem=f"no height/weight for the body-size dose of {r.EXTRT}; "
                          "planned dose and RDI not computed")
               for r in s.loc[nan].head(200).itertuples()]
-    return s.drop(columns=["_NAN", "_TEND"]), issues
+    return s, issues
+
 
 def _concat_unique(df: pd.DataFrame, key: list[str], col: str) -> pd.DataFrame:
     """Distinct non-empty values of ``col`` per key, joined with "; " (vectorised, no group loop)."""
