@@ -44,6 +44,9 @@ def test_key_ids_and_duplicated_ids_match_dataframe_duplicated(rows):
     first, combo = distinct_rows([df[c] for c in df.columns])
     assert first.tolist() == np.flatnonzero(~df.duplicated().to_numpy()).tolist()
     pd.testing.assert_frame_equal(df.iloc[first[combo]].reset_index(drop=True), df.reset_index(drop=True))
+    from mmtrial.sdtm._columns import duplicated_both
+
+    assert [a.tolist() for a in duplicated_both(ids)] == [df.duplicated(keep=k).tolist() for k in ("first", False)]
     text = [df["s"], df["t"]]  # text columns only: their codes packed directly
     for keep in ("first", False):
         assert duplicated_ids(key_ids(text), keep=keep).tolist() == df[["s", "t"]].duplicated(keep=keep).tolist()

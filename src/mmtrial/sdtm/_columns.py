@@ -198,6 +198,21 @@ def _row_codes(col: pd.Series) -> np.ndarray:
     return np.asarray(pd.factorize(col, use_na_sentinel=False)[0], dtype=np.int64)
 
 
+def duplicated_both(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`duplicated_ids` with ``keep="first"`` and with ``keep=False``, from one sort."""
+    first = np.zeros(len(ids), dtype=bool)
+    every = np.zeros(len(ids), dtype=bool)
+    if len(ids) < 2:
+        return first, every
+    order = np.argsort(ids, kind="stable")
+    srt = ids[order]
+    same = srt[1:] == srt[:-1]
+    first[order[1:][same]] = True
+    every[order[1:][same]] = True
+    every[order[:-1][same]] = True
+    return first, every
+
+
 def duplicated_ids(ids: np.ndarray, keep: str | bool = "first") -> np.ndarray:
     """``pandas.Series.duplicated`` of int64 row keys by a stable sort (``keep="first"``: every
     row whose key an earlier row has; ``keep=False``: every row whose key another row has)."""

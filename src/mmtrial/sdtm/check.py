@@ -50,7 +50,7 @@ from mmtrial.context import Study
 from mmtrial.sdtm._columns import (
     TextCodes,
     distinct_rows,
-    duplicated_ids,
+    duplicated_both,
     encode_text,
     is_arrow_text,
     key_ids,
@@ -357,7 +357,7 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
         dt, flag = date_column_names(c)
         rule = imputation.end if is_end_date(c) else imputation.start
         checked = window is not None and c not in exempt
-        parsed = compute_iso_dates(df[c], rule, window if checked else None)
+        parsed = compute_iso_dates(df[c], rule, window if checked else None, days=False)
         out[dt] = parsed.dates
         out[flag] = parsed.flags
         issues += _issues_for_rows(df, parsed.invalid, domain=dom, variable=c, rule="DATE_INVALID",
@@ -439,9 +439,8 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     candidates = None
     first_dup = key_dup
     if some_keys and len(df):
-        key_id = key_ids([df[k] for k in some_keys])
-        first_dup = duplicated_ids(key_id)
-        candidates = np.flatnonzero(duplicated_ids(key_id, keep=False))
+        first_dup, any_dup = duplicated_both(key_ids([df[k] for k in some_keys]))
+        candidates = np.flatnonzero(any_dup)
     if keys and required_keys <= set(df.columns):
         key_dup = first_dup
         where = spec.get("keys_where")

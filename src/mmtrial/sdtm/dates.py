@@ -64,10 +64,11 @@ class ParsedDates:
 
 
 def compute_iso_dates(values: pd.Series, imputation: Imputation = "first",
-                      window: tuple[_dt.date, _dt.date] | None = None) -> ParsedDates:
+                      window: tuple[_dt.date, _dt.date] | None = None, *, days: bool = True) -> ParsedDates:
     """Parse ISO 8601 strings (complete or right-truncated) into dates, vectorised.
 
     ``window``: (first, last) plausible date; ``outside`` then flags the valid dates outside it.
+    ``days=False``: ``days`` is not built (None).
 
     Examples
     --------
@@ -92,7 +93,8 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first",
     parsed = _parse_distinct(tc.dictionary, imputation)
     codes = tc.codes  # -1 (missing) takes the last entry: the one for a missing value
     idx = values.index
-    flags, invalid, out_of_range, dates, days = (a[codes] for a in parsed)
+    flags, invalid, out_of_range, dates = (a[codes] for a in parsed[:4])
+    day_values = parsed[4][codes] if days else None
     imputed = np.append(parsed[0][:-1] != "", False)[codes]
     outside = None
     if window is not None:
@@ -102,7 +104,8 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first",
             outside = pd.Series((~np.isnat(d) & ((d < lo) | (d > hi)))[codes], index=idx)
     return ParsedDates(dates=pd.Series(dates, index=idx), flags=pd.Series(flags, index=idx, dtype=object),
                        invalid=pd.Series(invalid, index=idx), out_of_range=pd.Series(out_of_range, index=idx),
-                       days=pd.Series(days, index=idx), imputed=pd.Series(imputed, index=idx), outside=outside)
+                       days=None if day_values is None else pd.Series(day_values, index=idx),
+                       imputed=pd.Series(imputed, index=idx), outside=outside)
 
 
 def _parse_distinct(texts, imputation: Imputation) -> tuple[np.ndarray, ...]:
