@@ -44,6 +44,12 @@ def test_key_ids_and_duplicated_ids_match_dataframe_duplicated(rows):
     first, combo = distinct_rows([df[c] for c in df.columns])
     assert first.tolist() == np.flatnonzero(~df.duplicated().to_numpy()).tolist()
     pd.testing.assert_frame_equal(df.iloc[first[combo]].reset_index(drop=True), df.reset_index(drop=True))
+    from mmtrial.sdtm._columns import duplicated_both
+
+    assert [a.tolist() for a in duplicated_both(ids)] == [df.duplicated(keep=k).tolist() for k in ("first", False)]
+    text = [df["s"], df["t"]]  # text columns only: their codes packed directly
+    for keep in ("first", False):
+        assert duplicated_ids(key_ids(text), keep=keep).tolist() == df[["s", "t"]].duplicated(keep=keep).tolist()
 
 
 def test_key_ids_compacts_instead_of_overflowing():
@@ -57,3 +63,55 @@ def test_key_ids_compacts_instead_of_overflowing():
     assert len(np.unique(ids)) == n
     both = key_ids([pd.concat([c, c], ignore_index=True) for c in cols])
     assert duplicated_ids(both).tolist() == [False] * n + [True] * n
+
+
+def test_shared_codes_are_computed_once_per_column_and_renewed_when_it_is_replaced():
+    from mmtrial.sdtm._columns import shared_codes, text_codes
+
+    df = pd.DataFrame({"A": pd.array(["x", None, "y", "x"], dtype="str")})
+    assert text_codes(df["A"]) is not text_codes(df["A"])  # outside the block: nothing kept
+    with shared_codes():
+        first = text_codes(df["A"])
+        assert text_codes(df["A"]) is first  # the same column (same Arrow array): the same codes
+        assert [first.dictionary.to_pylist()[c] if c >= 0 else None for c in first.codes] == ["x", None, "y", "x"]
+        df["A"] = pd.array(["y", "y", None, "z"], dtype="str")  # replaced: new codes
+        again = text_codes(df["A"])
+        assert again is not first
+        assert [again.dictionary.to_pylist()[c] if c >= 0 else None for c in again.codes] == ["y", "y", None, "z"]
+    assert text_codes(df["A"]) is not again
+
+
+def test_text_index_in_takes_arrow_backed_values_without_python_objects():
+    s = pd.Series(["b", None, "a", "c"], dtype="str")
+    values = pd.Series(["a", None, "b"], dtype="str").array  # what Series.unique() gives
+    assert text_index_in(s, values).tolist() == [1, -1, 0, -1]  # the reference: positions in values
+
+
+def test_distinct_rows_with_keys_too_wide_for_a_table_match_drop_duplicates():
+    # 3 columns of 500 distinct values: 500**3 packed keys, far more than the rows, so the
+    # combinations are factorised (the other branch of distinct_rows)
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({c: pd.array(rng.integers(0, 500, 2_000).astype(str), dtype="str") for c in "abc"})
+    df = pd.concat([df, df.iloc[::7]], ignore_index=True)
+    first, combo = distinct_rows([df[c] for c in df.columns])
+    assert first.tolist() == np.flatnonzero(~df.duplicated().to_numpy()).tolist()
+    pd.testing.assert_frame_equal(df.iloc[first[combo]].reset_index(drop=True), df)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts, st.booleans(), st.integers(1, 5))
+def test_dictionary_encoded_text_is_typed_like_plain_text(values, upper, chunk):
+    """A Parquet text column read dictionary-encoded (one dictionary per row group) is typed
+    exactly as the same column read as plain text (``_trimmed_text``, the reference), and its
+    codes name each row's typed value."""
+    import pyarrow as pa
+
+    from mmtrial.sdtm.check import _trimmed_dictionary, _trimmed_text
+
+    arr = pa.chunked_array([pa.array(values[i:i + chunk], pa.large_string()).dictionary_encode()
+                            for i in range(0, len(values), chunk)] or [pa.array([], pa.large_string()).dictionary_encode()])
+    text, codes = _trimmed_dictionary(pd.Series(pd.arrays.ArrowExtensionArray(arr)), upper=upper)
+    expect = _trimmed_text(pd.Series(values, dtype="str"), upper=upper)
+    pd.testing.assert_extension_array_equal(text, expect)
+    named = [codes.dictionary.to_pylist()[c] if c >= 0 else None for c in codes.codes]
+    assert named == [None if pd.isna(v) else v for v in expect]

@@ -47,7 +47,20 @@ import numpy as np
 import pandas as pd
 
 from mmtrial.context import Study
-from mmtrial.sdtm._columns import distinct_rows, duplicated_ids, key_ids, text_index_in, text_isin
+from mmtrial.sdtm._columns import (
+    TextCodes,
+    distinct_rows,
+    duplicated_both,
+    encode_text,
+    is_arrow_text,
+    key_ids,
+    register_codes,
+    shared_codes,
+    small_codes,
+    text_codes,
+    text_index_in,
+    text_isin,
+)
 from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_names, is_end_date
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.read import (
@@ -163,6 +176,56 @@ def _trimmed_text(s: pd.Series, upper: bool = False) -> pd.api.extensions.Extens
     return pd.array(arr, dtype="str")
 
 
+def _is_text_dictionary(s: pd.Series) -> bool:
+    """A text column read dictionary-encoded (``sdtm/read.py``: Parquet text), as pandas'
+    ``ArrowDtype`` of an Arrow dictionary."""
+    import pyarrow as pa
+
+    if not isinstance(s.dtype, pd.ArrowDtype) or not pa.types.is_dictionary(s.dtype.pyarrow_dtype):
+        return False
+    t = s.dtype.pyarrow_dtype.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _decoded(s: pd.Series) -> pd.Series:
+    """A dictionary-encoded text column as plain text (the column as the file holds it)."""
+    if not _is_text_dictionary(s):
+        return s
+    arr = s.array.__arrow_array__()
+    out = arr.cast(arr.type.value_type).to_pandas()
+    out.index, out.name = s.index, s.name
+    return out
+
+
+def _trimmed_dictionary(s: pd.Series, upper: bool = False) -> tuple[pd.api.extensions.ExtensionArray, TextCodes]:
+    """:func:`_trimmed_text` of a dictionary-encoded text column, computed on its distinct
+    values and expanded to the rows once; with the column's :class:`TextCodes`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = s.array.__arrow_array__()
+    if not isinstance(arr, pa.ChunkedArray):
+        arr = pa.chunked_array([arr])
+    if arr.num_chunks == 0:
+        arr = pa.chunked_array([pa.array([], type=arr.type)])
+    arr = arr.unify_dictionaries()  # one dictionary for every chunk (row group)
+    values = arr.chunk(0).dictionary
+    if pa.types.is_string(values.type):
+        values = values.cast(pa.large_string())  # as pandas' str dtype holds text
+    codes = np.concatenate([np.asarray(c.indices.fill_null(-1).to_numpy(zero_copy_only=False)) for c in arr.chunks])
+    values = pc.utf8_trim_whitespace(values)
+    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+    if upper:
+        values = pc.utf8_upper(values)
+    distinct = encode_text(values)  # trimming and upper-casing may make two values equal
+    if not np.array_equal(distinct.codes, np.arange(len(values))):  # else the codes stay as read
+        codes = np.append(distinct.codes, -1)[codes]
+    codes = small_codes(codes, len(distinct.dictionary))
+    missing = codes < 0
+    text = distinct.dictionary.take(pa.array(codes, mask=missing) if missing.any() else pa.array(codes))
+    return pd.array(text, dtype="str"), TextCodes(distinct.dictionary, codes)
+
+
 def check_structure(raw: dict[str, pd.DataFrame], schema: dict[str, Any]) -> list[InputIssue]:
     """Required domains and variables (MISSING_DOMAIN, MISSING_VARIABLE)."""
     issues: list[InputIssue] = []
@@ -214,19 +277,25 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
     -inf and magnitudes beyond ``data/plausibility.toml`` ``numbers.max_abs``, set to NaN),
     character variables to text."""
     issues: list[InputIssue] = []
-    out = df.copy(deep=False)  # copy-on-write: every column is replaced below, none copied twice (issue 15)
+    # every column is typed into ``typed`` and the frame is built once at the end (no copy of the
+    # values, no frame update per column; issue 15)
+    typed: dict[str, pd.Series] = {}
     numeric = set(spec.get("numeric", []))
     max_abs = float(load_plausibility()["numbers"]["max_abs"])
-    for c in out.columns:
+    for c in df.columns:
+        col = df[c]
         if c == "ROWNUM":
+            typed[c] = col
             continue
         if c in numeric:
-            orig = out[c]
+            orig = _decoded(col)
             num = _to_number(orig)
             def shown(c: str = c, orig: pd.Series = orig) -> pd.DataFrame:
-                # the frame with the column as read, for the issues' values; built only when a
-                # row fails (a copy of the whole domain per numeric variable otherwise, issue 15)
-                return out.assign(**{c: _as_text(orig) if not pd.api.types.is_numeric_dtype(orig) else orig})
+                # what the issues read (ROWNUM, USUBJID as typed so far, the column as read);
+                # built only when a row fails (issue 15)
+                now = {k: typed[k] if k in typed else df[k] for k in ("ROWNUM", "USUBJID") if k in df.columns}
+                now[c] = _as_text(orig) if not pd.api.types.is_numeric_dtype(orig) else orig
+                return pd.DataFrame(now, index=df.index)
             if not pd.api.types.is_numeric_dtype(orig):
                 txt = orig.astype("str").str.strip()
                 bad = num.isna() & orig.notna() & (txt != "")
@@ -244,13 +313,17 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
                                            problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
                                            hint="An overflow, a sentinel code or a unit error: give the "
                                                 "measured value.")
-            out[c] = num.where(~absurd)
-        elif pd.api.types.is_float_dtype(out[c]) or pd.api.types.is_integer_dtype(out[c]):
-            out[c] = _as_text(out[c])
-            if c in UPPER_CASE:
-                out[c] = out[c].str.upper()
+            typed[c] = num.where(~absurd) if absurd.any() else num
+        elif pd.api.types.is_float_dtype(col) or pd.api.types.is_integer_dtype(col):
+            text = _as_text(col)
+            typed[c] = text.str.upper() if c in UPPER_CASE else text
+        elif _is_text_dictionary(col):
+            text, codes = _trimmed_dictionary(col, upper=c in UPPER_CASE)
+            typed[c] = pd.Series(text, index=df.index, name=c)
+            register_codes(typed[c], codes)
         else:
-            out[c] = pd.Series(_trimmed_text(out[c], upper=c in UPPER_CASE), index=out.index, name=c)
+            typed[c] = pd.Series(_trimmed_text(col, upper=c in UPPER_CASE), index=df.index, name=c)
+    out = pd.DataFrame(typed, index=df.index, columns=df.columns, copy=False) if typed else df.copy(deep=False)
     if dom == "rs" and "RSSTRESC" in out:
         out["RSSTRESC"] = out["RSSTRESC"].replace({"SCR": "sCR"})
     return out, issues
@@ -283,17 +356,15 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
     for c in [c for c in df.columns if c.endswith("DTC")]:
         dt, flag = date_column_names(c)
         rule = imputation.end if is_end_date(c) else imputation.start
-        parsed = compute_iso_dates(df[c], rule)
+        checked = window is not None and c not in exempt
+        parsed = compute_iso_dates(df[c], rule, window if checked else None, days=False)
         out[dt] = parsed.dates
         out[flag] = parsed.flags
         issues += _issues_for_rows(df, parsed.invalid, domain=dom, variable=c, rule="DATE_INVALID",
                                    problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
         outside = np.zeros(len(df), dtype=bool)
-        if window is not None and c not in exempt and parsed.days is not None:
-            lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
-            days = parsed.days.to_numpy()
-            with np.errstate(invalid="ignore"):
-                outside = ~np.isnat(days) & ((days < lo) | (days > hi))
+        if checked and parsed.outside is not None:
+            outside = parsed.outside.to_numpy()
             issues += _issues_for_rows(df, outside, domain=dom, variable=c, rule=cfg["rule"],
                                        severity=cfg["severity"],
                                        problem=f"outside the plausible dates {window[0]} to {window[1]}",
@@ -303,7 +374,7 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
             issues += _issues_for_rows(df, parsed.out_of_range.to_numpy() & ~outside, domain=dom, variable=c,
                                        rule=cfg["rule"], severity=cfg["severity"],
                                        problem="outside the dates mmtrial can represent (1678-2261)")
-        imputed = (parsed.flags != "").to_numpy()
+        imputed = (parsed.flags != "").to_numpy() if parsed.imputed is None else parsed.imputed.to_numpy()
         if imputed.any():
             n = int(imputed.sum())
             issues.append(InputIssue(domain=dom, variable=c, severity="warning", rule="DATE_IMPUTED",
@@ -323,18 +394,35 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
         if numeric:
             allowed = {float(v) for v in t["values"]}
             bad = col.notna() & ~col.isin(allowed)
+        elif is_arrow_text(col):
+            # on the column's distinct values, taken back to the rows by their codes (issue 15)
+            tc = text_codes(col)
+            ok = np.append(_upper_isin(tc.dictionary, {str(v).upper() for v in t["values"]}), True)
+            bad = ~ok[tc.codes]
         else:
             allowed_u = {str(v).upper() for v in t["values"]}
             bad = col.notna() & ~col.astype(str).str.upper().isin(allowed_u)
+        bad = np.asarray(bad, dtype=bool)
         if "where" in t:
             w = t["where"]
             if w["variable"] not in df:
                 continue
-            bad &= df[w["variable"]].isin([v.upper() for v in w["values"]])
+            wcol = df[w["variable"]]
+            wanted = [v.upper() for v in w["values"]]
+            bad = bad & (text_isin(wcol, wanted) if is_arrow_text(wcol) else wcol.isin(wanted).to_numpy(dtype=bool))
         issues += _issues_for_rows(df, bad, domain=t["domain"], variable=t["variable"], rule="CONTROLLED_TERM",
                                    severity=t.get("severity", "error"),
                                    problem=f"not a controlled term; expected one of {', '.join(t['values'])}")
     return issues
+
+
+def _upper_isin(texts: Any, allowed: set[str]) -> np.ndarray:
+    """Whether each text, upper-cased, is one of ``allowed`` (Arrow; a bool array)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found = pc.is_in(pc.utf8_upper(texts), value_set=pa.array(sorted(allowed), type=texts.type))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[InputIssue]:
@@ -351,9 +439,8 @@ def check_duplicates(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
     candidates = None
     first_dup = key_dup
     if some_keys and len(df):
-        key_id = key_ids([df[k] for k in some_keys])
-        first_dup = duplicated_ids(key_id)
-        candidates = np.flatnonzero(duplicated_ids(key_id, keep=False))
+        first_dup, any_dup = duplicated_both(key_ids([df[k] for k in some_keys]))
+        candidates = np.flatnonzero(any_dup)
     if keys and required_keys <= set(df.columns):
         key_dup = first_dup
         where = spec.get("keys_where")
@@ -539,24 +626,25 @@ def check_after_death(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
     death = compute_death_dates(domains)
     if death.empty:
         return []
-    death_subjects = death.index.astype(object).tolist()  # one per subject (a group-by's keys)
+    death_subjects = death.index.array  # one per subject (a group-by's keys)
     death_days = death.to_numpy()
     issues: list[InputIssue] = []
+    death_of: dict[str, np.ndarray] = {}  # per domain, each row's subject's death date (NaT: alive)
     for r in load_plausibility()["after_death"]:
         df = domains.get(r["domain"])
         dt, flag = date_column_names(r["variable"])
         if df is None or dt not in df or "USUBJID" not in df:
             continue
-        pos = text_index_in(df["USUBJID"], death_subjects)
-        d = np.where(pos >= 0, death_days[np.maximum(pos, 0)], np.datetime64("NaT"))
-        complete = np.ones(len(df), dtype=bool)
-        if flag in df:  # "" = a complete date (missing counts as complete, as before)
-            f = df[flag].to_numpy()
-            complete = f == ""
-            if not complete.all():
-                complete |= pd.isna(f)
+        if r["domain"] not in death_of:
+            pos = text_index_in(df["USUBJID"], death_subjects)
+            death_of[r["domain"]] = np.append(death_days, np.datetime64("NaT"))[pos]  # -1: the NaT
+        d = death_of[r["domain"]]
         with np.errstate(invalid="ignore"):
-            bad = (df[dt].to_numpy() > d) & complete  # NaT compares False
+            bad = df[dt].to_numpy() > d  # NaT compares False
+        rows = np.flatnonzero(bad)
+        if len(rows) and flag in df:  # "" = a complete date (missing counts as complete, as before)
+            f = df[flag].to_numpy()[rows]
+            bad[rows[~((f == "") | pd.isna(f))]] = False  # an imputed date is not evidence
         if r["domain"] == "ds" and "DSDECOD" in df:
             bad &= (df["DSDECOD"] != "DEATH").to_numpy()
         if not bad.any():
@@ -595,18 +683,44 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
     first, combo = distinct_rows([lb["LBTESTCD"], lb["LBSTRESU"], spec])
     keys = pd.DataFrame({"t": lb["LBTESTCD"].iloc[first].to_numpy(), "u": lb["LBSTRESU"].iloc[first].to_numpy(),
                          "s": spec.iloc[first].to_numpy()})
-    for r in load_plausibility()["lab_range"]:
+    rules = load_plausibility()["lab_range"]
+    sel: list[np.ndarray] = []
+    for r in rules:
         units = {u for (t, sp), u in unit_of.items() if t == r["testcd"] and (not r["spec"] or sp == r["spec"])}
-        if not units:
-            continue
-        sel_u = (keys["t"] == r["testcd"]) & keys["u"].isin(units)
+        ok = (keys["t"] == r["testcd"]) & keys["u"].isin(units)
         if r["spec"]:
-            sel_u &= keys["s"] == r["spec"]
+            ok &= keys["s"] == r["spec"]
+        sel.append(ok.to_numpy(dtype=bool) if units else np.zeros(len(keys), dtype=bool))
+    # the rows are tested against every rule at once: per combination, the bounds of the rule
+    # that applies to it (a combination that two rules select gets a second "layer"), so each
+    # lab row is read a few times, not 4 times per rule (issue 15)
+    lo_b = np.array([float(r["min"]) for r in rules])
+    hi_b = np.array([float(r["max"]) for r in rules])
+    depth = np.zeros(len(keys), dtype=np.int64)
+    layers: list[np.ndarray] = []
+    for ri, ok in enumerate(sel):
+        idx = np.flatnonzero(ok)
+        for lyr in np.unique(depth[idx]):
+            while len(layers) <= lyr:
+                layers.append(np.full(len(keys), -1, dtype=np.int64))
+            layers[lyr][idx[depth[idx] == lyr]] = ri
+        depth[idx] += 1
+    failing: list[tuple[np.ndarray, np.ndarray]] = []  # (rule, row) of every failing row
+    for rule_c in layers:
+        has = rule_c >= 0
+        lo_c = np.where(has, lo_b[np.maximum(rule_c, 0)], np.nan)
+        hi_c = np.where(has, hi_b[np.maximum(rule_c, 0)], np.nan)
         with np.errstate(invalid="ignore"):
-            bad = sel_u.to_numpy(dtype=bool)[combo] & ((value < r["min"]) | (value > r["max"]))
-        unit = sorted(units)[0]
-        if not bad.any():
+            rows = np.flatnonzero((value < lo_c[combo]) | (value > hi_c[combo]))
+        failing.append((rule_c[combo[rows]], rows))
+    for ri, r in enumerate(rules):
+        rows = np.unique(np.concatenate([rw[rl == ri] for rl, rw in failing])) if failing else np.zeros(0, np.int64)
+        if not len(rows):
             continue
+        units = {u for (t, sp), u in unit_of.items() if t == r["testcd"] and (not r["spec"] or sp == r["spec"])}
+        unit = sorted(units)[0]
+        bad = np.zeros(len(lb), dtype=bool)
+        bad[rows] = True
         issues += _issues_for_rows(*shown(bad), domain="lb", variable="LBSTRESN", rule="LAB_RANGE", value_col="_VALUE",
                                    problem=f"{r['testcd']}{' ' + r['spec'] if r['spec'] else ''} outside "
                                            f"{r['min']:g}-{r['max']:g} {unit} after conversion: {r['why']}",
@@ -633,9 +747,14 @@ def check_near_misses(domains: dict[str, pd.DataFrame], protocol: Protocol | Non
         if df is None or var not in df or not known:
             continue
         vals = df[var]
-        cand = vals.notna() & ~vals.isin(known) & ~vals.isin(r.get("allow", []))
+        if is_arrow_text(vals):  # on the column's distinct values (issue 15)
+            cand = vals.notna().to_numpy() & ~text_isin(vals, [*known, *r.get("allow", [])])
+        else:
+            cand = (vals.notna() & ~vals.isin(known) & ~vals.isin(r.get("allow", []))).to_numpy()
         if r.get("skip_lbcat") and "LBCAT" in df:
-            cand &= ~df["LBCAT"].isin(r["skip_lbcat"]).to_numpy()
+            lbcat = df["LBCAT"]
+            cand &= ~(text_isin(lbcat, r["skip_lbcat"]) if is_arrow_text(lbcat)
+                      else lbcat.isin(r["skip_lbcat"]).to_numpy(dtype=bool))
         if not cand.any():
             continue
         sub = df.loc[cand]
@@ -686,6 +805,12 @@ def check_domains(raw: dict[str, pd.DataFrame], schema: dict[str, Any],
     ``consume``: remove each frame from ``raw`` once it is typed, so the frames as read and as
     typed are not all held at once (peak memory, issue 15); ``raw`` is empty afterwards.
     """
+    with shared_codes():
+        return _check_domains(raw, schema, options, consume)
+
+
+def _check_domains(raw: dict[str, pd.DataFrame], schema: dict[str, Any], options: ReadOptions,
+                   consume: bool) -> tuple[dict[str, pd.DataFrame], list[InputIssue]]:
     issues: list[InputIssue] = []
     domains: dict[str, pd.DataFrame] = {}
     for dom in list(raw):
@@ -715,6 +840,12 @@ def load_study(
     drug names (``data/plausibility.toml``); without it, only the regimen-free limits apply.
     Raises :class:`~mmtrial.sdtm.read.StudyFolderError` (a usage error) for a missing folder.
     """
+    with shared_codes():  # each text column's codes computed once for all the checks (issue 15)
+        return _load_study(study_dir, options, on_stage, protocol)
+
+
+def _load_study(study_dir: str | Path, options: ReadOptions | None, on_stage: Callable[[str], None] | None,
+                protocol: Protocol | None) -> tuple[Study | None, list[InputIssue]]:
     options = options or ReadOptions()
     schema = load_schema()
     raw, issues = read_raw_domains(study_dir, on_file=(lambda d: on_stage(f"read {d}")) if on_stage else None,

@@ -10,6 +10,7 @@ of the month / December 31). Defaults: start-type dates ``first``, end-type date
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,10 +59,16 @@ class ParsedDates:
     invalid: pd.Series  # bool: a non-empty value that is not ISO 8601 or not a calendar date
     out_of_range: pd.Series | None = None  # bool: a valid date outside NS_SAFE_MIN..NS_SAFE_MAX
     days: pd.Series | None = None  # the dates as datetime64[s] (never overflows; NaT as above)
+    imputed: pd.Series | None = None  # bool: a partial date completed (flags != "")
+    outside: pd.Series | None = None  # bool: a date (``days``) outside the ``window`` asked for
 
 
-def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> ParsedDates:
+def compute_iso_dates(values: pd.Series, imputation: Imputation = "first",
+                      window: tuple[_dt.date, _dt.date] | None = None, *, days: bool = True) -> ParsedDates:
     """Parse ISO 8601 strings (complete or right-truncated) into dates, vectorised.
+
+    ``window``: (first, last) plausible date; ``outside`` then flags the valid dates outside it.
+    ``days=False``: ``days`` is not built (None).
 
     Examples
     --------
@@ -77,28 +84,28 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first") -> Pa
     >>> list(r.dates.isna()), list(r.out_of_range), str(r.days.iloc[0].date())
     ([True, True], [True, True], '2999-01-01')
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    from mmtrial.sdtm._columns import text_codes
 
-    from mmtrial.sdtm._columns import arrow_text
-
-    # each distinct text is parsed once, then taken back to the rows by its dictionary code
-    # (a lab domain repeats a few thousand dates over millions of rows; issue 15)
-    enc = pc.dictionary_encode(arrow_text(values))
-    if isinstance(enc, pa.ChunkedArray):  # one dictionary for every chunk (Arrow's hash kernel)
-        enc = enc.unify_dictionaries()
-        chunks = enc.chunks
-        dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
-        indices = pa.chunked_array([c.indices for c in chunks], type=pa.int32())
-    else:
-        dictionary, indices = enc.dictionary, enc.indices
-    parsed = _parse_distinct(dictionary, imputation)
-    codes = np.asarray(pc.fill_null(indices, len(dictionary)).to_numpy(zero_copy_only=False), dtype=np.int64)
+    # each distinct text is parsed once, then taken back to the rows by its code (a lab domain
+    # repeats a few thousand dates over millions of rows; the codes are shared with the other
+    # checks of the column, sdtm/_columns.py; issue 15)
+    tc = text_codes(values)
+    parsed = _parse_distinct(tc.dictionary, imputation)
+    codes = tc.codes  # -1 (missing) takes the last entry: the one for a missing value
     idx = values.index
-    flags, invalid, out_of_range, dates, days = (a[codes] for a in parsed)
+    flags, invalid, out_of_range, dates = (a[codes] for a in parsed[:4])
+    day_values = parsed[4][codes] if days else None
+    imputed = np.append(parsed[0][:-1] != "", False)[codes]
+    outside = None
+    if window is not None:
+        lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
+        d = parsed[4]
+        with np.errstate(invalid="ignore"):
+            outside = pd.Series((~np.isnat(d) & ((d < lo) | (d > hi)))[codes], index=idx)
     return ParsedDates(dates=pd.Series(dates, index=idx), flags=pd.Series(flags, index=idx, dtype=object),
                        invalid=pd.Series(invalid, index=idx), out_of_range=pd.Series(out_of_range, index=idx),
-                       days=pd.Series(days, index=idx))
+                       days=None if day_values is None else pd.Series(day_values, index=idx),
+                       imputed=pd.Series(imputed, index=idx), outside=outside)
 
 
 def _parse_distinct(texts, imputation: Imputation) -> tuple[np.ndarray, ...]:

@@ -183,14 +183,28 @@ def read_csv_domain(path: Path, encoding: str = "utf-8",
 
 
 # --- Parquet, XPT, Dataset-JSON --------------------------------------------------------------
+def _is_text(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def _arrow_to_frame(table, name: str, warnings: list[InputIssue] | None) -> pd.DataFrame:
-    """Arrow table to pandas with dates as ISO text and no nested values (never overflows)."""
+    """Arrow table to pandas with dates as ISO text and no nested values (never overflows).
+
+    Dictionary-encoded text stays encoded (pandas' ``ArrowDtype`` of an Arrow dictionary, which
+    :func:`mmtrial.sdtm.check.normalise_types` types on its distinct values); other columns
+    are plain pandas columns.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     cols = {}
     for fld, col in zip(table.schema, table.columns, strict=True):
         t = fld.type
+        if pa.types.is_dictionary(t) and _is_text(t.value_type):
+            cols[str(fld.name)] = col  # text kept dictionary-encoded (issue 15)
+            continue
         if pa.types.is_dictionary(t):
             col, t = col.cast(t.value_type), t.value_type
         if pa.types.is_nested(t):
@@ -216,7 +230,20 @@ def _arrow_to_frame(table, name: str, warnings: list[InputIssue] | None) -> pd.D
         dup = sorted({c for c in names if names.count(c) > 1})
         raise DomainReadError("DUPLICATE_COLUMN", f"columns named twice: {', '.join(dup)}",
                               variable=dup[0].upper())
-    return pd.DataFrame({k: v.to_pandas() for k, v in cols.items()}, index=pd.RangeIndex(table.num_rows))
+    # copy=False: the columns are not consolidated into 2-D blocks (a copy of every number column;
+    # typing replaces each column anyway; issue 15)
+    return pd.DataFrame({k: _column(v) for k, v in cols.items()}, index=pd.RangeIndex(table.num_rows),
+                        copy=False)
+
+
+def _column(col) -> pd.Series | pd.api.extensions.ExtensionArray:
+    """One Arrow column for pandas: dictionary-encoded text as is (pandas' ``ArrowDtype``, no
+    copy; typing expands it), anything else converted by Arrow."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(col.type):
+        return pd.arrays.ArrowExtensionArray(col)
+    return col.to_pandas()
 
 
 def read_parquet_domain(path: Path, encoding: str = "utf-8",
@@ -235,8 +262,14 @@ def read_parquet_domain(path: Path, encoding: str = "utf-8",
         raise DomainReadError("FILE_UNREADABLE",
                               "not a complete Parquet file (the PAR1 marker is missing at the "
                               + ("start" if head != b"PAR1" else "end: truncated?") + ")")
+    # text columns as read from the file's dictionary pages, not expanded into one text per
+    # row: typing works on the distinct values and expands them once (issue 15)
     try:
-        table = pq.read_table(path)
+        text = [f.name for f in pq.read_schema(path) if _is_text(f.type)]
+    except (pa.ArrowException, OSError, ValueError):
+        text = []  # read_table below reports the problem
+    try:
+        table = pq.read_table(path, read_dictionary=text or None)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DomainReadError("FILE_UNREADABLE", f"cannot be read as Parquet: {str(exc).splitlines()[0]}") from None
     return _arrow_to_frame(table, path.name, warnings)

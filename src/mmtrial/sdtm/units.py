@@ -16,8 +16,16 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from mmtrial.sdtm._columns import distinct_rows
+from mmtrial.sdtm._columns import TextCodes, distinct_rows, register_codes, small_codes
 from mmtrial.sdtm.issues import InputIssue
+
+
+def pa_array(values: pd.api.extensions.ExtensionArray):
+    """Distinct texts (a pandas array without missing values) as an Arrow array."""
+    import pyarrow as pa
+
+    arr = pa.array(values)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def normalise_unit(u: pd.Series) -> pd.Series:
@@ -93,15 +101,21 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     has_value = out["LBSTRESN"].notna().to_numpy()
     factor = factor_u[combo]
     bad = known_test & has_value & np.isnan(factor)
-    conv = conv_u[combo]
-    f = np.where(conv, factor, 1.0)
+    scaled = conv_u & (factor_u != 1.0)  # a factor of 1 leaves the value as it is (issue 15)
+    f = np.where(scaled[combo], factor, 1.0) if scaled.any() else None
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
-            out[col] = out[col].astype(float) * f
+            out[col] = out[col].astype(float) * f if f is not None else out[col].astype(float)
     if conv_u.any():
         unit_u = u["LBSTRESU"].astype(object).where(~conv_u, merged_u["UNIT_DEFAULT"].astype(object))
-        units = pd.array(unit_u.to_numpy(), dtype=out["LBSTRESU"].dtype).take(combo)
-        out["LBSTRESU"] = pd.Series(units, index=out.index, name="LBSTRESU")
+        given = u["LBSTRESU"].astype(object)
+        same = (unit_u == given) | (unit_u.isna() & given.isna())
+        if not bool(same.all()):  # a unit renamed to its default: the column is rebuilt
+            distinct = pd.array(unit_u.to_numpy(), dtype=out["LBSTRESU"].dtype)
+            out["LBSTRESU"] = pd.Series(distinct.take(combo), index=out.index, name="LBSTRESU")
+            unit_codes, unit_values = pd.factorize(distinct)  # the new column's codes, for the checks after
+            codes = small_codes(np.asarray(unit_codes, dtype=np.int64)[combo], len(unit_values))
+            register_codes(out["LBSTRESU"], TextCodes(pa_array(unit_values), codes))
     key = key_u.iloc[combo[bad]] if bad.any() else key_u.iloc[:0]
     issues: list[InputIssue] = []
     if bad.any():
