@@ -182,17 +182,21 @@ def derive_rule_events(
     need = sorted({r.paramcd for r in rules.rules if r.kind == "lab"})
     keep = (adlb["PARAMCD"].isin(need) & adlb["ADT"].notna() & adlb["AVAL"].notna()).to_numpy(dtype=bool)
     cols = ["USUBJID", "PARAMCD", "ADT", "AVAL", "ROWNUM", "TRTSDT"]
-    lb = adlb.loc[keep, cols]
-    scode, _ = pd.factorize(lb["USUBJID"])
-    pcode, _ = pd.factorize(lb["PARAMCD"])
-    order = np.lexsort((lb["ROWNUM"].to_numpy(), lb["ADT"].to_numpy(dtype="datetime64[ns]").astype("int64"),
-                        scode, pcode))
-    lb = lb.take(order).reset_index(drop=True)
-    lb_p = lb["PARAMCD"].to_numpy(dtype=object)
+    # the records of the rules' tests sorted by test, subject, date, source row: the sort keys are
+    # read for those records, then the records copied once, in order (issue 15: the selected
+    # records were copied twice and their tests made one Python text object each)
+    pos = np.flatnonzero(keep)
+    scode, _ = pd.factorize(adlb["USUBJID"].take(pos))
+    pcode, puniq = pd.factorize(adlb["PARAMCD"].take(pos))
+    order = np.lexsort((adlb["ROWNUM"].to_numpy()[pos],
+                        adlb["ADT"].to_numpy(dtype="datetime64[ns]")[pos].astype("int64"), scode, pcode))
+    lb = adlb[cols].take(pos[order]).reset_index(drop=True)
+    del pos
+    lb_pc = pcode[order]
     bounds = {}
     if len(lb):
-        chg = np.flatnonzero(np.r_[True, lb_p[1:] != lb_p[:-1], True])
-        bounds = {lb_p[a]: (a, b) for a, b in itertools.pairwise(chg)}
+        chg = np.flatnonzero(np.r_[True, lb_pc[1:] != lb_pc[:-1], True])
+        bounds = {puniq[lb_pc[a]]: (a, b) for a, b in itertools.pairwise(chg)}
     lb_s = scode[order]
     te = adae.loc[adae["TRTEMFL"] == "Y"] if len(adae) else adae
     for r in rules.rules:
