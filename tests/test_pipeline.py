@@ -105,6 +105,130 @@ def test_domain_readers_table_matches_the_steps_source():
         assert reads <= table or "*" in table, (step, reads - table)
 
 
+def test_domain_narrowing_plan_after_the_last_whole_reader():
+    # hand-worked from DOMAINS_READ_BY_STEP and DOMAIN_ROWS_READ_BY_STEP: lb is read whole up to
+    # exposure_safety, then only biomarker (its biomarker records) and conventions (the LBTEST
+    # names) read it; no other domain has a row-only reader; dm/ex/suppdm are kept
+    from mmtrial.pipeline import DOMAIN_ROWS_READ_BY_STEP, FINAL_STEPS, STEPS, plan_domain_narrowing
+
+    doms = ["dm", "ex", "lb", "cm", "ae", "suppdm"]
+    bio, names = DOMAIN_ROWS_READ_BY_STEP[("biomarker", "lb")], DOMAIN_ROWS_READ_BY_STEP[("conventions", "lb")]
+    assert plan_domain_narrowing(STEPS + FINAL_STEPS, doms) == {"exposure_safety": {"lb": (bio, names)}}
+    # a later whole reader (a step not in the table reads every domain) cancels the narrowing
+    assert plan_domain_narrowing(("exposure_safety", "biomarker", "my_step", "conventions"), doms) == {
+        "my_step": {"lb": (names,)}}
+    # no whole reader before the row reader: nothing to narrow after
+    assert plan_domain_narrowing(("biomarker", "conventions"), doms) == {}
+    assert plan_domain_narrowing(("exposure_safety", "biomarker"), doms, keep=("lb",)) == {}
+
+
+def test_study_narrow_keeps_the_selected_rows_with_their_index_and_dtypes():
+    from mmtrial.context import Study
+
+    lb = pd.DataFrame({"USUBJID": pd.array(["A", "B", "C", None], dtype="str"), "LBSTRESN": [1.0, 2.0, None, 4.0]},
+                      index=[10, 11, 13, 17])
+    s = Study(domains={"lb": lb})
+    s.narrow("lb", [False, True, False, True], readers="x")
+    pd.testing.assert_frame_equal(s["lb"], lb.iloc[[1, 3]])
+    assert s.narrowed == {"lb": "x"}
+
+
+def _lb_for_selectors():
+    return pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S2", "S2", "S3", "S3", "S3", "S4"],
+        "LBCAT": pd.array(["CHEMISTRY", " BIOMARKER", "BIOMARKER", None, "HEMATOLOGY", "BIOMARKER ",
+                           "CHEMISTRY", "biomarker"], dtype="str"),
+        "LBTESTCD": pd.array(["ALB", "GENE1", "GENE1", "ALB", "HGB", "GENE2", None, None], dtype="str"),
+        "LBTEST": pd.array([None, "Gene 1", "Gene one", "Albumin", "Hemoglobin", None, "Unknown", "Other"],
+                           dtype="str"),
+    })
+
+
+def test_row_selectors_pick_the_rows_the_steps_read():
+    # hand-worked on the frame above: LBCAT = BIOMARKER after stripping blanks (case as given);
+    # the first record with an LBTEST of each LBTESTCD (a missing LBTESTCD is one key, as
+    # drop_duplicates has it), which is what conventions read before (dropna + drop_duplicates)
+    from mmtrial.steps.biomarker import biomarker_rows
+    from mmtrial.steps.conventions import lbtest_name_rows
+
+    lb = _lb_for_selectors()
+    assert biomarker_rows(lb).tolist() == [False, True, True, False, False, True, False, False]
+    assert lbtest_name_rows(lb).tolist() == [False, True, False, True, True, False, True, False]
+    old = lb[["LBTESTCD", "LBTEST"]].dropna(subset=["LBTEST"]).drop_duplicates("LBTESTCD")
+    assert old.index.tolist() == lb.index[lbtest_name_rows(lb)].tolist()
+    assert not biomarker_rows(lb.drop(columns="LBCAT")).any()
+    assert not lbtest_name_rows(lb.drop(columns="LBTEST")).any()
+
+
+def test_row_selectors_give_the_same_rows_on_a_narrowed_domain():
+    """Every subset of lb holding a selector's rows gives the selector the same rows (so each
+    may run on lb narrowed to the union of the selectors): all 256 subsets of the 8 records."""
+    import itertools
+
+    import numpy as np
+
+    from mmtrial.pipeline import DOMAIN_ROWS_READ_BY_STEP, row_selector
+
+    lb = _lb_for_selectors()
+    for path in DOMAIN_ROWS_READ_BY_STEP.values():
+        sel = row_selector(path)
+        want = lb.index[sel(lb)].tolist()
+        for extra in itertools.product([False, True], repeat=len(lb)):
+            sub = lb.iloc[np.flatnonzero(sel(lb) | np.array(extra))]
+            assert sub.index[sel(sub)].tolist() == want, (path, extra)
+
+
+def test_row_readers_select_with_their_selector():
+    """Each (step, domain) of DOMAIN_ROWS_READ_BY_STEP names a function of the step's module that
+    the step's source calls, and the step reads that domain (DOMAINS_READ_BY_STEP)."""
+    import importlib
+    import inspect
+
+    from mmtrial.pipeline import DOMAIN_ROWS_READ_BY_STEP, DOMAINS_READ_BY_STEP
+
+    for (step, dom), path in DOMAIN_ROWS_READ_BY_STEP.items():
+        module, _, func = path.partition(":")
+        assert module == f"mmtrial.steps.{step}" and dom in DOMAINS_READ_BY_STEP[step]
+        source = inspect.getsource(importlib.import_module(module))
+        assert callable(getattr(importlib.import_module(module), func))
+        assert source.count(f"{func}(") >= 2, (step, func)  # defined and called
+
+
+def test_variables_dropped_after_the_checks_are_named_by_no_step_side_module():
+    """pipeline.VARIABLES_NOT_READ_BY_STEPS: no module that runs after the checks (steps, derive,
+    stats, tables, figures, report, submission) names a dropped variable, so dropping it changes
+    no output. ex's VISIT (the cycle source of the exposure derivation) is the one other variable
+    of that name."""
+    from pathlib import Path
+
+    import mmtrial
+    from mmtrial.pipeline import VARIABLES_NOT_READ_BY_STEPS
+
+    root = Path(mmtrial.__file__).parent
+    other_domain = {"VISIT": {"derive/exposure.py", "steps/exposure_safety.py"}}  # ex's VISIT
+    for folder in ("steps", "derive", "stats", "tables", "figures", "report", "submission"):
+        for path in (root / folder).rglob("*.py"):
+            text, rel = path.read_text(), path.relative_to(root).as_posix()
+            for names in VARIABLES_NOT_READ_BY_STEPS.values():
+                for name in names:
+                    if rel in other_domain.get(name, ()):
+                        continue
+                    assert f'"{name}"' not in text and f"'{name}'" not in text, (rel, name)
+
+
+def test_drop_unread_variables_shares_the_other_variables():
+    import numpy as np
+
+    from mmtrial.context import Study
+    from mmtrial.pipeline import drop_unread_variables
+
+    lb = pd.DataFrame({"USUBJID": ["A", "B"], "LBSTRESN": [1.0, 2.0], "LBDTF": ["", "D"], "VISIT": ["C1", "C2"]})
+    s = Study(domains={"lb": lb, "dm": pd.DataFrame({"VISIT": ["x"]})})
+    drop_unread_variables(s)
+    assert list(s["lb"].columns) == ["USUBJID", "LBSTRESN"] and list(s["dm"].columns) == ["VISIT"]
+    assert np.shares_memory(s["lb"]["LBSTRESN"].to_numpy(), lb["LBSTRESN"].to_numpy())
+
+
 def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path):
     # overlapping ex intervals of one drug pass the reader but not the exposure derivation
     # (derive/exposure.py): the run must still end with issues.csv and no report

@@ -56,18 +56,30 @@ def run_steps(
     *,
     release: bool = False,
     release_domains: Mapping[str, Sequence[str]] | None = None,
+    narrow_domains: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> Analysis:
     """Run the named steps in order on ``a`` (mutated and returned).
 
     ``release``: after each step, hand the memory it freed back to the operating system
     (:func:`mmtrial._memory.release_memory`; :func:`analyze` does, issue 15).
     ``release_domains``: step name -> the SDTM domains to drop from memory after it
-    (:func:`plan_domain_release`; :meth:`~mmtrial.context.Study.release`)."""
+    (:func:`plan_domain_release`; :meth:`~mmtrial.context.Study.release`).
+    ``narrow_domains``: step name -> domain -> the row selectors of the later steps that read
+    only some of its rows: after the step, only the rows one of them selects are kept
+    (:func:`plan_domain_narrowing`; :meth:`~mmtrial.context.Study.narrow`)."""
     for name in steps:
         if on_step is not None:
             on_step(name)
         module = importlib.import_module(f"mmtrial.steps.{name}")
         module.run(a)
+        for dom, selectors in (narrow_domains or {}).get(name, {}).items():
+            df = a.study.domains.get(dom)
+            if df is not None:
+                rows = np.zeros(len(df), dtype=bool)
+                for sel in selectors:
+                    rows |= np.asarray(row_selector(sel)(df), dtype=bool)
+                a.study.narrow(dom, rows, readers=", ".join(selectors))
+                del df
         drop = (release_domains or {}).get(name, ())
         if drop:
             a.study.release(keep=tuple(d for d in a.study.domains if d not in drop))
@@ -108,6 +120,28 @@ DOMAINS_READ_BY_STEP: dict[str, tuple[str, ...]] = {
 }
 
 
+#: SDTM variables that no step reads: the checks made and read them (the lab values and units as
+#: given before conversion, the date imputation flags of lb; a visit name the steps do not use,
+#: lb's VISIT) and mmtrial.duckdb's ``sdtm_*`` tables, written before the steps, hold them.
+#: :func:`analyze` drops them from memory once those tables are written (issue 15: 120 MB of lb
+#: at 20,000 subjects, through every step that holds lb). tests/test_pipeline.py checks that no
+#: step-side module names them.
+VARIABLES_NOT_READ_BY_STEPS: dict[str, tuple[str, ...]] = {
+    "lb": ("VISIT", "LBDTF", "LBSTRESN_RAW", "LBSTRESU_RAW"),
+}
+
+
+def drop_unread_variables(study, variables: Mapping[str, Sequence[str]] = VARIABLES_NOT_READ_BY_STEPS) -> None:
+    """Drop ``variables`` (domain -> names; :data:`VARIABLES_NOT_READ_BY_STEPS`) from the study's
+    domains in memory (the other variables are shared, not copied; issue 15)."""
+    for dom, names in variables.items():
+        df = study.domains.get(dom)
+        if df is not None:
+            cols = [c for c in names if c in df.columns]
+            if cols:
+                study.domains[dom] = df.drop(columns=cols)
+
+
 def plan_domain_release(steps: Sequence[str], domains: Sequence[str],
                         keep: Sequence[str] = DOMAINS_READ_AFTER_OUTPUTS) -> dict[str, tuple[str, ...]]:
     """Step name -> the domains no later step reads, to release after it (issue 15).
@@ -130,6 +164,57 @@ def plan_domain_release(steps: Sequence[str], domains: Sequence[str],
         if d not in keep:
             plan.setdefault(steps[last.get(d, 0)], []).append(d)
     return {step: tuple(ds) for step, ds in plan.items()}
+
+
+#: Steps that read only some rows of a domain: (step, domain) -> ``"module:function"``, the
+#: function giving the boolean mask of the rows the step reads (the step selects its rows with
+#: that same function). Once no later step reads the whole domain, :func:`analyze` keeps only
+#: the rows these later readers select (issue 15: 2,350 of lb's 2.7 M records at 20,000
+#: subjects are read after ADLB is derived). A selector must give the same rows on any subset
+#: of the domain that holds them (a row filter, or the first row per key of a row filter), so
+#: it may run on the narrowed domain. tests/test_pipeline.py checks that each step calls its
+#: selector.
+DOMAIN_ROWS_READ_BY_STEP: dict[tuple[str, str], str] = {
+    ("biomarker", "lb"): "mmtrial.steps.biomarker:biomarker_rows",
+    ("conventions", "lb"): "mmtrial.steps.conventions:lbtest_name_rows",
+}
+
+
+def row_selector(path: str) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The row selector ``"module:function"`` of :data:`DOMAIN_ROWS_READ_BY_STEP`."""
+    module, _, func = path.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def plan_domain_narrowing(steps: Sequence[str], domains: Sequence[str],
+                          keep: Sequence[str] = DOMAINS_READ_AFTER_OUTPUTS,
+                          rows_read: Mapping[tuple[str, str], str] | None = None,
+                          ) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Step name -> domain -> the row selectors (:data:`DOMAIN_ROWS_READ_BY_STEP`) of the later
+    steps, to narrow the domain to after it (issue 15).
+
+    A domain is narrowed after the last step that reads all of it (:data:`DOMAINS_READ_BY_STEP`,
+    a step reading every domain counting for each) when every later step reading it reads only
+    the rows of its selector; a domain in ``keep`` (read after the steps) is never narrowed.
+    Memory only: each later reader finds every row it reads, in order, with every variable.
+    """
+    rows_read = DOMAIN_ROWS_READ_BY_STEP if rows_read is None else rows_read
+    plan: dict[str, dict[str, tuple[str, ...]]] = {}
+    for d in domains:
+        if d in keep:
+            continue
+        whole, later = None, []
+        for i, step in enumerate(steps):
+            reads = DOMAINS_READ_BY_STEP.get(step, ("*",))
+            if not ("*" in reads or d in reads):
+                continue
+            if (step, d) in rows_read:
+                later.append(rows_read[(step, d)])
+            else:
+                whole, later = i, []
+        if whole is not None and later:
+            plan.setdefault(steps[whole], {})[d] = tuple(dict.fromkeys(later))
+    return plan
 
 
 @dataclass
@@ -422,10 +507,12 @@ def analyze(
         # the SDTM tables of mmtrial.duckdb first: each domain can then leave memory after the last
         # step that reads it (the lab records after ADaM conventions), not after every step (issue 15)
         write_duckdb(a, tmp / DUCKDB_FILE, adam=False)
+        drop_unread_variables(a.study)  # mmtrial.duckdb holds them (issue 15)
         run = tuple(steps if steps is not None else STEPS) + FINAL_STEPS
         try:
             run_steps(a, run, on_step=on_stage, release=True,
-                      release_domains=plan_domain_release(run, list(a.study.domains)))
+                      release_domains=plan_domain_release(run, list(a.study.domains)),
+                      narrow_domains=plan_domain_narrowing(run, list(a.study.domains)))
         except StudyInputError as exc:  # a derivation found bad input (e.g. overlapping ex rows)
             _remove_duckdb(tmp)  # only issues.csv is left for input errors
             write_issues_csv([*issues, *exc.issues], tmp / "issues.csv")

@@ -209,3 +209,58 @@ def test_events_after_last_dose_are_not_checked():
     adlb = _adlb([("PLAT", "2020-01-01", 200), ("PLAT", "2020-03-15", 60)])
     lv = _ex([(80, "BIW", "2020-01-01", "2020-02-28")])
     assert _check(adlb, lv).empty
+
+
+def _before_recovery_on_every_record(rows, adlb, rule_by_id):
+    """The recovery check as defined (and as written before issue 15): pandas ``merge_asof`` of
+    the events on every ADLB record with a date and a value, sorted by date."""
+    r = rows.reset_index(drop=True).assign(
+        _P=rows["RULEID"].map({i: x.resume_paramcd for i, x in rule_by_id.items()}).to_numpy(),
+        _OP=rows["RULEID"].map({i: x.resume_op for i, x in rule_by_id.items()}).to_numpy(),
+        _V=rows["RULEID"].map({i: x.resume_value for i, x in rule_by_id.items()}).to_numpy(dtype=float),
+        _I=np.arange(len(rows)),
+    )
+    lab = adlb.loc[adlb["ADT"].notna() & adlb["AVAL"].notna(), ["USUBJID", "PARAMCD", "ADT", "AVAL"]]
+    lab = lab.rename(columns={"PARAMCD": "_P", "ADT": "LABDT"}).astype(
+        {"LABDT": "datetime64[ns]", "USUBJID": str, "_P": str})
+    left = r.assign(NEWDT=pd.to_datetime(r["NEWDT"]).astype("datetime64[ns]")).sort_values("NEWDT")
+    left = left.loc[left["NEWDT"].notna()].astype({"USUBJID": str, "_P": str})
+    j = pd.merge_asof(left, lab.sort_values("LABDT"), left_on="NEWDT", right_on="LABDT",
+                      by=["USUBJID", "_P"], direction="backward")
+    ok_span = j["LABDT"].notna() & (j["LABDT"] > j["ADT"])
+    val = j["AVAL"].to_numpy(dtype=float)
+    recovered = np.where(j["_OP"].to_numpy() == ">", val > j["_V"].to_numpy(dtype=float),
+                         val >= j["_V"].to_numpy(dtype=float))
+    out = np.zeros(len(r), dtype=bool)
+    out[j["_I"].to_numpy(dtype=np.int64)[ok_span.to_numpy() & ~recovered]] = True
+    return out
+
+
+def test_recovery_check_reads_only_the_matching_lab_records_with_the_same_result():
+    """``_before_recovery`` (issue 15: it no longer copies every ADLB record) equals the check on
+    every record (``merge_asof``, above) on random events and labs with same-day ties, missing
+    dates and values, other subjects and other tests; 20 seeded cases."""
+    from mmtrial.derive.doserules import _before_recovery
+
+    resume = {i: r for i, r in R.items() if r.resume_paramcd}
+    ids = sorted(resume)
+    for seed in range(20):
+        g = np.random.default_rng(seed)
+        n = int(g.integers(50, 400))
+        day = pd.Timestamp("2020-01-01") + pd.to_timedelta(g.integers(0, 60, n), unit="D")
+        adlb = pd.DataFrame({
+            "USUBJID": pd.array(g.choice(["S1", "S2", "S3", "S4"], n), dtype="str"),
+            "PARAMCD": pd.array(g.choice(["PLAT", "NEUT", "HGB", "SODIUM", "ALB"], n), dtype="str"),
+            "ADT": pd.Series(day).where(g.random(n) > 0.05),
+            "AVAL": np.where(g.random(n) > 0.05, np.round(g.normal(100, 60, n)), np.nan),
+        })
+        m = int(g.integers(1, 30))
+        rows = pd.DataFrame({
+            "USUBJID": g.choice(["S1", "S2", "S3", "S9"], m).astype(object),
+            "RULEID": g.choice(ids, m).astype(object),
+            "ADT": pd.Timestamp("2020-01-01") + pd.to_timedelta(g.integers(0, 40, m), unit="D"),
+            "NEWDT": (pd.Timestamp("2020-01-10") + pd.to_timedelta(g.integers(0, 50, m), unit="D")).where(
+                g.random(m) > 0.1),
+        }, index=g.permutation(np.arange(100, 100 + m)))
+        want = _before_recovery_on_every_record(rows, adlb, resume)
+        np.testing.assert_array_equal(_before_recovery(rows, adlb, resume), want, err_msg=f"seed {seed}")

@@ -183,6 +183,15 @@ def derive_responder(adsl: pd.DataFrame, *, responder: Literal["PR", "MR"] = "PR
     return out
 
 
+def biomarker_rows(lb: pd.DataFrame) -> np.ndarray:
+    """The lb records the biomarker panel reads: LBCAT = BIOMARKER (blanks stripped); none without
+    LBCAT. The analysis keeps only these once ADLB is derived (``pipeline.DOMAIN_ROWS_READ_BY_STEP``,
+    issue 15)."""
+    if "LBCAT" not in lb.columns:
+        return np.zeros(len(lb), dtype=bool)
+    return _str(lb["LBCAT"]).eq("BIOMARKER").fillna(False).to_numpy(dtype=bool)
+
+
 def derive_biomarker_panel(lb: pd.DataFrame | None, adsl: pd.DataFrame, *,
                            options: PanelOptions = PanelOptions()) -> BiomarkerPanel | None:
     """Pre-treatment biomarker matrix joined to the response labels.
@@ -208,7 +217,7 @@ def derive_biomarker_panel(lb: pd.DataFrame | None, adsl: pd.DataFrame, *,
     """
     if lb is None or "LBCAT" not in lb.columns:
         return None
-    bm = lb.loc[_str(lb["LBCAT"]).eq("BIOMARKER").fillna(False).to_numpy()].copy()
+    bm = lb.loc[biomarker_rows(lb)].copy()
     if bm.empty:
         return None
     if "ROWNUM" not in bm.columns:

@@ -6,6 +6,9 @@ grades (``derive/conventions.py``). It only adds variables; no statistic reads t
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from mmtrial.context import Analysis
 from mmtrial.derive.conventions import ConventionOptions, derive_vars_adam_conventions
 from mmtrial.submission import data_cutoff
@@ -17,6 +20,19 @@ def regimen_label(a: Analysis) -> str:
     return " + ".join(names) if names else a.protocol.study.drug
 
 
+def lbtest_name_rows(lb: pd.DataFrame) -> np.ndarray:
+    """The lb records PARAM's test names are read from: the first record of each LBTESTCD with an
+    LBTEST (none without both variables). The analysis keeps only these (and the biomarker
+    records) once ADLB is derived (``pipeline.DOMAIN_ROWS_READ_BY_STEP``, issue 15)."""
+    rows = np.zeros(len(lb), dtype=bool)
+    if {"LBTESTCD", "LBTEST"} <= set(lb.columns):
+        named = np.flatnonzero(lb["LBTEST"].notna().to_numpy(dtype=bool))
+        # the two variables only: no copy of every lb variable (issue 15)
+        first = ~lb["LBTESTCD"].take(named).duplicated(keep="first").to_numpy(dtype=bool)
+        rows[named[first]] = True
+    return rows
+
+
 def run(a: Analysis) -> None:
     reg = a.protocol.regimen
     cycle = reg.cycle_length_days if not reg.phases else None
@@ -24,8 +40,7 @@ def run(a: Analysis) -> None:
     lb = a.study.get("lb")
     names = {}
     if lb is not None and {"LBTESTCD", "LBTEST"} <= set(lb.columns):
-        # the two variables only: dropna would otherwise copy every lb variable (issue 15)
-        first = lb[["LBTESTCD", "LBTEST"]].dropna(subset=["LBTEST"]).drop_duplicates("LBTESTCD")
+        first = lb.loc[lbtest_name_rows(lb), ["LBTESTCD", "LBTEST"]]
         names = dict(zip(first["LBTESTCD"].astype(str), first["LBTEST"].astype(str).str.strip(), strict=True))
     a.adam.update(derive_vars_adam_conventions(a.adam, a.study.get("dm"), regimen_label(a), opts, names))
     cut = data_cutoff(a)

@@ -209,9 +209,11 @@ def _typed(s: pd.Series, kind: DataType) -> pd.Series:
     if s.dtype == np.float64:
         return s  # already the value (copy-on-write: shared, never modified); issue 15
     if (pd.api.types.is_integer_dtype(s) or pd.api.types.is_float_dtype(s)) and not pd.api.types.is_bool_dtype(s):
-        # numbers (numpy or nullable) as float, missing as NaN: what the general path below gives,
-        # without one Python object per value (issue 15)
-        return pd.Series(s.to_numpy(dtype=float, na_value=np.nan), index=s.index, name=s.name)
+        # numbers (numpy or nullable) as they are, shared: the writers take them as float a chunk
+        # at a time (``pd.to_numeric(...).to_numpy(float)``, missing NaN), so the frame holds no
+        # float copy of every integer and nullable column (issue 15: about 100 MB for the adlb of
+        # 20,000 subjects while its files are written)
+        return s
     return pd.to_numeric(s.astype(object).where(s.notna(), np.nan), errors="coerce").astype(float)
 
 
@@ -254,7 +256,8 @@ def submission_frame(name: str, df: pd.DataFrame, study_id: str, spec: AdamSpec 
     with its name (:func:`with_unlisted`); the specification test on the demo study keeps the
     shipped metadata complete.
     Values: dates as ``datetime64`` (the writers turn them into SAS dates or ISO 8601 text),
-    numbers as float, text as ``str`` with missing as ``None`` (pandas ``str``/``string`` columns stay
+    numbers as float or as the data hold them (integer, nullable: the writers take them as float
+    a chunk at a time, missing NaN), text as ``str`` with missing as ``None`` (pandas ``str``/``string`` columns stay
     as they are, missing NA: the writers convert them a chunk at a time, issue 15; text held as
     Python ``str`` objects or as a categorical of ``str`` becomes a categorical, missing NaN, so
     that the writers convert each distinct value once).

@@ -210,14 +210,19 @@ def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence
     on-treatment records), visits with at least ``min_n`` values; quantiles by SAS QNTLDEF=5."""
     saf = set(safety_population(adsl)["USUBJID"])
     adlb = adlb[[c for c in adlb.columns if c in _LAB_BY_VISIT_VARIABLES]]  # rows below copy only these (issue 15)
-    d = adlb.loc[adlb["PARAMCD"].isin(list(tests)) & adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna()
-                 & adlb["AVISITN"].notna()]
-    on = d["ABLFL"].astype(object).eq("Y") | d["ONTRTFL"].astype(object).eq("Y")
-    d = d.loc[on.to_numpy(dtype=bool)]
+    rows = np.flatnonzero((adlb["PARAMCD"].isin(list(tests)) & adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna()
+                           & adlb["AVISITN"].notna()).to_numpy(dtype=bool))
+    on = adlb["ABLFL"].take(rows).astype(object).eq("Y") | adlb["ONTRTFL"].take(rows).astype(object).eq("Y")
+    d = adlb.take(rows[on.to_numpy(dtype=bool)])  # the selected records, copied once (issue 15)
     # one value per subject and visit: the record closest to the nominal day (the first on ties)
     d = d.assign(_DIST=(d["ADY"] - d["AVISITN"]).abs().where(d["AVISITN"] > 0, 0))
-    d = d.sort_values(["PARAMCD", "USUBJID", "AVISITN", "_DIST", "ADT"]).drop_duplicates(
-        ["PARAMCD", "USUBJID", "AVISITN"])
+    # sorted on the key variables alone, then the kept records taken in that order: what sorting
+    # and de-duplicating every variable gives, with one copy of the kept records (issue 15)
+    keys = ["PARAMCD", "USUBJID", "AVISITN", "_DIST", "ADT"]
+    by = d[keys].set_axis(pd.RangeIndex(len(d))).sort_values(keys)
+    first = ~by.duplicated(["PARAMCD", "USUBJID", "AVISITN"]).to_numpy(dtype=bool)
+    d = d.take(by.index.to_numpy()[first])
+    del by
 
     g = d.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)
     sizes = g.size()
