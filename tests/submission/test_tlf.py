@@ -11,6 +11,7 @@ import re
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mmtrial.report.model import Listing, Table
@@ -63,6 +64,18 @@ def test_wide_tables_are_landscape(tmp_path: Path):
     path = write_table_rtf(wide, tmp_path, TlfHeader("S", None))
     text = path.read_text("utf-8")
     assert "\\landscape" in text and "Data cut-off: none (all data)" in rtf_header(path)
+
+
+def test_missing_cells_count_as_blank_for_the_page_orientation(tmp_path: Path):
+    """A missing value is written blank (``_cell_texts``), so it adds no width: 3 columns of 29
+    characters (87 <= PORTRAIT_MAX_CHARS = 90) stay portrait when a fourth column is all missing
+    (it was measured as "nan", 90 + 3 > 90: landscape)."""
+    data = pd.DataFrame({"a": ["x" * 29], "b": ["y" * 29], "c": ["z" * 29], "d": [np.nan]})
+    assert not is_wide(data)
+    text = write_table_rtf(Table(id="m", title="t", data=data), tmp_path, TlfHeader("S", None)).read_text("utf-8")
+    assert "\\landscape" not in text
+    data["d"] = "abcd"  # a written 4-character value does count: 91 > 90
+    assert is_wide(data)
 
 
 def test_demo_rtf_numbers_match_report_tables(demo):

@@ -38,14 +38,17 @@ def safe_file_id(table_id: str) -> str:
 
 
 def is_wide(data: pd.DataFrame) -> bool:
-    """Landscape when the table has many columns or its widest row is long."""
+    """Landscape when the table has many columns or its widest row is long.
+
+    Widths are those of the texts the RTF writes (:func:`_cell_texts`: a missing value is blank,
+    not "nan")."""
     if data.shape[1] > PORTRAIT_MAX_COLUMNS:
         return True
     if data.empty:
         return False
-    widths = data.astype(str).map(len).sum(axis=1).max()
-    heads = sum(len(str(c)) for c in data.columns)
-    return max(int(widths), heads) > PORTRAIT_MAX_CHARS
+    names, rows = _cell_texts(data)
+    widths = max(sum(map(len, r)) for r in rows)
+    return max(widths, sum(map(len, names))) > PORTRAIT_MAX_CHARS
 
 
 def header_lines(h: TlfHeader, population: str, number: str | None = None) -> list[str]:
