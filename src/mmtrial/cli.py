@@ -327,8 +327,10 @@ def demo(
     n: Annotated[int | None, typer.Option("--n", min=1)] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
-    pdf: Annotated[bool, typer.Option("--pdf")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", help="also write output/report.pdf (as analyze --pdf)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    pdf_engine: Annotated[PdfEngine, typer.Option("--pdf-engine", help="PDF renderer for --pdf, as analyze's")] = PdfEngine.weasyprint,
+    pdf_content: Annotated[PdfContent, typer.Option("--pdf-content", help="what --pdf prints, as analyze's")] = PdfContent.body,
 ) -> None:
     """Simulate a synthetic study under a protocol (default: STORM) and analyse it (the README's first command).
 
@@ -340,12 +342,12 @@ def demo(
     check_output_folder(root / "study", kind="study")
     check_output_folder(root / "output", kind="analysis", study=root / "study")
     if pdf:
-        require_pdf_renderer()
+        require_pdf_renderer(pdf_engine.value)
     root.mkdir(parents=True, exist_ok=True)
     write_marker(root, kind="demo", status="complete", folders=("study", "output"))
     simulate(out=out / "study", n=n, seed=seed, protocol=protocol, format=Format.csv, quiet=quiet)
     analyze(out / "study", out=out / "output", protocol=_protocol_path(protocol), profile=None, pdf=pdf,
-            only=None, quiet=quiet)
+            only=None, quiet=quiet, pdf_engine=pdf_engine, pdf_content=pdf_content)
 
 
 class CohortFormat(StrEnum):
