@@ -7,7 +7,8 @@ dtypes, missing values), the same errors and the same grades on hypothesis-gener
 several subjects and tests (graded, not graded, missing), ties on dates and ROWNUM, missing
 values, LLN/ULN and dates, dates with a time of day or in other resolutions, CTCAE's alternative
 units, units CTCAE does not print, subjects not in ADSL, every grading policy, and blocks of a
-few rows (so that a group spans blocks).
+few rows (so that a group spans blocks). The frame test runs 100 examples by default, 500 under
+``--sweeps`` (about 4 s and 20 s).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mmtrial.derive.toxgrade import (
 )
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.units import normalise_unit
+from support.sweeps import examples
 
 CRIT = GradingCriteria.load()
 POLICIES = [GradingPolicy(assume=a, creatinine_baseline_arm=c)
@@ -474,7 +476,7 @@ def _outcome(fn, *args, **kwargs):
         return None, type(e).__name__
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=examples(100, full=500), deadline=None, database=None)
 @given(frames=lab_frames(), policy=st.sampled_from(POLICIES), window=st.sampled_from([0, 5, 30]),
        block=st.sampled_from([3, 8, tg.BLOCK]))
 def test_derive_adlb_equals_the_former_implementation(frames, policy, window, block):

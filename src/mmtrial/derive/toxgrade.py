@@ -506,12 +506,13 @@ def _atoxgr_from_codes(
         if not terms or tc.max() < 0:
             continue
         gc = tc.astype(np.int32)
+        gc += 1
         gc *= nu1
         gc += ucode[s:e]
-        gc += 1  # group = term x nu1 + unit slot; records of no term are negative
-        counts = np.bincount(gc[gc >= 0])
-        for g in np.flatnonzero(counts):
-            ti, slot = divmod(int(g), nu1)
+        gc += 1  # group = (term + 1) x nu1 + unit slot; records of no term are below nu1
+        counts = np.bincount(gc)
+        for g in np.flatnonzero(counts[nu1:]) + nu1:
+            ti, slot = divmod(int(g) - nu1, nu1)
             crit_unit = crit_units[ti][slot]
             if crit_unit is None:
                 unusable = True
