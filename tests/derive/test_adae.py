@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mmtrial.derive.adae import TeaeOptions, derive_adae
 from mmtrial.sdtm.issues import StudyInputError
@@ -75,3 +77,22 @@ def test_fatal_flag_from_outcome_or_grade_5():
     ae["AEOUT"] = [None, "FATAL"]
     out = derive_adae(ae, ADSL)
     assert out["AEFATFL"].tolist() == ["Y", "Y"]
+
+
+# issue 15 (seventh pass): ADAE's flags are built by Arrow from a mask and its text variables are
+# taken as they are when already pandas' text dtype. Oracle: the former expressions (commit
+# 8f7c1b5), np.where(mask, "Y", "") and the object arrays of ``.astype("string").str.<f>()``,
+# as pandas infers them back into a frame.
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["y", "Y", " nausea ", "FATAL", "", "Drug Withdrawn"])),
+                min_size=1, max_size=30), st.sampled_from(["str", object]))
+def test_flags_and_text_variables_equal_the_former_expressions(values, dtype):
+    from mmtrial.derive.adae import _text, _y
+
+    col = pd.Series(values, dtype=dtype, index=np.arange(len(values)) * 2)
+    mask = col.fillna("").to_numpy(dtype=object) == "Y"
+    want = pd.DataFrame({"F": np.where(mask, "Y", "")})["F"]
+    pd.testing.assert_series_equal(pd.DataFrame({"F": _y(mask)})["F"], want, check_exact=True)
+    for how, old in [(None, lambda c: c.to_numpy()), ("strip", lambda c: c.astype("string").str.strip().to_numpy()),
+                     ("upper", lambda c: c.astype("string").str.upper().to_numpy())]:
+        got = pd.DataFrame({"T": _text(col, how, old)})["T"]
+        pd.testing.assert_series_equal(got, pd.DataFrame({"T": old(col)})["T"], check_exact=True)

@@ -114,17 +114,15 @@ def derive_adae(ae: pd.DataFrame, adsl: pd.DataFrame, *, options: TeaeOptions = 
     n = len(ae)
     out = pd.DataFrame(
         {
-            "USUBJID": ae["USUBJID"].to_numpy(),
-            "AETERM": _col(ae, "AETERM").to_numpy(),
-            "AEDECOD": ae["AEDECOD"].astype("string").str.strip().to_numpy(),
-            "AEBODSYS": _col(ae, "AEBODSYS").astype("string").to_numpy(),
+            "USUBJID": _text(ae["USUBJID"], None, lambda c: c.to_numpy()),
+            "AETERM": _text(_col(ae, "AETERM"), None, lambda c: c.to_numpy()),
+            "AEDECOD": _text(ae["AEDECOD"], "strip", lambda c: c.astype("string").str.strip().to_numpy()),
+            "AEBODSYS": _text(_col(ae, "AEBODSYS"), None, lambda c: c.astype("string").to_numpy()),
             "ASTDT": pd.to_datetime(_col(ae, "AESTDT", pd.NaT)).to_numpy(dtype="datetime64[ns]"),
             "AENDT": pd.to_datetime(_col(ae, "AEENDT", pd.NaT)).to_numpy(dtype="datetime64[ns]"),
             "ATOXGR": pd.to_numeric(_col(ae, "AETOXGR"), errors="coerce").to_numpy(dtype=float),
-            "AESER": _col(ae, "AESER").astype("string").str.upper().to_numpy(),
-            "AEREL": _col(ae, "AEREL").astype("string").str.upper().to_numpy(),
-            "AEACN": _col(ae, "AEACN").astype("string").str.upper().to_numpy(),
-            "AEOUT": _col(ae, "AEOUT").astype("string").str.upper().to_numpy(),
+            **{name: _text(_col(ae, name), "upper", lambda c: c.astype("string").str.upper().to_numpy())
+               for name in ("AESER", "AEREL", "AEACN", "AEOUT")},
             "SRCDOM": "AE",
             "SRCSEQ": _col(ae, "AESEQ", np.nan).to_numpy(),
             "ROWNUM": _col(ae, "ROWNUM", np.nan).to_numpy() if "ROWNUM" in ae else np.arange(1, n + 1),
@@ -141,20 +139,46 @@ def derive_adae(ae: pd.DataFrame, adsl: pd.DataFrame, *, options: TeaeOptions = 
     in_win = treated & ~np.isnat(ast) & (ast >= sdt) & (np.isnat(edt) | (ast <= edt + win))
     miss = treated & np.isnat(ast)
     te = in_win | (miss & (options.missing_onset == "emergent"))
-    out["TRTEMFL"] = np.where(te, "Y", "")
+    out["TRTEMFL"] = _y(te)
     out["ASTDY"] = np.where(~np.isnat(ast) & treated,
                             (ast - sdt).astype("int64") + (ast >= sdt), np.nan)
-    out["AESERFL"] = np.where(_up(out["AESER"]) == "Y", "Y", "")
-    out["AERELFL"] = np.where(_up(out["AEREL"]) == "Y", "Y", "")
+    out["AESERFL"] = _y(_up(out["AESER"]) == "Y")
+    out["AERELFL"] = _y(_up(out["AEREL"]) == "Y")
     fatal = (_up(out["AEOUT"]) == "FATAL") | (sdtm_dth == "Y") | (out["ATOXGR"].to_numpy() == 5)
-    out["AEFATFL"] = np.where(fatal, "Y", "")
+    out["AEFATFL"] = _y(fatal)
     acn = _up(out["AEACN"])
-    out["ARDFL"] = np.where(np.isin(acn, ["DOSE REDUCED", "DRUG WITHDRAWN AND DOSE REDUCED"]), "Y", "")
-    out["AINTFL"] = np.where(acn == "DRUG INTERRUPTED", "Y", "")
-    out["AWDFL"] = np.where(np.isin(acn, ["DRUG WITHDRAWN", "DRUG WITHDRAWN AND DOSE REDUCED"]), "Y", "")
-    out["AWGRPTFL"] = _worst_flag(out, te, "AEDECOD")
-    out["AWGRSOFL"] = _worst_flag(out, te, "AEBODSYS")
+    out["ARDFL"] = _y(np.isin(acn, ["DOSE REDUCED", "DRUG WITHDRAWN AND DOSE REDUCED"]))
+    out["AINTFL"] = _y(acn == "DRUG INTERRUPTED")
+    out["AWDFL"] = _y(np.isin(acn, ["DRUG WITHDRAWN", "DRUG WITHDRAWN AND DOSE REDUCED"]))
+    for name, by in (("AWGRPTFL", "AEDECOD"), ("AWGRSOFL", "AEBODSYS")):
+        w = _worst_flag(out, te, by)
+        out[name] = _y(w == "Y") if len(w) else w  # no records: an object column, as before
     return out
+
+
+def _y(mask: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """"Y"/"" per ``mask``, the column pandas makes of ``np.where(mask, "Y", "")`` (``str`` on an
+    Arrow ``large_string`` array), taken by Arrow from the two texts: no conversion of one
+    Python/numpy text per record (issue 15: the nine flags were a fifth of ADAE's time)."""
+    import pyarrow as pa
+
+    dtype = pd.Series(["Y"]).dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return np.where(mask, "Y", "")
+    codes = pa.array(np.asarray(mask, dtype=bool).view(np.int8))
+    return pd.arrays.ArrowStringArray(pa.array(["", "Y"], pa.large_string()).take(codes), dtype=dtype)
+
+
+def _text(col: pd.Series, how: str | None, general) -> pd.Series | np.ndarray:
+    """A text variable of ADAE: ``col`` itself (``how`` None) or its ``.str.<how>()`` when it is
+    pandas' text dtype already (``str`` on Arrow), else ``general(col)`` -- the object array the
+    frame infers back to ``str``, as before; the same column either way, without a Python object
+    per record and back (issue 15). No text at all (no records, or all missing): the object
+    array, as before (pandas leaves it object)."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype == pd.Series(["x"]).dtype and col.count():
+        col = col.reset_index(drop=True)
+        return col if how is None else getattr(col.str, how)()
+    return general(col)
 
 
 def _up(s: pd.Series) -> np.ndarray:
