@@ -8,6 +8,8 @@ table header rows repeat on each page, rows are not split, cells wrap, and table
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 from pathlib import Path
 from typing import Literal
@@ -62,16 +64,201 @@ def compact_trace_index(html: str) -> str:
     return _TRACE_LIST.sub(_one, html)
 
 
+# --- figures for WeasyPrint: each label's glyph outlines as one path (issue 15, seventh pass) ----------
+
+_SVG_NS = "http://www.w3.org/2000/svg"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+_PATH_TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_TRANSFORM = re.compile(r"\s*(translate|scale|rotate|matrix)\s*\(([^)]*)\)\s*")
+_ABSOLUTE = {"M": 2, "L": 2, "Q": 4, "C": 6, "Z": 0, "z": 0}
+_SVG_DATA_URI = re.compile(r'(src="data:image/svg\+xml;base64,)([A-Za-z0-9+/=]+)(")')
+
+
+Affine = tuple[float, float, float, float, float, float]
+_IDENTITY: Affine = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+
+
+def _compose(m: Affine, n: Affine) -> Affine:
+    """``m`` then ``n`` applied inside it: the matrix product m x n of SVG's (a b c d e f)."""
+    a, b, c, d, e, f = m
+    a2, b2, c2, d2, e2, f2 = n
+    return (a * a2 + c * b2, b * a2 + d * b2, a * c2 + c * d2, b * c2 + d * d2,
+            a * e2 + c * f2 + e, b * e2 + d * f2 + f)
+
+
+def _affine(transform: str | None) -> Affine | None:
+    """The matrix (a, b, c, d, e, f) of an SVG ``transform`` list (SVG 1.1 section 7.6), or None
+    if it has an operation this module does not read (``skewX``, ``rotate`` about a point)."""
+    import math
+
+    m = _IDENTITY
+    text = (transform or "").strip()
+    pos = 0
+    for op in _TRANSFORM.finditer(text):
+        if op.start() != pos:
+            return None
+        pos = op.end()
+        v = [float(x) for x in op.group(2).replace(",", " ").split()]
+        name = op.group(1)
+        if name == "translate" and len(v) in (1, 2):
+            t = (1.0, 0.0, 0.0, 1.0, v[0], v[1] if len(v) == 2 else 0.0)
+        elif name == "scale" and len(v) in (1, 2):
+            t = (v[0], 0.0, 0.0, v[1] if len(v) == 2 else v[0], 0.0, 0.0)
+        elif name == "rotate" and len(v) == 1:
+            c, s = math.cos(math.radians(v[0])), math.sin(math.radians(v[0]))
+            t = (c, s, -s, c, 0.0, 0.0)
+        elif name == "matrix" and len(v) == 6:
+            t = tuple(v)
+        else:
+            return None
+        m = _compose(m, t)
+    return m if pos == len(text) else None
+
+
+def _apply(m: Affine, xy):
+    """Points (n x 2 array) through the matrix ``m``."""
+    a, b, c, d, e, f = m
+    if (a, b, c, d) == (1.0, 0.0, 0.0, 1.0):
+        return xy + (e, f)
+    return xy @ ((a, b), (c, d)) + (e, f)
+
+
+def _outline(d: str):
+    """A path's ``d`` as (printf template, n x 2 coordinates), if it has only absolute M/L/Q/C/Z
+    commands with all their numbers (what matplotlib writes for glyphs; empty for a space); else
+    None."""
+    import numpy as np
+
+    parts: list[str] = []
+    nums: list[float] = []
+    need = 0
+    for tok in _PATH_TOKEN.findall(d):
+        if tok.isalpha():
+            if need or tok not in _ABSOLUTE:
+                return None
+            need = _ABSOLUTE[tok]
+            parts.append(tok)
+        else:
+            if not need:
+                return None
+            nums.append(float(tok))
+            parts.append("%.2f")
+            need -= 1
+    if need or len(nums) % 2:
+        return None
+    return " ".join(parts), np.array(nums, dtype=float).reshape(-1, 2)
+
+
+def svg_text_as_one_path(svg: str) -> str:
+    """The same SVG with each text label's glyphs drawn as one ``<path>`` instead of one
+    ``<use>`` of a shared glyph outline per character (WeasyPrint only; issue 15, seventh pass).
+
+    Matplotlib writes text as glyph outlines (``svg.fonttype = "path"``, so the figure needs no
+    font): each glyph once in ``<defs>``, each character a ``<use>`` of it with its own
+    ``transform``. WeasyPrint copies, cascades and draws every ``<use>`` as a node and parses the
+    glyph's path again each time (the demo's 11 figures: 2,611 characters, about 0.7 s of the
+    PDF's CPU). Here a group made only of ``<use>`` references (no ``x``, ``y``, ``style``) to
+    unstyled defined paths with absolute commands becomes one ``<path>`` in the group's own
+    coordinates, with the group's attributes (transform, fill) kept: the same outlines, each
+    placed by its ``<use>`` and definition transforms (SVG 1.1 sections 5.6 and 7.6), coordinates
+    rounded to 0.01 of the group's unit (matplotlib's text groups are scaled by 0.1 pt or less,
+    so 0.001 pt). Glyphs overlap only where their fills add up (same winding, nonzero rule: the
+    union is filled either way). Anything else is left as it is; glyph definitions still
+    referenced by an unchanged ``<use>`` are kept.
+    """
+    import xml.etree.ElementTree as ET
+
+    ET.register_namespace("", _SVG_NS)
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    root = ET.fromstring(svg)
+    g_tag, use_tag, defs_tag, path_tag = (f"{{{_SVG_NS}}}{t}" for t in ("g", "use", "defs", "path"))
+    shapes: dict[str, ET.Element] = {}
+    for defs in root.iter(defs_tag):
+        for p in defs:
+            if p.tag == path_tag and p.get("id") and set(p.attrib) <= {"id", "d", "transform"}:
+                shapes[p.get("id")] = p
+    outlines: dict[str, tuple | None] = {}
+
+    def outline(ref: str):
+        if ref not in outlines:
+            p = shapes[ref]
+            o = _outline(p.get("d") or "")
+            m = _affine(p.get("transform"))
+            outlines[ref] = None if o is None or m is None else (o[0], _apply(m, o[1]))
+        return outlines[ref]
+
+    flattened: set[str] = set()
+    for g in root.iter(g_tag):
+        kids = list(g)
+        uses = [k for k in kids if k.tag == use_tag]
+        if not uses or any(k.tag not in (use_tag, defs_tag) for k in kids):
+            continue
+        refs = [u.get(_XLINK_HREF, "")[1:] for u in uses]
+        if any(set(u.attrib) - {_XLINK_HREF, "transform"} or r not in shapes for u, r in zip(uses, refs)):
+            continue
+        pieces = []
+        for u, r in zip(uses, refs):
+            o, m = outline(r), _affine(u.get("transform"))
+            if o is None or m is None:
+                break
+            if len(o[1]):
+                pieces.append(o[0] % tuple(_apply(m, o[1]).ravel().tolist()))
+        else:
+            for k in kids:
+                g.remove(k)
+            if pieces:
+                ET.SubElement(g, path_tag, {"d": " ".join(pieces)})
+            flattened.update(refs)
+    kept = {u.get(_XLINK_HREF, "")[1:] for u in root.iter(use_tag)}
+    orphans = [shapes[r] for r in sorted(kept & flattened)]
+    if orphans:  # defined in a group flattened above, still used elsewhere
+        ET.SubElement(root, defs_tag).extend(orphans)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _figures_text_as_one_path(html: str) -> str:
+    """The print form with :func:`svg_text_as_one_path` applied to every SVG data-URI image."""
+    import base64
+
+    def _one(m: re.Match[str]) -> str:
+        svg = base64.b64decode(m.group(2)).decode("utf-8")
+        return m.group(1) + base64.b64encode(svg_text_as_one_path(svg).encode("utf-8")).decode("ascii") + m.group(3)
+
+    return _SVG_DATA_URI.sub(_one, html)
+
+
 def _with_page_size(html: str, page_size: str) -> str:
     style = f"<style>{page_size_css(page_size)}</style>"
     i = html.find("</head>")
     return html[:i] + style + html[i:] if i >= 0 else style + html
 
 
+#: The garbage collector's thresholds while WeasyPrint lays out and writes (issue 15, seventh
+#: pass). WeasyPrint makes millions of short-lived objects (boxes, styles, Pango wrappers); with
+#: Python's default (700, 10, 10) a young-generation pass runs every 700 net allocations and
+#: the demo's body PDF spends about 1 s of its 6 s in them (measured: the same PDF with the
+#: collector off 5.5-5.9 s instead of 6.5-6.9 s). A pass every 20,000 allocations, and an old-generation pass
+#: almost never, gives the same saving; cycles are still collected, memory +16 MiB on the demo.
+PDF_GC_THRESHOLD: tuple[int, int, int] = (20_000, 50, 1_000)
+
+
+@contextlib.contextmanager
+def _rarer_collections():
+    """Run the body with :data:`PDF_GC_THRESHOLD`, restoring the caller's thresholds after."""
+    old = gc.get_threshold()
+    gc.set_threshold(*PDF_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def render_pdf_document(html: str, *, page_size: PageSize = "A4"):
     """Lay out the report; returns WeasyPrint's ``Document`` (pages and boxes, for checks)."""
     wp = load_weasyprint()
-    return wp.HTML(string=compact_trace_index(_with_page_size(html, page_size))).render()
+    html = _figures_text_as_one_path(compact_trace_index(_with_page_size(html, page_size)))
+    with _rarer_collections():
+        return wp.HTML(string=html).render()
 
 
 def render_pdf(html: str, path: Path | str, *, page_size: PageSize = "A4") -> None:
@@ -86,8 +273,10 @@ def render_pdf(html: str, path: Path | str, *, page_size: PageSize = "A4") -> No
     page_size
         ``"A4"`` (default) or ``"Letter"``; wide tables use the same paper in landscape.
     """
-    doc = render_pdf_document(html, page_size=page_size)
-    atomic_write_bytes(Path(path), doc.write_pdf())
+    with _rarer_collections():
+        doc = render_pdf_document(html, page_size=page_size)
+        data = doc.write_pdf()
+    atomic_write_bytes(Path(path), data)
 
 
 # --- a second renderer: headless Chromium (issue 15) ----------------------------------------------
@@ -166,7 +355,6 @@ def render_pdf_chromium(html: str, path: Path | str, *, page_size: PageSize = "A
     its page breaks may differ (docs/report.md). Chromium runs in its own process group, which is
     ended after it returns, so none of its helper processes outlives the call.
     """
-    import contextlib
     import os
     import signal
     import subprocess
