@@ -117,10 +117,12 @@ def _affine(transform: str | None) -> Affine | None:
 
 def _apply(m: Affine, xy):
     """Points (n x 2 array) through the matrix ``m``."""
+    import numpy as np
+
     a, b, c, d, e, f = m
     if (a, b, c, d) == (1.0, 0.0, 0.0, 1.0):
-        return xy + (e, f)
-    return xy @ ((a, b), (c, d)) + (e, f)
+        return np.add(xy, (e, f))
+    return np.add(xy @ ((a, b), (c, d)), (e, f))
 
 
 def _outline(d: str):
@@ -194,10 +196,10 @@ def svg_text_as_one_path(svg: str) -> str:
         if not uses or any(k.tag not in (use_tag, defs_tag) for k in kids):
             continue
         refs = [u.get(_XLINK_HREF, "")[1:] for u in uses]
-        if any(set(u.attrib) - {_XLINK_HREF, "transform"} or r not in shapes for u, r in zip(uses, refs)):
+        if any(set(u.attrib) - {_XLINK_HREF, "transform"} or r not in shapes for u, r in zip(uses, refs, strict=True)):
             continue
         pieces = []
-        for u, r in zip(uses, refs):
+        for u, r in zip(uses, refs, strict=True):
             o, m = outline(r), _affine(u.get("transform"))
             if o is None or m is None:
                 break
