@@ -1,11 +1,14 @@
-"""The WeasyPrint form of a figure: each label's glyphs as one path (issue 15, seventh pass).
+"""The WeasyPrint form of a figure (issue 15, seventh pass): each label as PDF text in matplotlib's
+own font, or as one path.
 
-``pdf.svg_text_as_one_path`` rewrites matplotlib's text (one ``<use>`` of a glyph outline per
-character) as one ``<path>`` per label. The oracle for the geometry is matplotlib's own affine
-algebra (``matplotlib.transforms.Affine2D``): every glyph outline of the original SVG placed by
-composing its ancestors' transforms, the ``<use>``'s and the definition's, compared with the
-rewritten path's points. The picture is checked by rasterising both through WeasyPrint and
-poppler (skipped without them).
+``pdf.svg_for_weasyprint`` rewrites matplotlib's text (one ``<use>`` of a glyph outline per
+character). Oracles: for the one-path form, matplotlib's own affine algebra
+(``matplotlib.transforms.Affine2D``): every glyph outline of the original SVG placed by composing
+the ``<use>``'s and the definition's transforms, compared with the rewritten path's points; for
+the text form, the label matplotlib wrote (its XML comment before each text group), the glyph
+index FreeType gives for each character in matplotlib's font file (``FT2Font``) and each glyph's
+offset. The picture is checked by rasterising the PDFs WeasyPrint writes with poppler (skipped
+without them).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib
 
@@ -25,7 +29,13 @@ import pytest
 from matplotlib.transforms import Affine2D
 
 from mmtrial.figures.svg import figure_to_svg
-from mmtrial.report.pdf import svg_text_as_one_path
+from mmtrial.report.pdf import (
+    figure_font_family,
+    figure_font_path,
+    figure_fonts_css,
+    svg_for_weasyprint,
+    svg_text_as_one_path,
+)
 
 NS = "{http://www.w3.org/2000/svg}"
 HREF = "{http://www.w3.org/1999/xlink}href"
@@ -145,27 +155,97 @@ def test_something_else_is_left_as_it_is():
     assert svg_text_as_one_path(svg) == before  # relative commands, styled def, skew: unchanged
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils (pdftoppm) not installed")
-def test_weasyprint_draws_the_same_picture(svg, tmp_path):
-    from mmtrial.report.pdf import PdfUnavailableError, load_weasyprint
+_LABEL = re.compile(r"<!-- (.*?) -->\s*<g transform=\"([^\"]*)\"[^>]*>((?:\s*<defs>.*?</defs>)?(?:\s*<use [^>]*/>)+)\s*</g>", re.S)
 
-    try:
-        wp = load_weasyprint()
-    except PdfUnavailableError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(str(exc))
+
+def test_plain_labels_become_text_in_matplotlibs_font_with_its_glyphs_and_positions(svg):
+    from matplotlib.ft2font import FT2Font
+
+    out, fonts = svg_for_weasyprint(svg)
+    assert fonts == {"DejaVuSans"}
+    root = ET.fromstring(out)
+    texts = {(t.text, t.get("x")): t for t in root.iter(f"{NS}text")}
+    font = FT2Font(str(figure_font_path("DejaVuSans")))
+    checked = 0
+    for label, transform, body in _LABEL.findall(svg):
+        label = label.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        if "$" in label:
+            continue  # mathtext: glyphs placed off the baseline, stays a path
+        s = float(re.search(r"scale\(([0-9.]+) -", transform).group(1))
+        uses = re.findall(r'<use xlink:href="#DejaVuSans-([0-9a-f]+)"(?: transform="translate\(([-0-9.e]+) 0\)")?', body)
+        xs = " ".join(f"{float(dx or 0) * s:.3f}" for _, dx in uses)
+        assert (label, xs) in texts, label  # the string matplotlib drew, each glyph at its offset
+        t = texts[(label, xs)]
+        assert t.get("font-family") == figure_font_family("DejaVuSans")
+        assert float(t.get("font-size")) == pytest.approx(100 * s)  # TextToPath.FONT_SCALE = 100
+        assert [font.get_char_index(ord(c)) for c in label] == [int(g, 16) for g, _ in uses]
+        checked += 1
+    assert checked >= 8
+
+
+def test_fonts_css_loads_matplotlibs_own_file():
+    css = figure_fonts_css({"DejaVuSans"})
+    assert figure_font_path("DejaVuSans").as_uri() in css
+    assert figure_font_path("DejaVuSans").parent == Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    assert figure_font_path("DejaVuSans").exists()
+
+
+def _raster(wp, tmp_path, name, svg, fonts=()) -> np.ndarray:
     from PIL import Image
 
-    pixels = []
-    for name, s in (("before", svg), ("after", svg_text_as_one_path(svg))):
-        data = base64.b64encode(s.encode()).decode()
-        html = f'<html><body style="margin:0"><img style="width:180mm" src="data:image/svg+xml;base64,{data}"></body></html>'
-        wp.HTML(string=html).write_pdf(tmp_path / f"{name}.pdf")
-        subprocess.run(["pdftoppm", "-r", "150", "-singlefile", "-png", tmp_path / f"{name}.pdf", tmp_path / name],
-                       check=True)
-        pixels.append(np.asarray(Image.open(tmp_path / f"{name}.png").convert("L"), dtype=int))
-    a, b = pixels
-    assert a.shape == b.shape
-    assert (a < 128).sum() > 5_000  # there is a drawn figure
-    # measured: 102 pixels differ (anti-aliasing at glyph edges, of 2.2 million); every label
-    # moved by 0.05 pt makes 1,297 differ, by 0.2 pt 7,696
-    assert (np.abs(a - b) > 64).sum() <= 300
+    data = base64.b64encode(svg.encode()).decode()
+    html = (f'<html><head><style>{figure_fonts_css(fonts)}</style></head><body style="margin:0">'
+            f'<img style="width:180mm" src="data:image/svg+xml;base64,{data}"></body></html>')
+    wp.HTML(string=html).write_pdf(tmp_path / f"{name}.pdf")
+    subprocess.run(["pdftocairo", "-r", "200", "-singlefile", "-png", tmp_path / f"{name}.pdf", tmp_path / name],
+                   check=True)
+    return np.asarray(Image.open(tmp_path / f"{name}.png").convert("L"), dtype=float)
+
+
+@pytest.fixture(scope="module")
+def weasyprint():
+    from mmtrial.report.pdf import PdfUnavailableError, load_weasyprint
+
+    if shutil.which("pdftocairo") is None:
+        pytest.skip("poppler-utils (pdftocairo) not installed")
+    try:
+        return load_weasyprint()
+    except PdfUnavailableError as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
+
+
+def _moved(svg: str, dx: float, dy: float) -> str:
+    """Every rewritten label moved by (dx, dy) figure points."""
+    return re.sub(r'(<g[^>]*transform=")([^"]*)(">\s*<(?:text|path d=))',
+                  lambda m: f"{m.group(1)}translate({dx} {dy}) {m.group(2)}{m.group(3)}", svg)
+
+
+@pytest.mark.slow
+def test_weasyprint_draws_the_same_picture(svg, weasyprint, tmp_path):
+    # measured (pdftocairo, 200 dpi, summed grey-level difference / 255): one path 32, PDF text
+    # 3,279 (text and outlines are anti-aliased differently), every label moved by 0.1 pt
+    # 4,412-5,614, by 0.05 pt 3,373-3,713
+    before = _raster(weasyprint, tmp_path, "before", svg)
+    assert (before < 128).sum() > 10_000  # there is a drawn figure
+    path = np.abs(_raster(weasyprint, tmp_path, "path", svg_text_as_one_path(svg)) - before).sum() / 255
+    assert path < 100  # the same outlines: anti-aliasing at a few glyph joins
+    out, fonts = svg_for_weasyprint(svg)
+    text = np.abs(_raster(weasyprint, tmp_path, "text", out, fonts) - before).sum() / 255
+    for dx, dy in ((0.1, 0), (0, -0.1)):  # the two nearest of the four directions (measured)
+        moved = np.abs(_raster(weasyprint, tmp_path, "moved", _moved(out, dx, dy), fonts) - before).sum() / 255
+        assert text < moved, (dx, dy)  # the text sits where matplotlib's outlines were
+
+
+def test_a_glyph_no_character_maps_to_is_drawn_as_its_outline():
+    # glyph 0x1869f is past DejaVu Sans' last glyph: no character of the cmap gives it
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+           '<g transform="translate(1 2) scale(0.1 -0.1)"><defs>'
+           '<path id="DejaVuSans-33" d="M 0 0 L 64 0 L 64 64 z" transform="scale(0.015625)"/>'
+           '<path id="DejaVuSans-1869f" d="M 0 0 L 64 64 z" transform="scale(0.015625)"/></defs>'
+           '<use xlink:href="#DejaVuSans-33"/><use xlink:href="#DejaVuSans-1869f" transform="translate(50 0)"/></g></svg>')
+    out, fonts = svg_for_weasyprint(svg)
+    assert fonts == frozenset() and "<text" not in out
+    np.testing.assert_allclose(_points(ET.fromstring(out).find(f"{NS}g/{NS}path").get("d")),
+                               [[0, 0], [1, 0], [1, 1], [50, 0], [51, 1]])
+    out, fonts = svg_for_weasyprint(svg.replace("1869f", "34"))  # "P", "Q": both characters
+    assert fonts == {"DejaVuSans"} and ">PQ</text>" in out

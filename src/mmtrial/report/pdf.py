@@ -9,6 +9,7 @@ table header rows repeat on each page, rows are not split, cells wrap, and table
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import re
 from pathlib import Path
@@ -151,29 +152,109 @@ def _outline(d: str):
     return " ".join(parts), np.array(nums, dtype=float).reshape(-1, 2)
 
 
-def svg_text_as_one_path(svg: str) -> str:
-    """The same SVG with each text label's glyphs drawn as one ``<path>`` instead of one
-    ``<use>`` of a shared glyph outline per character (WeasyPrint only; issue 15, seventh pass).
+#: matplotlib's own fonts (``mpl-data/fonts/ttf``) a figure label may be printed with as PDF text,
+#: by PostScript name, the prefix of matplotlib's glyph ids (``DejaVuSans-33``: glyph 0x33).
+FIGURE_FONT_FILES: dict[str, str] = {
+    "DejaVuSans": "DejaVuSans.ttf", "DejaVuSans-Bold": "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique": "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique": "DejaVuSans-BoldOblique.ttf",
+}
+_GROUP_SCALE = re.compile(r"^(.*?)\s*scale\(\s*([0-9.eE+-]+)[\s,]+([0-9.eE+-]+)\s*\)\s*$")
+#: characters a lone glyph must not be printed as: shaping drops or decorates them (marks get a
+#: dotted circle, format characters no glyph)
+_NOT_ALONE = frozenset({"Mn", "Me", "Mc", "Cf", "Cc", "Zl", "Zp", "Co", "Cs"})
+
+
+def figure_font_family(ps_name: str) -> str:
+    """The CSS family under which the PDF loads matplotlib's font ``ps_name`` (``@font-face``)."""
+    return f"mmtrial figure {ps_name}"
+
+
+def figure_font_path(ps_name: str) -> Path:
+    """matplotlib's own file of the font ``ps_name`` (:data:`FIGURE_FONT_FILES`)."""
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FIGURE_FONT_FILES[ps_name]
+
+
+@functools.cache
+def _glyph_chars(ps_name: str) -> dict[int, str]:
+    """Glyph index -> the character the font's cmap maps to it (the lowest code point that can be
+    shaped alone), from matplotlib's file of the font; empty if the file cannot be read."""
+    import unicodedata
+
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        cmap = FT2Font(str(figure_font_path(ps_name))).get_charmap()
+    except (OSError, RuntimeError, KeyError):
+        return {}
+    out: dict[int, str] = {}
+    for code in sorted(cmap):
+        ch = chr(code)
+        if cmap[code] not in out and unicodedata.category(ch) not in _NOT_ALONE:
+            out[cmap[code]] = ch
+    return out
+
+
+def _label_as_text(g, uses, refs) -> tuple[str, str, str, list[float], float] | None:
+    """A text group as (font, new group transform, characters, x of each, font size), if it is
+    one font of :data:`FIGURE_FONT_FILES` scaled by ``scale(s -s)`` last, each glyph shifted
+    along the baseline only and mapped to a character; else None."""
+    m = _GROUP_SCALE.match(g.get("transform") or "")
+    if m is None or float(m.group(2)) <= 0 or float(m.group(3)) != -float(m.group(2)):
+        return None
+    size = float(m.group(2))
+    font = refs[0].rpartition("-")[0]
+    if font not in FIGURE_FONT_FILES or any(r.rpartition("-")[0] != font for r in refs):
+        return None
+    chars, xs = [], []
+    table = _glyph_chars(font)
+    for u, r in zip(uses, refs, strict=True):
+        t = _affine(u.get("transform"))
+        gid = r.rpartition("-")[2]
+        ch = table.get(int(gid, 16)) if re.fullmatch(r"[0-9a-f]+", gid) else None
+        if t is None or t[:4] != (1.0, 0.0, 0.0, 1.0) or t[5] != 0.0 or ch is None:
+            return None
+        chars.append(ch)
+        xs.append(t[4] * size)
+    return font, m.group(1), "".join(chars), xs, size
+
+
+def svg_for_weasyprint(svg: str, *, as_text: bool = True) -> tuple[str, frozenset[str]]:
+    """The same figure drawn cheaply by WeasyPrint: each text label as PDF text in matplotlib's own
+    font, or as one ``<path>`` (issue 15, seventh pass). Returns the SVG and the fonts (PostScript
+    names) the ``<text>`` elements need: the page must load them with :func:`figure_fonts_css`.
 
     Matplotlib writes text as glyph outlines (``svg.fonttype = "path"``, so the figure needs no
     font): each glyph once in ``<defs>``, each character a ``<use>`` of it with its own
     ``transform``. WeasyPrint copies, cascades and draws every ``<use>`` as a node and parses the
-    glyph's path again each time (the demo's 11 figures: 2,611 characters, about 0.7 s of the
-    PDF's CPU). Here a group made only of ``<use>`` references (no ``x``, ``y``, ``style``) to
-    unstyled defined paths with absolute commands becomes one ``<path>`` in the group's own
-    coordinates, with the group's attributes (transform, fill) kept: the same outlines, each
-    placed by its ``<use>`` and definition transforms (SVG 1.1 sections 5.6 and 7.6), coordinates
-    rounded to 0.01 of the group's unit (matplotlib's text groups are scaled by 0.1 pt or less,
-    so 0.001 pt). Glyphs overlap only where their fills add up (same winding, nonzero rule: the
-    union is filled either way). Anything else is left as it is; glyph definitions still
-    referenced by an unchanged ``<use>`` are kept.
+    glyph's path again each time (the demo's 11 figures: 2,611 characters, about 1 s of the PDF's
+    CPU). A group made only of ``<use>`` references (no ``x``, ``y``, ``style``) to unstyled
+    defined paths is rewritten:
+
+    * ``as_text`` and every glyph of one font of :data:`FIGURE_FONT_FILES`, each placed along the
+      baseline (plain labels, not mathtext): a ``<text>`` in that font (loaded from matplotlib's
+      own file, so the same outlines), at the group's size (``scale(s -s)``: ``100 s``, matplotlib's
+      ``TextToPath.FONT_SCALE``), each character at its glyph's own x (``x`` list: matplotlib's
+      kerning kept), the group's transform otherwise and its fill kept. The glyph is the one the
+      font's cmap gives for the character; a glyph no character maps to (a ligature) leaves the
+      group to the next rule;
+    * else, if every glyph path has absolute commands only: one ``<path>`` in the group's own
+      coordinates, the same outlines placed by the ``<use>`` and definition transforms (SVG 1.1
+      sections 5.6 and 7.6), rounded to 0.01 of the group's unit (matplotlib's text groups are
+      scaled by 0.1 or less: 0.001 pt). Glyphs overlap only where their fills add up (same
+      winding, nonzero rule: the union is filled either way).
+
+    Anything else is left as it is; glyph definitions still referenced by an unchanged ``<use>``
+    are kept.
     """
     import xml.etree.ElementTree as ET
 
     ET.register_namespace("", _SVG_NS)
     ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
     root = ET.fromstring(svg)
-    g_tag, use_tag, defs_tag, path_tag = (f"{{{_SVG_NS}}}{t}" for t in ("g", "use", "defs", "path"))
+    g_tag, use_tag, defs_tag, path_tag, text_tag = (
+        f"{{{_SVG_NS}}}{t}" for t in ("g", "use", "defs", "path", "text"))
     shapes: dict[str, ET.Element] = {}
     for defs in root.iter(defs_tag):
         for p in defs:
@@ -190,6 +271,7 @@ def svg_text_as_one_path(svg: str) -> str:
         return outlines[ref]
 
     flattened: set[str] = set()
+    fonts: set[str] = set()
     for g in root.iter(g_tag):
         kids = list(g)
         uses = [k for k in kids if k.tag == use_tag]
@@ -197,6 +279,23 @@ def svg_text_as_one_path(svg: str) -> str:
             continue
         refs = [u.get(_XLINK_HREF, "")[1:] for u in uses]
         if any(set(u.attrib) - {_XLINK_HREF, "transform"} or r not in shapes for u, r in zip(uses, refs, strict=True)):
+            continue
+        label = _label_as_text(g, uses, refs) if as_text else None
+        if label is not None:
+            font, transform, chars, xs, size = label
+            for k in kids:
+                g.remove(k)
+            if transform:
+                g.set("transform", transform)
+            else:
+                del g.attrib["transform"]
+            ET.SubElement(g, text_tag, {
+                "{http://www.w3.org/XML/1998/namespace}space": "preserve",
+                "x": " ".join(f"{x:.3f}" for x in xs), "y": "0",
+                "font-family": figure_font_family(font), "font-size": f"{100 * size:.4f}",
+            }).text = chars
+            flattened.update(refs)
+            fonts.add(font)
             continue
         pieces = []
         for u, r in zip(uses, refs, strict=True):
@@ -213,20 +312,40 @@ def svg_text_as_one_path(svg: str) -> str:
             flattened.update(refs)
     kept = {u.get(_XLINK_HREF, "")[1:] for u in root.iter(use_tag)}
     orphans = [shapes[r] for r in sorted(kept & flattened)]
-    if orphans:  # defined in a group flattened above, still used elsewhere
+    if orphans:  # defined in a group rewritten above, still used elsewhere
         ET.SubElement(root, defs_tag).extend(orphans)
-    return ET.tostring(root, encoding="unicode")
+    return ET.tostring(root, encoding="unicode"), frozenset(fonts)
 
 
-def _figures_text_as_one_path(html: str) -> str:
-    """The print form with :func:`svg_text_as_one_path` applied to every SVG data-URI image."""
+def svg_text_as_one_path(svg: str) -> str:
+    """:func:`svg_for_weasyprint` without PDF text: each label's glyphs as one ``<path>``."""
+    return svg_for_weasyprint(svg, as_text=False)[0]
+
+
+def figure_fonts_css(fonts) -> str:
+    """``@font-face`` rules loading matplotlib's own files of ``fonts`` (PostScript names)."""
+    return "".join(f'@font-face {{ font-family: "{figure_font_family(f)}"; src: url("{figure_font_path(f).as_uri()}"); }}'
+                   for f in sorted(fonts))
+
+
+def _figures_for_weasyprint(html: str) -> str:
+    """The print form with :func:`svg_for_weasyprint` applied to every SVG data-URI image and the
+    ``@font-face`` rules of the fonts their text needs."""
     import base64
 
-    def _one(m: re.Match[str]) -> str:
-        svg = base64.b64decode(m.group(2)).decode("utf-8")
-        return m.group(1) + base64.b64encode(svg_text_as_one_path(svg).encode("utf-8")).decode("ascii") + m.group(3)
+    fonts: set[str] = set()
 
-    return _SVG_DATA_URI.sub(_one, html)
+    def _one(m: re.Match[str]) -> str:
+        svg, used = svg_for_weasyprint(base64.b64decode(m.group(2)).decode("utf-8"))
+        fonts.update(used)
+        return m.group(1) + base64.b64encode(svg.encode("utf-8")).decode("ascii") + m.group(3)
+
+    html = _SVG_DATA_URI.sub(_one, html)
+    if not fonts:
+        return html
+    style = f"<style>{figure_fonts_css(fonts)}</style>"
+    i = html.find("</head>")
+    return html[:i] + style + html[i:] if i >= 0 else style + html
 
 
 def _with_page_size(html: str, page_size: str) -> str:
@@ -258,7 +377,7 @@ def _rarer_collections():
 def render_pdf_document(html: str, *, page_size: PageSize = "A4"):
     """Lay out the report; returns WeasyPrint's ``Document`` (pages and boxes, for checks)."""
     wp = load_weasyprint()
-    html = _figures_text_as_one_path(compact_trace_index(_with_page_size(html, page_size)))
+    html = _figures_for_weasyprint(compact_trace_index(_with_page_size(html, page_size)))
     with _rarer_collections():
         return wp.HTML(string=html).render()
 
