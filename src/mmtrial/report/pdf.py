@@ -397,6 +397,7 @@ def render_pdf(html: str, path: Path | str, *, page_size: PageSize = "A4") -> No
     with _rarer_collections():
         doc = render_pdf_document(html, page_size=page_size)
         data = doc.write_pdf()
+        del doc  # its boxes freed by reference counting before the collector's thresholds return
     atomic_write_bytes(Path(path), data)
 
 
