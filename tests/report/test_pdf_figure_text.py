@@ -249,3 +249,20 @@ def test_a_glyph_no_character_maps_to_is_drawn_as_its_outline():
                                [[0, 0], [1, 0], [1, 1], [50, 0], [51, 1]])
     out, fonts = svg_for_weasyprint(svg.replace("1869f", "34"))  # "P", "Q": both characters
     assert fonts == {"DejaVuSans"} and ">PQ</text>" in out
+
+
+def test_markers_become_paths_at_their_positions_with_the_uses_and_their_own_style(svg):
+    before = ET.fromstring(svg)
+    defs = {p.get("id"): p for p in before.iter(f"{NS}path") if p.get("id")}
+    groups_before = list(before.iter(f"{NS}g"))
+    groups_after = list(ET.fromstring(svg_for_weasyprint(svg)[0]).iter(f"{NS}g"))
+    assert len(groups_before) == len(groups_after)  # the rewrite keeps every group
+    marks = [(j, i, u) for j, g in enumerate(groups_before) for i, u in enumerate(g)
+             if u.tag == f"{NS}use" and u.get("x") is not None]
+    assert len(marks) >= 10  # tick marks and the line's circle markers
+    for j, i, u in marks:
+        p, d = groups_after[j][i], defs[u.get(HREF)[1:]]  # in the <use>'s place
+        assert p.tag == f"{NS}path"
+        shift = Affine2D().translate(float(u.get("x")), float(u.get("y")))
+        np.testing.assert_allclose(_points(p.get("d")), shift.transform(_points(d.get("d"))), atol=6e-5)
+        assert p.get("style") == "; ".join(s for s in (u.get("style"), d.get("style")) if s)

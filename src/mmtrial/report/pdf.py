@@ -126,7 +126,7 @@ def _apply(m: Affine, xy):
     return np.add(xy @ ((a, b), (c, d)), (e, f))
 
 
-def _outline(d: str):
+def _outline(d: str, number: str = "%.2f"):
     """A path's ``d`` as (printf template, n x 2 coordinates), if it has only absolute M/L/Q/C/Z
     commands with all their numbers (what matplotlib writes for glyphs; empty for a space); else
     None."""
@@ -145,7 +145,7 @@ def _outline(d: str):
             if not need:
                 return None
             nums.append(float(tok))
-            parts.append("%.2f")
+            parts.append(number)
             need -= 1
     if need or len(nums) % 2:
         return None
@@ -310,11 +310,62 @@ def svg_for_weasyprint(svg: str, *, as_text: bool = True) -> tuple[str, frozense
             if pieces:
                 ET.SubElement(g, path_tag, {"d": " ".join(pieces)})
             flattened.update(refs)
+    if as_text:
+        _markers_as_paths(root, use_tag, path_tag)
     kept = {u.get(_XLINK_HREF, "")[1:] for u in root.iter(use_tag)}
     orphans = [shapes[r] for r in sorted(kept & flattened)]
     if orphans:  # defined in a group rewritten above, still used elsewhere
         ET.SubElement(root, defs_tag).extend(orphans)
     return ET.tostring(root, encoding="unicode"), frozenset(fonts)
+
+
+#: Style properties a marker's ``<use>`` may set for it to become a plain ``<path>``: inherited
+#: paint properties the SVG's own ``<style>`` rules (matplotlib: ``stroke-linejoin``,
+#: ``stroke-linecap``) do not set, so moving them from the ``<use>`` onto the path changes nothing.
+_USE_STYLE = frozenset({"fill", "stroke", "stroke-width", "fill-opacity", "stroke-opacity"})
+_PATH_STYLE = _USE_STYLE | {"stroke-linecap", "stroke-linejoin", "stroke-dasharray", "stroke-dashoffset",
+                            "stroke-miterlimit", "fill-rule"}
+
+
+def _style_names(style: str) -> set[str]:
+    return {d.split(":", 1)[0].strip() for d in style.split(";") if d.strip()}
+
+
+def _markers_as_paths(root, use_tag: str, path_tag: str) -> None:
+    """Each marker ``<use>`` (matplotlib's tick marks and scatter symbols: ``x``, ``y`` and a paint
+    ``style``) of a defined ``<path>`` with absolute commands, replaced in place by that path
+    moved to (x, y): the ``<use>``'s style first, the path's own after it (its own declarations
+    win over what it inherits from the ``<use>``; SVG 1.1 section 5.6). WeasyPrint then draws one
+    node instead of copying and cascading the referenced tree per mark."""
+    defs: dict[str, tuple] = {}
+    for p in root.iter(path_tag):
+        pid = p.get("id")
+        if pid and set(p.attrib) <= {"id", "d", "style", "transform"} and _style_names(p.get("style", "")) <= _PATH_STYLE:
+            o, m = _outline(p.get("d") or "", "%.4f"), _affine(p.get("transform"))
+            if o is not None and m is not None and len(o[1]):
+                defs[pid] = (o[0], _apply(m, o[1]), p.get("style", ""))
+    if not defs:
+        return
+    for parent in [e for e in root.iter() if any(c.tag == use_tag for c in e)]:
+        for i, u in enumerate(list(parent)):
+            if u.tag != use_tag or not set(u.attrib) <= {_XLINK_HREF, "x", "y", "style"}:
+                continue
+            target = defs.get(u.get(_XLINK_HREF, "")[1:])
+            if target is None or not _style_names(u.get("style", "")) <= _USE_STYLE:
+                continue
+            try:
+                x, y = float(u.get("x", 0)), float(u.get("y", 0))
+            except ValueError:
+                continue
+            template, xy, own = target
+            style = "; ".join(s.strip().rstrip(";") for s in (u.get("style", ""), own) if s.strip())
+            attrs = {"d": template % tuple(_apply((1.0, 0.0, 0.0, 1.0, x, y), xy).ravel().tolist())}
+            if style:
+                attrs["style"] = style
+            new = parent.makeelement(path_tag, attrs)
+            new.tail = u.tail
+            parent.remove(u)
+            parent.insert(i, new)
 
 
 def svg_text_as_one_path(svg: str) -> str:
