@@ -3,7 +3,10 @@
 WeasyPrint lays out the same HTML with the report's print stylesheet: A4 or Letter pages, page
 numbers ("Page n of N") and, for a synthetic study, "SYNTHETIC DATA" in every page's top margin;
 table header rows repeat on each page, rows are not split, cells wrap, and tables wider than
-``WIDE_TABLE_COLUMNS`` columns go on landscape pages, so no table is clipped.
+``WIDE_TABLE_COLUMNS`` columns go on landscape pages, so no table is clipped. Figures reach
+WeasyPrint in a cheaper form (:func:`svg_for_weasyprint`: labels as PDF text in matplotlib's own
+font, marks as paths) and the garbage collector runs rarely meanwhile (:data:`PDF_GC_THRESHOLD`;
+issue 15, docs/design.md "seventh pass").
 """
 
 from __future__ import annotations
@@ -409,8 +412,9 @@ def _with_page_size(html: str, page_size: str) -> str:
 #: pass). WeasyPrint makes millions of short-lived objects (boxes, styles, Pango wrappers); with
 #: Python's default (700, 10, 10) a young-generation pass runs every 700 net allocations and
 #: the demo's body PDF spends about 1 s of its 6 s in them (measured: the same PDF with the
-#: collector off 5.5-5.9 s instead of 6.5-6.9 s). A pass every 20,000 allocations, and an old-generation pass
-#: almost never, gives the same saving; cycles are still collected, memory +16 MiB on the demo.
+#: collector off 5.5-5.9 s instead of 6.5-6.9 s). A pass every 20,000 allocations, and an
+#: old-generation pass almost never, gives the same saving; cycles are still collected (peak RSS
+#: of the demo's ``analyze --pdf`` 425 MiB either way; docs/design.md "seventh pass").
 PDF_GC_THRESHOLD: tuple[int, int, int] = (20_000, 50, 1_000)
 
 
