@@ -68,7 +68,7 @@ def compact_trace_index(html: str) -> str:
     return _TRACE_LIST.sub(_one, html)
 
 
-# --- figures for WeasyPrint: each label's glyph outlines as one path (issue 15, seventh pass) ----------
+# --- figures for WeasyPrint: labels as PDF text or one path, marks as paths (issue 15, seventh pass) --
 
 _SVG_NS = "http://www.w3.org/2000/svg"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
