@@ -12,9 +12,11 @@ each Chromium executable installed (the headless shell ``chromium-headless-shell
 * ``full``: the print form with the listings and the method-settings appendix
   (``--pdf-content full``).
 
-With ``--weasyprint``: :func:`mmtrial.report.pdf.render_pdf` once per print form (about a minute
-in all). With ``--end-to-end``: ``mmtrial analyze`` of the demo as a child process, without and
-with ``--pdf --pdf-engine chromium`` (default content), alternating, ``--repeat`` times each.
+With ``--weasyprint``: :func:`mmtrial.report.pdf.render_pdf` once per print form. With
+``--end-to-end``: ``mmtrial analyze`` of the demo as a child process without ``--pdf`` (the
+floor), with ``--pdf`` (the default engine, WeasyPrint, and default content) and with ``--pdf
+--pdf-engine chromium``, alternating, ``--repeat`` times each; prints each variant's ratio to the
+floor and its extra CPU. ``--no-chromium`` leaves Chromium out (prints and end to end).
 
 CPU is process plus children (``resource.getrusage``). Chromium's helper processes (zygote,
 renderer, GPU, utility) are not all reaped by the browser process, so their CPU is lost to a
@@ -23,7 +25,7 @@ script makes itself a child subreaper (Linux ``prctl(PR_SET_CHILD_SUBREAPER)``) 
 orphaned helper, so all of Chromium's CPU is counted. Prints each run, the medians, and the
 ratio of each to the floor of the same executable.
 
-    .venv/bin/python benchmarks/bench_pdf.py [--repeat 3] [--weasyprint] [--end-to-end]
+    .venv/bin/python benchmarks/bench_pdf.py [--repeat 3] [--weasyprint] [--end-to-end] [--no-chromium]
 """
 
 from __future__ import annotations
@@ -78,29 +80,44 @@ def _pages(pdf: Path) -> int:
     return -1
 
 
-def _end_to_end(study: Path, tmp: Path, repeat: int) -> None:
-    """``mmtrial analyze`` of the demo without and with ``--pdf --pdf-engine chromium``, alternating."""
+def _end_to_end(study: Path, tmp: Path, repeat: int, chromium: bool) -> None:
+    """``mmtrial analyze`` of the demo without ``--pdf`` (the floor), with ``--pdf`` (the default
+    engine, WeasyPrint, default content) and, when ``chromium``, with ``--pdf --pdf-engine
+    chromium``; alternating, ``repeat`` rounds. Prints each run, the medians, each variant's
+    ratio to the floor and its extra CPU over the floor (issue 15: < 5 s)."""
     cmd = [sys.executable, "-m", "mmtrial.cli", "analyze", str(study), "--quiet"]
-    variants = {"analyze": [], "analyze --pdf --pdf-engine chromium": ["--pdf", "--pdf-engine", "chromium"]}
+    variants = {"analyze": [], "analyze --pdf": ["--pdf"]}
+    if chromium:
+        variants["analyze --pdf --pdf-engine chromium"] = ["--pdf", "--pdf-engine", "chromium"]
     times: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(repeat):
         for name, extra in variants.items():
-            out = tmp / ("e2e-pdf" if extra else "e2e")
+            out = tmp / ("e2e-" + "-".join(x.strip("-") for x in extra) if extra else "e2e")
             dt = _measure(lambda out=out, extra=extra: subprocess.run(
                 [*cmd, "--out", str(out), *extra], check=True, stdout=subprocess.DEVNULL))
             times[name].append(dt)
-            print(f"run {r + 1} {name:36s} {dt:6.2f} s CPU (load average {os.getloadavg()[0]:.1f})", flush=True)
+            pages = f"  {_pages(out / 'report.pdf')} pages" if extra else ""
+            print(f"run {r + 1} {name:36s} {dt:6.2f} s CPU{pages} (load average {os.getloadavg()[0]:.1f})",
+                  flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
+    floor = med["analyze"]
     for k, v in med.items():
-        print(f"median {k:36s} {v:6.2f} s CPU")
-    print(f"end to end --pdf extra (chromium, body): {med['analyze --pdf --pdf-engine chromium'] - med['analyze']:.2f} s CPU")
+        print(f"median {k:36s} {v:6.2f} s CPU  ratio to floor (analyze) {v / floor:5.2f}")
+    for k in variants:
+        if k != "analyze":
+            pairs = [b - a for a, b in zip(times["analyze"], times[k], strict=True)]
+            print(f"end to end --pdf extra, {k[len('analyze '):]}: {med[k] - floor:.2f} s CPU (medians; "
+                  f"per round {', '.join(f'{x:+.2f}' for x in pairs)}; issue 15 target: < 5 s)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--weasyprint", action="store_true", help="also time WeasyPrint once per print form (slow)")
-    ap.add_argument("--end-to-end", action="store_true", help="also time mmtrial analyze without and with --pdf")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="also time mmtrial analyze without --pdf, with --pdf (WeasyPrint) and with --pdf-engine chromium")
+    ap.add_argument("--no-chromium", action="store_true",
+                    help="skip every Chromium measurement (prints and end to end): WeasyPrint only")
     args = ap.parse_args()
     if not sys.platform.startswith("linux"):
         print("bench_pdf needs Linux (child subreaper for Chromium's helper processes)")
@@ -127,9 +144,12 @@ def main() -> int:
             print(f"print form {content}: {len(forms[content]) / 1e6:.2f} MB HTML, render_html {t_html[content]:.2f} s CPU")
         one = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><p>One page.</p></body></html>"
         exes = {name: path for name in EXECUTABLES if (path := shutil.which(name))}
-        if not exes:
+        if args.no_chromium:
+            exes = {}
+        elif not exes:
             exes = {"chromium": pdf.find_chromium()}
-        print(f"preferred by mmtrial: {pdf.find_chromium()}")
+        if exes:
+            print(f"preferred by mmtrial: {pdf.find_chromium()}")
         original = pdf.find_chromium
         docs = {"floor": one, **forms}
         times: dict[tuple[str, str], list[float]] = {}
@@ -161,7 +181,7 @@ def main() -> int:
                 t_wp = _cpu_self() - t0
                 print(f"weasyprint {content:4s} {t_wp:6.2f} s CPU  {_pages(tmp / f'weasyprint-{content}.pdf')} pages")
         if args.end_to_end:
-            _end_to_end(tmp / "study", tmp, args.repeat)
+            _end_to_end(tmp / "study", tmp, args.repeat, chromium=not args.no_chromium)
     return 0
 
 
