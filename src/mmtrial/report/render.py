@@ -507,7 +507,6 @@ def report_sections(a: Analysis) -> list[Section]:
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=1)
 def _env():
     """The Jinja environment, made once per process: it keeps the compiled report template, so
     the print form (``--pdf``) and later reports do not compile it again (issue 15: about 0.05 s)."""
