@@ -168,9 +168,45 @@ def text_index_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     return np.append(pos, -1)[tc.codes]
 
 
+def text_lookup(s: pd.Series, keys: Iterable[Any], values: np.ndarray, default: Any) -> np.ndarray:
+    """Per row, ``values[i]`` where the row's text is ``keys[i]`` (distinct texts), ``default``
+    where it is none of them or missing: ``values[text_index_in(s, keys)]`` with ``default``
+    at -1, looked up on the column's distinct values and gathered to the rows once (issue 15)."""
+    import pyarrow.compute as pc
+
+    per_key = np.append(values, default)  # position -1: the default
+    if len(s) == 0:
+        return per_key[:0]
+    tc = text_codes(s)
+    vals = _value_array(keys, tc.dictionary.type)
+    pos = np.asarray(pc.fill_null(pc.index_in(tc.dictionary, value_set=vals), -1).to_numpy(zero_copy_only=False),
+                     dtype=np.int64)
+    return np.append(per_key[pos], per_key[-1:])[tc.codes]
+
+
 def text_isin(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.isin(values)`` for text: a bool array (missing values never match)."""
-    return text_index_in(s, values) >= 0
+    found, codes = _distinct_isin(s, values)
+    return np.append(found, False)[codes]
+
+
+def text_not_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
+    """``s.notna() & ~s.isin(values)`` for text: a bool array (a missing value is False)."""
+    found, codes = _distinct_isin(s, values)
+    return np.append(~found, False)[codes]
+
+
+def _distinct_isin(s: pd.Series, values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each distinct text of ``s`` is one of ``values``, and each row's code (-1 =
+    missing, the extra last entry): tested on the distinct values and taken back to the rows
+    as one bool per row, not an int64 position (issue 15)."""
+    import pyarrow.compute as pc
+
+    if len(s) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8)
+    tc = text_codes(s)
+    found = pc.is_in(tc.dictionary, value_set=_value_array(values, tc.dictionary.type))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool), tc.codes
 
 
 def key_ids(cols: list[pd.Series]) -> np.ndarray:
