@@ -200,3 +200,22 @@ def test_dictionary_typing_matches_unifying_first(groups, upper, batch, small_ty
     pd.testing.assert_extension_array_equal(text, want_text)
     assert codes.dictionary.equals(want_codes.dictionary)
     assert codes.codes.dtype == want_codes.codes.dtype and codes.codes.tolist() == want_codes.codes.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(texts, texts, texts), min_size=1, max_size=1), st.integers(1, 3))
+def test_key_ids_of_text_columns_match_the_former_packing(cols, k):
+    """The packed row keys of text columns are the former loop's values exactly (commit
+    8f7c1b5: ``packed = packed * width + code + 1`` per column, frozen here): the lab-range and
+    unit checks' table of combinations is indexed by them."""
+    from mmtrial.sdtm._columns import shared_codes, text_codes
+
+    n = min(len(c) for c in cols[0])
+    frame = [pd.Series(c[:n], dtype="str") for c in cols[0]][:k]
+    with shared_codes():
+        got = key_ids(frame)
+        packed = np.zeros(n, dtype=np.int64)
+        for s in frame:
+            tc = text_codes(s)
+            packed = packed * (len(tc.dictionary) + 1) + tc.codes + 1
+    assert got.tolist() == packed.tolist()

@@ -187,13 +187,13 @@ def text_lookup(s: pd.Series, keys: Iterable[Any], values: np.ndarray, default: 
 def text_isin(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.isin(values)`` for text: a bool array (missing values never match)."""
     found, codes = _distinct_isin(s, values)
-    return np.append(found, False)[codes]
+    return np.append(found, False)[codes] if found.any() else np.zeros(len(codes), dtype=bool)
 
 
 def text_not_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.notna() & ~s.isin(values)`` for text: a bool array (a missing value is False)."""
     found, codes = _distinct_isin(s, values)
-    return np.append(~found, False)[codes]
+    return np.append(~found, False)[codes] if not found.all() else np.zeros(len(codes), dtype=bool)
 
 
 def _distinct_isin(s: pd.Series, values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -218,11 +218,15 @@ def key_ids(cols: list[pd.Series]) -> np.ndarray:
         codes = [text_codes(c) for c in cols]
         widths = [len(tc.dictionary) + 1 for tc in codes]
         if float(np.prod(widths, dtype=float)) < 2.0**62:
-            packed = np.zeros(len(cols[0]), dtype=np.int64)
-            for tc, width in zip(codes, widths, strict=True):
+            # sum of (code + 1) x the widths after it: the codes packed first, the constant sum of
+            # the "+ 1"s added once at the end (two passes per column, not three; issue 15)
+            packed = codes[0].codes.astype(np.int64)
+            offset = 1
+            for tc, width in zip(codes[1:], widths[1:], strict=True):
                 packed *= width
                 packed += tc.codes
-                packed += 1
+                offset = offset * width + 1
+            packed += offset
             return packed
     return equality_keys([_row_codes(col) for col in cols])
 

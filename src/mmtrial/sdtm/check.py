@@ -333,7 +333,7 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
                                                rule="TYPE", hint=hint)
             arr = num.to_numpy(dtype=float)
             with np.errstate(invalid="ignore"):
-                absurd = ~np.isnan(arr) & ~(np.abs(arr) < max_abs)
+                absurd = np.abs(arr) >= max_abs  # NaN compares False; inf is absurd (one pass less; issue 15)
             if absurd.any():
                 issues += _issues_for_rows(shown(), absurd, domain=dom, variable=c, rule="NUMBER_NOT_FINITE",
                                            problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
@@ -362,9 +362,11 @@ def check_nonmissing(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
             issues += _issues_for_rows(df, df[var].isna(), domain=dom, variable=var,
                                        problem="missing value", rule="MISSING_VALUE")
     if dom == "lb" and {"LBSTRESN", "LBSTRESC"} & set(df.columns):
-        n = df["LBSTRESN"].isna() if "LBSTRESN" in df else pd.Series(True, index=df.index)
-        c = df["LBSTRESC"].isna() if "LBSTRESC" in df else pd.Series(True, index=df.index)
-        issues += _issues_for_rows(df, n & c, domain=dom, variable="LBSTRESN", severity="warning",
+        none = np.ones(len(df), dtype=bool)
+        for v in ("LBSTRESN", "LBSTRESC"):  # numpy's &, not pandas' (numexpr's threads; issue 15)
+            if v in df:
+                none &= df[v].isna().to_numpy()
+        issues += _issues_for_rows(df, none, domain=dom, variable="LBSTRESN", severity="warning",
                                    problem="no result (LBSTRESN and LBSTRESC empty); kept as not done",
                                    rule="MISSING_VALUE")
     return issues
@@ -387,8 +389,9 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
         # distinct texts fails it (issue 15); the same issues as compute_iso_dates' masks
         parsed = parse_iso_dates_coded(df[c], rule)
         codes = parsed.codes
-        out[dt] = pd.Series(parsed.dates[codes], index=df.index)
-        out[flag] = pd.Series(_flags_of_rows(parsed.flags, codes), index=df.index, dtype=object)
+        # copy=False: the arrays are new (pandas 3 copies a numpy array by default; issue 15)
+        out[dt] = pd.Series(parsed.dates[codes], index=df.index, copy=False)
+        out[flag] = pd.Series(_flags_of_rows(parsed.flags, codes), index=df.index, dtype=object, copy=False)
         if parsed.invalid.any():
             issues += _issues_for_rows(df, parsed.invalid[codes], domain=dom, variable=c, rule="DATE_INVALID",
                                        problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
@@ -439,8 +442,8 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
         elif is_arrow_text(col):
             # on the column's distinct values, taken back to the rows by their codes (issue 15)
             tc = text_codes(col)
-            ok = np.append(_upper_isin(tc.dictionary, {str(v).upper() for v in t["values"]}), True)
-            bad = ~ok[tc.codes]
+            wrong = ~_upper_isin(tc.dictionary, {str(v).upper() for v in t["values"]})
+            bad = np.append(wrong, False)[tc.codes] if wrong.any() else np.zeros(len(col), dtype=bool)
         else:
             allowed_u = {str(v).upper() for v in t["values"]}
             bad = col.notna() & ~col.astype(str).str.upper().isin(allowed_u)
@@ -451,7 +454,8 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
                 continue
             wcol = df[w["variable"]]
             wanted = [v.upper() for v in w["values"]]
-            bad = bad & (text_isin(wcol, wanted) if is_arrow_text(wcol) else wcol.isin(wanted).to_numpy(dtype=bool))
+            if bad.any():  # else nothing to restrict (issue 15)
+                bad = bad & (text_isin(wcol, wanted) if is_arrow_text(wcol) else wcol.isin(wanted).to_numpy(dtype=bool))
         issues += _issues_for_rows(df, bad, domain=t["domain"], variable=t["variable"], rule="CONTROLLED_TERM",
                                    severity=t.get("severity", "error"),
                                    problem=f"not a controlled term; expected one of {', '.join(t['values'])}")
@@ -621,16 +625,23 @@ def check_exdose(ex: pd.DataFrame, protocol: Protocol | None) -> list[InputIssue
     cfg = load_plausibility()["exdose"]
     dose = ex["EXDOSE"].to_numpy(dtype=float)
     planned = compute_max_planned_mg(protocol)
-    drug = ex["EXTRT"].astype("str").str.upper()
-    limit = drug.map({k: v * float(cfg["max_factor"]) for k, v in planned.items()}).astype(float)
-    limit = limit.fillna(float(cfg["max_any_mg"])).to_numpy()
-    mg = (ex["EXDOSU"].astype("str").str.upper() == "MG").to_numpy() if "EXDOSU" in ex else np.ones(len(ex), bool)
+    # the limit and the unit test per distinct (upper-cased) text, taken to the rows by code (issue 15)
+    limits = {k: v * float(cfg["max_factor"]) for k, v in planned.items()}
+    drugs = _upper_distinct(ex["EXTRT"])
+    limit = np.append([limits.get(d, np.nan) for d in drugs.dictionary.to_pylist()], np.nan)[drugs.codes]
+    limit = np.where(np.isnan(limit), float(cfg["max_any_mg"]), limit)
+    if "EXDOSU" in ex:
+        units = _upper_distinct(ex["EXDOSU"])
+        mg = np.append([u == "MG" for u in units.dictionary.to_pylist()], False).astype(bool)[units.codes]
+    else:
+        mg = np.ones(len(ex), bool)
     with np.errstate(invalid="ignore"):
         neg = dose < 0
         high = mg & (dose > limit)
     issues = _issues_for_rows(ex, neg, domain="ex", variable="EXDOSE", rule=cfg["rule"], severity=cfg["severity"],
                               problem="a dose cannot be negative")
     if high.any():
+        drug = ex["EXTRT"].astype("str").str.upper()
         lim = pd.Series(limit, index=ex.index)
         for lv in np.unique(limit[high]):
             sel = high & (lim.to_numpy() == lv)
@@ -642,6 +653,15 @@ def check_exdose(ex: pd.DataFrame, protocol: Protocol | None) -> list[InputIssue
                                        problem=f"above {lv:g} mg per administration for {names} ({src})",
                                        hint="A unit or typing error? EXDOSE is the dose given, in EXDOSU.")
     return issues
+
+
+def _upper_distinct(s: pd.Series) -> TextCodes:
+    """The column's distinct texts upper-cased (``str.upper``, Arrow's ``utf8_upper``) with
+    each row's code (-1 = missing); two texts equal once upper-cased keep separate codes."""
+    import pyarrow.compute as pc
+
+    tc = text_codes(s)
+    return TextCodes(pc.utf8_upper(tc.dictionary), tc.codes)
 
 
 def compute_death_dates(domains: dict[str, pd.DataFrame]) -> pd.Series:

@@ -117,7 +117,9 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     f = np.where(scaled, factor_u, 1.0)[combo] if scaled.any() else None
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
-            out[col] = out[col].astype(float) * f if f is not None else out[col].astype(float)
+            # numpy's product, not pandas' (numexpr's threads for a large column; the same values)
+            out[col] = pd.Series(out[col].to_numpy(dtype=float) * f, index=out.index, copy=False) \
+                if f is not None else out[col].astype(float)
     if conv_u.any():
         unit_u = u["LBSTRESU"].astype(object).where(~conv_u, merged_u["UNIT_DEFAULT"].astype(object))
         given = u["LBSTRESU"].astype(object)
