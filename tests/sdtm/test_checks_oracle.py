@@ -4,7 +4,7 @@ Oracle: ``derive_dates``, ``check_exdose`` and ``convert_lab_units`` as they wer
 8f7c1b5, frozen below (only renamed); the rewritten functions must give the same frames
 (values, dtypes) and the same issues on generated inputs: partial, invalid, out-of-range and
 missing dates; drugs and units in mixed case, missing, outside the regimen; lab tests in known,
-alternative and unknown units and specimens.
+alternative and unknown units and specimens (examples: a smaller default, more under ``--sweeps``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from mmtrial.sdtm.check import (
 )
 from mmtrial.sdtm.dates import compute_iso_dates, date_column_names, is_end_date
 from mmtrial.sdtm.units import UnitTable, convert_lab_units, normalise_unit, pa_array
+from support.sweeps import examples
 
 Protocol_ = Protocol  # the protocol type of the frozen check_exdose's annotation
 
@@ -185,7 +186,7 @@ def _issues(found: list[InputIssue]) -> list[tuple]:
     return [(i.domain, i.variable, i.rule, i.severity, i.row, i.usubjid, i.value, i.problem) for i in found]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30, full=150), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(DATE_TEXTS), st.sampled_from(DATE_TEXTS)), min_size=0, max_size=30),
        st.sampled_from(["first", "mid", "last", "none"]), st.booleans())
 def test_derive_dates_matches_8f7c1b5(rows, rule, windowed):
@@ -207,7 +208,7 @@ DRUGS = ["SELINEXOR", "selinexor", "Dexamethasone", "BORTEZOMIB", "ASPIRIN", "",
 UNITS = ["mg", "MG", "Mg", "g", "mg/m2", None]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30, full=150), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(DRUGS), st.sampled_from(UNITS),
                           st.sampled_from([-1.0, 0.0, 20.0, 80.0, 100.0, 500.0, 5000.0, 20000.0, np.nan])),
                 min_size=0, max_size=25), st.booleans())
@@ -233,7 +234,7 @@ LAB_ROW = st.one_of(st.sampled_from(KNOWN),  # a test in one of its units (defau
                     st.tuples(st.sampled_from(TESTS), st.sampled_from(SPECS), st.sampled_from(LAB_UNITS)))
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12, full=60), deadline=None)
 @given(st.lists(st.tuples(LAB_ROW, st.sampled_from([1.0, 2.5, 100.0, np.nan])), min_size=1, max_size=30))
 def test_convert_lab_units_matches_8f7c1b5(rows):
     lb = pd.DataFrame({"ROWNUM": np.arange(1, len(rows) + 1), "USUBJID": ["S-1"] * len(rows),
@@ -247,3 +248,43 @@ def test_convert_lab_units_matches_8f7c1b5(rows):
         want, want_issues = convert_lab_units_8f7c1b5(lb)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert _issues(got_issues) == _issues(want_issues)
+
+
+@settings(max_examples=examples(12, full=60), deadline=None)
+@given(st.lists(st.tuples(LAB_ROW, st.sampled_from([-1.0, 0.001, 1.0, 2.5, 100.0, 1e6, np.nan])),
+                min_size=1, max_size=30))
+def test_lab_ranges_on_the_units_combinations_match_8f7c1b5(rows):
+    """After unit conversion, LAB_RANGE is tested on the combinations of the unit as given
+    (shared with unit conversion); the issues are those of the former combinations of the
+    converted unit (8f7c1b5: ``distinct_rows([LBTESTCD, LBSTRESU, LBSPEC])``)."""
+    import mmtrial.sdtm.check as check
+
+    lb = pd.DataFrame({"ROWNUM": np.arange(1, len(rows) + 1), "USUBJID": ["S-1"] * len(rows),
+                       "LBTESTCD": [r[0][0] for r in rows], "LBSPEC": [r[0][1] for r in rows],
+                       "LBSTRESU": [r[0][2] for r in rows], "LBSTRESN": [r[1] for r in rows]})
+    lb = lb.astype({c: "str" for c in ("USUBJID", "LBTESTCD", "LBSPEC", "LBSTRESU")})
+    with shared_codes():
+        converted, _ = convert_lab_units(lb)
+        got = check.check_lab_ranges(converted)
+    former = check._lab_combinations
+    check._lab_combinations = lambda lb, spec: distinct_rows([lb["LBTESTCD"], lb["LBSTRESU"], spec])
+    try:
+        with shared_codes():
+            want = check.check_lab_ranges(converted)
+    finally:
+        check._lab_combinations = former
+    assert _issues(got) == _issues(want)
+
+
+def test_distinct_rows_are_shared_for_the_same_columns_in_any_order():
+    """Within shared_codes, distinct_rows of the same Arrow columns (any order) is computed
+    once; a replaced column is a new column (the oracle: the result computed afresh)."""
+    df = pd.DataFrame({c: pd.array(list(v), dtype="str") for c, v in (("a", "xxyyx"), ("b", "pqpqp"))})
+    with shared_codes():
+        first, combo = distinct_rows([df["a"], df["b"]])
+        again = distinct_rows([df["b"], df["a"]])
+        assert again[0] is first and again[1] is combo
+        df["b"] = pd.array(list("ppppp"), dtype="str")
+        new_first, new_combo = distinct_rows([df["a"], df["b"]])
+    assert first.tolist() == [0, 1, 2, 3] and combo.tolist() == [0, 1, 2, 3, 0]
+    assert new_first.tolist() == [0, 2] and new_combo.tolist() == [0, 0, 1, 1, 0]

@@ -60,6 +60,8 @@ class TextCodes:
 #: id(Arrow array of a column) -> (weak reference to that array, its codes); active only
 #: inside :func:`shared_codes`
 _SHARED: dict[int, tuple[weakref.ref, TextCodes]] | None = None
+#: sorted ids of the Arrow arrays of some columns -> (weak references, :func:`distinct_rows`)
+_SHARED_ROWS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], tuple[np.ndarray, np.ndarray]]] = {}
 
 
 @contextmanager
@@ -77,6 +79,7 @@ def shared_codes() -> Iterator[None]:
     finally:
         if outer:
             _SHARED = None
+            _SHARED_ROWS.clear()
 
 
 def _column_array(s: pd.Series) -> Any:
@@ -270,7 +273,25 @@ def duplicated_ids(ids: np.ndarray, keep: str | bool = "first") -> np.ndarray:
 
 def distinct_rows(cols: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
     """The first row of each distinct combination of the columns' values (in order of first
-    appearance) and, for every row, the number of its combination (missing equals missing)."""
+    appearance) and, for every row, the number of its combination (missing equals missing).
+
+    Within :func:`shared_codes`, the result for the same Arrow text columns (in any order: it
+    does not depend on the order) is computed once (unit conversion and lab ranges; issue 15).
+    """
+    arrays = [_column_array(c) for c in cols]
+    key = None
+    if _SHARED is not None and cols and all(a is not None for a in arrays):
+        key = tuple(sorted(id(a) for a in arrays))
+        hit = _SHARED_ROWS.get(key)
+        if hit is not None and sorted(id(r()) for r in hit[0]) == list(key):
+            return hit[1]
+    out = _distinct_rows(cols)
+    if key is not None:
+        _SHARED_ROWS[key] = (tuple(weakref.ref(a) for a in arrays), out)
+    return out
+
+
+def _distinct_rows(cols: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
     ids = key_ids(cols)
     n = len(ids)
     if n and ids.min() >= 0 and ids.max() < 2 * n + 65536:

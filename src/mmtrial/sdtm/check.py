@@ -741,7 +741,7 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
 
     # each rule selects rows by (test, unit, specimen): tested once per distinct combination,
     # then taken to the rows by the combination's number (issue 15)
-    first, combo = distinct_rows([lb["LBTESTCD"], lb["LBSTRESU"], spec])
+    first, combo = _lab_combinations(lb, spec)
     keys = pd.DataFrame({"t": lb["LBTESTCD"].iloc[first].to_numpy(), "u": lb["LBSTRESU"].iloc[first].to_numpy(),
                          "s": spec.iloc[first].to_numpy()})
     rules = load_plausibility()["lab_range"]
@@ -787,6 +787,24 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
                                            f"{r['min']:g}-{r['max']:g} {unit} after conversion: {r['why']}",
                                    hint="A sign, unit or typing error?")
     return issues
+
+
+def _lab_combinations(lb: pd.DataFrame, spec: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_rows` of (LBTESTCD, unit, specimen) for the lab-range rules.
+
+    After unit conversion the combinations of the unit as given (LBSTRESU_RAW), which unit
+    conversion has already found (shared within ``load_study``), are used when the converted
+    LBSTRESU is the same on every row of each of them (as conversion makes it: a function of
+    the combination); the rules then select the same rows (issue 15). Else the combinations
+    of LBSTRESU itself.
+    """
+    unit = lb["LBSTRESU"]
+    if "LBSTRESU_RAW" in lb and is_arrow_text(unit) and is_arrow_text(lb["LBSTRESU_RAW"]):
+        first, combo = distinct_rows([lb["LBTESTCD"], spec, lb["LBSTRESU_RAW"]])
+        codes = text_codes(unit).codes
+        if np.array_equal(codes[first][combo], codes):
+            return first, combo
+    return distinct_rows([lb["LBTESTCD"], unit, spec])
 
 
 def _known_values(kind: str, protocol: Protocol | None) -> list[str]:
