@@ -247,6 +247,9 @@ def duplicated_both(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     every = np.zeros(len(ids), dtype=bool)
     if len(ids) < 2:
         return first, every
+    srt = np.sort(ids)  # values alone: cheaper than the stable argsort below (issue 15)
+    if not (srt[1:] == srt[:-1]).any():
+        return first, every  # no key repeats (the usual case): no argsort needed
     order = np.argsort(ids, kind="stable")
     srt = ids[order]
     same = srt[1:] == srt[:-1]
