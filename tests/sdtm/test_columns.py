@@ -219,27 +219,3 @@ def test_key_ids_of_text_columns_match_the_former_packing(cols, k):
             tc = text_codes(s)
             packed = packed * (len(tc.dictionary) + 1) + tc.codes + 1
     assert got.tolist() == packed.tolist()
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.sampled_from(["bool", "int8", "int16", "int64", "float64", "datetime64[ns]", "datetime64[s]", "object"]),
-       st.integers(1, 40), st.sampled_from([np.int8, np.int16, np.int64, np.uint16]), st.booleans())
-def test_take_rows_is_numpy_fancy_indexing(dtype, k, code_type, negative):
-    """``take_rows`` (Arrow's take for large gathers) equals numpy's ``values[codes]`` (the
-    reference), with -1 as the last entry, on 70,000 rows (above its Arrow threshold), and
-    returns a writable array."""
-    from mmtrial.sdtm._columns import take_rows
-
-    rng = np.random.default_rng(k)
-    values = rng.integers(-5, 5, k).astype("int64")
-    values = values.astype(dtype) if dtype != "object" else np.array([str(v) for v in values], dtype=object)
-    if dtype == "float64":
-        values[0] = np.nan
-    if dtype.startswith("datetime"):
-        values[0] = np.datetime64("NaT")
-    low = -1 if negative and np.dtype(code_type).kind == "i" else 0
-    codes = rng.integers(low, k, 70_000).astype(code_type)
-    got = take_rows(values, codes)
-    want = values[codes]
-    assert got.dtype == want.dtype and got.flags.writeable
-    assert np.array_equal(got, want, equal_nan=dtype not in ("object", "bool") and not dtype.startswith("int"))

@@ -96,26 +96,6 @@ def is_arrow_text(s: pd.Series) -> bool:
     return _column_array(s) is not None
 
 
-def take_rows(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """``values[codes]`` with numpy's meaning (a negative code counts from the end: -1 is the
-    last entry), a new writable array. Numbers, booleans and datetimes of many rows go through
-    Arrow's take, several times faster than numpy's fancy indexing for a gather of millions of
-    rows from a small table (issue 15); anything else through numpy."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = values.dtype.kind
-    if len(codes) < 65536 or values.ndim != 1 or kind not in "biufmM" or codes.dtype.kind not in "iu":
-        return values[codes]
-    view = values.view(np.uint8) if kind == "b" else values.view(np.int64) if kind in "mM" else values
-    if view.dtype.itemsize != values.dtype.itemsize:
-        return values[codes]
-    if codes.dtype.kind == "i" and codes.min() < 0:
-        codes = np.where(codes < 0, codes + len(values), codes)
-    out = pc.take(pa.array(view), pa.array(codes)).to_numpy(zero_copy_only=False, writable=True)
-    return out.view(values.dtype)
-
-
 def small_codes(codes: np.ndarray, n_values: int) -> np.ndarray:
     """``codes`` (-1 = missing) in the smallest signed integer type holding ``n_values``."""
     return codes.astype(np.min_scalar_type(-max(n_values, 1)), copy=False)
@@ -204,19 +184,19 @@ def text_lookup(s: pd.Series, keys: Iterable[Any], values: np.ndarray, default: 
     vals = _value_array(keys, tc.dictionary.type)
     pos = np.asarray(pc.fill_null(pc.index_in(tc.dictionary, value_set=vals), -1).to_numpy(zero_copy_only=False),
                      dtype=np.int64)
-    return take_rows(np.append(per_key[pos], per_key[-1:]), tc.codes)
+    return np.append(per_key[pos], per_key[-1:])[tc.codes]
 
 
 def text_isin(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.isin(values)`` for text: a bool array (missing values never match)."""
     found, codes = _distinct_isin(s, values)
-    return take_rows(np.append(found, False), codes) if found.any() else np.zeros(len(codes), dtype=bool)
+    return np.append(found, False)[codes] if found.any() else np.zeros(len(codes), dtype=bool)
 
 
 def text_not_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.notna() & ~s.isin(values)`` for text: a bool array (a missing value is False)."""
     found, codes = _distinct_isin(s, values)
-    return take_rows(np.append(~found, False), codes) if not found.all() else np.zeros(len(codes), dtype=bool)
+    return np.append(~found, False)[codes] if not found.all() else np.zeros(len(codes), dtype=bool)
 
 
 def _distinct_isin(s: pd.Series, values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +305,7 @@ def _distinct_rows(cols: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
         present = present[np.argsort(first_of[present], kind="stable")]  # order of first appearance
         number = np.empty(len(first_of), dtype=np.int64)
         number[present] = np.arange(len(present))
-        return first_of[present], take_rows(number, ids)
+        return first_of[present], number[ids]
     codes, uniques = pd.factorize(ids)
     codes = np.asarray(codes, dtype=np.int64)
     first = np.empty(len(uniques), dtype=np.int64)

@@ -56,7 +56,6 @@ from mmtrial.sdtm._columns import (
     key_ids,
     register_codes,
     shared_codes,
-    take_rows,
     text_codes,
     text_isin,
     text_lookup,
@@ -239,12 +238,12 @@ def _trimmed_dictionary(s: pd.Series, upper: bool = False) -> tuple[pd.api.exten
         remap = entry_code[start[j]:start[j + 1]]
         if c.null_count:  # a missing row takes the extra last entry, -1
             raw = np.asarray(c.indices.fill_null(len(remap)).to_numpy(zero_copy_only=False))
-            codes[pos:pos + n] = take_rows(np.append(remap, -1), raw)
+            codes[pos:pos + n] = np.append(remap, -1)[raw]
             missing = True
         elif np.array_equal(remap, np.arange(len(remap))):
             codes[pos:pos + n] = c.indices.to_numpy(zero_copy_only=False)
         else:
-            codes[pos:pos + n] = take_rows(remap, c.indices.to_numpy(zero_copy_only=False))
+            codes[pos:pos + n] = remap[c.indices.to_numpy(zero_copy_only=False)]
             missing = missing or bool((remap < 0).any())
         pos += n
     mask = codes < 0 if missing else None
@@ -391,7 +390,7 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
         parsed = parse_iso_dates_coded(df[c], rule)
         codes = parsed.codes
         # copy=False: the arrays are new (pandas 3 copies a numpy array by default; issue 15)
-        out[dt] = pd.Series(take_rows(parsed.dates, codes), index=df.index, copy=False)
+        out[dt] = pd.Series(parsed.dates[codes], index=df.index, copy=False)
         out[flag] = pd.Series(_flags_of_rows(parsed.flags, codes), index=df.index, dtype=object, copy=False)
         if parsed.invalid.any():
             issues += _issues_for_rows(df, parsed.invalid[codes], domain=dom, variable=c, rule="DATE_INVALID",
@@ -773,7 +772,7 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
         lo_c = np.where(has, lo_b[np.maximum(rule_c, 0)], np.nan)
         hi_c = np.where(has, hi_b[np.maximum(rule_c, 0)], np.nan)
         with np.errstate(invalid="ignore"):
-            rows = np.flatnonzero((value < take_rows(lo_c, combo)) | (value > take_rows(hi_c, combo)))
+            rows = np.flatnonzero((value < lo_c[combo]) | (value > hi_c[combo]))
         failing.append((rule_c[combo[rows]], rows))
     for ri, r in enumerate(rules):
         rows = np.unique(np.concatenate([rw[rl == ri] for rl, rw in failing])) if failing else np.zeros(0, np.int64)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmtrial.sdtm._columns import TextCodes, distinct_rows, register_codes, small_codes, take_rows
+from mmtrial.sdtm._columns import TextCodes, distinct_rows, register_codes, small_codes
 from mmtrial.sdtm.issues import InputIssue
 
 
@@ -114,7 +114,7 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
     bad = (unknown_u[combo] & out["LBSTRESN"].notna().to_numpy()) if unknown_u.any() \
         else np.zeros(len(out), dtype=bool)
     scaled = conv_u & (factor_u != 1.0)  # a factor of 1 leaves the value as it is (issue 15)
-    f = take_rows(np.where(scaled, factor_u, 1.0), combo) if scaled.any() else None
+    f = np.where(scaled, factor_u, 1.0)[combo] if scaled.any() else None
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
             # numpy's product, not pandas' (numexpr's threads for a large column; the same values)
@@ -127,7 +127,7 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
         if not bool(same.all()):  # a unit renamed to its default: the column is rebuilt
             distinct = pd.array(unit_u.to_numpy(), dtype=out["LBSTRESU"].dtype)
             unit_codes, unit_values = pd.factorize(distinct)  # the new column's codes, for the checks after
-            codes = take_rows(small_codes(np.asarray(unit_codes, dtype=np.int64), len(unit_values)), combo)
+            codes = small_codes(np.asarray(unit_codes, dtype=np.int64), len(unit_values))[combo]
             out["LBSTRESU"] = pd.Series(_expand(unit_values, codes, out["LBSTRESU"].dtype), index=out.index,
                                         name="LBSTRESU")
             register_codes(out["LBSTRESU"], TextCodes(pa_array(unit_values), codes))
