@@ -129,7 +129,12 @@ def step_read(n: int) -> tuple[float, float, int]:
         sim = simulate_study(n=n, seed=1)
         write_study(sim, folder, fmt="parquet")
         del sim
+        before = resource.getrusage(resource.RUSAGE_SELF)
         used, (study, _issues) = cpu_of(lambda: load_study(folder))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        if n > 50:  # user vs system time: the system part is mostly first touches of new memory
+            print(f"    read + check: user {after.ru_utime - before.ru_utime:.2f} s, "
+                  f"system {after.ru_stime - before.ru_stime:.2f} s")
         assert study is not None
         rows = sum(len(d) for d in study.domains.values())
         del study

@@ -60,6 +60,8 @@ class TextCodes:
 #: id(Arrow array of a column) -> (weak reference to that array, its codes); active only
 #: inside :func:`shared_codes`
 _SHARED: dict[int, tuple[weakref.ref, TextCodes]] | None = None
+#: sorted ids of the Arrow arrays of some columns -> (weak references, :func:`distinct_rows`)
+_SHARED_ROWS: dict[tuple[int, ...], tuple[tuple[weakref.ref, ...], tuple[np.ndarray, np.ndarray]]] = {}
 
 
 @contextmanager
@@ -77,6 +79,7 @@ def shared_codes() -> Iterator[None]:
     finally:
         if outer:
             _SHARED = None
+            _SHARED_ROWS.clear()
 
 
 def _column_array(s: pd.Series) -> Any:
@@ -168,9 +171,45 @@ def text_index_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     return np.append(pos, -1)[tc.codes]
 
 
+def text_lookup(s: pd.Series, keys: Iterable[Any], values: np.ndarray, default: Any) -> np.ndarray:
+    """Per row, ``values[i]`` where the row's text is ``keys[i]`` (distinct texts), ``default``
+    where it is none of them or missing: ``values[text_index_in(s, keys)]`` with ``default``
+    at -1, looked up on the column's distinct values and gathered to the rows once (issue 15)."""
+    import pyarrow.compute as pc
+
+    per_key = np.append(values, default)  # position -1: the default
+    if len(s) == 0:
+        return per_key[:0]
+    tc = text_codes(s)
+    vals = _value_array(keys, tc.dictionary.type)
+    pos = np.asarray(pc.fill_null(pc.index_in(tc.dictionary, value_set=vals), -1).to_numpy(zero_copy_only=False),
+                     dtype=np.int64)
+    return np.append(per_key[pos], per_key[-1:])[tc.codes]
+
+
 def text_isin(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
     """``s.isin(values)`` for text: a bool array (missing values never match)."""
-    return text_index_in(s, values) >= 0
+    found, codes = _distinct_isin(s, values)
+    return np.append(found, False)[codes] if found.any() else np.zeros(len(codes), dtype=bool)
+
+
+def text_not_in(s: pd.Series, values: Iterable[Any]) -> np.ndarray:
+    """``s.notna() & ~s.isin(values)`` for text: a bool array (a missing value is False)."""
+    found, codes = _distinct_isin(s, values)
+    return np.append(~found, False)[codes] if not found.all() else np.zeros(len(codes), dtype=bool)
+
+
+def _distinct_isin(s: pd.Series, values: Iterable[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each distinct text of ``s`` is one of ``values``, and each row's code (-1 =
+    missing, the extra last entry): tested on the distinct values and taken back to the rows
+    as one bool per row, not an int64 position (issue 15)."""
+    import pyarrow.compute as pc
+
+    if len(s) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int8)
+    tc = text_codes(s)
+    found = pc.is_in(tc.dictionary, value_set=_value_array(values, tc.dictionary.type))
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool), tc.codes
 
 
 def key_ids(cols: list[pd.Series]) -> np.ndarray:
@@ -182,11 +221,15 @@ def key_ids(cols: list[pd.Series]) -> np.ndarray:
         codes = [text_codes(c) for c in cols]
         widths = [len(tc.dictionary) + 1 for tc in codes]
         if float(np.prod(widths, dtype=float)) < 2.0**62:
-            packed = np.zeros(len(cols[0]), dtype=np.int64)
-            for tc, width in zip(codes, widths, strict=True):
+            # sum of (code + 1) x the widths after it: the codes packed first, the constant sum of
+            # the "+ 1"s added once at the end (two passes per column, not three; issue 15)
+            packed = codes[0].codes.astype(np.int64)
+            offset = 1
+            for tc, width in zip(codes[1:], widths[1:], strict=True):
                 packed *= width
                 packed += tc.codes
-                packed += 1
+                offset = offset * width + 1
+            packed += offset
             return packed
     return equality_keys([_row_codes(col) for col in cols])
 
@@ -204,6 +247,9 @@ def duplicated_both(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     every = np.zeros(len(ids), dtype=bool)
     if len(ids) < 2:
         return first, every
+    srt = np.sort(ids)  # values alone: cheaper than the stable argsort below (issue 15)
+    if not (srt[1:] == srt[:-1]).any():
+        return first, every  # no key repeats (the usual case): no argsort needed
     order = np.argsort(ids, kind="stable")
     srt = ids[order]
     same = srt[1:] == srt[:-1]
@@ -230,7 +276,25 @@ def duplicated_ids(ids: np.ndarray, keep: str | bool = "first") -> np.ndarray:
 
 def distinct_rows(cols: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
     """The first row of each distinct combination of the columns' values (in order of first
-    appearance) and, for every row, the number of its combination (missing equals missing)."""
+    appearance) and, for every row, the number of its combination (missing equals missing).
+
+    Within :func:`shared_codes`, the result for the same Arrow text columns (in any order: it
+    does not depend on the order) is computed once (unit conversion and lab ranges; issue 15).
+    """
+    arrays = [_column_array(c) for c in cols]
+    key = None
+    if _SHARED is not None and cols and all(a is not None for a in arrays):
+        key = tuple(sorted(id(a) for a in arrays))
+        hit = _SHARED_ROWS.get(key)
+        if hit is not None and sorted(id(r()) for r in hit[0]) == list(key):
+            return hit[1]
+    out = _distinct_rows(cols)
+    if key is not None:
+        _SHARED_ROWS[key] = (tuple(weakref.ref(a) for a in arrays), out)
+    return out
+
+
+def _distinct_rows(cols: list[pd.Series]) -> tuple[np.ndarray, np.ndarray]:
     ids = key_ids(cols)
     n = len(ids)
     if n and ids.min() >= 0 and ids.max() < 2 * n + 65536:

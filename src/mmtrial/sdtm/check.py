@@ -56,12 +56,12 @@ from mmtrial.sdtm._columns import (
     key_ids,
     register_codes,
     shared_codes,
-    small_codes,
     text_codes,
-    text_index_in,
     text_isin,
+    text_lookup,
+    text_not_in,
 )
-from mmtrial.sdtm.dates import DateImputation, compute_iso_dates, date_column_names, is_end_date
+from mmtrial.sdtm.dates import DateImputation, date_column_names, is_end_date, parse_iso_dates_coded
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 from mmtrial.sdtm.read import (
     compute_study_checksum,
@@ -199,30 +199,56 @@ def _decoded(s: pd.Series) -> pd.Series:
 
 def _trimmed_dictionary(s: pd.Series, upper: bool = False) -> tuple[pd.api.extensions.ExtensionArray, TextCodes]:
     """:func:`_trimmed_text` of a dictionary-encoded text column, computed on its distinct
-    values and expanded to the rows once; with the column's :class:`TextCodes`."""
+    values and expanded to the rows once; with the column's :class:`TextCodes`.
+
+    The chunks' dictionaries (one per Parquet row group, shared by its batches) are typed
+    together, in chunk order, and each chunk's indices are taken to the typed codes directly
+    into one small-integer array (no unified copy of the dictionaries, no int32 copy of the
+    indices; issue 15). The codes, dictionary order and text are those of unifying the
+    dictionaries first (``tests/sdtm/test_columns.py`` checks them against that oracle).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = s.array.__arrow_array__()
-    if not isinstance(arr, pa.ChunkedArray):
-        arr = pa.chunked_array([arr])
-    if arr.num_chunks == 0:
-        arr = pa.chunked_array([pa.array([], type=arr.type)])
-    arr = arr.unify_dictionaries()  # one dictionary for every chunk (row group)
-    values = arr.chunk(0).dictionary
-    if pa.types.is_string(values.type):
-        values = values.cast(pa.large_string())  # as pandas' str dtype holds text
-    codes = np.concatenate([np.asarray(c.indices.fill_null(-1).to_numpy(zero_copy_only=False)) for c in arr.chunks])
+    chunks = list(arr.chunks) if isinstance(arr, pa.ChunkedArray) else [arr]
+    dicts: list[Any] = []  # the distinct dictionaries, in order of first use
+    which: list[int] = []  # per chunk, its dictionary's position in ``dicts``
+    seen: dict[tuple[int, ...], int] = {}
+    for c in chunks:
+        d = c.dictionary
+        ident = (d.offset, len(d), *(0 if b is None else b.address for b in d.buffers()))
+        if ident not in seen:
+            seen[ident] = len(dicts)
+            dicts.append(d.cast(pa.large_string()) if not pa.types.is_large_string(d.type) else d)
+        which.append(seen[ident])
+    values = pa.concat_arrays(dicts) if dicts else pa.array([], type=pa.large_string())
+    start = np.cumsum([0, *(len(d) for d in dicts)])
     values = pc.utf8_trim_whitespace(values)
     values = pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
     if upper:
         values = pc.utf8_upper(values)
     distinct = encode_text(values)  # trimming and upper-casing may make two values equal
-    if not np.array_equal(distinct.codes, np.arange(len(values))):  # else the codes stay as read
-        codes = np.append(distinct.codes, -1)[codes]
-    codes = small_codes(codes, len(distinct.dictionary))
-    missing = codes < 0
-    text = distinct.dictionary.take(pa.array(codes, mask=missing) if missing.any() else pa.array(codes))
+    entry_code = distinct.codes  # per entry of every dictionary, its typed code (-1: missing)
+    codes = np.empty(len(s), dtype=np.min_scalar_type(-max(len(distinct.dictionary), 1)))
+    missing = False
+    pos = 0
+    for c, j in zip(chunks, which, strict=True):
+        n = len(c)
+        remap = entry_code[start[j]:start[j + 1]]
+        if c.null_count:  # a missing row takes the extra last entry, -1
+            raw = np.asarray(c.indices.fill_null(len(remap)).to_numpy(zero_copy_only=False))
+            codes[pos:pos + n] = np.append(remap, -1)[raw]
+            missing = True
+        elif np.array_equal(remap, np.arange(len(remap))):
+            codes[pos:pos + n] = c.indices.to_numpy(zero_copy_only=False)
+        else:
+            codes[pos:pos + n] = remap[c.indices.to_numpy(zero_copy_only=False)]
+            missing = missing or bool((remap < 0).any())
+        pos += n
+    mask = codes < 0 if missing else None
+    indices = pa.array(codes, mask=mask) if mask is not None and mask.any() else pa.array(codes)
+    text = pc.take(distinct.dictionary, indices, boundscheck=len(distinct.dictionary) == 0)
     return pd.array(text, dtype="str"), TextCodes(distinct.dictionary, codes)
 
 
@@ -307,7 +333,7 @@ def normalise_types(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> tuple[p
                                                rule="TYPE", hint=hint)
             arr = num.to_numpy(dtype=float)
             with np.errstate(invalid="ignore"):
-                absurd = ~np.isnan(arr) & ~(np.abs(arr) < max_abs)
+                absurd = np.abs(arr) >= max_abs  # NaN compares False; inf is absurd (one pass less; issue 15)
             if absurd.any():
                 issues += _issues_for_rows(shown(), absurd, domain=dom, variable=c, rule="NUMBER_NOT_FINITE",
                                            problem=f"not a finite number of plausible size (|x| < {max_abs:g})",
@@ -336,9 +362,11 @@ def check_nonmissing(dom: str, df: pd.DataFrame, spec: dict[str, Any]) -> list[I
             issues += _issues_for_rows(df, df[var].isna(), domain=dom, variable=var,
                                        problem="missing value", rule="MISSING_VALUE")
     if dom == "lb" and {"LBSTRESN", "LBSTRESC"} & set(df.columns):
-        n = df["LBSTRESN"].isna() if "LBSTRESN" in df else pd.Series(True, index=df.index)
-        c = df["LBSTRESC"].isna() if "LBSTRESC" in df else pd.Series(True, index=df.index)
-        issues += _issues_for_rows(df, n & c, domain=dom, variable="LBSTRESN", severity="warning",
+        none = np.ones(len(df), dtype=bool)
+        for v in ("LBSTRESN", "LBSTRESC"):  # numpy's &, not pandas' (numexpr's threads; issue 15)
+            if v in df:
+                none &= df[v].isna().to_numpy()
+        issues += _issues_for_rows(df, none, domain=dom, variable="LBSTRESN", severity="warning",
                                    problem="no result (LBSTRESN and LBSTRESC empty); kept as not done",
                                    rule="MISSING_VALUE")
     return issues
@@ -357,30 +385,47 @@ def derive_dates(dom: str, df: pd.DataFrame, imputation: DateImputation,
         dt, flag = date_column_names(c)
         rule = imputation.end if is_end_date(c) else imputation.start
         checked = window is not None and c not in exempt
-        parsed = compute_iso_dates(df[c], rule, window if checked else None, days=False)
-        out[dt] = parsed.dates
-        out[flag] = parsed.flags
-        issues += _issues_for_rows(df, parsed.invalid, domain=dom, variable=c, rule="DATE_INVALID",
-                                   problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
-        outside = np.zeros(len(df), dtype=bool)
-        if checked and parsed.outside is not None:
-            outside = parsed.outside.to_numpy()
-            issues += _issues_for_rows(df, outside, domain=dom, variable=c, rule=cfg["rule"],
-                                       severity=cfg["severity"],
-                                       problem=f"outside the plausible dates {window[0]} to {window[1]}",
-                                       hint="A typing error in the year? (ReadOptions date_min/date_max "
-                                            "widen the window.)")
-        if parsed.out_of_range is not None:
-            issues += _issues_for_rows(df, parsed.out_of_range.to_numpy() & ~outside, domain=dom, variable=c,
+        # parsed per distinct text; a rule's per-row mask is built only when one of the
+        # distinct texts fails it (issue 15); the same issues as compute_iso_dates' masks
+        parsed = parse_iso_dates_coded(df[c], rule)
+        codes = parsed.codes
+        # copy=False: the arrays are new (pandas 3 copies a numpy array by default; issue 15)
+        out[dt] = pd.Series(parsed.dates[codes], index=df.index, copy=False)
+        out[flag] = pd.Series(_flags_of_rows(parsed.flags, codes), index=df.index, dtype=object, copy=False)
+        if parsed.invalid.any():
+            issues += _issues_for_rows(df, parsed.invalid[codes], domain=dom, variable=c, rule="DATE_INVALID",
+                                       problem="not an ISO 8601 date (YYYY-MM-DD, YYYY-MM or YYYY)")
+        outside = np.zeros(len(parsed.days), dtype=bool)
+        if checked:
+            outside = parsed.outside(window)
+            if outside.any():
+                issues += _issues_for_rows(df, outside[codes], domain=dom, variable=c, rule=cfg["rule"],
+                                           severity=cfg["severity"],
+                                           problem=f"outside the plausible dates {window[0]} to {window[1]}",
+                                           hint="A typing error in the year? (ReadOptions date_min/date_max "
+                                                "widen the window.)")
+        unrepresentable = parsed.out_of_range & ~outside
+        if unrepresentable.any():
+            issues += _issues_for_rows(df, unrepresentable[codes], domain=dom, variable=c,
                                        rule=cfg["rule"], severity=cfg["severity"],
                                        problem="outside the dates mmtrial can represent (1678-2261)")
-        imputed = (parsed.flags != "").to_numpy() if parsed.imputed is None else parsed.imputed.to_numpy()
-        if imputed.any():
-            n = int(imputed.sum())
+        imputed = parsed.imputed
+        n = int(np.count_nonzero(imputed[codes])) if imputed.any() else 0
+        if n:
             issues.append(InputIssue(domain=dom, variable=c, severity="warning", rule="DATE_IMPUTED",
                                      problem=f"{n} partial date(s) imputed ('{rule}' of the period); "
                                              f"flagged in {flag}"))
     return out, issues
+
+
+def _flags_of_rows(flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """The ``--DTF`` flag of each row (object: ``""``, ``"D"``, ``"M"``) from the flags of the
+    distinct texts; without a gather when no date is partial (issue 15)."""
+    if (flags == "").all():
+        out = np.empty(len(codes), dtype=object)
+        out.fill("")
+        return out
+    return flags[codes]
 
 
 def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> list[InputIssue]:
@@ -397,8 +442,8 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
         elif is_arrow_text(col):
             # on the column's distinct values, taken back to the rows by their codes (issue 15)
             tc = text_codes(col)
-            ok = np.append(_upper_isin(tc.dictionary, {str(v).upper() for v in t["values"]}), True)
-            bad = ~ok[tc.codes]
+            wrong = ~_upper_isin(tc.dictionary, {str(v).upper() for v in t["values"]})
+            bad = np.append(wrong, False)[tc.codes] if wrong.any() else np.zeros(len(col), dtype=bool)
         else:
             allowed_u = {str(v).upper() for v in t["values"]}
             bad = col.notna() & ~col.astype(str).str.upper().isin(allowed_u)
@@ -409,7 +454,8 @@ def check_terms(domains: dict[str, pd.DataFrame], schema: dict[str, Any]) -> lis
                 continue
             wcol = df[w["variable"]]
             wanted = [v.upper() for v in w["values"]]
-            bad = bad & (text_isin(wcol, wanted) if is_arrow_text(wcol) else wcol.isin(wanted).to_numpy(dtype=bool))
+            if bad.any():  # else nothing to restrict (issue 15)
+                bad = bad & (text_isin(wcol, wanted) if is_arrow_text(wcol) else wcol.isin(wanted).to_numpy(dtype=bool))
         issues += _issues_for_rows(df, bad, domain=t["domain"], variable=t["variable"], rule="CONTROLLED_TERM",
                                    severity=t.get("severity", "error"),
                                    problem=f"not a controlled term; expected one of {', '.join(t['values'])}")
@@ -495,7 +541,7 @@ def check_subjects(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
             continue
         # Arrow's hash lookup: pandas' isin on the str dtype builds a Python object per subject
         # of dm for every domain (issue 15)
-        bad = df["USUBJID"].notna().to_numpy() & ~text_isin(df["USUBJID"], known)
+        bad = text_not_in(df["USUBJID"], known)
         issues += _issues_for_rows(df, bad, domain=dom, variable="USUBJID", rule="UNKNOWN_SUBJECT",
                                    problem="subject not in dm")
     return issues
@@ -579,16 +625,23 @@ def check_exdose(ex: pd.DataFrame, protocol: Protocol | None) -> list[InputIssue
     cfg = load_plausibility()["exdose"]
     dose = ex["EXDOSE"].to_numpy(dtype=float)
     planned = compute_max_planned_mg(protocol)
-    drug = ex["EXTRT"].astype("str").str.upper()
-    limit = drug.map({k: v * float(cfg["max_factor"]) for k, v in planned.items()}).astype(float)
-    limit = limit.fillna(float(cfg["max_any_mg"])).to_numpy()
-    mg = (ex["EXDOSU"].astype("str").str.upper() == "MG").to_numpy() if "EXDOSU" in ex else np.ones(len(ex), bool)
+    # the limit and the unit test per distinct (upper-cased) text, taken to the rows by code (issue 15)
+    limits = {k: v * float(cfg["max_factor"]) for k, v in planned.items()}
+    drugs = _upper_distinct(ex["EXTRT"])
+    limit = np.append([limits.get(d, np.nan) for d in drugs.dictionary.to_pylist()], np.nan)[drugs.codes]
+    limit = np.where(np.isnan(limit), float(cfg["max_any_mg"]), limit)
+    if "EXDOSU" in ex:
+        units = _upper_distinct(ex["EXDOSU"])
+        mg = np.append([u == "MG" for u in units.dictionary.to_pylist()], False).astype(bool)[units.codes]
+    else:
+        mg = np.ones(len(ex), bool)
     with np.errstate(invalid="ignore"):
         neg = dose < 0
         high = mg & (dose > limit)
     issues = _issues_for_rows(ex, neg, domain="ex", variable="EXDOSE", rule=cfg["rule"], severity=cfg["severity"],
                               problem="a dose cannot be negative")
     if high.any():
+        drug = ex["EXTRT"].astype("str").str.upper()
         lim = pd.Series(limit, index=ex.index)
         for lv in np.unique(limit[high]):
             sel = high & (lim.to_numpy() == lv)
@@ -600,6 +653,15 @@ def check_exdose(ex: pd.DataFrame, protocol: Protocol | None) -> list[InputIssue
                                        problem=f"above {lv:g} mg per administration for {names} ({src})",
                                        hint="A unit or typing error? EXDOSE is the dose given, in EXDOSU.")
     return issues
+
+
+def _upper_distinct(s: pd.Series) -> TextCodes:
+    """The column's distinct texts upper-cased (``str.upper``, Arrow's ``utf8_upper``) with
+    each row's code (-1 = missing); two texts equal once upper-cased keep separate codes."""
+    import pyarrow.compute as pc
+
+    tc = text_codes(s)
+    return TextCodes(pc.utf8_upper(tc.dictionary), tc.codes)
 
 
 def compute_death_dates(domains: dict[str, pd.DataFrame]) -> pd.Series:
@@ -636,8 +698,7 @@ def check_after_death(domains: dict[str, pd.DataFrame]) -> list[InputIssue]:
         if df is None or dt not in df or "USUBJID" not in df:
             continue
         if r["domain"] not in death_of:
-            pos = text_index_in(df["USUBJID"], death_subjects)
-            death_of[r["domain"]] = np.append(death_days, np.datetime64("NaT"))[pos]  # -1: the NaT
+            death_of[r["domain"]] = text_lookup(df["USUBJID"], death_subjects, death_days, np.datetime64("NaT"))
         d = death_of[r["domain"]]
         with np.errstate(invalid="ignore"):
             bad = df[dt].to_numpy() > d  # NaT compares False
@@ -680,7 +741,7 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
 
     # each rule selects rows by (test, unit, specimen): tested once per distinct combination,
     # then taken to the rows by the combination's number (issue 15)
-    first, combo = distinct_rows([lb["LBTESTCD"], lb["LBSTRESU"], spec])
+    first, combo = _lab_combinations(lb, spec)
     keys = pd.DataFrame({"t": lb["LBTESTCD"].iloc[first].to_numpy(), "u": lb["LBSTRESU"].iloc[first].to_numpy(),
                          "s": spec.iloc[first].to_numpy()})
     rules = load_plausibility()["lab_range"]
@@ -728,6 +789,24 @@ def check_lab_ranges(lb: pd.DataFrame) -> list[InputIssue]:
     return issues
 
 
+def _lab_combinations(lb: pd.DataFrame, spec: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_rows` of (LBTESTCD, unit, specimen) for the lab-range rules.
+
+    After unit conversion the combinations of the unit as given (LBSTRESU_RAW), which unit
+    conversion has already found (shared within ``load_study``), are used when the converted
+    LBSTRESU is the same on every row of each of them (as conversion makes it: a function of
+    the combination); the rules then select the same rows (issue 15). Else the combinations
+    of LBSTRESU itself.
+    """
+    unit = lb["LBSTRESU"]
+    if "LBSTRESU_RAW" in lb and is_arrow_text(unit) and is_arrow_text(lb["LBSTRESU_RAW"]):
+        first, combo = distinct_rows([lb["LBTESTCD"], spec, lb["LBSTRESU_RAW"]])
+        codes = text_codes(unit).codes
+        if np.array_equal(codes[first][combo], codes):
+            return first, combo
+    return distinct_rows([lb["LBTESTCD"], unit, spec])
+
+
 def _known_values(kind: str, protocol: Protocol | None) -> list[str]:
     if kind == "lab_tests":
         return sorted(set(UnitTable.load().frame["LBTESTCD"]) | {"IFE", "BMCLONAL"})
@@ -748,7 +827,7 @@ def check_near_misses(domains: dict[str, pd.DataFrame], protocol: Protocol | Non
             continue
         vals = df[var]
         if is_arrow_text(vals):  # on the column's distinct values (issue 15)
-            cand = vals.notna().to_numpy() & ~text_isin(vals, [*known, *r.get("allow", [])])
+            cand = text_not_in(vals, [*known, *r.get("allow", [])])
         else:
             cand = (vals.notna() & ~vals.isin(known) & ~vals.isin(r.get("allow", []))).to_numpy()
         if r.get("skip_lbcat") and "LBCAT" in df:

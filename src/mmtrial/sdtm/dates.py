@@ -84,28 +84,62 @@ def compute_iso_dates(values: pd.Series, imputation: Imputation = "first",
     >>> list(r.dates.isna()), list(r.out_of_range), str(r.days.iloc[0].date())
     ([True, True], [True, True], '2999-01-01')
     """
-    from mmtrial.sdtm._columns import text_codes
-
-    # each distinct text is parsed once, then taken back to the rows by its code (a lab domain
-    # repeats a few thousand dates over millions of rows; the codes are shared with the other
-    # checks of the column, sdtm/_columns.py; issue 15)
-    tc = text_codes(values)
-    parsed = _parse_distinct(tc.dictionary, imputation)
-    codes = tc.codes  # -1 (missing) takes the last entry: the one for a missing value
+    coded = parse_iso_dates_coded(values, imputation)
+    codes = coded.codes  # -1 (missing) takes the last entry: the one for a missing value
     idx = values.index
-    flags, invalid, out_of_range, dates = (a[codes] for a in parsed[:4])
-    day_values = parsed[4][codes] if days else None
-    imputed = np.append(parsed[0][:-1] != "", False)[codes]
+    flags, invalid, out_of_range, dates = (a[codes] for a in (coded.flags, coded.invalid, coded.out_of_range,
+                                                               coded.dates))
+    day_values = coded.days[codes] if days else None
+    imputed = coded.imputed[codes]
     outside = None
     if window is not None:
-        lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
-        d = parsed[4]
-        with np.errstate(invalid="ignore"):
-            outside = pd.Series((~np.isnat(d) & ((d < lo) | (d > hi)))[codes], index=idx)
+        outside = pd.Series(coded.outside(window)[codes], index=idx)
     return ParsedDates(dates=pd.Series(dates, index=idx), flags=pd.Series(flags, index=idx, dtype=object),
                        invalid=pd.Series(invalid, index=idx), out_of_range=pd.Series(out_of_range, index=idx),
                        days=None if day_values is None else pd.Series(day_values, index=idx),
                        imputed=pd.Series(imputed, index=idx), outside=outside)
+
+
+@dataclass(frozen=True)
+class CodedDates:
+    """ISO 8601 texts parsed once per distinct text (:func:`parse_iso_dates_coded`).
+
+    Each array has one entry per distinct text plus a last entry for a missing value; ``codes``
+    gives each row's entry (-1, the last, for a missing value). ``arr[codes]`` is the per-row
+    array of :class:`ParsedDates`; a check whose distinct entries are all false needs no
+    per-row array at all (issue 15).
+    """
+
+    codes: np.ndarray
+    flags: np.ndarray  # object: "" complete, "D" day imputed, "M" month and day imputed
+    invalid: np.ndarray
+    out_of_range: np.ndarray
+    dates: np.ndarray  # datetime64[ns]
+    days: np.ndarray  # datetime64[s]
+
+    @property
+    def imputed(self) -> np.ndarray:
+        """A partial date completed (``flags != ""``; False for a missing value)."""
+        return np.append(self.flags[:-1] != "", False)
+
+    def outside(self, window: tuple[_dt.date, _dt.date]) -> np.ndarray:
+        """A valid date (``days``) outside ``window`` = (first, last) plausible date."""
+        lo, hi = (np.datetime64(w.isoformat(), "s") for w in window)
+        with np.errstate(invalid="ignore"):
+            return ~np.isnat(self.days) & ((self.days < lo) | (self.days > hi))
+
+
+def parse_iso_dates_coded(values: pd.Series, imputation: Imputation = "first") -> CodedDates:
+    """:func:`compute_iso_dates` on the distinct texts of ``values``, with each row's code.
+
+    Each distinct text is parsed once and taken back to the rows by its code (a lab domain
+    repeats a few thousand dates over millions of rows; the codes are shared with the other
+    checks of the column, sdtm/_columns.py; issue 15).
+    """
+    from mmtrial.sdtm._columns import text_codes
+
+    tc = text_codes(values)
+    return CodedDates(tc.codes, *_parse_distinct(tc.dictionary, imputation))
 
 
 def _parse_distinct(texts, imputation: Imputation) -> tuple[np.ndarray, ...]:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,17 @@ def _load_units() -> UnitTable:
     return UnitTable(frame=frame, version=str(data.get("version", "")))
 
 
+def _expand(values: pd.api.extensions.ExtensionArray, codes: np.ndarray, dtype: Any) -> pd.api.extensions.ExtensionArray:
+    """``values.take(codes)`` with -1 missing (pandas' ``take(allow_fill=True)``) as text of
+    ``dtype``: Arrow's take with the small codes, not an int64 index per row (issue 15)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = codes < 0
+    indices = pa.array(codes, mask=missing) if missing.any() else pa.array(codes)
+    return pd.array(pc.take(pa_array(values), indices), dtype=dtype)
+
+
 def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple[pd.DataFrame, list[InputIssue]]:
     """Convert LBSTRESN (and LBSTNRLO/LBSTNRHI) of known tests to the default unit.
 
@@ -97,24 +109,27 @@ def convert_lab_units(lb: pd.DataFrame, table: UnitTable | None = None) -> tuple
         pd.MultiIndex.from_frame(t[["LBTESTCD", "LBSPEC"]].drop_duplicates().astype(object))))
     factor_u = merged_u["FACTOR"].to_numpy(dtype=float)
     conv_u = known_u & ~np.isnan(factor_u)
-    known_test = known_u[combo]
-    has_value = out["LBSTRESN"].notna().to_numpy()
-    factor = factor_u[combo]
-    bad = known_test & has_value & np.isnan(factor)
+    # per combination first, then one gather to the rows (issue 15)
+    unknown_u = known_u & np.isnan(factor_u)  # a known test in a unit without a factor
+    bad = (unknown_u[combo] & out["LBSTRESN"].notna().to_numpy()) if unknown_u.any() \
+        else np.zeros(len(out), dtype=bool)
     scaled = conv_u & (factor_u != 1.0)  # a factor of 1 leaves the value as it is (issue 15)
-    f = np.where(scaled[combo], factor, 1.0) if scaled.any() else None
+    f = np.where(scaled, factor_u, 1.0)[combo] if scaled.any() else None
     for col in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
         if col in out:
-            out[col] = out[col].astype(float) * f if f is not None else out[col].astype(float)
+            # numpy's product, not pandas' (numexpr's threads for a large column; the same values)
+            out[col] = pd.Series(out[col].to_numpy(dtype=float) * f, index=out.index, copy=False) \
+                if f is not None else out[col].astype(float)
     if conv_u.any():
         unit_u = u["LBSTRESU"].astype(object).where(~conv_u, merged_u["UNIT_DEFAULT"].astype(object))
         given = u["LBSTRESU"].astype(object)
         same = (unit_u == given) | (unit_u.isna() & given.isna())
         if not bool(same.all()):  # a unit renamed to its default: the column is rebuilt
             distinct = pd.array(unit_u.to_numpy(), dtype=out["LBSTRESU"].dtype)
-            out["LBSTRESU"] = pd.Series(distinct.take(combo), index=out.index, name="LBSTRESU")
             unit_codes, unit_values = pd.factorize(distinct)  # the new column's codes, for the checks after
-            codes = small_codes(np.asarray(unit_codes, dtype=np.int64)[combo], len(unit_values))
+            codes = small_codes(np.asarray(unit_codes, dtype=np.int64), len(unit_values))[combo]
+            out["LBSTRESU"] = pd.Series(_expand(unit_values, codes, out["LBSTRESU"].dtype), index=out.index,
+                                        name="LBSTRESU")
             register_codes(out["LBSTRESU"], TextCodes(pa_array(unit_values), codes))
     key = key_u.iloc[combo[bad]] if bad.any() else key_u.iloc[:0]
     issues: list[InputIssue] = []
