@@ -13,7 +13,14 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmtrial.derive._groups import equality_keys, first_valid, group_sum, lex_order, row_lookup
+from mmtrial.derive._groups import (
+    equality_keys,
+    first_valid,
+    group_sum,
+    is_lex_sorted,
+    lex_order,
+    row_lookup,
+)
 from support.sweeps import examples
 
 
@@ -87,7 +94,7 @@ def test_first_valid_equals_the_former_reduceat(case):
 @given(st.integers(0, 50).flatmap(lambda n: st.tuples(
     st.lists(st.lists(st.integers(-3, 5), min_size=n, max_size=n), min_size=1, max_size=4),
     st.booleans(), st.booleans())))
-def test_lex_order_equals_numpy_lexsort(case):
+def test_lex_order_and_is_lex_sorted_equal_numpy_lexsort(case):
     """Stable ties, already sorted input (the no-sort path) and keys too wide to pack."""
     cols, presort, wide = case
     cols = [np.array(c, dtype=np.int64) for c in cols]
@@ -96,7 +103,10 @@ def test_lex_order_equals_numpy_lexsort(case):
     if presort and len(cols[0]):
         o = np.lexsort(tuple(cols[::-1]))
         cols = [c[o] for c in cols]
-    np.testing.assert_array_equal(lex_order(cols), np.lexsort(tuple(cols[::-1])))
+    want = np.lexsort(tuple(cols[::-1]))
+    np.testing.assert_array_equal(lex_order(cols), want)
+    # sorted (ties in any order) exactly when the stable lexsort keeps the rows where they are
+    assert is_lex_sorted(cols) == bool(np.array_equal(want, np.arange(len(want))))
 
 
 @settings(max_examples=examples(40, full=400), deadline=None)

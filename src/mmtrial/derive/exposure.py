@@ -45,12 +45,14 @@ from mmtrial.derive._groups import (
     group_ids,
     group_starts,
     group_sum,
+    is_lex_sorted,
     lex_order,
     row_lookup,
     same_as_prev,
     shared_codes,
     take_or_na,
     unique_sorted,
+    yes_flags,
 )
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
@@ -507,11 +509,15 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
         n_len = max(n_len, int(given.max()) + 2)
     lengths = compute_cycle_lengths(regimen, n_len)
     if src == "INFERRED":
-        order = lex_order([subj_codes, day])
+        s_o, d_o = subj_codes, day  # in (subject, day) order already when a subject has one drug
+        if not is_lex_sorted([subj_codes, day]):
+            order = lex_order([subj_codes, day])
+            s_o, d_o = subj_codes[order], day[order]
         sch = regimen.schedule(min(n_len, max(ph.cycles[0] for ph in regimen.effective_phases()) + 1))
         fd = sch.groupby("CYCLE")["CYCLEDY"].min()
         first_day = fd.reindex(np.arange(1, n_len + 1)).ffill().fillna(1).to_numpy(dtype=np.int64)
-        starts = infer_cycle_starts(subj_codes[order], day[order], lengths, first_day)
+        starts = infer_cycle_starts(s_o, d_o, lengths, first_day)
+        del s_o, d_o
         starts["MISSFL"] = ""
     else:
         # a cycle starts (first planned day of the drug in that cycle - 1) days before the drug's
@@ -562,8 +568,8 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
         "PLNSTDT": _date(pln.astype(np.int64)),
         "CYCLEN": ln,
         "DELAYD": delay,
-        "DELAYFL": np.where(delay >= options.min_delay_days, "Y", ""),
-        "MISSFL": starts["MISSFL"].to_numpy(),
+        "DELAYFL": yes_flags(delay >= options.min_delay_days),
+        "MISSFL": yes_flags((starts["MISSFL"] == "Y").to_numpy(dtype=bool)),
         "CYCSRC": src,
     })
     if src == "INFERRED":
