@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmtrial._keys import equality_keys, pack_keys  # noqa: F401 - the derivations' key helpers
+from mmtrial._keys import equality_keys, pack_keys  # also the derivations' key helpers
 
 NAT = np.iinfo(np.int64).min  # NaT as int64
 
@@ -65,11 +65,44 @@ def group_ids(starts: np.ndarray, n: int) -> np.ndarray:
 
 
 def first_valid(valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Row of the first valid value of each group (-1 when the group has none)."""
+    """Row of the first valid value of each group (-1 when the group has none); the group starts
+    themselves when every value is valid, -1 everywhere when none is (issue 15: no pass)."""
     n = len(valid)
+    if n and valid.all():
+        return np.asarray(starts, dtype=np.int64).copy()
+    if n and not valid.any():
+        return np.full(len(starts), -1, dtype=np.int64)
     pos = np.where(valid, np.arange(n), n)
     out = np.minimum.reduceat(pos, starts) if n else np.zeros(0, dtype=np.int64)
     return np.where(out == n, -1, out)
+
+
+def yes_flags(mask: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """"Y"/"" per ``mask``, the column pandas makes of ``np.where(mask, "Y", "")`` (``str`` on an
+    Arrow ``large_string`` array), taken by Arrow from the two texts: no conversion of one
+    Python/numpy text per record (issue 15: ADAE's nine flags were a fifth of its time; ADEX's
+    cycle flags)."""
+    import pyarrow as pa
+
+    dtype = pd.Series(["Y"]).dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return np.where(mask, "Y", "")
+    codes = pa.array(np.asarray(mask, dtype=bool).view(np.int8))
+    return pd.arrays.ArrowStringArray(pa.array(["", "Y"], pa.large_string()).take(codes), dtype=dtype)
+
+
+def group_sum(values: np.ndarray, ids: np.ndarray) -> pd.Series:
+    """``pd.Series(values).groupby(ids, sort=True).sum()`` (float ``values``, integer ``ids``), the
+    same bits: when ``ids`` are sorted and ``values`` have no NaN, pandas sums each group with
+    ``numpy.add.reduceat`` over the group starts, and so does this without pandas' factorising of
+    ``ids`` (issue 15); otherwise (pandas' compensated sum) pandas itself."""
+    values = np.asarray(values)
+    ids = np.asarray(ids)
+    if (len(values) and values.dtype.kind == "f" and ids.dtype.kind in "iu"
+            and bool(np.all(ids[1:] >= ids[:-1])) and not np.isnan(values).any()):
+        st = group_starts(ids)
+        return pd.Series(np.add.reduceat(values, st), index=pd.Index(ids[st]))
+    return pd.Series(values).groupby(ids, sort=True).sum()
 
 
 def last_valid(valid: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -149,14 +182,52 @@ def row_lookup(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) -> np.nd
     """Row of ``right`` holding each row's key tuple of ``left`` (-1 when absent): a left merge on
     integer key columns that are unique on the right, as positions (``right`` need not be
     sorted). ``left`` and ``right``: the same number of integer code columns, in one code space
-    per column (:func:`shared_codes` for text)."""
+    per column (:func:`shared_codes` for text).
+
+    When the right keys span a small range (at most twice the rows of both sides) and are
+    unique, the rows come from a dense table indexed by the packed key (issue 15: a gather
+    instead of a binary search per left row); else by a binary search over the sorted right keys
+    (of equal right keys, the first row)."""
     nl = len(left[0])
     if len(right[0]) == 0:
         return np.full(nl, -1, dtype=np.int64)
     keys = equality_keys([np.concatenate([np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)])
                           for a, b in zip(left, right, strict=True)])
     lk, rk = keys[:nl], keys[nl:]
+    lo, hi = int(rk.min()), int(rk.max())
+    width = hi - lo + 1
+    if width <= 2 * len(keys) + 1024:
+        table = np.full(width, -1, dtype=np.int64)
+        table[rk - lo] = np.arange(len(rk), dtype=np.int64)
+        if np.count_nonzero(table >= 0) == len(rk):  # unique right keys: the table is exact
+            pos = lk - lo
+            inside = (pos >= 0) & (pos < width)
+            return np.where(inside, table[np.where(inside, pos, 0)], -1)
     order = np.argsort(rk, kind="stable")
     srt = rk[order]
     j = np.minimum(np.searchsorted(srt, lk, side="left"), len(srt) - 1)
     return np.where(srt[j] == lk, order[j], -1)
+
+
+def lex_order(cols: Sequence[np.ndarray]) -> np.ndarray:
+    """``numpy.lexsort(cols[::-1])`` (``cols``: integer columns, the first primary; stable): a
+    stable sort of one packed int64 key (:func:`pack_keys`), nothing when the rows are already in
+    order (issue 15: one pass instead of one indirect sort per column)."""
+    cols = [np.asarray(c) for c in cols]
+    if is_lex_sorted(cols):
+        return np.arange(len(cols[0]), dtype=np.int64)
+    packed = pack_keys(cols)
+    if packed is None:
+        return np.lexsort(tuple(cols[::-1]))
+    return np.argsort(packed, kind="stable")
+
+
+def is_lex_sorted(cols: Sequence[np.ndarray]) -> bool:
+    """True when the rows are in the lexicographic order of ``cols`` (the first primary; equal
+    rows in any order), by comparing neighbours (boolean temporaries only)."""
+    if len(cols[0]) < 2:
+        return True
+    ok = cols[-1][1:] >= cols[-1][:-1]
+    for c in cols[-2::-1]:
+        ok = (c[1:] > c[:-1]) | ((c[1:] == c[:-1]) & ok)
+    return bool(ok.all())

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from mmtrial.derive._groups import yes_flags as _y
 from mmtrial.sdtm.issues import InputIssue, StudyInputError
 
 AEACN_CT = frozenset(
@@ -154,19 +155,6 @@ def derive_adae(ae: pd.DataFrame, adsl: pd.DataFrame, *, options: TeaeOptions = 
         w = _worst_flag(out, te, by)
         out[name] = _y(w == "Y") if len(w) else w  # no records: an object column, as before
     return out
-
-
-def _y(mask: np.ndarray) -> pd.api.extensions.ExtensionArray | np.ndarray:
-    """"Y"/"" per ``mask``, the column pandas makes of ``np.where(mask, "Y", "")`` (``str`` on an
-    Arrow ``large_string`` array), taken by Arrow from the two texts: no conversion of one
-    Python/numpy text per record (issue 15: the nine flags were a fifth of ADAE's time)."""
-    import pyarrow as pa
-
-    dtype = pd.Series(["Y"]).dtype
-    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
-        return np.where(mask, "Y", "")
-    codes = pa.array(np.asarray(mask, dtype=bool).view(np.int8))
-    return pd.arrays.ArrowStringArray(pa.array(["", "Y"], pa.large_string()).take(codes), dtype=dtype)
 
 
 def _text(col: pd.Series, how: str | None, general) -> pd.Series | np.ndarray:

@@ -44,11 +44,15 @@ from mmtrial.derive._groups import (
     first_valid,
     group_ids,
     group_starts,
+    group_sum,
+    is_lex_sorted,
+    lex_order,
     row_lookup,
     same_as_prev,
     shared_codes,
     take_or_na,
     unique_sorted,
+    yes_flags,
 )
 from mmtrial.derive.bodysize import derive_body_size, lookup_body_size
 from mmtrial.protocol.model import DoseLadder, Regimen
@@ -459,7 +463,7 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
     """
     subj, subj_names = codes_of(adm["USUBJID"].astype(str))
     drug, drug_names = codes_of(adm["EXTRT"])
-    out, src, cyc, _ = _cycles(
+    out, src, cyc, _, _ = _cycles(
         _days(adm["ADT"]), subj, np.asarray(subj_names, dtype=object), drug, np.asarray(drug_names, dtype=object),
         adm["EXCYCLE"].to_numpy(dtype=float), adm["VISCYC"].to_numpy(dtype=float),
         lambda i: (int(adm["ROWNUM"].iat[i]), str(adm["USUBJID"].iat[i])), regimen, options)
@@ -470,11 +474,12 @@ def derive_cycles(adm: pd.DataFrame, regimen: Regimen, options: ExposureOptions)
 def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, drug: np.ndarray,
             drug_names: np.ndarray, excyc: np.ndarray, viscyc: np.ndarray,
             row_of: Callable[[int], tuple[int, str]], regimen: Regimen,
-            options: ExposureOptions) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray]:
+            options: ExposureOptions) -> tuple[pd.DataFrame, str, np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`derive_cycles` on arrays: administrations' days, subject codes (in the names' sort
     order; ``subj_names[code]``), drug codes (``drug_names[code]``; missing = ``len(drug_names)``),
-    EXCYCLE and VISIT cycles. Returns the cycles table, the source, each administration's CYCLE
-    and each cycle row's subject code."""
+    EXCYCLE and VISIT cycles. Returns the cycles table, the source, each administration's CYCLE,
+    each cycle row's subject code and, for inferred cycles, each administration's row of the
+    cycles table (None for cycles from ex: looked up by the caller)."""
     src = "INFERRED"
     if len(day) == 0:
         nat = np.array([], dtype="datetime64[D]")
@@ -482,7 +487,7 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
                              "CYCSTDT": nat, "PLNSTDT": nat, "CYCLEN": np.array([], np.int64),
                              "DELAYD": np.array([], np.int64), "DELAYFL": np.array([], dtype=object),
                              "MISSFL": np.array([], dtype=object), "CYCSRC": np.array([], dtype=object)}), src, \
-            np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+            np.array([], dtype=np.int64), np.array([], dtype=np.int64), None
     if options.cycle_source != "infer":
         if np.isfinite(excyc).all():
             src = "EXCYCLE"
@@ -504,11 +509,15 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
         n_len = max(n_len, int(given.max()) + 2)
     lengths = compute_cycle_lengths(regimen, n_len)
     if src == "INFERRED":
-        order = np.lexsort((day, subj_codes))
+        s_o, d_o = subj_codes, day  # in (subject, day) order already when a subject has one drug
+        if not is_lex_sorted([subj_codes, day]):
+            order = lex_order([subj_codes, day])
+            s_o, d_o = subj_codes[order], day[order]
         sch = regimen.schedule(min(n_len, max(ph.cycles[0] for ph in regimen.effective_phases()) + 1))
         fd = sch.groupby("CYCLE")["CYCLEDY"].min()
         first_day = fd.reindex(np.arange(1, n_len + 1)).ffill().fillna(1).to_numpy(dtype=np.int64)
-        starts = infer_cycle_starts(subj_codes[order], day[order], lengths, first_day)
+        starts = infer_cycle_starts(s_o, d_o, lengths, first_day)
+        del s_o, d_o
         starts["MISSFL"] = ""
     else:
         # a cycle starts (first planned day of the drug in that cycle - 1) days before the drug's
@@ -559,8 +568,8 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
         "PLNSTDT": _date(pln.astype(np.int64)),
         "CYCLEN": ln,
         "DELAYD": delay,
-        "DELAYFL": np.where(delay >= options.min_delay_days, "Y", ""),
-        "MISSFL": starts["MISSFL"].to_numpy(),
+        "DELAYFL": yes_flags(delay >= options.min_delay_days),
+        "MISSFL": yes_flags((starts["MISSFL"] == "Y").to_numpy(dtype=bool)),
         "CYCSRC": src,
     })
     if src == "INFERRED":
@@ -571,10 +580,11 @@ def _cycles(day: np.ndarray, subj_codes: np.ndarray, subj_names: np.ndarray, dru
         ckey = sid.astype(np.int64) * span + (st.astype(np.int64) - lo_d)
         corder = np.argsort(ckey, kind="stable")
         j = np.searchsorted(ckey[corder], subj_codes.astype(np.int64) * span + (day - lo_d), side="right") - 1
-        adm_cyc = cyc[corder[j]]
+        adm_row = corder[j]
+        adm_cyc = cyc[adm_row]
     else:
-        adm_cyc = given
-    return out, src, adm_cyc, sid.astype(np.int64)
+        adm_cyc, adm_row = given, None
+    return out, src, adm_cyc, sid.astype(np.int64), adm_row
 
 
 def _drug_cycle_plan(regimen: Regimen, n_cycles: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -670,6 +680,25 @@ def _cum_outside_window(subj: np.ndarray, drug: np.ndarray, c_hi: np.ndarray, c_
     return at(c_hi) - at(c_lo)
 
 
+def _plan_day_rows(j_info: np.ndarray, cdy: np.ndarray, p_info: np.ndarray, p_dy: np.ndarray,
+                   n_info: int) -> np.ndarray:
+    """Row of the planned days (drug, cycle, cycle day; unique) for each administration (-1:
+    none): a table (drug and cycle's row of the plan ``info`` x cycle day) read at each
+    administration's ``info`` row ``j_info`` (-1: none) and cycle day ``cdy``; ``p_info``, ``p_dy``:
+    each planned day's ``info`` row and cycle day (issue 15: a lookup of two small integers
+    instead of packing three administration-sized key columns)."""
+    out = np.full(len(cdy), -1, dtype=np.int64)
+    if len(p_dy) == 0 or len(cdy) == 0:
+        return out
+    lo, hi = int(p_dy.min()), int(p_dy.max())
+    table = np.full((n_info, hi - lo + 1), -1, dtype=np.int64)
+    known = p_info >= 0  # every planned day's drug and cycle is a row of info (both from the schedule)
+    table[p_info[known], p_dy[known] - lo] = np.flatnonzero(known)
+    ok = (j_info >= 0) & (cdy >= lo) & (cdy <= hi)
+    out[ok] = table[j_info[ok], cdy[ok] - lo]
+    return out
+
+
 def _ex_row_of(r: pd.DataFrame, idx: np.ndarray, i: int) -> tuple[int, str]:
     """ROWNUM and USUBJID of administration ``i`` (its ex row ``idx[i]``), for messages."""
     return int(r["ROWNUM"].iat[idx[i]]), str(r["USUBJID"].iat[idx[i]])
@@ -683,6 +712,10 @@ def _at(values: pd.Series, j: np.ndarray) -> np.ndarray:
 def _first_rows(valid_rows: np.ndarray, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Row of ``r`` of each run's first administration whose ex row has a value (-1: none):
     pandas' ``first()`` (first non-missing) per run; ``idx``: each administration's row."""
+    if valid_rows.all():  # issue 15: no administration-sized pass when every row has a value
+        return idx[starts]
+    if not valid_rows.any():
+        return np.full(len(starts), -1, dtype=np.int64)
     pos = first_valid(valid_rows[idx], starts)
     return np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
 
@@ -746,7 +779,7 @@ def derive_exposure_intervals(
     s_names = np.asarray(s_names, dtype=object)
     d_names = np.asarray(d_names, dtype=object)
     a_s, a_d = r_s[idx], r_d[idx]
-    cycles, cyc_src, cyc, cy_sid = _cycles(
+    cycles, cyc_src, cyc, cy_sid, j_cy = _cycles(
         day, a_s, s_names, a_d, d_names, r["EXCYCLE"].to_numpy(dtype=float)[idx],
         r["VISCYC"].to_numpy(dtype=float)[idx],
         partial(_ex_row_of, r, idx), regimen, options)
@@ -761,7 +794,8 @@ def derive_exposure_intervals(
     cy_cyc = cycles["CYCLE"].to_numpy(dtype=np.int64)
     cs = _days(cycles["CYCSTDT"])
     cy_len = cycles["CYCLEN"].to_numpy(dtype=np.int64)
-    j_cy = row_lookup([a_s, cyc], [cy_sid, cy_cyc])  # every administration's cycle is in cycles
+    if j_cy is None:  # cycles from ex; inferred cycles come with each administration's row
+        j_cy = row_lookup([a_s, cyc], [cy_sid, cy_cyc])  # every administration's cycle is in cycles
     a_cs = cs[j_cy]
     cdy = (day - a_cs + 1).astype(np.int64)
     clen = cy_len[j_cy].astype(float)
@@ -777,9 +811,10 @@ def derive_exposure_intervals(
     i_unit_ok = info["UNIT"].notna().to_numpy()
     in_reg = has_i & i_unit_ok[j_i]
     plan_day = sch.drop_duplicates(["DRUG", "CYCLE", "CYCLEDY"])
-    j_pd = row_lookup([a_di, cyc, cdy], [i_drugs.get_indexer(plan_day["DRUG"]),
-                                         plan_day["CYCLE"].to_numpy(dtype=np.int64),
-                                         plan_day["CYCLEDY"].to_numpy(dtype=np.int64)])
+    j_pd = _plan_day_rows(j_i, cdy, row_lookup([i_drugs.get_indexer(plan_day["DRUG"]),
+                                                plan_day["CYCLE"].to_numpy(dtype=np.int64)],
+                                               [i_dc, info["CYCLE"].to_numpy(dtype=np.int64)]),
+                          plan_day["CYCLEDY"].to_numpy(dtype=np.int64), len(info))
     plndayds = np.where(j_pd >= 0, plan_day["DOSE"].to_numpy(dtype=float)[j_pd], np.nan)
     del j_pd
     kind = np.where(has_i, _unit_kind(info["UNIT"])[j_i], 0)
@@ -874,8 +909,8 @@ def derive_exposure_intervals(
 
     # pandas' group sums, one column at a time as before: pandas picks its algorithm per column
     # (``ufunc.reduceat`` for sorted groups without NaN, else a compensated sum), so the bits match
-    intdose = pd.Series(dose).groupby(run_id, sort=True).sum().to_numpy()
-    intdoseu = pd.Series(doseu).groupby(run_id, sort=True).sum().to_numpy()
+    intdose = group_sum(dose, run_id).to_numpy()
+    intdoseu = group_sum(doseu, run_id).to_numpy()
     unit_pos = first_valid(in_reg, starts)
     unit_row = np.where(unit_pos >= 0, j_i[np.maximum(unit_pos, 0)], -1)
     lv = pd.DataFrame({
@@ -1046,7 +1081,7 @@ def _drug_summary(a: Mapping[str, np.ndarray], s_names: np.ndarray, d_names: np.
     wc = int(cyc.max()) + 2
     ukeys = unique_sorted(pair * wc + cyc)
     ncyc = np.bincount(ukeys // wc, minlength=len(pst)).astype(np.int64)
-    cumdoseu = pd.Series(a["DOSEU"]).groupby(pair, sort=True).sum().to_numpy()
+    cumdoseu = group_sum(a["DOSEU"], pair).to_numpy()
     upos = first_valid(a["UROW"] >= 0, pst)
     unit = take_or_na(unit_of, np.where(upos >= 0, a["UROW"][np.maximum(upos, 0)], -1)).fillna("mg")
     fcs = np.minimum.reduceat(a["CS"], pst)
@@ -1095,10 +1130,12 @@ def _drug_summary(a: Mapping[str, np.ndarray], s_names: np.ndarray, d_names: np.
     # schedule): pandas picks its summation by that order (``ufunc.reduceat`` when each
     # subject-drug's rows are contiguous, else a compensated sum) and by the column's NaN, so the
     # same order and one column at a time give the same bits
-    o = np.lexsort((srow, pdr[p_pair], c_cyc[prow], ps[p_pair]))
-    g_o = p_pair[o]
-    pl = pd.DataFrame({"PLNCUM": pd.Series(plnmg[o]).groupby(g_o, sort=True).sum(),
-                       "PLNCUMU": pd.Series(p_dose[o]).groupby(g_o, sort=True).sum(),
+    if len(ps) < 2 or bool(np.all(ps[1:] != ps[:-1])):  # one drug per subject: already in that order
+        o_plnmg, o_dose, g_o = plnmg, p_dose, p_pair
+    else:
+        o = lex_order([ps[p_pair], c_cyc[prow], pdr[p_pair], srow])
+        o_plnmg, o_dose, g_o = plnmg[o], p_dose[o], p_pair[o]
+    pl = pd.DataFrame({"PLNCUM": group_sum(o_plnmg, g_o), "PLNCUMU": group_sum(o_dose, g_o),
                        "_NAN": pd.Series(np.isnan(plnmg)).groupby(p_pair, sort=True).max()})
     pl = pl.reindex(np.arange(len(pst)))
     # delays, missed cycles and planned days per subject and drug
