@@ -306,7 +306,7 @@ def _for_storage(df: pd.DataFrame) -> pd.DataFrame:
         if sample.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all():
             continue
         if out is None:
-            out = df.copy()
+            out = df.copy(deep=False)  # the other columns shared, not copied (issue 15: adrs at 100,000 subjects, 240 MB)
         out[c] = col.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     return df if out is None else out
 
