@@ -292,3 +292,25 @@ def test_last_read_carries_out_the_domain_plan_inside_the_step(monkeypatch):
     run_steps(b, ("late_step",), **plans)
     assert seen["late"] == (8, True)
     assert b.study.released == {"ae"} and b.study.get("lb").index.tolist() == [1, 2, 5]
+
+
+def test_for_storage_writes_mixed_objects_as_text_without_touching_the_input():
+    """pipeline._for_storage: a column of mixed objects becomes str(value) (missing stays
+    missing), text and typed columns are left as they are and shared with the input, which is
+    not modified (issue 15: the frame is copied shallowly, not every column); a frame with
+    nothing to change is returned itself. Expected values worked by hand."""
+    import numpy as np
+
+    from mmtrial.pipeline import _for_storage
+
+    df = pd.DataFrame({"AVAL": [1.5, 2.0, np.nan], "NOCONF": [True, None, False],
+                       "TEXT": pd.array(["a", None, "c"], dtype="str"), "OBJ": ["x", None, "z"]})
+    before = df.copy()
+    out = _for_storage(df)
+    assert out["NOCONF"].isna().tolist() == [False, True, False]
+    assert out["NOCONF"].dropna().tolist() == ["True", "False"]
+    pd.testing.assert_frame_equal(df, before)  # the input as it was
+    assert np.shares_memory(out["AVAL"].to_numpy(), df["AVAL"].to_numpy())
+    pd.testing.assert_frame_equal(out.drop(columns="NOCONF"), df.drop(columns="NOCONF"))
+    plain = df.drop(columns="NOCONF")
+    assert _for_storage(plain) is plain
