@@ -240,3 +240,77 @@ def test_input_errors_found_by_a_derivation_also_leave_only_issues_csv(tmp_path)
     assert any("overlap" in i.problem for i in exc.value.issues)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".mmtrial-output", "issues.csv"]
     assert pd.read_csv(tmp_path / "out" / "issues.csv")["problem"].str.contains("overlap").any()
+
+
+def _fake_step(monkeypatch, name, run):
+    """Register ``run`` as the step module ``mmtrial.steps.<name>`` for one test."""
+    import sys
+    import types
+
+    module = types.ModuleType(f"mmtrial.steps.{name}")
+    module.run = run
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+
+def test_last_read_carries_out_the_domain_plan_inside_the_step(monkeypatch):
+    """Study.last_read (issue 15): the narrowing and the release planned after a step happen when
+    the step calls it, not when the step returns; reading the domain again in the step raises;
+    after the step the plan is done once, and a step that does not call it gets it afterwards."""
+    from mmtrial.context import Analysis, Study
+    from mmtrial.pipeline import DOMAIN_ROWS_READ_BY_STEP, run_steps
+    from mmtrial.protocol.model import Protocol
+
+    lb = _lb_for_selectors()
+    ae = pd.DataFrame({"USUBJID": ["S1"]})
+    seen = {}
+
+    def early(a):
+        seen["before"] = (len(a.study["lb"]), "ae" in a.study.domains)
+        a.study.last_read("lb")
+        seen["lb after last_read"] = len(a.study.domains["lb"])  # the biomarker records only (3)
+        with pytest.raises(RuntimeError, match="last_read"):
+            a.study.get("lb")
+        a.study.last_read("ae")
+        seen["ae after last_read"] = "ae" in a.study.domains
+        a.study.last_read("lb")  # a second call: nothing more to do
+
+    def late(a):
+        seen["late"] = (len(a.study["lb"]), "ae" in a.study.domains)
+
+    _fake_step(monkeypatch, "early_step", early)
+    _fake_step(monkeypatch, "late_step", late)
+    bio = DOMAIN_ROWS_READ_BY_STEP[("biomarker", "lb")]
+    plans = {"release_domains": {"early_step": ("ae",), "late_step": ("ae",)},
+             "narrow_domains": {"early_step": {"lb": (bio,)}, "late_step": {"lb": (bio,)}}}
+    a = Analysis(study=Study(domains={"lb": lb, "ae": ae}), protocol=Protocol.load(None))
+    run_steps(a, ("early_step",), **plans)
+    assert seen == {"before": (8, True), "lb after last_read": 3, "ae after last_read": False}
+    assert a.study.released == {"ae"} and a.study.get("lb").index.tolist() == [1, 2, 5]
+    assert a.study.after_last_read == {} and a.study.finished == set()
+    # a step that never calls last_read: the same plan after it
+    b = Analysis(study=Study(domains={"lb": lb, "ae": ae}), protocol=Protocol.load(None))
+    run_steps(b, ("late_step",), **plans)
+    assert seen["late"] == (8, True)
+    assert b.study.released == {"ae"} and b.study.get("lb").index.tolist() == [1, 2, 5]
+
+
+def test_for_storage_writes_mixed_objects_as_text_without_touching_the_input():
+    """pipeline._for_storage: a column of mixed objects becomes str(value) (missing stays
+    missing), text and typed columns are left as they are and shared with the input, which is
+    not modified (issue 15: the frame is copied shallowly, not every column); a frame with
+    nothing to change is returned itself. Expected values worked by hand."""
+    import numpy as np
+
+    from mmtrial.pipeline import _for_storage
+
+    df = pd.DataFrame({"AVAL": [1.5, 2.0, np.nan], "NOCONF": [True, None, False],
+                       "TEXT": pd.array(["a", None, "c"], dtype="str"), "OBJ": ["x", None, "z"]})
+    before = df.copy()
+    out = _for_storage(df)
+    assert out["NOCONF"].isna().tolist() == [False, True, False]
+    assert out["NOCONF"].dropna().tolist() == ["True", "False"]
+    pd.testing.assert_frame_equal(df, before)  # the input as it was
+    assert np.shares_memory(out["AVAL"].to_numpy(), df["AVAL"].to_numpy())
+    pd.testing.assert_frame_equal(out.drop(columns="NOCONF"), df.drop(columns="NOCONF"))
+    plain = df.drop(columns="NOCONF")
+    assert _for_storage(plain) is plain

@@ -8,6 +8,7 @@ Steps run in the order of :data:`STEPS`; data flows one way.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -66,26 +67,50 @@ def run_steps(
     (:func:`plan_domain_release`; :meth:`~mmtrial.context.Study.release`).
     ``narrow_domains``: step name -> domain -> the row selectors of the later steps that read
     only some of its rows: after the step, only the rows one of them selects are kept
-    (:func:`plan_domain_narrowing`; :meth:`~mmtrial.context.Study.narrow`)."""
+    (:func:`plan_domain_narrowing`; :meth:`~mmtrial.context.Study.narrow`).
+    A step that has read a domain for the last time may call
+    :meth:`~mmtrial.context.Study.last_read`: the domain's plan after the step is then carried out
+    at that point of the step."""
     for name in steps:
         if on_step is not None:
             on_step(name)
         module = importlib.import_module(f"mmtrial.steps.{name}")
-        module.run(a)
+        # what happens to a domain after the step; done earlier when the step calls Study.last_read
+        after: dict[str, Callable[[], None]] = {}
         for dom, selectors in (narrow_domains or {}).get(name, {}).items():
-            df = a.study.domains.get(dom)
-            if df is not None:
-                rows = np.zeros(len(df), dtype=bool)
-                for sel in selectors:
-                    rows |= np.asarray(row_selector(sel)(df), dtype=bool)
-                a.study.narrow(dom, rows, readers=", ".join(selectors))
-                del df
-        drop = (release_domains or {}).get(name, ())
-        if drop:
-            a.study.release(keep=tuple(d for d in a.study.domains if d not in drop))
+            if dom in a.study.domains:
+                after[dom] = functools.partial(_narrow_domain, a.study, dom, selectors)
+        for dom in (release_domains or {}).get(name, ()):
+            after[dom] = functools.partial(_release_domains, a.study, (dom,))
+        a.study.after_last_read = dict(after)
+        try:
+            module.run(a)
+        finally:
+            after_step = a.study.after_last_read
+            a.study.after_last_read = {}
+            a.study.finished.clear()
+        for action in after_step.values():  # the plans the step did not call for earlier
+            action()
         if release:
             release_memory()
     return a
+
+
+def _narrow_domain(study, dom: str, selectors: Sequence[str]) -> None:
+    """Keep only the rows of ``dom`` one of ``selectors`` (:data:`DOMAIN_ROWS_READ_BY_STEP`) selects."""
+    df = study.domains.get(dom)
+    if df is None:
+        return
+    rows = np.zeros(len(df), dtype=bool)
+    for sel in selectors:
+        rows |= np.asarray(row_selector(sel)(df), dtype=bool)
+    del df
+    study.narrow(dom, rows, readers=", ".join(selectors))
+
+
+def _release_domains(study, doms: Sequence[str]) -> None:
+    """Release the domains ``doms`` from memory (:meth:`~mmtrial.context.Study.release`)."""
+    study.release(keep=tuple(d for d in study.domains if d not in doms))
 
 
 # --- the whole analysis, from a study folder to an output folder ---------------------------------
@@ -281,7 +306,7 @@ def _for_storage(df: pd.DataFrame) -> pd.DataFrame:
         if sample.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all():
             continue
         if out is None:
-            out = df.copy()
+            out = df.copy(deep=False)  # the other columns shared, not copied (issue 15: adrs at 100,000 subjects, 240 MB)
         out[c] = col.map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     return df if out is None else out
 

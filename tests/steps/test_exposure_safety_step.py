@@ -168,6 +168,25 @@ def test_step_runs_on_simulated_study(tmp_path):
     assert s["lab_worst_grade"]
 
 
+def test_adlb_from_the_variables_the_step_hands_on_equals_adlb_from_every_lb_variable(tmp_path):
+    """The step gives derive_adlb only ADLB_LB_VARIABLES of lb (issue 15: the others leave memory
+    first): the same ADLB as from every variable of a simulated study's lb (every variable the
+    simulator writes, LBSEQ included, plus the reader's), so a variable derive_adlb starts to read
+    without being listed fails here."""
+    sim = pytest.importorskip("mmtrial.simulate")
+    from mmtrial.derive.toxgrade import derive_adlb
+    from mmtrial.sdtm.check import read_study
+    from mmtrial.steps import adsl as adsl_step
+
+    folder = sim.write_study(sim.simulate_study(n=40, seed=3), tmp_path / "sim")
+    a = Analysis(study=read_study(folder), protocol=Protocol.load())
+    adsl_step.run(a)
+    lb = a.study["lb"].assign(LBSEQ=np.arange(len(a.study["lb"]), dtype=float) + 1)
+    assert set(exposure_safety.ADLB_LB_VARIABLES) <= set(lb.columns) and len(lb.columns) > 12
+    narrow = lb[[c for c in lb.columns if c in exposure_safety.ADLB_LB_VARIABLES]]
+    pd.testing.assert_frame_equal(derive_adlb(narrow, a.adam["adsl"]), derive_adlb(lb, a.adam["adsl"]))
+
+
 def test_deaths_in_results_follow_the_deaths_table_rule_fatal_ae_without_cause():
     # docs/safety.md "deaths by cause" (TLG DTHT01): a death whose DTHCAUS is not recorded but
     # with a fatal AE (S3: fatigue, AEOUT FATAL, not related) is an adverse-event death. The

@@ -12,6 +12,7 @@ from mmtrial.derive.conventions import (
     derive_var_agegr1,
     derive_var_anrind,
     derive_var_bnrind,
+    derive_var_toxgrn,
     derive_vars_avisit,
     derive_vars_param,
     derive_vars_trt01,
@@ -141,3 +142,22 @@ def test_existing_treatment_variables_are_kept():
     out = derive_vars_adam_conventions({"adsl": adsl}, None, "REGIMEN")["adsl"]
     assert out[["TRT01P", "TRT01A", "AGEGR1"]].iloc[0].tolist() == ["SVD", "VD", "65-74"]
     assert "AGEGR1" not in adsl  # the input is not modified
+
+
+@settings(max_examples=examples(30, 300), deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, 1.0, 2.0, 3.0, 4.0, None, float("nan")]), max_size=12),
+       kind=st.sampled_from(["Float64", "float64", "object"]))
+def test_toxgrn_equals_the_former_conversion(values, kind):
+    """ATOXGRN/BTOXGRN: the same values and dtype as the former ``pd.to_numeric(...).astype("Float64")``
+    (the oracle) for ADLB's nullable grades, numpy floats and objects; a Float64 grade with no NaN
+    value (missing only as NA, as derive_adlb makes them) is shared, not copied (issue 15)."""
+    if kind == "Float64":
+        data = np.array([np.nan if v is None else v for v in values], dtype=float)
+        mask = np.array([v is None for v in values], dtype=bool)
+        grade = pd.Series(pd.arrays.FloatingArray(data, mask), name="ATOXGR")
+    else:
+        grade = pd.Series(values, dtype=kind, name="ATOXGR")
+    got = derive_var_toxgrn(grade)
+    pd.testing.assert_series_equal(got, pd.to_numeric(grade, errors="coerce").astype("Float64"))
+    if kind == "Float64" and not any(v is not None and np.isnan(v) for v in values) and values:
+        assert np.shares_memory(got.array._data, grade.array._data)

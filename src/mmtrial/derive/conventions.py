@@ -202,8 +202,18 @@ def _adlb_conventions(adlb: pd.DataFrame, opts: ConventionOptions, names: Mappin
             out["BNRIND"] = derive_var_bnrind(out)
     for var in ("ATOXGR", "BTOXGR"):
         if var in out:
-            out[f"{var}N"] = pd.to_numeric(out[var], errors="coerce").astype("Float64")
+            out[f"{var}N"] = derive_var_toxgrn(out[var])
     return out
+
+
+def derive_var_toxgrn(grade: pd.Series) -> pd.Series:
+    """ATOXGRN/BTOXGRN: the grade as a nullable float (``Float64``, missing NA). A grade already
+    held so (ADLB's, missing as NA only) is the value itself: shared, not copied (issue 15: two
+    columns of 13 M lab records at 100,000 subjects, 240 MB)."""
+    arr = grade.array
+    if isinstance(arr, pd.arrays.FloatingArray) and arr.dtype == "Float64" and not np.isnan(arr._data[~arr._mask]).any():
+        return grade.copy(deep=False)
+    return pd.to_numeric(grade, errors="coerce").astype("Float64")
 
 
 def derive_vars_adam_conventions(adam: Mapping[str, pd.DataFrame], dm: pd.DataFrame | None,

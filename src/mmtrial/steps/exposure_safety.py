@@ -213,6 +213,12 @@ def _dose_rules(p: Protocol) -> tuple[DoseRuleOptions, DoseRuleSet, tuple[DoseRu
     return ro, dataclasses.replace(table, rules=keep), off
 
 
+#: The lb variables :func:`~mmtrial.derive.toxgrade.derive_adlb` reads (the step hands it only these;
+#: tests/steps/test_exposure_safety_step.py checks that ADLB is the same as from every variable).
+ADLB_LB_VARIABLES: tuple[str, ...] = ("USUBJID", "LBTESTCD", "LBCAT", "LBSTRESN", "LBSTRESU", "LBSTNRLO",
+                                      "LBSTNRHI", "LBDT", "LBSEQ", "ROWNUM")
+
+
 def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
@@ -245,11 +251,26 @@ def run(a: Analysis) -> None:
     policy = so.grading_policy()
     study_drug = p.regimen.study_drug.upper()
 
+    # ADLB first, and lb not read after it: only the variables derive_adlb reads are held while it
+    # runs (shared, not copied), lb itself is narrowed to the records later steps read before it
+    # runs (the pipeline's plan, Study.last_read), and the exposure derivations, dose rules and
+    # safety tables run without lb's records (issue 15: at 100,000 subjects the step peaked at
+    # 7.7 GB in the dose rules with lb held, derive_adlb at 7.2 GB after the exposure derivations)
+    lb = a.study.get("lb")
+    if lb is None:
+        lb = _empty(["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDT"])
+    lb = lb[[c for c in lb.columns if c in ADLB_LB_VARIABLES]]
+    a.study.last_read("lb")
+    adlb = derive_adlb(lb, adsl, criteria=criteria,
+                       options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
+    del lb
     ae = a.study.get("ae")
     if ae is None:
         ae = _empty(["USUBJID", "AEDECOD", "AEBODSYS", "AESTDT", "AETOXGR"])
     adae = derive_adae(ae, adsl, options=TeaeOptions(window_days=so.teae_window_days,
                                                     missing_onset=so.missing_onset))  # type: ignore[arg-type]
+    del ae
+    a.study.last_read("ae")  # the pipeline's plan for a domain after its last reader, done now (issue 15)
     ex = a.study["ex"]
     if p.is_randomised and "ARMCD" in adsl:  # each subject against the regimen of the arm received
         adexlvl, adex = _exposure_by_arm(p, ex, adsl, adae, eo, a.study.get("vs"))
@@ -263,13 +284,7 @@ def run(a: Analysis) -> None:
     adexlvl.attrs = {}
     adexcyc = exp_info.get("cycles")
     cycle_source = str(exp_info.get("cycle_source", "INFERRED"))
-    # ADLB after the exposure derivations: their transient memory and ADLB's 2.7 M records (20,000
-    # subjects) are not held at the same time (issue 15)
-    lb = a.study.get("lb")
-    if lb is None:
-        lb = _empty(["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDT"])
-    adlb = derive_adlb(lb, adsl, criteria=criteria,
-                       options=AdlbOptions(on_treatment_window_days=so.teae_window_days, policy=policy))
+    a.study.last_read("vs")
     events = derive_rule_events(adlb, adae, rules, options=ro)
     checks = derive_rule_checks(events, adexlvl, adlb, rules, study_drug=study_drug,
                                 ladder_levels=[lvl.level for lvl in p.dose_ladder.levels], options=ro)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mmtrial._keys import equality_keys
 from mmtrial.report.model import Table
 from mmtrial.stats import _dist
 from mmtrial.tables.byarm import by_arm
@@ -204,38 +205,87 @@ _LAB_BY_VISIT_VARIABLES = frozenset({"USUBJID", "PARAMCD", "AVAL", "AVALU", "AVI
                                      "ADY", "ADT"})
 
 
+def _sort_ranks(values: pd.Series) -> np.ndarray:
+    """Each value's rank among the distinct values (equal values equal ranks, missing after
+    every value): the codes :meth:`pandas.DataFrame.sort_values` sorts a key of several
+    variables by (an ordered categorical per variable, missing last)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    codes[codes < 0] = len(uniques)
+    return codes
+
+
+def _closest_per_visit(adlb: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """The record of each subject and analysis visit among ``rows`` (ADLB row positions of one
+    test) that :func:`compute_lab_by_visit` keeps: the closest to the nominal day (AVISITN),
+    then the earliest (ADT), then the first; returned in (subject, visit) order."""
+    def take(name: str) -> pd.Series:
+        return adlb[name].take(rows).reset_index(drop=True)
+
+    visit_n = take("AVISITN")
+    dist = (take("ADY") - visit_n).abs().where(visit_n > 0, 0)  # distance to the nominal day
+    subject, visit = _sort_ranks(take("USUBJID")), _sort_ranks(visit_n)
+    order = np.lexsort((_sort_ranks(take("ADT")), _sort_ranks(dist), visit, subject))
+    del dist, visit_n
+    repeat = np.ones(order.size, dtype=bool)  # the same subject and visit as the record before
+    for key in (subject, visit):
+        k = key[order]
+        repeat[1:] &= k[1:] == k[:-1]
+    repeat[:1] = False
+    return rows[order[~repeat]]
+
+
 def compute_lab_by_visit(adlb: pd.DataFrame, adsl: pd.DataFrame, tests: Sequence[str] = LAB_TIME_TESTS,
                          min_n: int = 5) -> pd.DataFrame:
     """n, median, Q1, Q3 of AVAL per test and analysis visit (safety population; baseline and
-    on-treatment records), visits with at least ``min_n`` values; quantiles by SAS QNTLDEF=5."""
-    saf = set(safety_population(adsl)["USUBJID"])
-    adlb = adlb[[c for c in adlb.columns if c in _LAB_BY_VISIT_VARIABLES]]  # rows below copy only these (issue 15)
-    rows = np.flatnonzero((adlb["PARAMCD"].isin(list(tests)) & adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna()
-                           & adlb["AVISITN"].notna()).to_numpy(dtype=bool))
-    on = adlb["ABLFL"].take(rows).astype(object).eq("Y") | adlb["ONTRTFL"].take(rows).astype(object).eq("Y")
-    d = adlb.take(rows[on.to_numpy(dtype=bool)])  # the selected records, copied once (issue 15)
-    # one value per subject and visit: the record closest to the nominal day (the first on ties)
-    d = d.assign(_DIST=(d["ADY"] - d["AVISITN"]).abs().where(d["AVISITN"] > 0, 0))
-    # sorted on the key variables alone, then the kept records taken in that order: what sorting
-    # and de-duplicating every variable gives, with one copy of the kept records (issue 15)
-    keys = ["PARAMCD", "USUBJID", "AVISITN", "_DIST", "ADT"]
-    by = d[keys].set_axis(pd.RangeIndex(len(d))).sort_values(keys)
-    first = ~by.duplicated(["PARAMCD", "USUBJID", "AVISITN"]).to_numpy(dtype=bool)
-    d = d.take(by.index.to_numpy()[first])
-    del by
+    on-treatment records), visits with at least ``min_n`` values; quantiles by SAS QNTLDEF=5.
 
-    g = d.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)
-    sizes = g.size()
-    gid = g.ngroup().to_numpy(dtype=float, na_value=-1.0)  # rows of a dropped (missing) key: -1
-    keep = gid >= 0
-    aval = d["AVAL"].to_numpy(dtype=float)[keep]
-    values = aval[np.lexsort((aval, gid[keep]))]  # each group's values in ascending order
-    counts = sizes.to_numpy()
-    starts = np.cumsum(counts) - counts
-    out = sizes.rename("n").reset_index()
-    for name, p in (("median", 0.5), ("q1", 0.25), ("q3", 0.75)):
-        out[name] = group_quantiles(values, starts, counts, p)
-    unit = d.groupby("PARAMCD")["AVALU"].first() if "AVALU" in d else pd.Series(dtype=object)
+    One value per subject, test and visit (:func:`_closest_per_visit`). Each test's records are
+    read as arrays and sort ranks (:func:`_sort_ranks`) and sorted once, stably: the records that
+    ``sort_values`` and ``drop_duplicates`` of every selected record gave, one test at a time and
+    without a frame of the selected records (issue 15: +2 GB at 100,000 subjects, 13 M lab
+    records). Groups (test, AVISITN, AVISIT) are ordered as grouping ADLB by them orders them."""
+    saf = set(safety_population(adsl)["USUBJID"])
+    selected = (adlb["USUBJID"].isin(saf) & adlb["AVAL"].notna() & adlb["AVISITN"].notna()
+                & (adlb["ABLFL"].astype(object).eq("Y") | adlb["ONTRTFL"].astype(object).eq("Y"))).to_numpy(dtype=bool)
+    aval = adlb["AVAL"].to_numpy(dtype=float)
+    has_unit = adlb["AVALU"].notna().to_numpy(dtype=bool) if "AVALU" in adlb else None
+    none = np.zeros(0, dtype=np.int64)
+    parts: dict[str, list[np.ndarray]] = {"rep": [none], "n": [none], "median": [none + 0.0], "q1": [none + 0.0],
+                                          "q3": [none + 0.0]}
+    unit_rows = [none]
+    for test in dict.fromkeys(tests):
+        kept = _closest_per_visit(adlb, np.flatnonzero(selected & (adlb["PARAMCD"] == test).to_numpy(dtype=bool)))
+        # groups (AVISITN, AVISIT) of the test; a record with a missing visit name is in none
+        name_code = np.asarray(pd.factorize(adlb["AVISIT"].take(kept))[0], dtype=np.int64)
+        visit = np.asarray(pd.factorize(adlb["AVISITN"].take(kept))[0], dtype=np.int64)
+        members = kept[name_code >= 0]
+        _, first_of, gid = np.unique(equality_keys([visit[name_code >= 0], name_code[name_code >= 0]]),
+                                     return_index=True, return_inverse=True)
+        del name_code, visit
+        counts = np.bincount(gid, minlength=first_of.size)
+        v = aval[members]
+        values = v[np.lexsort((v, gid))]  # each group's values in ascending order
+        starts = np.cumsum(counts) - counts
+        parts["rep"].append(members[first_of])  # a record of each group, for its key values
+        parts["n"].append(counts.astype(np.int64))
+        for name, q in (("median", 0.5), ("q1", 0.25), ("q3", 0.75)):
+            parts[name].append(group_quantiles(values, starts, counts, q))
+        if has_unit is not None:
+            unit_rows.append(kept[has_unit[kept]][:1])  # the test's first unit (``groupby(...).first()``)
+        del kept, members, gid, v, values
+    # the groups' keys as grouping ADLB's records by them gives (values, types, sort order)
+    keys = adlb[["PARAMCD", "AVISITN", "AVISIT"]].take(np.concatenate(parts.pop("rep"))).reset_index(drop=True)
+    by = keys.groupby(["PARAMCD", "AVISITN", "AVISIT"], sort=True)
+    in_order = np.argsort(by.ngroup().to_numpy(), kind="stable")
+    out = by.size().rename("n").reset_index()
+    for name, chunks in parts.items():
+        out[name] = np.concatenate(chunks)[in_order]
+    if has_unit is not None:
+        first_unit = np.concatenate(unit_rows)
+        unit = pd.Series(adlb["AVALU"].take(first_unit).array, index=adlb["PARAMCD"].take(first_unit).to_numpy())
+    else:
+        unit = pd.Series(dtype=object)
     out["AVALU"] = out["PARAMCD"].map(unit)
     return out.loc[out["n"] >= min_n].reset_index(drop=True)
 
