@@ -255,7 +255,7 @@ def test_markers_become_paths_at_their_positions_with_the_uses_and_their_own_sty
     before = ET.fromstring(svg)
     defs = {p.get("id"): p for p in before.iter(f"{NS}path") if p.get("id")}
     groups_before = list(before.iter(f"{NS}g"))
-    groups_after = list(ET.fromstring(svg_for_weasyprint(svg)[0]).iter(f"{NS}g"))
+    groups_after = list(ET.fromstring(svg_for_weasyprint(svg, unwrap_groups=False)[0]).iter(f"{NS}g"))
     assert len(groups_before) == len(groups_after)  # the rewrite keeps every group
     marks = [(j, i, u) for j, g in enumerate(groups_before) for i, u in enumerate(g)
              if u.tag == f"{NS}use" and u.get("x") is not None]
@@ -266,3 +266,27 @@ def test_markers_become_paths_at_their_positions_with_the_uses_and_their_own_sty
         shift = Affine2D().translate(float(u.get("x")), float(u.get("y")))
         np.testing.assert_allclose(_points(p.get("d")), shift.transform(_points(d.get("d"))), atol=6e-5)
         assert p.get("style") == "; ".join(s for s in (u.get("style"), d.get("style")) if s)
+
+
+def test_plain_groups_are_unwrapped_and_the_others_kept():
+    """A ``<g>`` whose only attribute is an unreferenced id draws nothing of its own (SVG 1.1
+    sections 5.2, 6.7): it is replaced by its children, in order; a group with a transform, a
+    style, a clip, no id at all but a class, or an id referred to by href/url()/<style> stays."""
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+           '<style>#styled-by-id { fill: red }</style>'
+           '<g id="figure_1"><g id="patch_1"><path d="M 0 0 L 1 1"/></g>'
+           '<g id="axes_1"><g><path d="M 1 1 L 2 2"/><path d="M 2 2 L 3 3"/></g>'
+           '<g id="moved" transform="translate(1 2)"><path d="M 3 3 L 4 4"/></g>'
+           '<g id="painted" style="fill: blue"><path d="M 4 4 L 5 5"/></g>'
+           '<g id="clipped" clip-path="url(#c1)"><path d="M 5 5 L 6 6"/></g>'
+           '<g id="used"><path d="M 6 6 L 7 7"/></g><use xlink:href="#used" x="3"/>'
+           '<g id="styled-by-id"><path d="M 7 7 L 8 8"/></g>'
+           '<g class="c"><path d="M 8 8 L 9 9"/></g></g></g>'
+           '<defs><clipPath id="c1"><rect width="9" height="9"/></clipPath></defs></svg>')
+    root = ET.fromstring(svg_for_weasyprint(svg)[0])
+    kept = [g.get("id") or g.get("class") for g in root.iter(f"{NS}g")]
+    assert kept == ["moved", "painted", "clipped", "used", "styled-by-id", "c"]
+    order = [p.get("d").split()[1] for p in root.iter(f"{NS}path")]
+    assert order == [str(i) for i in range(9)]  # every path, in document order
+    assert [e.tag for e in root][:4] == [f"{NS}style", f"{NS}path", f"{NS}path", f"{NS}path"]
+    assert len(list(ET.fromstring(svg_for_weasyprint(svg, unwrap_groups=False)[0]).iter(f"{NS}g"))) == 10
