@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pandas as pd
@@ -314,3 +315,28 @@ def test_for_storage_writes_mixed_objects_as_text_without_touching_the_input():
     pd.testing.assert_frame_equal(out.drop(columns="NOCONF"), df.drop(columns="NOCONF"))
     plain = df.drop(columns="NOCONF")
     assert _for_storage(plain) is plain
+
+
+def test_analyze_runs_under_mmtrials_pandas_options_and_restores_the_callers(tmp_path, monkeypatch):
+    """analyze() computes without numexpr (pipeline.pandas_options: as a plain install, which has
+    no numexpr) and gives the caller's pandas options back afterwards, also after an error."""
+    import pandas as pd
+
+    import mmtrial.pipeline as pipeline
+
+    pytest.importorskip("numexpr")  # the test environment has it (scikit-survival's dependency)
+    seen: list[bool] = []
+
+    def load(*args, **kwargs):
+        seen.append(pd.get_option("compute.use_numexpr"))
+        raise RuntimeError("stop after reading")
+
+    monkeypatch.setattr(pipeline, "load_study", load)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "dm.csv").write_text("STUDYID,USUBJID\nS,1\n")
+    with pd.option_context("compute.use_numexpr", True):
+        with contextlib.suppress(Exception):  # whatever analyze makes of the error, the options return
+            pipeline.analyze(study, tmp_path / "out")
+        assert pd.get_option("compute.use_numexpr") is True
+    assert seen == [False]

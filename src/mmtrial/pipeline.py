@@ -477,6 +477,30 @@ def _write_submission(a: Analysis, out: Path) -> None:
     write_submission(a, out)
 
 
+def pandas_options():
+    """The pandas options an analysis runs under (a context manager; the caller's return after).
+
+    ``compute.use_numexpr = False``: pandas hands arithmetic and comparisons on columns of over
+    10,000 values to numexpr when that package is installed (it is not among mmtrial's
+    dependencies; scikit-survival, a test dependency, brings it). Its threads cost more CPU than
+    numpy's loops (2.7 M products: about 18 ms against 3-5 ms) and the analysis then depended on
+    what else is installed. Off, every run computes with numpy as a plain ``pip install
+    mmtrial`` does: read + check at 20,000 subjects 1.50 -> 1.18 s of CPU, CTCAE grading +
+    exposure 2.2-2.4 -> 1.9 s (bench_steps_floor.py, alternating, quiet machine; docs/design.md
+    "seventh pass merged"); results identical (bench_identical.py)."""
+    return pd.option_context("compute.use_numexpr", False)
+
+
+def _under_pandas_options(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with pandas_options():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_under_pandas_options
 def analyze(
     study_dir: str | Path,
     out_dir: str | Path,
