@@ -37,16 +37,16 @@ def safe_file_id(table_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", table_id).strip("_") or "table"
 
 
-def is_wide(data: pd.DataFrame) -> bool:
+def is_wide(data: pd.DataFrame, texts: tuple[list[str], list[list[str]]] | None = None) -> bool:
     """Landscape when the table has many columns or its widest row is long.
 
     Widths are those of the texts the RTF writes (:func:`_cell_texts`: a missing value is blank,
-    not "nan")."""
+    not "nan"); ``texts``: those texts when the caller has them already."""
     if data.shape[1] > PORTRAIT_MAX_COLUMNS:
         return True
     if data.empty:
         return False
-    names, rows = _cell_texts(data)
+    names, rows = texts if texts is not None else _cell_texts(data)
     widths = max(sum(map(len, r)) for r in rows)
     return max(widths, sum(map(len, names))) > PORTRAIT_MAX_CHARS
 
@@ -141,7 +141,7 @@ def table_rtf(table, h: TlfHeader, number: str | None = None) -> bytes:
     names, rows = _cell_texts(data)
     ncol = len(names)
     widths = [max(3, min(30, max(len(r[i]) for r in rows), len(names[i]) + 2)) for i in range(ncol)]
-    page, total = _PAGE[is_wide(data)]
+    page, total = _PAGE[is_wide(data, (names, rows))]
     cum = list(itertools.accumulate(widths))
     edges = [int(total * c / cum[-1]) for c in cum]
     justify = ["l"] + ["c"] * (ncol - 1)
