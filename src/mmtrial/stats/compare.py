@@ -200,6 +200,20 @@ def compute_cox(time, event, group, *, entry=None, ties: Ties = "efron", level: 
     return _cox(t, e, (g == 1).astype(float), entry, ties, level, "Cox", t.size, labels)
 
 
+def cox_without_comparison(ev: np.ndarray, x1: np.ndarray, labels: tuple[str, str]) -> str:
+    """Why a Cox model of one binary covariate compares nothing ("" when it compares): no subjects,
+    no events, or every subject in one group (``ev``, ``x1``: boolean event and group-1 flags).
+    Shared by :func:`compute_cox_estimability` and the stratified model's check
+    (:func:`mmtrial.stats.twoarm.compute_stratified_cox_estimability`)."""
+    if x1.size == 0:
+        return "no subjects"
+    if not ev.any():
+        return "no events"
+    if x1.all() or not x1.any():
+        return f"all subjects are {labels[0] if x1.all() else labels[1]}s; there is no comparison group"
+    return ""
+
+
 def compute_cox_estimability(event, x, labels: tuple[str, str] = ("group 1", "group 0")) -> str:
     """Why a one-binary-covariate Cox model has no finite estimate ("" when it has one).
 
@@ -208,12 +222,9 @@ def compute_cox_estimability(event, x, labels: tuple[str, str] = ("group 1", "gr
     """
     ev = np.asarray(event, dtype=float) == 1
     x1 = np.asarray(x, dtype=float) == 1
-    if x1.size == 0:
-        return "no subjects"
-    if not ev.any():
-        return "no events"
-    if x1.all() or not x1.any():
-        return f"all subjects are {labels[0] if x1.all() else labels[1]}s; there is no comparison group"
+    reason = cox_without_comparison(ev, x1, labels)
+    if reason:
+        return reason
     e1, e0 = int((ev & x1).sum()), int((ev & ~x1).sum())
     if e1 == 0 or e0 == 0:
         none = labels[0] if e1 == 0 else labels[1]

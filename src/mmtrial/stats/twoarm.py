@@ -27,7 +27,12 @@ import numpy as np
 
 from mmtrial.stats import _dist
 from mmtrial.stats._result import AsDict
-from mmtrial.stats.compare import CoxResult, LogRankResult, compute_logrank_oev_counting
+from mmtrial.stats.compare import (
+    CoxResult,
+    LogRankResult,
+    compute_logrank_oev_counting,
+    cox_without_comparison,
+)
 from mmtrial.stats.cox import fit_cox
 
 Ties = Literal["efron", "breslow"]
@@ -128,12 +133,9 @@ def compute_stratified_cox_estimability(time, event, x, codes,
     x1 = np.asarray(x, dtype=float) == 1
     ok = ~np.isnan(t) & ~np.isnan(np.asarray(event, dtype=float))  # fit_cox's missing="drop"
     t, ev, x1, codes = t[ok], ev[ok], x1[ok], np.asarray(codes)[ok]
-    if t.size == 0:
-        return "no subjects"
-    if not ev.any():
-        return "no events"
-    if x1.all() or not x1.any():
-        return f"all subjects are {labels[0] if x1.all() else labels[1]}s; there is no comparison group"
+    reason = cox_without_comparison(ev, x1, labels)
+    if reason:
+        return reason
     # latest time of each (stratum, group): an event has the other group at risk in its stratum
     # when that group's latest time in the stratum is at or after the event time
     n_strata = int(codes.max()) + 1
